@@ -1,0 +1,33 @@
+"""trustpath: the reference implementation of XEP-xxxx Trust Path (urn:xmpp:trust-path:0).
+
+The core is sans-I/O: :func:`attest` signs, :func:`verify` and :func:`verify_stanza`
+check, with keys, TLS facts and the current time passed in.  Adapters (the embedded
+federation, the command line) do the I/O.
+"""
+
+from .anchor import anchor_from_json, anchor_to_json, load_anchor
+from .attest import attest
+from .errors import (
+    InvalidAnchor,
+    InvalidInput,
+    LimitExceeded,
+    MalformedStanza,
+    TrustPathError,
+    UnsupportedAlgorithm,
+    UnsupportedVersion,
+    UsageError,
+)
+from .keys import KeySet, KeyStatus, PublishedKey, SigningKey, spki_sha256, verify_signature
+from .model import NS, Attestation, Chain, KeySource, MessageFields, Path, Result, Side, Strength, Verdict, View
+from .receive import verify_stanza
+from .signing import signing_input
+from .verify import Anchor, HopReport, Report, verify
+
+__all__ = [
+    "NS", "Anchor", "Attestation", "Chain", "HopReport", "InvalidAnchor", "InvalidInput", "KeySet", "KeySource",
+    "KeyStatus", "LimitExceeded", "MalformedStanza", "MessageFields", "Path", "PublishedKey", "Report", "Result",
+    "Side", "SigningKey", "Strength", "TrustPathError", "UnsupportedAlgorithm", "UnsupportedVersion", "UsageError",
+    "Verdict", "View", "anchor_from_json", "anchor_to_json", "attest", "load_anchor", "signing_input",
+    "spki_sha256", "verify", "verify_signature", "verify_stanza",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,171 @@
+"""The ``trustpath`` command: ``demo``, ``verify`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path as FsPath
+
+from rich.console import Console
+from rich.text import Text
+
+from .anchor import anchor_to_json, load_anchor
+from .errors import LimitExceeded, TrustPathError
+from .model import DEFAULT_MAX_SKEW, MAX_STANZA_BYTES, Verdict
+from .receive import verify_stanza
+from .render import badge, report_view
+from .timefmt import format_time, parse_time
+
+
+def _console() -> Console:
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=False, width=max(console.width, 140))
+    return console
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .sim.scenarios import VECTOR_SEED, VECTOR_START, run_all
+
+    only = tuple(args.scenario or ())
+    seed, start = (VECTOR_SEED, VECTOR_START) if args.fixed else (None, None)
+    outcomes = run_all(seed=seed, start=start, only=only)
+    if args.emit:
+        emit(outcomes, FsPath(args.emit))
+    if args.json:
+        print(json.dumps([o.to_json() for o in outcomes], indent=2))
+    else:
+        console = _console()
+        for o in outcomes:
+            mark = Text("✔ as required", style="green") if o.ok else Text("✘ NOT as required", style="bold red")
+            console.print(Text.assemble((f"{o.number:2d} {o.name}", "bold"), f" — {o.title}"))
+            if o.report is not None:
+                console.print(report_view(o.report))
+            else:
+                err = o.error or {}
+                console.print(Text.assemble("not delivered: ", badge(Verdict.UNTRUSTED),
+                                            f"  {err.get('text', 'refused')} "
+                                            f"[error {err.get('condition')}, reason {err.get('reason')}]"))
+            console.print(Text.assemble("required: ", o.expected.text, " → ", mark, *(
+                [f"  ({'; '.join(o.problems)})"] if o.problems else [])))
+            console.print()
+        passed = sum(o.ok for o in outcomes)
+        console.print(Text(f"{passed}/{len(outcomes)} scenarios gave the verdict the brief requires",
+                           style="bold green" if passed == len(outcomes) else "bold red"))
+        if args.emit:
+            console.print(f"wrote the received stanzas, anchors and expected verdicts to {args.emit}/")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def emit(outcomes: list, directory: FsPath) -> None:  # type: ignore[type-arg]
+    """Write, per scenario, what the recipient received, what it trusts, and what it must see."""
+    from .sim.scenarios import file_stem
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for o in outcomes:
+        stem = file_stem(o)
+        expected: dict[str, object] = {"scenario": o.number, "name": o.name, "title": o.title,
+                                       "verdict": o.expected.verdict.value, "delivered": o.expected.delivered,
+                                       "requirement": o.expected.text}
+        if o.expected.hop:
+            expected.update({"hop": o.expected.hop, "reason": o.expected.reason})
+        if o.delivered and o.stanza is not None and o.anchor is not None and o.report is not None:
+            (directory / f"{stem}.xml").write_bytes(o.stanza + b"\n")
+            (directory / f"{stem}.anchor.json").write_text(json.dumps(anchor_to_json(o.anchor), indent=2) + "\n")
+            expected["now"] = o.received_at
+        elif o.stanza is not None:
+            (directory / f"{stem}.error.xml").write_bytes(o.stanza + b"\n")
+            if o.error:
+                expected["error"] = o.error
+        (directory / f"{stem}.expected.json").write_text(json.dumps(expected, indent=2) + "\n")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        now = parse_time(args.now) if args.now else datetime.now(UTC)
+        anchor, max_skew = load_anchor(args.anchor)
+        path = FsPath(args.stanza)
+        try:
+            if path.stat().st_size > MAX_STANZA_BYTES + 1024:
+                raise LimitExceeded(f"file is {path.stat().st_size} bytes; a stanza may be at most "
+                                    f"{MAX_STANZA_BYTES}")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise _FileProblem(f"cannot read it: {exc.strerror}") from None
+        report = verify_stanza(data, anchor, now,
+                               max_skew=args.max_skew if args.max_skew is not None else max_skew)
+    except (TrustPathError, _FileProblem) as exc:
+        print(f"trustpath verify: {args.stanza}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        out = report.to_json()
+        out["now"] = format_time(now)
+        print(json.dumps(out, indent=2))
+    else:
+        _console().print(report_view(report))
+    return 0
+
+
+class _FileProblem(Exception):
+    pass
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    figures = run_bench(rounds=args.rounds)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        console = _console()
+        console.print(f"create one attestation: {figures['create_median_us']:.1f} µs median; "
+                      f"one raw Ed25519 signature: {figures['sign_median_us']:.1f} µs "
+                      f"→ ratio {figures['create_ratio']:.2f} (target ≤ 1.20)")
+        console.print(f"check a {figures['hops']}-hop path from bytes: {figures['verify_median_us']:.1f} µs median; "
+                      f"{figures['hops']} raw verifications: {figures['raw_verify_median_us']:.1f} µs "
+                      f"→ ratio {figures['verify_ratio']:.2f} (target ≤ 1.20)")
+        console.print(f"bytes added per hop: {figures['bytes_per_hop']:.0f} (target ≤ 400); "
+                      f"{figures['rounds']} rounds, medians")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trustpath", description="End-to-end trust-path reporting for XMPP "
+                                     "(urn:xmpp:trust-path:0): reference implementation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the brief's scenarios on the embedded federation")
+    demo.add_argument("--json", action="store_true", help="machine-readable output")
+    demo.add_argument("--emit", metavar="DIR", help="write each received stanza, anchor and expected verdict")
+    demo.add_argument("--scenario", type=int, action="append", metavar="N", help="run only scenario N")
+    demo.add_argument("--fixed", action="store_true",
+                      help="fixed keys and clock (the published test vectors) instead of fresh ones")
+    demo.set_defaults(func=cmd_demo)
+
+    ver = sub.add_parser("verify", help="check one received stanza against an anchor")
+    ver.add_argument("stanza", help="the stanza as received (a message, carbon or archive result)")
+    ver.add_argument("--anchor", required=True, help="JSON: the recipient's server keys and its own view")
+    ver.add_argument("--json", action="store_true", help="machine-readable output")
+    ver.add_argument("--now", help="the time to verify at, like 2026-11-25T09:00:00Z (default: now)")
+    ver.add_argument("--max-skew", type=int, help=f"allowed clock skew in seconds (default: the anchor's, "
+                     f"else {DEFAULT_MAX_SKEW})")
+    ver.set_defaults(func=cmd_verify)
+
+    bench = sub.add_parser("bench", help="measure attestation cost against raw Ed25519, and bytes per hop")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument("--rounds", type=int, default=2000, help="timed repetitions per figure")
+    bench.set_defaults(func=cmd_bench)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

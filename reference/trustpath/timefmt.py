@@ -1,0 +1,31 @@
+"""The one time format on the wire: ``YYYY-MM-DDThh:mm:ssZ`` (XEP-0082, UTC, no fractions)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from .errors import MalformedStanza, UsageError
+
+_WIRE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+
+
+def format_time(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise UsageError("times must be timezone-aware (use datetime.now(UTC))")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    if not _WIRE.match(text):
+        raise MalformedStanza(f"time {text!r} is not of the form 2026-11-25T09:00:00Z")
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise MalformedStanza(f"time {text!r} is not a valid date and time") from exc
+
+
+def require_aware(moment: datetime, name: str = "now") -> datetime:
+    if moment.tzinfo is None:
+        raise UsageError(f"{name} must be timezone-aware (use datetime.now(UTC))")
+    return moment
