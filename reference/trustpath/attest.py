@@ -7,7 +7,7 @@ from datetime import datetime
 from .errors import UsageError
 from .keys import SigningKey
 from .model import Attestation, MessageFields, View
-from .signing import signing_input
+from .signing import fields_input, message_prefix
 from .timefmt import format_time
 
 
@@ -30,8 +30,9 @@ def attest(message: MessageFields, key: SigningKey, *, signer: str, time: dateti
         raise UsageError("an in_view must state chain (pass, absent, stripped or fail)")
     when = time if isinstance(time, str) else format_time(time)
     stored_at = stored if stored is None or isinstance(stored, str) else format_time(stored)
-    unsigned = Attestation(signer=signer, time=when, for_id=message.id, sig="", in_view=in_view,
-                           out_view=out_view, prev_key=prev_key, stored=stored_at)
-    data = signing_input(message, previous.sig if previous is not None else "", unsigned, prefix=prefix)
+    data = fields_input(message_prefix(message) if prefix is None else prefix,
+                        previous.sig if previous is not None else "", alg=None, for_id=message.id,
+                        prev_key=prev_key, signer=signer, stored=stored_at, time=when, in_view=in_view,
+                        out_view=out_view)
     return Attestation(signer=signer, time=when, for_id=message.id, sig=key.sign(data), in_view=in_view,
                        out_view=out_view, prev_key=prev_key, stored=stored_at)

@@ -74,17 +74,16 @@ def parse_stanza(data: bytes) -> etree._Element:
 
 
 def _check_depth(root: etree._Element) -> None:
-    stack = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise LimitExceeded(f"stanza nests deeper than {MAX_DEPTH} elements")
-        for child in element:
-            if isinstance(child, (etree._Entity, etree._ProcessingInstruction)):
-                raise MalformedStanza("XMPP forbids entity references and processing instructions")
-            if isinstance(child, etree._Comment):
-                raise MalformedStanza("XMPP forbids comments in stanzas (RFC 6120, 11.1)")
-            stack.append((child, depth + 1))
+    depth = 0
+    for event, element in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
+        if event == "start":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise LimitExceeded(f"stanza nests deeper than {MAX_DEPTH} elements")
+        elif event == "end":
+            depth -= 1
+        else:
+            raise MalformedStanza("XMPP forbids comments and processing instructions in stanzas (RFC 6120, 11.1)")
 
 
 def _local(element: etree._Element) -> tuple[str, str]:
@@ -137,16 +136,17 @@ def message_fields(message: etree._Element) -> MessageFields:
     if not ident:
         raise MalformedStanza("the message needs an 'id' to be attested")
     groups: dict[str, list[tuple[str | None, str]]] = {"body": [], "subject": [], "thread": []}
+    wanted = {f"{{{ns}}}{name}": name for name in groups}
+    require_tag = f"{{{NS}}}require"
     require = None
     for child in message:
-        if not isinstance(child.tag, str):
-            continue
-        cns, name = _local(child)
-        if cns == ns and name in groups:
+        tag = child.tag
+        name = wanted.get(tag) if isinstance(tag, str) else None
+        if name is not None:
             if len(child):
                 raise MalformedStanza(f"<{name}/> must contain text only")
             groups[name].append((child.get(XML_LANG), child.text or ""))
-        elif cns == NS and name == "require":
+        elif tag == require_tag:
             if require is not None:
                 raise MalformedStanza("more than one <require/>")
             require = child.get("verdict")
@@ -196,59 +196,77 @@ def decode_path(message: etree._Element) -> Path | None:
     return Path(attestations)
 
 
-def _need(element: etree._Element, name: str) -> str:
-    value = element.get(name)
+_TAG_ATTESTATION = f"{{{NS}}}attestation"
+_TAG_IN = f"{{{NS}}}in"
+_TAG_OUT = f"{{{NS}}}out"
+_SIDES = {s.value: s for s in Side}
+_RESULTS = {r.value: r for r in Result}
+_CHAINS = {c.value: c for c in Chain}
+_KEY_SOURCES = {k.value: k for k in KeySource}
+
+
+def _need(attrs: dict[str, str], name: str, element: str) -> str:
+    value = attrs.get(name)
     if value is None:
-        raise MalformedStanza(f"<{etree.QName(element).localname}/> lacks '{name}'")
+        raise MalformedStanza(f"<{element}/> lacks '{name}'")
     return value
 
 
+def _enum(table: dict[str, object], value: str | None, name: str, element: str) -> object:
+    try:
+        return table[value]  # type: ignore[index]
+    except KeyError:
+        raise MalformedStanza(f"<{element}/> '{name}' must be one of {sorted(table)}, got {value!r}") from None
+
+
 def decode_attestation(element: etree._Element) -> Attestation:
-    ns, name = _local(element)
-    if ns != NS or name != "attestation":
+    if element.tag != _TAG_ATTESTATION:
+        name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
         raise MalformedStanza(f"<path/> may contain only <attestation/>, not <{name}/>")
-    extra = set(element.attrib) - _ATTESTATION_ATTRS
-    if extra:
-        raise MalformedStanza(f"<attestation/> has unknown attribute(s) {sorted(extra)}")
-    alg = element.get("alg")
+    attrs = dict(element.attrib)
+    if not attrs.keys() <= _ATTESTATION_ATTRS:
+        raise MalformedStanza(f"<attestation/> has unknown attribute(s) {sorted(attrs.keys() - _ATTESTATION_ATTRS)}")
+    alg = attrs.get("alg")
     if alg is not None and alg != "ed25519":
-        raise UnsupportedAlgorithm(f"attestation by {element.get('signer')!r} uses algorithm {alg!r}; "
+        raise UnsupportedAlgorithm(f"attestation by {attrs.get('signer')!r} uses algorithm {alg!r}; "
                                    "only ed25519 is defined")
-    signer = _need(element, "signer")
-    time = _need(element, "time")
-    for_id = _need(element, "for")
-    sig = _need(element, "sig")
-    prev_key = element.get("prev-key")
-    stored = element.get("stored")
+    signer = _need(attrs, "signer", "attestation")
+    time = _need(attrs, "time", "attestation")
+    for_id = _need(attrs, "for", "attestation")
+    sig = _need(attrs, "sig", "attestation")
+    prev_key = attrs.get("prev-key")
+    stored = attrs.get("stored")
     if not signer or len(signer) > 3071:
         raise MalformedStanza("'signer' must be a JID")
     if not for_id or len(for_id) > 256:
         raise MalformedStanza("'for' must be a message id of 1 to 256 characters")
-    for label, value in (("time", time), ("stored", stored)):
-        if value is not None and not _TIME.match(value):
-            raise MalformedStanza(f"'{label}' must look like 2026-11-25T09:00:00Z, got {value!r}")
+    if not _TIME.match(time):
+        raise MalformedStanza(f"'time' must look like 2026-11-25T09:00:00Z, got {time!r}")
+    if stored is not None and not _TIME.match(stored):
+        raise MalformedStanza(f"'stored' must look like 2026-11-25T09:00:00Z, got {stored!r}")
     if not _B64_64.match(sig):
         raise MalformedStanza("'sig' must be a base64 Ed25519 signature (88 characters)")
     if prev_key is not None and not _B64_32.match(prev_key):
         raise MalformedStanza("'prev-key' must be a base64 Ed25519 key (44 characters)")
-    if (element.text or "").strip():
+    if element.text is not None and element.text.strip():
         raise MalformedStanza("<attestation/> contains text")
     in_view = out_view = None
-    seen: list[str] = []
+    order = []
     for child in element:
-        if not isinstance(child.tag, str):
-            continue
-        cns, cname = _local(child)
-        if cns != NS or cname not in ("in", "out"):
-            raise MalformedStanza(f"<attestation/> may contain only <in/> and <out/>, not <{cname}/>")
-        if (child.tail or "").strip() or (child.text or "").strip() or len(child):
-            raise MalformedStanza(f"<{cname}/> must be empty")
-        seen.append(cname)
-        if cname == "in":
+        tag = child.tag
+        if tag == _TAG_IN:
+            order.append("in")
             in_view = decode_view(child, inbound=True)
-        else:
+        elif tag == _TAG_OUT:
+            order.append("out")
             out_view = decode_view(child, inbound=False)
-    if seen not in (["in"], ["out"], ["in", "out"]):
+        else:
+            name = etree.QName(child).localname if isinstance(tag, str) else "a comment or instruction"
+            raise MalformedStanza(f"<attestation/> may contain only <in/> and <out/>, not <{name}/>")
+        if (child.tail is not None and child.tail.strip()) or (child.text is not None and child.text.strip()) \
+                or len(child):
+            raise MalformedStanza(f"<{order[-1]}/> must be empty")
+    if order not in (["in"], ["out"], ["in", "out"]):
         raise MalformedStanza("<attestation/> holds <in/>, <out/> or both, once each, in that order")
     return Attestation(signer=signer, time=time, for_id=for_id, sig=sig, in_view=in_view, out_view=out_view,
                        prev_key=prev_key, stored=stored, alg=alg)
@@ -256,55 +274,54 @@ def decode_attestation(element: etree._Element) -> Attestation:
 
 def decode_view(element: etree._Element, *, inbound: bool) -> View:
     name = "in" if inbound else "out"
-    extra = set(element.attrib) - (_IN_ATTRS if inbound else _VIEW_ATTRS)
-    if extra:
-        raise MalformedStanza(f"<{name}/> has unknown attribute(s) {sorted(extra)}")
-    peer = _need(element, "peer")
+    attrs = dict(element.attrib)
+    allowed = _IN_ATTRS if inbound else _VIEW_ATTRS
+    if not attrs.keys() <= allowed:
+        raise MalformedStanza(f"<{name}/> has unknown attribute(s) {sorted(attrs.keys() - allowed)}")
+    peer = _need(attrs, "peer", name)
     if not peer or len(peer) > 3071:
         raise MalformedStanza(f"<{name}/> 'peer' must be a JID")
-    try:
-        side = Side(_need(element, "side"))
-        result = Result(_need(element, "result"))
-        chain = Chain(element.get("chain")) if element.get("chain") is not None else None
-        key_source = KeySource(element.get("key-source")) if element.get("key-source") is not None else None
-    except ValueError as exc:
-        raise MalformedStanza(f"<{name}/>: {exc}") from None
-    tls = _need(element, "tls")
+    side = _enum(_SIDES, attrs.get("side"), "side", name)
+    result = _enum(_RESULTS, attrs.get("result"), "result", name)
+    chain = attrs.get("chain")
+    chain = _enum(_CHAINS, chain, "chain", name) if chain is not None else None
+    key_source = attrs.get("key-source")
+    key_source = _enum(_KEY_SOURCES, key_source, "key-source", name) if key_source is not None else None
+    tls = _need(attrs, "tls", name)
     if tls not in _TLS:
         raise MalformedStanza(f"<{name}/> 'tls' must be one of {_TLS}")
-    method = _need(element, "method")
+    method = _need(attrs, "method", name)
     if not _METHOD.match(method):
         raise MalformedStanza(f"<{name}/> 'method' {method!r} is not a method name")
-    spki = element.get("spki")
+    spki = attrs.get("spki")
     if spki is not None and not _B64_32.match(spki):
         raise MalformedStanza(f"<{name}/> 'spki' must be a base64 SHA-256 (44 characters)")
     if spki is None and tls != "none":
         raise MalformedStanza(f"<{name}/> over TLS must state 'spki'")
-    cipher = element.get("cipher")
+    cipher = attrs.get("cipher")
     if cipher is not None and not _CIPHER.match(cipher):
         raise MalformedStanza(f"<{name}/> 'cipher' must be 4 upper-case hex digits")
-    cb = element.get("cb")
+    cb = attrs.get("cb")
     if cb is not None and cb not in _CB:
         raise MalformedStanza(f"<{name}/> 'cb' must be one of {_CB}")
-    reasons = {}
-    for attr in ("reason", "chain-reason"):
-        value = element.get(attr)
+    reason = attrs.get("reason")
+    chain_reason = attrs.get("chain-reason")
+    for attr, value in (("reason", reason), ("chain-reason", chain_reason)):
         if value is not None and not _REASON.match(value):
             raise MalformedStanza(f"<{name}/> '{attr}' must be a reason code")
-        reasons[attr] = value
-    if result is Result.FAIL and reasons["reason"] is None:
+    if result is Result.FAIL and reason is None:
         raise MalformedStanza(f"<{name}/> with result='fail' must give a 'reason'")
-    removed = element.get("removed")
+    removed = attrs.get("removed")
     removed_n = None
     if removed is not None:
-        if not removed.isdigit() or int(removed) < 1 or len(removed) > 3:
+        if not removed.isdigit() or len(removed) > 3 or int(removed) < 1:
             raise MalformedStanza(f"<{name}/> 'removed' must be a positive integer")
         removed_n = int(removed)
     if inbound and chain is None:
         raise MalformedStanza("<in/> must state 'chain'")
-    return View(peer=peer, side=side, tls=tls, method=method, result=result, spki=spki, cipher=cipher, cb=cb,
-                reason=reasons["reason"], chain=chain, chain_reason=reasons["chain-reason"],
-                key_source=key_source, removed=removed_n)
+    return View(peer=peer, side=side, tls=tls, method=method, result=result, spki=spki,  # type: ignore[arg-type]
+                cipher=cipher, cb=cb, reason=reason, chain=chain, chain_reason=chain_reason,  # type: ignore[arg-type]
+                key_source=key_source, removed=removed_n)  # type: ignore[arg-type]
 
 
 # --- encoding -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ U+0000, so NUL separators make the encoding unambiguous.
 
 from __future__ import annotations
 
-from .model import NS, Attestation, MessageFields
+from .model import NS, Attestation, MessageFields, View
 
 _NUL = "\x00"
 
@@ -27,6 +27,17 @@ def message_prefix(message: MessageFields) -> str:
     return "".join(parts)
 
 
+def _view_fields(parts: list[str], element: str, view: View) -> None:
+    # attribute names in code point order, as the XEP requires
+    for name, value in (("cb", view.cb), ("chain", view.chain), ("chain-reason", view.chain_reason),
+                        ("cipher", view.cipher), ("key-source", view.key_source), ("method", view.method),
+                        ("peer", view.peer), ("reason", view.reason),
+                        ("removed", None if view.removed is None else str(view.removed)),
+                        ("result", view.result), ("side", view.side), ("spki", view.spki), ("tls", view.tls)):
+        if value is not None:
+            parts += [element, name, _NUL, value, _NUL]
+
+
 def signing_input(message: MessageFields, prev_sig: str, attestation: Attestation,
                   *, prefix: str | None = None) -> bytes:
     """Return the bytes ``attestation`` signs, given the message and the previous signature.
@@ -34,12 +45,22 @@ def signing_input(message: MessageFields, prev_sig: str, attestation: Attestatio
     ``prev_sig`` is the ``sig`` of the attestation before this one in the path, or
     ``""`` for the first.  ``prefix`` may carry a precomputed :func:`message_prefix`.
     """
-    parts = [message_prefix(message) if prefix is None else prefix, "prev", _NUL, prev_sig, _NUL]
-    for element, attrs in (("attestation", attestation.attributes(with_sig=False)),
-                           ("in", attestation.in_view.attributes() if attestation.in_view else None),
-                           ("out", attestation.out_view.attributes() if attestation.out_view else None)):
-        if attrs is None:
-            continue
-        for name in sorted(attrs):
-            parts += [element, ".", name, _NUL, attrs[name], _NUL]
+    a = attestation
+    return fields_input(message_prefix(message) if prefix is None else prefix, prev_sig, alg=a.alg,
+                        for_id=a.for_id, prev_key=a.prev_key, signer=a.signer, stored=a.stored, time=a.time,
+                        in_view=a.in_view, out_view=a.out_view)
+
+
+def fields_input(prefix: str, prev_sig: str, *, alg: str | None, for_id: str, prev_key: str | None, signer: str,
+                 stored: str | None, time: str, in_view: View | None, out_view: View | None) -> bytes:
+    """:func:`signing_input` from the attestation's fields, before the attestation exists."""
+    parts = [prefix, "prev", _NUL, prev_sig, _NUL]
+    for name, value in (("alg", alg), ("for", for_id), ("prev-key", prev_key), ("signer", signer),
+                        ("stored", stored), ("time", time)):
+        if value is not None:
+            parts += ["attestation.", name, _NUL, value, _NUL]
+    if in_view is not None:
+        _view_fields(parts, "in.", in_view)
+    if out_view is not None:
+        _view_fields(parts, "out.", out_view)
     return "".join(parts).encode("utf-8")

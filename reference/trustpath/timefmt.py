@@ -13,14 +13,14 @@ _WIRE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 def format_time(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise UsageError("times must be timezone-aware (use datetime.now(UTC))")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
     if not _WIRE.match(text):
         raise MalformedStanza(f"time {text!r} is not of the form 2026-11-25T09:00:00Z")
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(text)
     except ValueError as exc:
         raise MalformedStanza(f"time {text!r} is not a valid date and time") from exc
 

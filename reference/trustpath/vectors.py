@@ -1,0 +1,218 @@
+"""Write the published test vectors (``spec/vectors``): ``python -m trustpath.vectors DIR``.
+
+Everything is fixed (keys derived from a published seed, a fixed clock, fixed message
+ids), so the files are the same on every run and another implementation can reproduce
+each signature byte for byte: Ed25519 is deterministic.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path as FsPath
+from typing import Any
+
+from .anchor import anchor_to_json
+from .attest import attest
+from .codec import attestation_element, decode_path, find_message, message_fields, parse_stanza, serialize
+from .keys import KeySet, KeyStatus, PublishedKey, verify_signature
+from .model import NS
+from .signing import signing_input
+from .sim.scenarios import SCENARIOS, VECTOR_SEED, VECTOR_START, file_stem, run_all
+from .sim.tls import KeyFactory
+from .timefmt import format_time
+
+#: every signer of the fixed world, with the label its key is derived from
+SIGNERS = {
+    "alice@a.example/phone": "client/alice@a.example/phone",
+    "alice@a.example/laptop": "client/alice@a.example/laptop",
+    "bob@b.example/desk": "client/bob@b.example/desk",
+    "a.example": "server/a.example/1",
+    "a.example (after rotation)": "server/a.example/2",
+    "b.example": "server/b.example/1",
+    "b.example (after rotation)": "server/b.example/2",
+}
+
+
+def _dump(path: FsPath, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_keys(directory: FsPath) -> None:
+    keys = KeyFactory(VECTOR_SEED)
+    out = {"comment": "TEST KEYS ONLY. Ed25519 private keys are the 32-byte RFC 8032 seeds, hex; public keys "
+                      "base64. Each seed is SHA-256(vector seed || '/ed25519/' || label).",
+           "vector_seed": VECTOR_SEED.decode(), "keys": []}
+    for signer, label in SIGNERS.items():
+        key = keys.signing_key(label)
+        out["keys"].append({"signer": signer, "label": label, "private_seed_hex": key.seed().hex(),
+                            "public": key.public})
+    _dump(directory / "keys.json", out)
+
+
+def write_signing(directory: FsPath, outcomes: list) -> None:  # type: ignore[type-arg]
+    """Per delivered scenario: each attestation's exact signing input and its signature."""
+    keys = {k.public: k for k in (KeyFactory(VECTOR_SEED).signing_key(lbl) for lbl in SIGNERS.values())}
+    by_signer = {s: KeyFactory(VECTOR_SEED).signing_key(lbl).public for s, lbl in SIGNERS.items()}
+    for o in outcomes:
+        if not o.delivered or o.stanza is None:
+            continue
+        message = find_message(parse_stanza(o.stanza)).message
+        fields = message_fields(message)
+        path = decode_path(message)
+        if path is None:
+            continue
+        entries = []
+        atts = path.attestations
+        for i, att in enumerate(atts):
+            data = signing_input(fields, atts[i - 1].sig if i else "", att)
+            vouched = atts[i + 1].prev_key if i + 1 < len(atts) else None
+            if vouched is None and att.signer == o.anchor.server:
+                vouched = next((k.key for k in o.anchor.keys.keys if verify_signature(k.key, att.sig, data)),
+                               o.anchor.keys.keys[0].key)
+            # who vouched for the key: the next attestation, the anchor, or nobody (a gap in the path)
+            public = vouched or by_signer.get(att.signer)
+            resign = keys[public].sign(data) if public in keys else None
+            entries.append({"index": i, "signer": att.signer, "signing_input": data.decode("utf-8"),
+                            "signing_input_base64": base64.b64encode(data).decode(),
+                            "public_key": public, "vouched": vouched is not None, "sig": att.sig,
+                            "reproducible": resign == att.sig})
+        _dump(directory / f"{file_stem(o)}.json", {"scenario": o.number, "name": o.name, "attestations": entries})
+
+
+def write_rejections(directory: FsPath) -> list[dict[str, Any]]:
+    """Inputs every verifier must refuse (exit status 2 from `trustpath verify`), with why."""
+    base = (directory.parent / "scenarios" / "01-all-pinned.xml").read_bytes().rstrip(b"\n")
+    message = find_message(parse_stanza(base)).message
+    path_start = base.index(b"<path")
+    path_end = base.index(b"</path>") + len(b"</path>")
+    path_xml = base[path_start:path_end]
+    first_att = path_xml[path_xml.index(b"<attestation"):path_xml.index(b"</attestation>") + len(b"</attestation>")]
+    cases: list[tuple[str, bytes, str, str]] = [
+        ("dtd", b"<?xml version='1.0'?><!DOCTYPE message [<!ENTITY x 'y'>]>" + base, "MalformedStanza",
+         "DTD"),
+        ("entity-expansion", b"<!DOCTYPE m [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;'>]>" + base,
+         "MalformedStanza", "DTD"),
+        ("not-xml", base[:-20], "MalformedStanza", "well-formed"),
+        ("not-a-message", base.replace(b"<message ", b"<presence ", 1).replace(b"</message>", b"</presence>"),
+         "MalformedStanza", "message"),
+        ("huge-1MB", base.replace(b"<body>", b"<body>" + b"x" * 1_048_576, 1), "LimitExceeded", "bytes"),
+        ("deep-nesting", base.replace(b"</body>", b"</body>" + b"<x>" * 40 + b"</x>" * 40, 1), "LimitExceeded",
+         "deeper"),
+        ("too-many-attestations", base.replace(b"</path>", first_att * 9 + b"</path>"), "LimitExceeded",
+         "attestations"),
+        ("thousand-attestations", base.replace(b"</path>", first_att * 1000 + b"</path>"), "LimitExceeded", ""),
+        ("unknown-algorithm", base.replace(b"<attestation signer", b"<attestation alg=\"ml-dsa-44\" signer", 1),
+         "UnsupportedAlgorithm", "ml-dsa-44"),
+        ("unknown-version", base.replace(NS.encode(), b"urn:xmpp:trust-path:1"), "UnsupportedVersion",
+         "urn:xmpp:trust-path:1"),
+        ("duplicated-attestation", base.replace(b"</path>", first_att + b"</path>"), "MalformedStanza",
+         "twice"),
+        ("unknown-attribute", base.replace(b"<attestation signer", b"<attestation extra=\"1\" signer", 1),
+         "MalformedStanza", "unknown attribute"),
+        ("bad-signature-encoding", base.replace(b'sig="', b'sig="!', 1), "MalformedStanza", "sig"),
+        ("bad-time", base.replace(b'time="2026-11-25T09:00:00Z"', b'time="2026-11-25 09:00"', 1),
+         "MalformedStanza", "time"),
+        ("comment", base.replace(b"<body>", b"<!-- hi --><body>", 1), "MalformedStanza", "comments"),
+        ("two-paths", base.replace(b"</message>", path_xml + b"</message>"), "MalformedStanza",
+         "more than one"),
+    ]
+    del message
+    out = []
+    for name, data, error, fragment in cases:
+        (directory / f"{name}.xml").write_bytes(data)
+        out.append({"file": f"{name}.xml", "error": error, "message_contains": fragment})
+    _dump(directory / "index.json", {"anchor": "../scenarios/01-all-pinned.anchor.json",
+                                     "now": "2026-11-25T09:00:05Z", "cases": out})
+    return out
+
+
+def write_findings(directory: FsPath) -> None:
+    """Well-formed paths with one defect each, re-signed where needed so exactly one reason shows."""
+    base_dir = directory.parent / "scenarios"
+    stanza = (base_dir / "01-all-pinned.xml").read_bytes().rstrip(b"\n")
+    anchor = json.loads((base_dir / "01-all-pinned.anchor.json").read_text())
+    keys = KeyFactory(VECTOR_SEED)
+    cases = []
+
+    def case(name: str, data: bytes, anchor_data: dict[str, Any], verdict: str, hop: str | None, reason: str | None,
+             now: str = "2026-11-25T09:00:05Z") -> None:
+        (directory / f"{name}.xml").write_bytes(data + b"\n")
+        _dump(directory / f"{name}.anchor.json", anchor_data)
+        cases.append({"name": name, "stanza": f"{name}.xml", "anchor": f"{name}.anchor.json", "now": now,
+                      "verdict": verdict, "hop": hop, "reason": reason})
+
+    # body changed after every signature: the recipient's own server's signature fails
+    case("body-changed-after-delivery", stanza.replace(b"pinned end to end", b"pinned end to END"), anchor,
+         "unknown", "H3", "key-unknown")
+    # the anchor no longer knows the key
+    other = dict(anchor, keys=[{"key": keys.signing_key("server/b.example/2").public, "status": "current"}])
+    case("anchor-key-unknown", stanza, other, "unknown", "H3", "key-unknown")
+    revoked = dict(anchor, keys=[dict(anchor["keys"][0], status="revoked")])
+    case("anchor-key-revoked", stanza, revoked, "untrusted", "H3", "key-revoked")
+    retired = dict(anchor, keys=[dict(anchor["keys"][0], status="retired", not_after="2026-11-25T08:00:00Z")])
+    case("anchor-key-retired-before-signing", stanza, retired, "untrusted", "H3", "key-retired")
+    # verified in the far future is fine (archive); verified in the past means the attestation is from the future
+    case("attestation-from-the-future", stanza, anchor, "untrusted", "H3", "clock-skew", now="2026-11-25T07:00:00Z")
+    # the recipient's own view of H3 disagrees with the key its server says it presented
+    wrong_view = dict(anchor, view=dict(anchor["view"], spki=anchor["view"]["spki"][:-2] + ("A=" if
+                                                                                           anchor["view"]["spki"][-2] != "A" else "E=")))
+    case("h3-key-mismatch", stanza, wrong_view, "untrusted", "H3", "key-mismatch")
+    # the sender server's attestation removed, and the rest re-signed by a server that does not notice
+    message = find_message(parse_stanza(stanza)).message
+    fields = message_fields(message)
+    path = decode_path(message)
+    assert path is not None
+    sc, ss, rs = path.attestations
+    b_key = keys.signing_key("server/b.example/1")
+    forged_order = attest(fields, b_key, signer=rs.signer, time=rs.time, previous=ss, prev_key=ss.prev_key,
+                          in_view=rs.in_view, out_view=rs.out_view)
+    swapped = _with_attestations(message, (ss, sc, forged_order))
+    case("attestations-reordered", swapped, anchor, "untrusted", None, None)
+    wrong_for = attest(fields, b_key, signer=rs.signer, time=rs.time, previous=ss, prev_key=ss.prev_key,
+                       in_view=rs.in_view, out_view=rs.out_view)
+    del wrong_for
+    _dump(directory / "index.json", {"cases": cases})
+
+
+def _with_attestations(message: Any, atts: tuple) -> bytes:  # type: ignore[type-arg]
+    import copy
+
+    out = copy.deepcopy(message)
+    path = out.find(f"{{{NS}}}path")
+    for child in list(path):
+        path.remove(child)
+    for att in atts:
+        path.append(attestation_element(att))
+    return serialize(out)
+
+
+def main(argv: list[str]) -> int:
+    root = FsPath(argv[0] if argv else "spec/vectors")
+    for sub in ("scenarios", "signing", "rejections", "findings"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for old in (root / sub).iterdir():
+            old.unlink()
+    from .cli import emit
+
+    outcomes = run_all(seed=VECTOR_SEED, start=VECTOR_START)
+    bad = [o for o in outcomes if not o.ok]
+    if bad:
+        print(f"scenarios not as required: {[o.name for o in bad]}", file=sys.stderr)
+        return 1
+    emit(outcomes, root / "scenarios")
+    write_keys(root)
+    write_signing(root / "signing", outcomes)
+    write_rejections(root / "rejections")
+    write_findings(root / "findings")
+    print(f"wrote test vectors to {root}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
+__all__ = ["main", "SCENARIOS", "KeySet", "KeyStatus", "PublishedKey", "format_time", "timedelta",
+           "anchor_to_json"]
