@@ -198,7 +198,7 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
         if status[i - 1] is None:
             status[i - 1] = "ok" if verify_signature(here.prev_key, before.sig, data(i - 1)) else "tampered"
 
-    hops = _reconstruct(atts, anchor, anchored)
+    hops = _reconstruct(atts, anchor, anchored, message.sender)
 
     for hop in hops:
         if hop.up_index is not None and hop.down_index is not None:
@@ -211,6 +211,9 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
                 if hop.up_index == i:
                     hop.problem = hop.problem or "clock-skew"
 
+    if anchored and atts[-1].out_view is not None and atts[-1].out_view.peer != anchor.me \
+            and _bare(atts[-1].out_view.peer) == _bare(anchor.me):
+        notes.append(f"delivered to {atts[-1].out_view.peer}, read here as {anchor.me}")
     for i, att in enumerate(atts):
         if att.stored and status[i] == "ok":
             notes.append(f"stored by {att.signer} from {att.stored} until delivery at {att.time}")
@@ -229,8 +232,24 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
                   anchor_key=anchor_key)
 
 
-def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool) -> list[_Hop]:
-    """Rebuild the hops from the views' peers; a node that did not sign leaves a gap."""
+def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, origin: str) -> list[_Hop]:
+    """Rebuild the hops from the views' peers; a node that did not sign leaves a gap.
+
+    The path always starts at the message's sender, so hops before the first attestation
+    that no one describes are added as not participating: H1 is always the sender's hop.
+    """
+    hops = _reconstruct_described(atts, anchor, anchored)
+    first = hops[0].sender
+    if first != origin:
+        origin_domain = origin.split("/", 1)[0].split("@", 1)[-1]
+        before = [_Hop(origin, origin_domain, missing="not-participating")] if origin_domain != origin else []
+        if origin_domain != first:
+            before.append(_Hop(origin_domain if before else origin, first, missing="not-participating"))
+        hops = before + hops
+    return hops
+
+
+def _reconstruct_described(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool) -> list[_Hop]:
     hops: list[_Hop] = []
     if not atts:
         hops.append(_Hop(anchor.server, anchor.me, down=anchor.view,
@@ -259,7 +278,7 @@ def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool) 
     last_index = len(atts) - 1
     last = atts[last_index]
     if anchored:
-        if last.out_view is None or last.out_view.peer != anchor.me:
+        if last.out_view is None or _bare(last.out_view.peer) != _bare(anchor.me):
             hops.append(_Hop(anchor.server, anchor.me, up=last.out_view, down=anchor.view, up_index=last_index,
                              missing="chain-broken"))
         else:
@@ -270,6 +289,10 @@ def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool) 
             hops.append(_Hop(last.signer, anchor.server, up=last.out_view, up_index=last_index, missing=missing))
         hops.append(_Hop(anchor.server, anchor.me, down=anchor.view, missing=missing))
     return hops
+
+
+def _bare(jid: str) -> str:
+    return jid.split("/", 1)[0]
 
 
 def _missing_reason(in_view: View) -> str:
@@ -308,6 +331,8 @@ def _evaluate(k: int, hop: _Hop, hops: list[_Hop], atts: tuple[Attestation, ...]
     key_source = None
     if hop.down_index is not None and hop.down is not None and hop.down.key_source is not None:
         key_source = hop.down.key_source.value
+    elif hop.down_index is not None and atts[hop.down_index].prev_key is not None and hop.up_index is not None:
+        key_source = KeySource.NONE.value  # vouched without saying where the key came from
     elif down_is_own and hop.up_index is not None:
         key_source = "anchor"
     when = atts[hop.up_index].time if hop.up_index is not None else (
@@ -364,7 +389,7 @@ def _evaluate(k: int, hop: _Hop, hops: list[_Hop], atts: tuple[Attestation, ...]
     if key_source is not None and key_source != "anchor" and strength > Strength.UNVERIFIED:
         cap = KEY_SOURCE_STRENGTH.get(KeySource(key_source))
         if cap is not None and cap < strength:
-            strength, reason = cap, f"key-source-{key_source}"
+            strength, reason = cap, "weak-key-source"
     result = {Strength.STRONG: "pass", Strength.CA: "pass", Strength.UNKNOWN: "unknown",
               Strength.UNVERIFIED: "none", Strength.FAILED: "fail"}[strength]
     return report(result, reason, strength)

@@ -39,6 +39,7 @@ from ..errors import InvalidInput
 from ..keys import KeySet, PublishedKey, SigningKey, spki_sha256, verify_signature
 from ..model import (
     DEFAULT_MAX_SKEW,
+    MAX_ATTESTATIONS,
     METHOD_STRENGTH,
     NS,
     Attestation,
@@ -51,7 +52,7 @@ from ..model import (
     View,
 )
 from ..signing import signing_input
-from ..timefmt import format_time
+from ..timefmt import format_time, parse_time
 from ..verify import Anchor, Report, verify
 from .tls import Authority, Credential, HandshakeFailed, KeyFactory, TlsLink, client_context, new_workdir, \
     server_context
@@ -118,6 +119,10 @@ class Refused(Exception):
     def __init__(self, error: bytes) -> None:
         super().__init__("message refused")
         self.error = error
+
+
+class RequirementNotMet(Exception):
+    """The sending client's own first hop cannot meet the <require/> it was asked to send."""
 
 
 class Federation:
@@ -198,7 +203,9 @@ class ServerNode:
         self.keyset = KeySet(domain, (PublishedKey(self.signing.public),))
         self.outbound: dict[str, Outbound] = {}
         self.inbound: dict[str, Inbound] = {}
-        self.remembered: set[str] = set()
+        #: domains seen taking part, and until when that is remembered (like MTA-STS max_age)
+        self.remembered: dict[str, datetime] = {}
+        self.remember_for = timedelta(days=7)
         self.sessions: dict[str, Session] = {}
         self.links: dict[str, S2SLink] = {}
         self.offline: dict[str, list[tuple[bytes, datetime, View, str | None]]] = {}
@@ -261,26 +268,25 @@ class ServerNode:
             self._route_remote(session, root, fields, None, None, None)
             return
         fields = message_fields(root)
-        kept, removed, own_invalid = None, 0, False
+        kept, removed, own_problem = None, 0, None
         try:
             path = decode_path(root)
         except InvalidInput:
             path, removed = None, 1
         for att in path.attestations if path else ():
-            genuine = (att.signer == session.jid and att.in_view is None and att.prev_key is None
-                       and session.client_key is not None and kept is None
-                       and verify_signature(session.client_key, att.sig, signing_input(fields, "", att)))
-            if genuine:
-                kept = att
-            elif att.signer == session.jid:
-                own_invalid = True
-            else:
+            if att.signer != session.jid or kept is not None:
                 removed += 1
+                continue
+            problem = self._client_attestation_problem(session, fields, att)
+            if problem is None:
+                kept = att
+            else:
+                own_problem = problem
         remove_paths(root)
         if kept is not None:
             add_attestation(root, kept)
-        chain = Chain.PASS if kept else Chain.FAIL if own_invalid else Chain.ABSENT
-        in_view = replace(session.view, chain=chain, chain_reason="tampered" if chain is Chain.FAIL else None,
+        chain = Chain.PASS if kept else Chain.FAIL if own_problem else Chain.ABSENT
+        in_view = replace(session.view, chain=chain, chain_reason=own_problem if chain is Chain.FAIL else None,
                           key_source=KeySource.LINK if kept else None, removed=removed or None)
         if removed:
             self.log.append(f"{self.domain}: removed {removed} forged attestation(s) from {session.jid}")
@@ -290,6 +296,20 @@ class ServerNode:
         for other in self.sessions.values():
             if bare(other.jid) == bare(session.jid) and other.jid != session.jid and other.carbons:
                 self._carbon(other, root, fields, kept, session.client_key if kept else None, in_view)
+
+    def _client_attestation_problem(self, session: Session, fields: MessageFields, att: Attestation) -> str | None:
+        """Why the client's own attestation cannot be kept (XEP: At the Sending Server), or None."""
+        if att.in_view is not None or att.prev_key is not None or att.out_view is None \
+                or att.out_view.peer != self.domain:
+            return "chain-broken"
+        if att.for_id != fields.id:
+            return "replayed"
+        if abs((parse_time(att.time) - self.now()).total_seconds()) > self.fed.max_skew:
+            return "clock-skew"
+        if session.client_key is None or not verify_signature(session.client_key, att.sig,
+                                                              signing_input(fields, "", att)):
+            return "tampered"
+        return None
 
     def _refuse(self, session: Session, fields: MessageFields, condition: str, text: str,
                 hop: dict[str, str] | None) -> None:
@@ -323,6 +343,11 @@ class ServerNode:
             self._refuse(session, fields, "remote-server-not-found",
                          f"{self.domain} did not connect to {remote}: {exc}", hop if self.takes_part else None)
             return
+        if self.takes_part and fields.require and not self.fed.servers[remote].disco()[0]:
+            self._refuse(session, fields, "policy-violation",
+                         f"{remote} does not take part in trust-path, so its hops cannot be verified",
+                         {"peer": remote, "method": link.out_view.method, "reason": "not-participating",
+                          "required": fields.require})
         if self.takes_part and fields.require:
             need = Strength.STRONG if fields.require == "trusted" else Strength.CA
             for view in (link.out_view, previous.out_view if previous and previous.out_view else None):
@@ -338,7 +363,7 @@ class ServerNode:
                                  f"and the sender required '{fields.require}'",
                                  {"peer": view.peer, "method": view.method, "reason": reason,
                                   "required": fields.require})
-        if self.takes_part:
+        if self.takes_part and not _path_full(root):
             assert in_view is not None
             att = attest(fields, self.signing, signer=self.domain, time=self.now(), previous=previous,
                          prev_key=prev_key, in_view=in_view, out_view=link.out_view)
@@ -405,8 +430,9 @@ class ServerNode:
         """Discovery over the link, and the remembered policy (like MTA-STS)."""
         feature, _ = self.fed.servers[origin].disco()
         if feature:
-            self.remembered.add(origin)
-        return feature or origin in self.remembered
+            self.remembered[origin] = self.now() + self.remember_for
+        until = self.remembered.get(origin)
+        return feature or (until is not None and self.now() <= until)
 
     def from_server(self, link: S2SLink, data: bytes) -> None:
         """A message from a remote server: check its chain, then deliver with our attestation."""
@@ -461,7 +487,7 @@ class ServerNode:
 
     def _deliver(self, session: Session, root: etree._Element, previous: Attestation | None,
                  prev_key: str | None, in_view: View | None, stored: datetime | None = None) -> None:
-        if self.takes_part and in_view is not None:
+        if self.takes_part and in_view is not None and not _path_full(root):
             fields = message_fields(root)
             att = attest(fields, self.signing, signer=self.domain, time=self.now(), previous=previous,
                          prev_key=prev_key, in_view=in_view, out_view=session.view, stored=stored)
@@ -511,6 +537,12 @@ class ServerNode:
             forwarded.append(message)
             out.append(session.link.server_to_client(serialize(outer)))
         return out
+
+
+def _path_full(root: etree._Element) -> bool:
+    """At the limit, a server forwards the path unchanged rather than break it."""
+    path = root.find(f"{{{NS}}}path")
+    return path is not None and len(path) >= MAX_ATTESTATIONS
 
 
 def _names(der: bytes, domain: str) -> bool:
@@ -580,6 +612,7 @@ class ClientNode:
         self.takes_part = takes_part
         self.clock_offset = clock_offset
         self.pins = frozenset({server.credential.spki})  # pinned at first use, before this scenario
+        self.sessions_opened = 0
         self.key = fed.keys.signing_key(f"client/{jid}")
         self.view: View | None = None
         self.session: Session | None = None
@@ -602,6 +635,9 @@ class ClientNode:
                          spki=facts.server_spki, method=self.verify_method,
                          result=Result.PASS if self.verify_method != "none" else Result.NONE)
         self.session = server.accept_c2s(self, link)
+        self.sessions_opened += 1
+        if self.sessions_opened > 1:  # a new attestation key for every session
+            self.key = self.fed.keys.signing_key(f"client/{self.jid}/{self.sessions_opened}")
         if self.takes_part:
             iq = etree.Element(f"{{{NS_CLIENT}}}iq", nsmap={None: NS_CLIENT})
             iq.set("type", "set")
@@ -636,7 +672,12 @@ class ClientNode:
 
     def send(self, to: str, body: str, *, require: str | None = None,
              extra: Callable[[etree._Element, MessageFields], None] | None = None) -> str:
-        assert self.session is not None
+        assert self.session is not None and self.view is not None
+        if require is not None:
+            need = Strength.STRONG if require == "trusted" else Strength.CA
+            if METHOD_STRENGTH.get(self.view.method, Strength.UNVERIFIED) < need:
+                raise RequirementNotMet(f"this client verified {self.server.domain} by '{self.view.method}', "
+                                        f"which cannot meet require='{require}'")
         root, fields = self.message(to, body, require=require)
         if extra is not None:
             extra(root, fields)
