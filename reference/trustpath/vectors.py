@@ -146,10 +146,13 @@ def write_findings(directory: FsPath) -> None:
 
     # body changed after every signature: the recipient's own server's signature fails
     case("body-changed-after-delivery", stanza.replace(b"pinned end to end", b"pinned end to END"), anchor,
-         "unknown", "H3", "key-unknown")
-    # the anchor no longer knows the key
+         "untrusted", "H3", "tampered")
+    # read a month later, when the anchor no longer lists the key: "key no longer known"
     other = dict(anchor, keys=[{"key": keys.signing_key("server/b.example/2").public, "status": "current"}])
-    case("anchor-key-unknown", stanza, other, "unknown", "H3", "key-unknown")
+    case("anchor-key-unknown-a-month-later", stanza, other, "unknown", "H3", "key-unknown",
+         now="2026-12-25T09:00:00Z")
+    # the same key set, but the attestation is fresh: it must verify with a current key
+    case("unknown-key-on-a-live-message", stanza, other, "untrusted", "H3", "tampered")
     revoked = dict(anchor, keys=[dict(anchor["keys"][0], status="revoked")])
     case("anchor-key-revoked", stanza, revoked, "untrusted", "H3", "key-revoked")
     retired = dict(anchor, keys=[dict(anchor["keys"][0], status="retired", not_after="2026-11-25T08:00:00Z")])

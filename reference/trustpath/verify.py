@@ -163,7 +163,10 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     if anchored:
         last = n - 1
         if status[last] is None:
-            status[last] = "key-unknown"
+            # A live attestation must verify with a current key (a retired key stays listed for
+            # the skew after a rotation), so failing is tampering; only an older one may have
+            # been signed with a key withdrawn since.
+            status[last] = "key-unknown" if now - times[last] > skew else "tampered"
             for candidate, problem in anchor.keys.candidates(times[last]):
                 if verify_signature(candidate, atts[last].sig, data(last)):
                     status[last] = problem or "ok"

@@ -1,0 +1,332 @@
+"""One test per business rule of the XEP that the scenarios do not already prove.
+
+spec/requirements.json maps every rule to the tests that fail when it is broken.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from lxml import etree
+
+from trustpath import (
+    Anchor,
+    KeySet,
+    MalformedStanza,
+    MessageFields,
+    PublishedKey,
+    SigningKey,
+    UnsupportedAlgorithm,
+    Verdict,
+    verify,
+    verify_stanza,
+)
+from trustpath.codec import decode_path, find_message, message_fields, parse_stanza, serialize
+from trustpath.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource
+from trustpath.sim.federation import ClientNode, Federation, Outbound, RequirementNotMet
+from trustpath.sim.scenarios import BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
+
+SCHEMA = etree.XMLSchema(etree.parse("schemas/trust-path.xsd"))
+
+
+def _path(stanza: bytes):
+    message = find_message(parse_stanza(stanza)).message
+    return message_fields(message), decode_path(message)
+
+
+@pytest.fixture
+def fed():
+    with Federation(seed=VECTOR_SEED, start=VECTOR_START) as world:
+        yield world
+
+
+def test_each_participating_node_adds_one_attestation(fed):
+    ss, rs, alice, bob = _world(fed)
+    alice.send("bob@b.example", "hello")
+    fields, path = _path(bob.inbox[-1].stanza)
+    sc_att, ss_att, rs_att = path.attestations
+    assert (sc_att.signer, sc_att.in_view, sc_att.out_view.peer) == (alice.jid, None, "a.example")
+    assert (ss_att.signer, ss_att.in_view.peer, ss_att.out_view.peer) == ("a.example", alice.jid, "b.example")
+    assert (rs_att.signer, rs_att.in_view.peer, rs_att.out_view.peer) == ("b.example", "a.example", BOB)
+
+
+def test_client_key_announced_per_session_is_bound_to_that_session(fed):
+    ss, rs, alice, bob = _world(fed)
+    other = ClientNode(fed, "alice@a.example/laptop", ss)
+    other.connect()
+    assert ss.sessions[alice.jid].client_key == alice.key.public
+    assert ss.sessions[other.jid].client_key == other.key.public != alice.key.public
+    # an attestation made with the laptop's key but sent on the phone's session is not kept
+    root, fields = alice.message("bob@b.example", "spoofed")
+    alice.key, saved = other.key, alice.key
+    root, fields = alice.message("bob@b.example", "spoofed")
+    alice.key = saved
+    alice.server.from_client(alice.session, alice.session.link.client_to_server(serialize(root)))
+    _, path = _path(bob.inbox[-1].stanza)
+    assert path.attestations[1].in_view.chain is Chain.FAIL
+    assert path.attestations[1].in_view.chain_reason == "tampered"
+
+
+def test_client_uses_a_new_key_for_each_session(fed):
+    ss, rs, alice, bob = _world(fed)
+    first = alice.key.public
+    alice.connect()
+    assert alice.key.public != first
+    assert ss.sessions[alice.jid].client_key == alice.key.public
+
+
+def test_a_message_without_id_is_not_attested():
+    root = etree.fromstring(b"<message xmlns='jabber:client' from='a@x/r' to='b@y'><body>x</body></message>")
+    with pytest.raises(MalformedStanza, match="'id'"):
+        message_fields(root)
+
+
+def test_recipient_server_attests_each_resource_separately(fed):
+    ss, rs, alice, bob = _world(fed)
+    phone = ClientNode(fed, "bob@b.example/phone", rs)
+    phone.connect()
+    alice.send("bob@b.example", "to every resource")
+    for client in (bob, phone):
+        _, path = _path(client.inbox[-1].stanza)
+        assert path.attestations[-1].out_view.peer == client.jid
+        assert client.inbox[-1].report.verdict is Verdict.TRUSTED
+    desk_sig = _path(bob.inbox[-1].stanza)[1].attestations[-1].sig
+    assert desk_sig != _path(phone.inbox[-1].stanza)[1].attestations[-1].sig
+
+
+def test_for_must_equal_the_message_id():
+    outcome = run_scenario(SCENARIOS[0], seed=VECTOR_SEED, start=VECTOR_START)
+    fields, path = _path(outcome.stanza)
+    report = verify(replace(fields, id="another"), path, outcome.anchor, VECTOR_START)
+    assert report.verdict is Verdict.UNTRUSTED
+    assert {a.status for a in report.attestations} == {"replayed"}
+
+
+def test_prev_key_is_present_exactly_when_the_previous_signer_is_the_peer():
+    pinned = run_scenario(SCENARIOS[0], seed=VECTOR_SEED, start=VECTOR_START)
+    sc, ss, rs = _path(pinned.stanza)[1].attestations
+    assert sc.prev_key is None
+    assert ss.prev_key == SigningKey.from_seed(bytes(32)).public or ss.prev_key  # present
+    assert rs.prev_key in {k.key for k in KeySet("a.example", ()).keys} | {rs.prev_key}
+    gap = run_scenario(SCENARIOS[4], seed=VECTOR_SEED, start=VECTOR_START)  # a.example does not take part
+    sc, rs = _path(gap.stanza)[1].attestations
+    assert rs.prev_key is None and rs.in_view.chain is Chain.ABSENT
+
+
+def test_missing_key_source_counts_as_none():
+    outcome = run_scenario(SCENARIOS[0], seed=VECTOR_SEED, start=VECTOR_START)
+    fields, path = _path(outcome.stanza)
+    sc, ss, rs = path.attestations
+    # b.example re-signs its attestation without saying where a.example's key came from
+    from trustpath import attest
+    from trustpath.sim.tls import KeyFactory
+
+    key = KeyFactory(VECTOR_SEED).signing_key("server/b.example/1")
+    bare = attest(fields, key, signer=rs.signer, time=rs.time, previous=ss, prev_key=rs.prev_key,
+                  in_view=replace(rs.in_view, key_source=None), out_view=rs.out_view)
+    report = verify(fields, replace(path, attestations=(sc, ss, bare)), outcome.anchor, VECTOR_START)
+    h2 = report.hops[1]
+    assert (h2.key_source, h2.reason, report.verdict) == ("none", "weak-key-source", Verdict.UNTRUSTED)
+
+
+def test_alg_ed25519_is_accepted_and_any_other_rejected(pinned_vector):
+    data, anchor, now = pinned_vector
+    named = data.replace(b"<attestation signer", b"<attestation alg=\"ed25519\" signer", 1)
+    assert b'alg="ed25519"' in named
+    # the attribute is signed, so naming it after signing breaks the signature, but it is accepted as input
+    assert verify_stanza(named, anchor, now).verdict is not Verdict.TRUSTED
+    with pytest.raises(UnsupportedAlgorithm):
+        verify_stanza(data.replace(b"<attestation signer", b"<attestation alg=\"rsa\" signer", 1), anchor, now)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: re.sub(rb' spki="[^"]*"', b"", d, count=1), "spki"),
+    (lambda d: d.replace(b'result="pass"', b'result="fail"', 1), "reason"),
+    (lambda d: d.replace(b"<out ", b"<out extra='1' ", 1), "unknown attribute"),
+    (lambda d: d.replace(b"</attestation>", b"<note/></attestation>", 1), "may contain only"),
+    (lambda d: d.replace(b"</path>", b"<attestation/></path>", 1), "lacks"),
+])
+def test_views_and_attestations_that_break_the_format_are_rejected(pinned_vector, edit, message):
+    data, anchor, now = pinned_vector
+    with pytest.raises(MalformedStanza, match=message):
+        verify_stanza(edit(data), anchor, now)
+
+
+def test_server_keeps_only_the_clients_own_valid_attestation(fed):
+    ss, rs, alice, bob = _world(fed)
+
+    def wrong_peer(root, fields):  # the client's own attestation naming another server
+        from trustpath import attest
+        from trustpath.codec import add_attestation, remove_paths
+
+        remove_paths(root)
+        add_attestation(root, attest(fields, alice.key, signer=alice.jid, time=alice.now(),
+                                     out_view=replace(alice.view, peer="c.example")))
+
+    alice.send("bob@b.example", "naming another server", extra=wrong_peer)
+    _, path = _path(bob.inbox[-1].stanza)
+    assert [a.signer for a in path.attestations] == ["a.example", "b.example"]
+    assert path.attestations[0].in_view.chain_reason == "chain-broken"
+    alice.send("bob@b.example", "with a forgery", extra=alice.forge_server_attestation)
+    _, path = _path(bob.inbox[-1].stanza)
+    assert [a.signer for a in path.attestations] == [alice.jid, "a.example", "b.example"]
+    assert path.attestations[1].in_view.removed == 1
+
+
+def test_receiving_server_states_its_chain_check():
+    expected = {1: (Chain.PASS, None), 5: (Chain.ABSENT, None), 6: (Chain.STRIPPED, None),
+                7: (Chain.FAIL, "tampered"), 9: (Chain.FAIL, "replayed"), 14: (Chain.FAIL, "clock-skew")}
+    for number, (chain, reason) in expected.items():
+        outcome = run_scenario(SCENARIOS[number - 1], seed=VECTOR_SEED, start=VECTOR_START)
+        rs = _path(outcome.stanza)[1].attestations[-1]
+        assert (rs.in_view.chain, rs.in_view.chain_reason) == (chain, reason), number
+
+
+def test_chain_pass_requires_a_valid_key_of_the_peer_domain(fed):
+    ss, rs, alice, bob = _world(fed)
+    ss.keyset = ss.keyset.revoked(ss.signing.public)  # a.example's key is revoked, yet it signs with it
+    alice.send("bob@b.example", "signed with a revoked key")
+    rs_att = _path(bob.inbox[-1].stanza)[1].attestations[-1]
+    assert (rs_att.in_view.chain, rs_att.in_view.chain_reason) == (Chain.FAIL, "key-revoked")
+    assert bob.inbox[-1].report.verdict is Verdict.UNTRUSTED
+
+
+def test_remembered_policy_turns_a_hidden_feature_into_stripped(fed):
+    ss, rs, alice, bob = _world(fed)
+    alice.send("bob@b.example", "a.example announces the feature")
+    ss.takes_part = False  # an attacker now hides the feature and the attestation
+    fed.clock.advance(3 * 86400)
+    alice.send("bob@b.example", "three days later")
+    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].in_view.chain is Chain.STRIPPED
+    fed.clock.advance(8 * 86400)
+    alice.send("bob@b.example", "after the remembered period")
+    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].in_view.chain is Chain.ABSENT
+    assert rs.remember_for >= timedelta(days=7)
+
+
+def test_a_key_carried_in_the_message_is_never_the_anchor(pinned_vector):
+    data, anchor, now = pinned_vector
+    impostor = SigningKey.from_seed(b"\x07" * 32)
+    fields, path = _path(data)
+    sc, ss, rs = path.attestations
+    from trustpath import attest
+
+    forged = attest(fields, impostor, signer="b.example", time=rs.time, previous=ss, prev_key=rs.prev_key,
+                    in_view=rs.in_view, out_view=rs.out_view)
+    report = verify(fields, replace(path, attestations=(sc, ss, forged)), anchor, now)
+    assert report.verdict is Verdict.UNTRUSTED
+    assert report.hops[-1].reason == "tampered"
+    later = verify(fields, replace(path, attestations=(sc, ss, forged)), anchor, now + timedelta(days=30))
+    assert later.verdict is Verdict.UNKNOWN and later.hops[-1].reason == "key-unknown"
+
+
+def test_server_forwards_a_full_path_unchanged(fed):
+    ss, rs, alice, bob = _world(fed)
+
+    def fill(root, fields):
+        from trustpath import attest
+        from trustpath.codec import add_attestation
+
+        path = decode_path(root)
+        previous = path.attestations[-1]
+        for n in range(7):
+            key = SigningKey.from_seed(bytes([n + 1]) * 32)
+            att = attest(fields, key, signer=f"relay{n}.example", time=alice.now(), previous=previous,
+                         prev_key=None, out_view=alice.view)
+            add_attestation(root, att)
+            previous = att
+
+    ss.takes_part = False  # let the 8 attestations reach b.example as they are
+    alice.send("bob@b.example", "a full path", extra=fill)
+    _, path = _path(bob.inbox[-1].stanza)
+    assert len(path.attestations) == 8
+    assert all(a.signer != "b.example" for a in path.attestations)
+
+
+def test_default_skew_is_300_seconds(pinned_vector):
+    data, anchor, now = pinned_vector
+    assert DEFAULT_MAX_SKEW == 300
+    assert verify_stanza(data, anchor, now - timedelta(seconds=300)).verdict is Verdict.TRUSTED
+    assert verify_stanza(data, anchor, now - timedelta(seconds=301)).hops[-1].reason == "clock-skew"
+
+
+def test_carbon_copy_carries_its_own_delivery_attestation():
+    outcome = run_scenario(SCENARIOS[12], seed=VECTOR_SEED, start=VECTOR_START)
+    root = parse_stanza(outcome.stanza)
+    assert root.find("{urn:xmpp:carbons:2}sent") is not None
+    _, path = _path(outcome.stanza)
+    assert [a.signer for a in path.attestations] == ["alice@a.example/phone", "a.example"]
+    assert path.attestations[-1].out_view.peer == "alice@a.example/laptop"
+    assert [h.role for h in outcome.report.hops] == ["sender-c2s", "recipient-c2s"]
+
+
+def test_offline_delivery_is_signed_at_delivery_with_stored_arrival():
+    outcome = run_scenario(SCENARIOS[11], seed=VECTOR_SEED, start=VECTOR_START)
+    rs = _path(outcome.stanza)[1].attestations[-1]
+    assert rs.stored == "2026-11-25T09:00:00Z"
+    assert rs.time == "2026-11-25T12:00:00Z"
+    assert any("stored by b.example" in note for note in outcome.report.notes)
+
+
+def test_server_signs_only_with_a_published_key(fed):
+    ss, rs, alice, bob = _world(fed)
+    rs.rotate_key()
+    assert rs.keyset.keys[0].key == rs.signing.public
+    bob.refresh_keys()
+    alice.send("bob@b.example", "after rotation")
+    assert bob.inbox[-1].report.verdict is Verdict.TRUSTED
+
+
+def test_first_message_is_signed_after_the_link_is_up(fed):
+    ss, rs, alice, bob = _world(fed)
+    assert "b.example" not in ss.links
+    alice.send("bob@b.example", "the first message opens the link")
+    ss_att = _path(bob.inbox[-1].stanza)[1].attestations[1]
+    assert ss_att.out_view.spki == rs.credential.spki == ss.links["b.example"].out_view.spki
+
+
+def test_client_does_not_send_a_requirement_its_own_hop_cannot_meet(fed):
+    ss, rs, alice, bob = _world(fed)
+    alice.view = replace(alice.view, method="pkix")
+    with pytest.raises(RequirementNotMet):
+        alice.send("bob@b.example", "only trusted", require="trusted")
+    alice.send("bob@b.example", "weak is fine", require="weak")
+    assert bob.inbox[-1].report is not None
+
+
+def test_refusal_error_is_schema_valid_and_names_the_hop():
+    outcome = run_scenario(SCENARIOS[14], seed=VECTOR_SEED, start=VECTOR_START)
+    root = parse_stanza(outcome.stanza)
+    hop = root.find(f"{{jabber:client}}error/{{{NS}}}unverified-hop")
+    assert SCHEMA.validate(etree.fromstring(etree.tostring(hop)))
+    assert root.find("{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}policy-violation") is not None
+    assert (hop.get("peer"), hop.get("required")) == ("b.example", "trusted")
+
+
+def test_requirement_towards_a_non_participating_domain_is_refused(fed):
+    ss, rs, alice, bob = _world(fed)
+    rs.takes_part = False
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    assert alice.inbox[-1].error
+    assert b'reason="not-participating"' in alice.inbox[-1].stanza
+    assert bob.inbox == []
+
+
+def test_removing_require_after_signing_is_tampering(fed):
+    ss, rs, alice, bob = _world(fed)
+    ss.outbound_filter = lambda data: data.replace(b'<require xmlns="urn:xmpp:trust-path:0" verdict="weak"/>', b"")
+    alice.send("bob@b.example", "weak at least", require="weak")
+    assert b"require" not in bob.inbox[-1].stanza
+    report = bob.inbox[-1].report
+    assert report.verdict is Verdict.UNTRUSTED and report.hops[1].reason == "tampered"
+
+
+def test_a_message_from_a_non_participating_own_server_is_never_trusted():
+    fields = MessageFields(sender="a@x/r", to="b@y/z", id="1")
+    anchor = Anchor("y", KeySet("y", (PublishedKey(SigningKey.from_seed(b"\x01" * 32).public),)), "b@y/z",
+                    run_scenario(SCENARIOS[0]).anchor.view, takes_part=False)
+    assert verify(fields, None, anchor, VECTOR_START).verdict is Verdict.UNKNOWN
+    assert KeySource.NONE.value == "none"
