@@ -1,0 +1,62 @@
+"""The command line as a person and a script use it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from trustpath.cli import main
+
+
+def test_demo_json_lists_every_scenario_with_its_verdict(capsys):
+    assert main(["demo", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["scenario"] for o in out] == list(range(1, 17))
+    for o in out:
+        assert {"scenario", "name", "verdict", "expected", "ok", "hops"} <= o.keys()
+        assert o["ok"] is True and o["verdict"] == o["expected"]
+        assert o["verdict"] in ("trusted", "weak", "untrusted", "unknown")
+
+
+def test_demo_shows_every_scenario_with_hops_and_notes():
+    result = subprocess.run([sys.executable, "-m", "trustpath.cli", "demo"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "16/16 scenarios gave the verdict the brief requires" in text
+    for word in ("✔ TRUSTED", "◐ WEAK", "✘ UNTRUSTED", "? UNKNOWN", "not delivered", "key-mismatch",
+                 "note: stored by b.example"):
+        assert word in text, word
+
+
+def test_emitted_files_verify_with_the_command_line(tmp_path, capsys):
+    assert main(["demo", "--emit", str(tmp_path), "--scenario", "2", "--scenario", "15"]) == 0
+    capsys.readouterr()
+    expected = json.loads((tmp_path / "02-h2-ca-only.expected.json").read_text())
+    code = main(["verify", str(tmp_path / "02-h2-ca-only.xml"), "--anchor",
+                 str(tmp_path / "02-h2-ca-only.anchor.json"), "--now", expected["now"]])
+    out = capsys.readouterr().out
+    assert code == 0 and "◐ WEAK" in out and "ca-only" in out
+    assert (tmp_path / "15-require-refused.error.xml").exists()
+    assert json.loads((tmp_path / "15-require-refused.expected.json").read_text())["delivered"] is False
+
+
+def test_verify_reports_missing_files_and_bad_anchors_in_one_line(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "none.xml"), "--anchor", str(tmp_path / "none.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read" in err
+    (tmp_path / "a.json").write_text("{not json")
+    (tmp_path / "s.xml").write_text("<message/>")
+    assert main(["verify", str(tmp_path / "s.xml"), "--anchor", str(tmp_path / "a.json")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "s.xml"), "--anchor", str(tmp_path / "a.json"), "--now", "tomorrow"]) == 2
+    assert "2026-11-25T09:00:00Z" in capsys.readouterr().err
+
+
+def test_bench_reports_the_three_figures(capsys):
+    assert main(["bench", "--json", "--rounds", "100"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in ("create_ratio", "verify_ratio", "bytes_per_hop", "sign_median_us", "raw_verify_median_us"):
+        assert figures[key] > 0
+    assert figures["hops"] == 3

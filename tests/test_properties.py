@@ -1,0 +1,159 @@
+"""Properties that hold for every input hypothesis can think of."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from trustpath import InvalidInput, Verdict, verify_stanza
+from trustpath.codec import attestation_element, decode_attestation, parse_stanza, serialize
+from trustpath.model import NS, Attestation, Chain, KeySource, Result, Side, View
+from trustpath.timefmt import format_time
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+jid_text = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FFF, blacklist_categories=("Cs",),
+                                          blacklist_characters="<>&\"'"), min_size=1, max_size=24)
+b64_32 = st.binary(min_size=32, max_size=32).map(lambda b: base64.b64encode(b).decode())
+b64_64 = st.binary(min_size=64, max_size=64).map(lambda b: base64.b64encode(b).decode())
+times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1)).map(
+    lambda d: format_time(d.replace(tzinfo=UTC)))
+methods = st.sampled_from(["pin", "dane-ee", "dane-ta", "pkix", "dialback", "dialback-dnssec", "none",
+                           "SCRAM-SHA-256", "PLAIN", "EXTERNAL"])
+reasons = st.from_regex(r"[a-z0-9\-]{1,20}", fullmatch=True)
+
+
+@st.composite
+def views(draw, inbound: bool) -> View:
+    tls = draw(st.sampled_from(["1.2", "1.3", "none"]))
+    result = draw(st.sampled_from(list(Result)))
+    reason = draw(reasons) if result is Result.FAIL else draw(st.none() | reasons)
+    chain = draw(st.sampled_from(list(Chain))) if inbound else None
+    return View(peer=draw(jid_text), side=draw(st.sampled_from(list(Side))), tls=tls,
+                method=draw(methods), result=result,
+                spki=draw(b64_32) if tls != "none" else draw(st.none() | b64_32),
+                cipher=draw(st.none() | st.from_regex(r"[0-9A-F]{4}", fullmatch=True)),
+                cb=draw(st.none() | st.sampled_from(["tls-unique", "tls-exporter", "tls-server-end-point"])),
+                reason=reason, chain=chain,
+                chain_reason=draw(st.none() | reasons) if inbound else None,
+                key_source=draw(st.none() | st.sampled_from(list(KeySource))) if inbound else None,
+                removed=draw(st.none() | st.integers(1, 999)) if inbound else None)
+
+
+@st.composite
+def attestations(draw) -> Attestation:
+    in_view = draw(st.none() | views(True))
+    out_view = draw(views(False)) if in_view is None else draw(st.none() | views(False))
+    return Attestation(signer=draw(jid_text), time=draw(times), for_id=draw(jid_text), sig=draw(b64_64),
+                       in_view=in_view, out_view=out_view, prev_key=draw(st.none() | b64_32),
+                       stored=draw(st.none() | times), alg=draw(st.none() | st.just("ed25519")))
+
+
+@SETTINGS
+@given(attestations())
+def test_encode_decode_round_trip(attestation):
+    element = attestation_element(attestation)
+    again = etree.fromstring(etree.tostring(element))
+    assert decode_attestation(again) == attestation
+
+
+SIGNED_ATTRIBUTES = {"attestation": ["signer", "time", "for", "prev-key", "sig"],
+                     "in": ["peer", "side", "tls", "cipher", "spki", "method", "result", "chain", "key-source"],
+                     "out": ["peer", "side", "tls", "cipher", "spki", "method", "result"]}
+
+
+def _apply(data: bytes, draw) -> bytes:
+    root = parse_stanza(data)
+    path = root.find(f"{{{NS}}}path")
+    atts = list(path)
+    kind = draw(st.sampled_from(["attribute", "remove-attribute", "body", "message", "order", "remove", "view"]))
+    if kind in ("attribute", "remove-attribute"):
+        att = draw(st.sampled_from(atts))
+        element_name = draw(st.sampled_from(["attestation", "in", "out"]))
+        element = att if element_name == "attestation" else att.find(f"{{{NS}}}{element_name}")
+        assume(element is not None)
+        name = draw(st.sampled_from(SIGNED_ATTRIBUTES[element_name]))
+        assume(element.get(name) is not None)
+        if kind == "remove-attribute":
+            del element.attrib[name]
+        else:
+            old = element.get(name)
+            new = draw(st.sampled_from([old[:-3] + ("A" if old[-3] != "A" else "B") + old[-2:] if len(old) > 3
+                                        else old + "x", old.upper() if old.upper() != old else old + "1",
+                                        draw(jid_text)]))
+            assume(new != old)
+            element.set(name, new)
+    elif kind == "body":
+        body = root.find("{jabber:client}body")
+        new = draw(st.text(min_size=0, max_size=40).filter(lambda t: "\x00" not in t))
+        assume(new != body.text and all(c.isprintable() or c in "\n\t" for c in new))
+        body.text = new
+    elif kind == "message":
+        name = draw(st.sampled_from(["from", "to", "id", "type"]))
+        value = draw(jid_text)
+        assume(value != root.get(name) and not (name == "type" and value == "normal" and root.get(name) is None))
+        root.set(name, value)
+    elif kind == "order":
+        i, j = draw(st.sampled_from([(0, 1), (1, 2), (0, 2)]))
+        atts[i], atts[j] = atts[j], atts[i]
+        for child in list(path):
+            path.remove(child)
+        for att in atts:
+            path.append(att)
+    elif kind == "remove":
+        path.remove(draw(st.sampled_from(atts)))
+    else:
+        att = draw(st.sampled_from(atts[1:]))
+        view = att.find(f"{{{NS}}}{draw(st.sampled_from(['in', 'out']))}")
+        att.remove(view)
+    return serialize(root)
+
+
+@SETTINGS
+@given(st.data())
+def test_any_change_to_a_signed_part_of_a_trusted_path_is_not_trusted(pinned_vector, data):
+    stanza, anchor, now = pinned_vector
+    assert verify_stanza(stanza, anchor, now).verdict is Verdict.TRUSTED
+    changed = _apply(stanza, data.draw)
+    try:
+        report = verify_stanza(changed, anchor, now)
+    except InvalidInput:
+        return
+    assert report.verdict is not Verdict.TRUSTED
+
+
+@SETTINGS
+@given(st.data())
+def test_verifier_raises_only_its_documented_error_on_arbitrary_input(pinned_vector, data):
+    stanza, anchor, now = pinned_vector
+    blob = bytearray(stanza)
+    for _ in range(data.draw(st.integers(1, 8))):
+        op = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        pos = data.draw(st.integers(0, len(blob) - 1))
+        if op == "flip":
+            blob[pos] = data.draw(st.integers(0, 255))
+        elif op == "insert":
+            blob[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+        else:
+            del blob[pos:pos + data.draw(st.integers(1, 16))]
+    when = now + timedelta(seconds=data.draw(st.integers(-10**6, 10**6)))
+    try:
+        report = verify_stanza(bytes(blob), anchor, when)
+    except InvalidInput:
+        return
+    assert report.verdict in set(Verdict)
+
+
+@SETTINGS
+@given(st.binary(max_size=2048))
+def test_random_bytes_are_refused_with_the_documented_error(pinned_vector, blob):
+    _, anchor, now = pinned_vector
+    try:
+        verify_stanza(blob, anchor, now)
+    except InvalidInput:
+        return
+    raise AssertionError("random bytes verified")

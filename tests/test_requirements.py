@@ -1,0 +1,47 @@
+"""spec/requirements.json maps every business rule of the XEP to tests that exist."""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+
+from lxml import etree
+
+from conftest import ROOT, load_json
+
+REQUIREMENTS = load_json(ROOT / "spec" / "requirements.json")
+KEYWORDS = re.compile(r"\b(MUST NOT|MUST|SHOULD NOT|SHOULD|MAY)\b")
+
+
+def _rules() -> list[str]:
+    parser = etree.XMLParser(load_dtd=False, resolve_entities=False, no_network=True)
+    xep = etree.parse(str(ROOT / "xep" / "trust-path.xml"), parser)
+    section = next(s for s in xep.getroot().iter("section1") if s.get("anchor") == "rules")
+    return [" ".join("".join(li.itertext()).split()) for li in section.find("ol").findall("li")]
+
+
+@cache
+def _test_functions(path: str) -> frozenset[str]:
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    return frozenset(node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                     and node.name.startswith("test_"))
+
+
+def test_every_rule_of_the_xep_is_listed_with_its_text():
+    rules = _rules()
+    listed = REQUIREMENTS["rules"]
+    assert [r["rule"] for r in listed] == list(range(1, len(rules) + 1))
+    for rule, text in zip(listed, rules):
+        assert rule["text"] == text, f"rule {rule['rule']} changed in the XEP; update spec/requirements.json"
+        assert rule["levels"] == sorted(set(KEYWORDS.findall(text)))
+
+
+def test_every_must_and_should_names_tests_that_exist():
+    for rule in REQUIREMENTS["rules"]:
+        if {"MUST", "MUST NOT", "SHOULD", "SHOULD NOT"} & set(rule["levels"]):
+            assert rule["tests"], f"rule {rule['rule']} has no test"
+        for test in rule["tests"]:
+            path, _, name = test.partition("::")
+            assert (ROOT / path).exists(), f"rule {rule['rule']}: no file {path}"
+            assert name in _test_functions(path), f"rule {rule['rule']}: no test {test}"
