@@ -46,8 +46,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             else:
                 err = o.error or {}
                 console.print(Text.assemble("not delivered: ", badge(Verdict.UNTRUSTED),
-                                            f"  {err.get('text', 'refused')} "
-                                            f"[error {err.get('condition')}, reason {err.get('reason')}]"))
+                                            f"  the sender got error <{err.get('condition')}/> "
+                                            f"naming {err.get('peer')} ({err.get('method')}, {err.get('reason')})"))
+                console.print(Text(f"  {err.get('text', '')}", style="dim"))
             console.print(Text.assemble("required: ", o.expected.text, " → ", mark, *(
                 [f"  ({'; '.join(o.problems)})"] if o.problems else [])))
             console.print()

@@ -24,7 +24,7 @@ EXPLAIN = {
     Verdict.UNKNOWN: "some hop does not take part, so the path cannot be judged",
 }
 
-RESULT = {"pass": "✔ pass", "fail": "✘ fail", "none": "– none", "unknown": "? unknown"}
+RESULT = {"pass": "✔ pass", "fail": "✘ fail", "none": "– unverified", "unknown": "? unknown"}
 
 
 def badge(verdict: Verdict) -> Text:

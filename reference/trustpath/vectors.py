@@ -18,7 +18,9 @@ from .anchor import anchor_to_json
 from .attest import attest
 from .codec import attestation_element, decode_path, find_message, message_fields, parse_stanza, serialize
 from .keys import KeySet, KeyStatus, PublishedKey, verify_signature
-from .model import NS
+from dataclasses import replace
+
+from .model import NS, KeySource, Result
 from .signing import signing_input
 from .sim.scenarios import SCENARIOS, VECTOR_SEED, VECTOR_START, file_stem, run_all
 from .sim.tls import KeyFactory
@@ -174,9 +176,34 @@ def write_findings(directory: FsPath) -> None:
                           in_view=rs.in_view, out_view=rs.out_view)
     swapped = _with_attestations(message, (ss, sc, forged_order))
     case("attestations-reordered", swapped, anchor, "untrusted", None, None)
-    wrong_for = attest(fields, b_key, signer=rs.signer, time=rs.time, previous=ss, prev_key=ss.prev_key,
-                       in_view=rs.in_view, out_view=rs.out_view)
-    del wrong_for
+
+    def resign(edit: dict[int, dict[str, Any]]) -> bytes:
+        """The path of scenario 1 with some fields changed, every attestation signed anew."""
+        labels = ["client/alice@a.example/phone", "server/a.example/1", "server/b.example/1"]
+        out: list[Any] = []
+        for i, (att, label) in enumerate(zip((sc, ss, rs), labels)):
+            change = edit.get(i, {})
+            in_view = replace(att.in_view, **change.get("in", {})) if att.in_view else None
+            out_view = replace(att.out_view, **change.get("out", {})) if att.out_view else None
+            previous = out[-1] if out else None
+            prev_key = change.get("prev_key", att.prev_key) if previous else None
+            out.append(attest(fields, keys.signing_key(label), signer=att.signer, time=att.time, previous=previous,
+                              prev_key=prev_key, in_view=in_view, out_view=out_view))
+        return _with_attestations(message, tuple(out))
+
+    case("key-learned-on-first-use", resign({2: {"in": {"key_source": KeySource.TOFU}}}), anchor, "weak", "H2",
+         "weak-key-source")
+    case("vouching-without-prev-key", resign({2: {"prev_key": None}}), anchor, "untrusted", "H2", "chain-broken")
+    case("delivered-to-another-account", resign({2: {"out": {"peer": "carol@b.example/desk"}}}), anchor,
+         "untrusted", "H3", "chain-broken")
+    case("h2-without-tls", resign({1: {"out": {"tls": "none", "spki": None, "cipher": None}},
+                                   2: {"in": {"tls": "none", "spki": None, "cipher": None}}}), anchor,
+         "untrusted", "H2", "starttls-not-supported")
+    case("h2-certificate-not-trusted", resign({1: {"out": {"method": "pkix", "result": Result.FAIL,
+                                                           "reason": "certificate-not-trusted"}}}), anchor,
+         "untrusted", "H2", "certificate-not-trusted")
+    case("sender-client-unverified", resign({0: {"out": {"method": "none", "result": Result.NONE}}}), anchor,
+         "untrusted", "H1", "not-verified")
     _dump(directory / "index.json", {"cases": cases})
 
 
