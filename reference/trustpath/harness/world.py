@@ -1,0 +1,89 @@
+"""Bringing the live federation up and down: a CA, certificates, DNS, two Prosody servers."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..sim.tls import Authority, KeyFactory
+from .dns import DnsServer, Zone
+from .mitm import Interceptor
+from .prosody import Instance, prosody_binary
+
+ADDRESSES = {"a.example": "127.0.0.2", "b.example": "127.0.0.3"}
+INTERCEPTOR_ADDRESS = "127.0.0.4"
+DIRECT_TLS_PORT = 15270
+PASSWORD = "pencil"
+
+
+@dataclass
+class World:
+    """Everything one harness run started; :meth:`close` stops all of it."""
+
+    workdir: Path
+    ca: Authority
+    dns: DnsServer
+    servers: dict[str, Instance] = field(default_factory=dict)
+    keep_files: bool = False
+    interceptor: Interceptor | None = None
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        if self.interceptor is not None:
+            self.interceptor.stop()
+        self.dns.stop()
+        if not self.keep_files:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[str, dict[str, object]] | None = None,
+                users: tuple[str, ...] = ("alice", "bob"), keep_files: bool = False,
+                intercept: bool = False, env: dict[str, dict[str, str]] | None = None) -> World:
+    """Start DNS and both servers; ``modules``/``options`` are per domain extras.
+
+    With ``intercept``, a man in the middle holding CA-valid certificates for both domains
+    sits on the s2s hop from a.example to b.example.
+    """
+    prosody_binary()
+    workdir = Path(tempfile.mkdtemp(prefix="trustpath-harness-"))
+    ca = Authority("Harness CA", KeyFactory(), workdir)
+    zone = Zone()
+    for domain, address in ADDRESSES.items():
+        zone.add_domain(domain, address, c2s_port=15222, s2s_port=15269)
+    if intercept:
+        zone.direct_tls("b.example", INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT)
+    dns = DnsServer(zone).start()
+    world = World(workdir, ca, dns, keep_files=keep_files)
+    try:
+        if intercept:
+            world.interceptor = Interceptor((INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT),
+                                            (ADDRESSES["b.example"], DIRECT_TLS_PORT), "b.example",
+                                            ca.issue("b.example", "mitm-b.example"),
+                                            ca.issue("a.example", "mitm-a.example"), ca.ca_file).start()
+        for domain, address in ADDRESSES.items():
+            cred = ca.issue(domain, f"prosody-{domain}")
+            extra = dict((options or {}).get(domain, {}))
+            if intercept and domain == "b.example":
+                extra["s2s_direct_tls_ports"] = [DIRECT_TLS_PORT]
+                extra["s2s_direct_tls_ssl"] = {"certificate": cred.cert_file, "key": cred.key_file}
+            instance = Instance(domain, address, workdir / domain, dns.address[1], cred.cert_file, cred.key_file,
+                                ca.ca_file, modules=list((modules or {}).get(domain, [])), options=extra)
+            instance.write_config()
+            for user in users:
+                instance.register(user, PASSWORD)
+            world.servers[domain] = instance
+        for domain, instance in world.servers.items():
+            instance.start(env=(env or {}).get(domain))
+    except BaseException:
+        world.close()
+        raise
+    return world
