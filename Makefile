@@ -5,9 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench vectors clean setup
+.PHONY: demo test bench vectors clean setup live-deps
+
+# What the live federation tests need from Debian/Ubuntu: Prosody 0.12, a C toolchain with the
+# Lua 5.4 and OpenSSL headers (for the module's Ed25519 binding), and faketime (the clock-skew
+# scenario).
+LIVE_PACKAGES := prosody lua5.4 liblua5.4-dev libssl-dev gcc make faketime
 
 setup: $(STAMP)
+
+live-deps:
+	@missing=""; \
+	for p in $(LIVE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing for the live tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    service prosody stop >/dev/null 2>&1 || true; \
+	  else \
+	    echo "the live tests need:$$missing (on Debian/Ubuntu: sudo apt-get install$$missing); they will be skipped"; \
+	  fi; \
+	fi
+	@if [ -f /usr/include/lua5.4/lua.h ] && [ -f prosody/Makefile ]; then $(MAKE) -s -C prosody; fi
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -22,7 +41,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/trustpath demo
 
-test: $(STAMP)
+test: $(STAMP) live-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

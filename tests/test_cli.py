@@ -55,8 +55,18 @@ def test_verify_reports_missing_files_and_bad_anchors_in_one_line(tmp_path, caps
 
 
 def test_bench_reports_the_three_figures(capsys):
-    assert main(["bench", "--json", "--rounds", "100"]) == 0
+    assert main(["bench", "--json", "--rounds", "250"]) == 0
     figures = json.loads(capsys.readouterr().out)
     for key in ("create_ratio", "verify_ratio", "bytes_per_hop", "sign_median_us", "raw_verify_median_us"):
         assert figures[key] > 0
     assert figures["hops"] == 3
+
+
+def test_plain_output_names_verdicts_in_words_without_colour():
+    """Piped output has no colour codes at all, so words and symbols carry every verdict."""
+    result = subprocess.run([sys.executable, "-m", "trustpath.cli", "demo", "--scenario", "2", "--scenario", "5"],
+                            capture_output=True, text=True, timeout=60)
+    assert "\x1b[" not in result.stdout
+    assert "◐ WEAK" in result.stdout and "weakest: H2" in result.stdout
+    assert "a.example → b.example" in result.stdout
+    assert "? UNKNOWN" in result.stdout

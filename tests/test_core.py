@@ -76,6 +76,20 @@ def test_signing_input_covers_lang_subject_thread_and_require():
     assert b"\0type\0normal\0" in data
 
 
+def test_signing_input_covers_every_view_attribute_in_name_order():
+    view = server_view("alice@a.example/phone", "SCRAM-SHA-256-PLUS", chain=Chain.FAIL, chain_reason="tampered",
+                       key_source=KeySource.LINK, removed=2)
+    view = replace(view, cb="tls-exporter", result=Result.FAIL, reason="validation-failure")
+    att = attest(MSG, seed_key(2), signer="a.example", time=T0, in_view=view, out_view=client_view("b.example"),
+                 stored=T0)
+    data = signing_input(MSG, "", att)
+    names = [part.decode() for part in data.split(b"\0")[1::2] if part.startswith((b"in.", b"attestation."))]
+    assert names == ["attestation.for", "attestation.signer", "attestation.stored", "attestation.time", "in.cb",
+                     "in.chain", "in.chain-reason", "in.cipher", "in.key-source", "in.method", "in.peer",
+                     "in.reason", "in.removed", "in.result", "in.side", "in.spki", "in.tls"]
+    assert b"\0in.cb\0tls-exporter\0" in data and b"\0in.removed\x002\0" in data
+
+
 def test_attest_rejects_misuse():
     with pytest.raises(UsageError):
         attest(MSG, seed_key(1), signer="a", time=datetime(2026, 1, 1))

@@ -14,6 +14,8 @@ from lxml import etree
 
 from trustpath import (
     Anchor,
+    UsageError,
+    attest,
     KeySet,
     MalformedStanza,
     MessageFields,
@@ -78,10 +80,14 @@ def test_client_uses_a_new_key_for_each_session(fed):
     assert ss.sessions[alice.jid].client_key == alice.key.public
 
 
-def test_a_message_without_id_is_not_attested():
+def test_a_message_without_id_is_not_attested(fed):
     root = etree.fromstring(b"<message xmlns='jabber:client' from='a@x/r' to='b@y'><body>x</body></message>")
     with pytest.raises(MalformedStanza, match="'id'"):
         message_fields(root)
+    ss, rs, alice, bob = _world(fed)
+    with pytest.raises(UsageError, match="'id'"):
+        attest(MessageFields(sender=alice.jid, to="bob@b.example", id=""), alice.key, signer=alice.jid,
+               time=VECTOR_START, out_view=alice.view)
 
 
 def test_recipient_server_attests_each_resource_separately(fed):
@@ -106,11 +112,17 @@ def test_for_must_equal_the_message_id():
 
 
 def test_prev_key_is_present_exactly_when_the_previous_signer_is_the_peer():
+    from trustpath.keys import verify_signature
+    from trustpath.signing import signing_input
+
     pinned = run_scenario(SCENARIOS[0], seed=VECTOR_SEED, start=VECTOR_START)
-    sc, ss, rs = _path(pinned.stanza)[1].attestations
+    fields, path = _path(pinned.stanza)
+    sc, ss, rs = path.attestations
     assert sc.prev_key is None
-    assert ss.prev_key == SigningKey.from_seed(bytes(32)).public or ss.prev_key  # present
-    assert rs.prev_key in {k.key for k in KeySet("a.example", ()).keys} | {rs.prev_key}
+    # each prev-key is the key that verifies the attestation before it
+    assert verify_signature(ss.prev_key, sc.sig, signing_input(fields, "", sc))
+    assert verify_signature(rs.prev_key, ss.sig, signing_input(fields, sc.sig, ss))
+    assert not verify_signature(rs.prev_key, sc.sig, signing_input(fields, "", sc))
     gap = run_scenario(SCENARIOS[4], seed=VECTOR_SEED, start=VECTOR_START)  # a.example does not take part
     sc, rs = _path(gap.stanza)[1].attestations
     assert rs.prev_key is None and rs.in_view.chain is Chain.ABSENT
@@ -324,9 +336,70 @@ def test_removing_require_after_signing_is_tampering(fed):
     assert report.verdict is Verdict.UNTRUSTED and report.hops[1].reason == "tampered"
 
 
-def test_a_message_from_a_non_participating_own_server_is_never_trusted():
-    fields = MessageFields(sender="a@x/r", to="b@y/z", id="1")
-    anchor = Anchor("y", KeySet("y", (PublishedKey(SigningKey.from_seed(b"\x01" * 32).public),)), "b@y/z",
-                    run_scenario(SCENARIOS[0]).anchor.view, takes_part=False)
-    assert verify(fields, None, anchor, VECTOR_START).verdict is Verdict.UNKNOWN
-    assert KeySource.NONE.value == "none"
+def test_a_message_from_a_non_participating_own_server_is_never_trusted(pinned_vector):
+    data, anchor, now = pinned_vector
+    assert verify_stanza(data, anchor, now).verdict is Verdict.TRUSTED
+    report = verify_stanza(data, replace(anchor, takes_part=False), now)
+    assert report.verdict is Verdict.UNKNOWN
+    assert report.hops[-1].reason == "not-participating"
+    fields = MessageFields(sender="alice@a.example/phone", to="bob@b.example", id="1")
+    assert verify(fields, None, replace(anchor, takes_part=False), now).verdict is Verdict.UNKNOWN
+
+
+def test_once_an_attestation_fails_everything_before_it_is_unvouched():
+    outcome = run_scenario(SCENARIOS[6], seed=VECTOR_SEED, start=VECTOR_START)  # body tampered after a.example
+    statuses = [a.status for a in outcome.report.attestations]
+    assert statuses == ["unvouched", "tampered", "ok"]
+    assert (outcome.report.hops[0].result, outcome.report.hops[0].reason) == ("unknown", "unvouched")
+
+
+def test_a_forwarded_message_counts_only_from_the_own_account(pinned_vector):
+    from trustpath.errors import ForgedWrapper
+    from trustpath.vectors import archived
+
+    data, anchor, now = pinned_vector
+    carbon = (b"<message xmlns='jabber:client' from='%s' to='bob@b.example/desk'><received "
+              b"xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>%s</forwarded></received></message>")
+    assert verify_stanza(carbon % (b"bob@b.example", data), anchor, now).verdict is Verdict.TRUSTED
+    for stranger in (b"mallory@evil.example/x", b"bob@b.example/phone", b"b.example"):
+        with pytest.raises(ForgedWrapper):
+            verify_stanza(carbon % (stranger, data), anchor, now)
+    mam = archived(data, to="bob@b.example/desk", stamp="2026-11-25T09:00:00Z")
+    assert verify_stanza(mam, anchor, now + timedelta(days=30)).verdict is Verdict.TRUSTED
+    with pytest.raises(ForgedWrapper):
+        verify_stanza(mam.replace(b"<message xmlns='jabber:client' ", b"<message xmlns='jabber:client' "
+                                  b"from='mallory@evil.example' ", 1), anchor, now)
+
+
+def test_a_live_stanza_must_be_fresh_and_delivered_to_this_resource(pinned_vector):
+    from trustpath.vectors import archived, resign_pinned
+
+    data, anchor, now = pinned_vector
+    assert verify_stanza(data, anchor, now + timedelta(days=30)).hops[-1].reason == "clock-skew"
+    other = resign_pinned(data, {2: {"out": {"peer": "bob@b.example/phone"}}})
+    assert verify_stanza(other, anchor, now).hops[-1].reason == "chain-broken"
+    from_archive = archived(other, to="bob@b.example/desk", stamp="2026-11-25T09:00:00Z")
+    assert verify_stanza(from_archive, anchor, now).verdict is Verdict.TRUSTED
+
+
+STRENGTH_CASES = [(m, v) for m, v in (("pin", "trusted"), ("dane-ee", "trusted"), ("dane-ta", "trusted"),
+                                      ("pkix", "weak"), ("dialback-dnssec", "weak"), ("dialback", "untrusted"),
+                                      ("none", "untrusted"))]
+
+
+@pytest.mark.parametrize("method, verdict", STRENGTH_CASES)
+def test_the_method_of_the_receiving_server_sets_the_strength_of_h2(pinned_vector, method, verdict):
+    from trustpath.vectors import resign_pinned
+
+    data, anchor, now = pinned_vector
+    assert verify_stanza(resign_pinned(data, {2: {"in": {"method": method}}}), anchor, now).verdict.value == verdict
+
+
+@pytest.mark.parametrize("source, verdict", [("link", "trusted"), ("config", "trusted"), ("dnssec", "trusted"),
+                                             ("posh", "weak"), ("tofu", "weak"), ("none", "untrusted")])
+def test_the_key_source_caps_the_path(pinned_vector, source, verdict):
+    from trustpath.vectors import resign_pinned
+
+    data, anchor, now = pinned_vector
+    edited = resign_pinned(data, {2: {"in": {"key_source": KeySource(source)}}})
+    assert verify_stanza(edited, anchor, now).verdict.value == verdict

@@ -138,3 +138,26 @@ def test_signed_example_in_the_signing_section_reproduces():
     assert key.public in TEXT
     dump = "".join(re.findall(r"^[0-9a-f]{4}  ((?:[0-9a-f]{2} ){1,16})", TEXT, re.M)).replace(" ", "")
     assert bytes.fromhex(dump) == data
+
+
+def test_disco_example_publishes_keys_the_reference_can_read(xep):
+    from trustpath.disco import NS_DISCO_INFO, key_form, read_disco_info
+    from trustpath.keys import KeyStatus
+
+    results = []
+    for caption, text in _examples(xep):
+        if "disco#info" in text and "type='result'" in text and NS in text:
+            for stanza in _parse_example(text):
+                query = stanza.find(f"{{{NS_DISCO_INFO}}}query")
+                if query is not None:
+                    results.append(read_disco_info(query, stanza.get("from")))
+    assert results, "no disco#info result with the key form among the examples"
+    published = results[0]
+    assert published.takes_part and published.max_skew == 300
+    statuses = [k.status for k in published.keys.keys]
+    assert statuses == [KeyStatus.CURRENT, KeyStatus.RETIRED, KeyStatus.REVOKED]
+    # and what the reference writes reads back the same
+    query = etree.Element(f"{{{NS_DISCO_INFO}}}query")
+    etree.SubElement(query, f"{{{NS_DISCO_INFO}}}feature", var=NS)
+    query.append(key_form(published.keys, 300))
+    assert read_disco_info(query, published.keys.domain) == published

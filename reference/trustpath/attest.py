@@ -22,6 +22,8 @@ def attest(message: MessageFields, key: SigningKey, *, signer: str, time: dateti
     or ``None`` when that signer is not this one's direct peer and so cannot be vouched for.
     Times are timezone-aware datetimes or wire-format strings.
     """
+    if not message.id:
+        raise UsageError("a message without an 'id' cannot be attested (XEP business rules)")
     if in_view is None and out_view is None:
         raise UsageError("an attestation describes at least one hop (in_view or out_view)")
     if previous is None and prev_key is not None:

@@ -101,4 +101,5 @@ def run_bench(rounds: int = 2000) -> dict[str, float | int]:
         "hops": hops,
         "rounds": rounds,
         "batch": BATCH,
+        "samples": max(1, rounds // BATCH),
     }

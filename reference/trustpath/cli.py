@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .anchor import anchor_to_json, load_anchor
-from .errors import LimitExceeded, TrustPathError
+from .errors import InvalidAnchor, LimitExceeded, TrustPathError
 from .model import DEFAULT_MAX_SKEW, MAX_STANZA_BYTES, Verdict
 from .receive import verify_stanza
 from .render import badge, report_view
@@ -85,7 +85,7 @@ def emit(outcomes: list, directory: FsPath) -> None:  # type: ignore[type-arg]
 
 def cmd_verify(args: argparse.Namespace) -> int:
     try:
-        now = parse_time(args.now) if args.now else datetime.now(UTC)
+        now = _now_option(args.now)
         anchor, max_skew = load_anchor(args.anchor)
         path = FsPath(args.stanza)
         try:
@@ -97,6 +97,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise _FileProblem(f"cannot read it: {exc.strerror}") from None
         report = verify_stanza(data, anchor, now,
                                max_skew=args.max_skew if args.max_skew is not None else max_skew)
+    except _OptionProblem as exc:
+        print(f"trustpath verify: {exc}", file=sys.stderr)
+        return 2
+    except InvalidAnchor as exc:
+        print(f"trustpath verify: --anchor {args.anchor}: {exc}", file=sys.stderr)
+        return 2
     except (TrustPathError, _FileProblem) as exc:
         print(f"trustpath verify: {args.stanza}: {exc}", file=sys.stderr)
         return 2
@@ -111,6 +117,36 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 class _FileProblem(Exception):
     pass
+
+
+class _OptionProblem(Exception):
+    pass
+
+
+def _now_option(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        now = parse_time(text)
+    except TrustPathError:
+        raise _OptionProblem(f"--now {text!r} is not a time like 2026-11-25T09:00:00Z") from None
+    if now.year >= 9000:
+        raise _OptionProblem("--now must be a time before the year 9000")
+    return now
+
+
+def _skew(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError("the skew is from 0 to 86400 seconds")
+    return value
+
+
+def _rounds(text: str) -> int:
+    value = int(text)
+    if value < 250:
+        raise argparse.ArgumentTypeError("at least 250 rounds (5 batches of 50), for a meaningful median")
+    return value
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -130,7 +166,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         console.print(f"the same from the stanza's bytes (XML parsing included): "
                       f"{figures['verify_from_bytes_median_us']:.1f} µs → ratio {figures['verify_from_bytes_ratio']:.2f}")
         console.print(f"bytes added per hop: {figures['bytes_per_hop']:.0f} (target ≤ 400); "
-                      f"{figures['rounds']} rounds, medians")
+                      f"medians of {figures['samples']} batches of {figures['batch']}")
     return 0
 
 
@@ -152,13 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     ver.add_argument("--anchor", required=True, help="JSON: the recipient's server keys and its own view")
     ver.add_argument("--json", action="store_true", help="machine-readable output")
     ver.add_argument("--now", help="the time to verify at, like 2026-11-25T09:00:00Z (default: now)")
-    ver.add_argument("--max-skew", type=int, help=f"allowed clock skew in seconds (default: the anchor's, "
+    ver.add_argument("--max-skew", type=_skew, help=f"allowed clock skew in seconds (default: the anchor's, "
                      f"else {DEFAULT_MAX_SKEW})")
     ver.set_defaults(func=cmd_verify)
 
     bench = sub.add_parser("bench", help="measure attestation cost against raw Ed25519, and bytes per hop")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
-    bench.add_argument("--rounds", type=int, default=2000, help="timed repetitions per figure")
+    bench.add_argument("--rounds", type=_rounds, default=2000, help="timed repetitions per figure (≥ 250)")
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)

@@ -43,6 +43,7 @@ _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 _CIPHER = re.compile(r"[0-9A-F]{4}\Z")
 _METHOD = re.compile(r"(pin|dane-ee|dane-ta|pkix|dialback|dialback-dnssec|none|[A-Z0-9\-_]{1,20})\Z")
 _REASON = re.compile(r"[a-z0-9\-]{1,64}\Z")
+_REMOVED = re.compile(r"[1-9][0-9]{0,2}\Z", re.ASCII)  # signed as written, so exactly one spelling
 _TLS = ("1.2", "1.3", "none")
 _CB = ("tls-unique", "tls-exporter", "tls-server-end-point")
 
@@ -98,6 +99,7 @@ class Received:
     message: etree._Element
     wrapper: str | None = None  # 'carbon-sent', 'carbon-received', 'archive'
     delay: str | None = None
+    outer_from: str | None = None  # who sent the wrapper: must be the recipient's own account
 
 
 def find_message(root: etree._Element) -> Received:
@@ -120,8 +122,13 @@ def find_message(root: etree._Element) -> Received:
         inner = [m for m in forwarded if _local(m)[1] == "message" and _local(m)[0] in STANZA_NS]
         if len(inner) != 1:
             raise MalformedStanza("<forwarded/> must carry exactly one <message/>")
+        for other in root:
+            ons, oname = _local(other)
+            if (ons == ns and oname in ("body", "subject")) or (ons.startswith(NS_PREFIX) and oname == "path"):
+                raise MalformedStanza(f"a <{cname}/> wrapper must not carry its own <{oname}/>: only the forwarded "
+                                      "message is checked, so that content would be shown unchecked")
         delay = forwarded.find(f"{{{NS_DELAY}}}delay")
-        return Received(inner[0], wrapper, delay.get("stamp") if delay is not None else None)
+        return Received(inner[0], wrapper, delay.get("stamp") if delay is not None else None, root.get("from"))
     return Received(root)
 
 
@@ -314,7 +321,7 @@ def decode_view(element: etree._Element, *, inbound: bool) -> View:
     removed = attrs.get("removed")
     removed_n = None
     if removed is not None:
-        if not removed.isdigit() or len(removed) > 3 or int(removed) < 1:
+        if not _REMOVED.match(removed):
             raise MalformedStanza(f"<{name}/> 'removed' must be a positive integer")
         removed_n = int(removed)
     if inbound and chain is None:

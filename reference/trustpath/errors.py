@@ -37,6 +37,10 @@ class UnsupportedAlgorithm(MalformedStanza):
     """An attestation names a signature algorithm other than ed25519."""
 
 
+class ForgedWrapper(MalformedStanza):
+    """A carbon copy or archive result that does not come from the recipient's own account."""
+
+
 class InvalidAnchor(InvalidInput):
     """The recipient's trust anchor (its server's keys and its own view) is unusable."""
 

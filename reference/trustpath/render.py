@@ -21,7 +21,7 @@ EXPLAIN = {
     Verdict.TRUSTED: "every hop verified by a pin or DANE, both ends agree on every key",
     Verdict.WEAK: "every hop verified, but some only by a certificate authority",
     Verdict.UNTRUSTED: "a hop is unverified, failed, or was tampered with",
-    Verdict.UNKNOWN: "some hop does not take part, so the path cannot be judged",
+    Verdict.UNKNOWN: "part of the path is not described (a node does not take part, or a key is no longer known)",
 }
 
 RESULT = {"pass": "✔ pass", "fail": "✘ fail", "none": "– unverified", "unknown": "? unknown"}

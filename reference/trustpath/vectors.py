@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path as FsPath
 from typing import Any
@@ -18,8 +19,6 @@ from .anchor import anchor_to_json
 from .attest import attest
 from .codec import attestation_element, decode_path, find_message, message_fields, parse_stanza, serialize
 from .keys import KeySet, KeyStatus, PublishedKey, verify_signature
-from dataclasses import replace
-
 from .model import NS, KeySource, Result
 from .signing import signing_input
 from .sim.scenarios import SCENARIOS, VECTOR_SEED, VECTOR_START, file_stem, run_all
@@ -120,6 +119,30 @@ def write_rejections(directory: FsPath) -> list[dict[str, Any]]:
         ("comment", base.replace(b"<body>", b"<!-- hi --><body>", 1), "MalformedStanza", "comments"),
         ("two-paths", base.replace(b"</message>", path_xml + b"</message>"), "MalformedStanza",
          "more than one"),
+        ("two-requires", base.replace(b"<body>", b"<require xmlns='urn:xmpp:trust-path:0' verdict='weak'/>" * 2
+                                      + b"<body>", 1), "MalformedStanza", "more than one <require/>"),
+        ("require-unknown-verdict", base.replace(b"<body>", b"<require xmlns='urn:xmpp:trust-path:0' "
+                                                 b"verdict='perfect'/><body>", 1), "MalformedStanza", "require"),
+        ("in-without-chain", base.replace(b' chain="pass"', b"", 1), "MalformedStanza", "chain"),
+        ("same-signer-twice", base.replace(b'signer="b.example"', b'signer="a.example"', 1), "MalformedStanza",
+         "duplicated"),
+        ("empty-path", base[:path_start] + b"<path xmlns='urn:xmpp:trust-path:0'/>" + base[path_end:],
+         "MalformedStanza", "empty"),
+        ("bad-stored", base.replace(b'<attestation signer="b.example"', b'<attestation stored="yesterday" '
+                                    b'signer="b.example"', 1), "MalformedStanza", "stored"),
+        ("bad-prev-key", base.replace(b'prev-key="', b'prev-key="AAAA', 1), "MalformedStanza", "prev-key"),
+        ("removed-with-leading-zero", base.replace(b' chain="pass"', b' chain="pass" removed="01"', 1),
+         "MalformedStanza", "removed"),
+        ("removed-not-ascii", base.replace(b' chain="pass"', ' chain="pass" removed="²"'.encode(), 1),
+         "MalformedStanza", "removed"),
+        ("body-with-markup", base.replace(b"<body>", b"<body><b>bold</b>", 1), "MalformedStanza", "text only"),
+        ("forged-carbon", b"<message xmlns='jabber:client' from='mallory@evil.example/x' to='bob@b.example/desk'>"
+                          b"<received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>" + base
+                          + b"</forwarded></received></message>", "ForgedWrapper", "mallory@evil.example"),
+        ("carbon-with-own-body", b"<message xmlns='jabber:client' from='bob@b.example' to='bob@b.example/desk'>"
+                                 b"<body>Send the money</body><received xmlns='urn:xmpp:carbons:2'>"
+                                 b"<forwarded xmlns='urn:xmpp:forward:0'>" + base
+                                 + b"</forwarded></received></message>", "MalformedStanza", "own <body/>"),
     ]
     del message
     out = []
@@ -151,8 +174,11 @@ def write_findings(directory: FsPath) -> None:
          "untrusted", "H3", "tampered")
     # read a month later, when the anchor no longer lists the key: "key no longer known"
     other = dict(anchor, keys=[{"key": keys.signing_key("server/b.example/2").public, "status": "current"}])
-    case("anchor-key-unknown-a-month-later", stanza, other, "unknown", "H3", "key-unknown",
-         now="2026-12-25T09:00:00Z")
+    case("anchor-key-unknown-a-month-later", archived(stanza, to="bob@b.example/desk", stamp="2026-11-25T09:00:00Z"),
+         other, "unknown", "H3", "key-unknown", now="2026-12-25T09:00:00Z")
+    case("live-stanza-a-month-old", stanza, anchor, "untrusted", "H3", "clock-skew", now="2026-12-25T09:00:00Z")
+    case("archived-a-month-later", archived(stanza, to="bob@b.example/desk", stamp="2026-11-25T09:00:00Z"),
+         anchor, "trusted", None, None, now="2026-12-25T09:00:00Z")
     # the same key set, but the attestation is fresh: it must verify with a current key
     case("unknown-key-on-a-live-message", stanza, other, "untrusted", "H3", "tampered")
     revoked = dict(anchor, keys=[dict(anchor["keys"][0], status="revoked")])
@@ -178,18 +204,7 @@ def write_findings(directory: FsPath) -> None:
     case("attestations-reordered", swapped, anchor, "untrusted", None, None)
 
     def resign(edit: dict[int, dict[str, Any]]) -> bytes:
-        """The path of scenario 1 with some fields changed, every attestation signed anew."""
-        labels = ["client/alice@a.example/phone", "server/a.example/1", "server/b.example/1"]
-        out: list[Any] = []
-        for i, (att, label) in enumerate(zip((sc, ss, rs), labels)):
-            change = edit.get(i, {})
-            in_view = replace(att.in_view, **change.get("in", {})) if att.in_view else None
-            out_view = replace(att.out_view, **change.get("out", {})) if att.out_view else None
-            previous = out[-1] if out else None
-            prev_key = change.get("prev_key", att.prev_key) if previous else None
-            out.append(attest(fields, keys.signing_key(label), signer=att.signer, time=att.time, previous=previous,
-                              prev_key=prev_key, in_view=in_view, out_view=out_view))
-        return _with_attestations(message, tuple(out))
+        return resign_pinned(stanza, edit)
 
     case("key-learned-on-first-use", resign({2: {"in": {"key_source": KeySource.TOFU}}}), anchor, "weak", "H2",
          "weak-key-source")
@@ -202,9 +217,44 @@ def write_findings(directory: FsPath) -> None:
     case("h2-certificate-not-trusted", resign({1: {"out": {"method": "pkix", "result": Result.FAIL,
                                                            "reason": "certificate-not-trusted"}}}), anchor,
          "untrusted", "H2", "certificate-not-trusted")
+    case("h2-times-too-far-apart", resign({1: {"time": "2026-11-25T09:10:00Z"}}), anchor, "untrusted", "H2",
+         "clock-skew")
+    case("h1-channel-binding", resign({1: {"in": {"cb": "tls-exporter"}}}), anchor, "trusted", None, None)
     case("sender-client-unverified", resign({0: {"out": {"method": "none", "result": Result.NONE}}}), anchor,
          "untrusted", "H1", "not-verified")
     _dump(directory / "index.json", {"cases": cases})
+
+
+def resign_pinned(stanza: bytes, edit: dict[int, dict[str, Any]]) -> bytes:
+    """Scenario 1's stanza with some fields of its attestations changed, every one signed anew
+    with the fixed test keys (so that exactly the intended defect shows).
+
+    ``edit`` maps an attestation index to changes: ``{"in": {...}, "out": {...}}`` for view
+    fields, ``"prev_key"`` and ``"time"`` for the attestation itself.
+    """
+    keys = KeyFactory(VECTOR_SEED)
+    message = find_message(parse_stanza(stanza)).message
+    fields = message_fields(message)
+    path = decode_path(message)
+    assert path is not None
+    labels = ["client/alice@a.example/phone", "server/a.example/1", "server/b.example/1"]
+    out: list[Any] = []
+    for i, (att, label) in enumerate(zip(path.attestations, labels)):
+        change = edit.get(i, {})
+        in_view = replace(att.in_view, **change.get("in", {})) if att.in_view else None
+        out_view = replace(att.out_view, **change.get("out", {})) if att.out_view else None
+        previous = out[-1] if out else None
+        prev_key = change.get("prev_key", att.prev_key) if previous else None
+        out.append(attest(fields, keys.signing_key(label), signer=att.signer, time=change.get("time", att.time),
+                          previous=previous, prev_key=prev_key, in_view=in_view, out_view=out_view))
+    return _with_attestations(message, tuple(out))
+
+
+def archived(stanza: bytes, *, to: str, stamp: str) -> bytes:
+    """``stanza`` as a MAM result from the recipient's own archive (XEP-0313)."""
+    return (f"<message xmlns='jabber:client' to='{to}' id='mam-1'><result xmlns='urn:xmpp:mam:2' id='a1'>"
+            f"<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='{stamp}'/>").encode() \
+        + stanza + b"</forwarded></result></message>"
 
 
 def _with_attestations(message: Any, atts: tuple) -> bytes:  # type: ignore[type-arg]

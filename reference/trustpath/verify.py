@@ -8,7 +8,7 @@ a recipient server to check what it received before it adds its own attestation.
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .keys import KeySet, verify_signature
@@ -29,6 +29,7 @@ from .model import (
     is_client_jid,
 )
 from .signing import message_prefix, signing_input
+from .errors import UsageError
 from .timefmt import parse_time, require_aware
 
 #: reason codes that mean "this attestation cannot be believed"
@@ -132,14 +133,20 @@ class _Hop:
 
 
 def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datetime, *,
-           max_skew: int = DEFAULT_MAX_SKEW, seen: Container[str] = ()) -> Report:
+           max_skew: int = DEFAULT_MAX_SKEW, seen: Container[str] = (), archived: bool = False) -> Report:
     """Check ``path`` as received with ``message`` and return the report.
 
     ``seen`` holds signatures already accepted within the skew window (a replay cache
-    kept by the caller).  Raises only :class:`~trustpath.errors.InvalidInput`
-    subclasses, for input that is not a valid path at all.
+    kept by the caller).  ``archived`` says the message is read from the archive, so it
+    may be old and may have been delivered to another resource of the same account.
+    Raises only :class:`~trustpath.errors.InvalidInput` subclasses, for input that is
+    not a valid path at all.
     """
     require_aware(now)
+    if not 0 <= max_skew <= 86_400:
+        raise UsageError("max_skew must be from 0 to 86400 seconds")
+    if now.year >= 9000:
+        raise UsageError("now must be a time before the year 9000")
     atts = path.attestations if path is not None else ()
     n = len(atts)
     times = [parse_time(a.time) for a in atts]
@@ -201,7 +208,10 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
         if status[i - 1] is None:
             status[i - 1] = "ok" if verify_signature(here.prev_key, before.sig, data(i - 1)) else "tampered"
 
-    hops = _reconstruct(atts, anchor, anchored, message.sender)
+    hops = _reconstruct(atts, anchor, anchored, message.sender, archived)
+    if anchored and not archived and now - times[-1] > skew and status[-1] == "ok":
+        # the recipient's own server signs at delivery: a live stanza this old is a replay
+        hops[-1].problem = "clock-skew"
 
     for hop in hops:
         if hop.up_index is not None and hop.down_index is not None:
@@ -221,13 +231,18 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
         if att.stored and status[i] == "ok":
             notes.append(f"stored by {att.signer} from {att.stored} until delivery at {att.time}")
         if att.in_view is not None and att.in_view.removed and status[i] == "ok":
-            notes.append(f"{att.signer} removed {att.in_view.removed} forged attestation(s) "
+            notes.append(f"forgery-removed: {att.signer} removed {att.in_view.removed} forged attestation(s) "
                          f"sent by {att.in_view.peer}")
 
     reports = [_evaluate(k, hop, hops, atts, status, anchor) for k, hop in enumerate(hops)]
 
     strengths = [r.strength for r in reports]
     overall = min(strengths) if strengths else Strength.UNKNOWN
+    if not anchor.takes_part and overall > Strength.UNKNOWN:
+        # the client's own server does not announce the feature: nothing it signs is an anchor
+        overall = Strength.UNKNOWN
+        notes.append(f"not-participating: {anchor.server} does not announce trust-path, so no path is trusted")
+        reports[-1] = replace(reports[-1], result="unknown", reason="not-participating", strength=Strength.UNKNOWN)
     verdict = overall.verdict
     weakest = tuple(r.label for r in reports if r.strength == overall) if verdict is not Verdict.TRUSTED else ()
     checks = tuple(AttestationCheck(a.signer, status[i] or "unvouched") for i, a in enumerate(atts))
@@ -235,13 +250,14 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
                   anchor_key=anchor_key)
 
 
-def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, origin: str) -> list[_Hop]:
+def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, origin: str,
+                archived: bool) -> list[_Hop]:
     """Rebuild the hops from the views' peers; a node that did not sign leaves a gap.
 
     The path always starts at the message's sender, so hops before the first attestation
     that no one describes are added as not participating: H1 is always the sender's hop.
     """
-    hops = _reconstruct_described(atts, anchor, anchored)
+    hops = _reconstruct_described(atts, anchor, anchored, archived)
     first = hops[0].sender
     if first != origin:
         origin_domain = origin.split("/", 1)[0].split("@", 1)[-1]
@@ -252,7 +268,8 @@ def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, 
     return hops
 
 
-def _reconstruct_described(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool) -> list[_Hop]:
+def _reconstruct_described(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool,
+                           archived: bool) -> list[_Hop]:
     hops: list[_Hop] = []
     if not atts:
         hops.append(_Hop(anchor.server, anchor.me, down=anchor.view,
@@ -281,7 +298,9 @@ def _reconstruct_described(atts: tuple[Attestation, ...], anchor: Anchor, anchor
     last_index = len(atts) - 1
     last = atts[last_index]
     if anchored:
-        if last.out_view is None or _bare(last.out_view.peer) != _bare(anchor.me):
+        delivered_here = last.out_view is not None and (
+            last.out_view.peer == anchor.me or (archived and _bare(last.out_view.peer) == _bare(anchor.me)))
+        if not delivered_here:
             hops.append(_Hop(anchor.server, anchor.me, up=last.out_view, down=anchor.view, up_index=last_index,
                              missing="chain-broken"))
         else:

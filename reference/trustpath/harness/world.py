@@ -27,6 +27,9 @@ class World:
     dns: DnsServer
     servers: dict[str, Instance] = field(default_factory=dict)
     keep_files: bool = False
+
+    def address(self, domain: str) -> str:
+        return self.servers[domain].address
     interceptor: Interceptor | None = None
 
     def close(self) -> None:
@@ -47,17 +50,19 @@ class World:
 
 def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[str, dict[str, object]] | None = None,
                 users: tuple[str, ...] = ("alice", "bob"), keep_files: bool = False,
-                intercept: bool = False, env: dict[str, dict[str, str]] | None = None) -> World:
+                intercept: bool = False, env: dict[str, dict[str, str]] | None = None,
+                addresses: dict[str, str] | None = None) -> World:
     """Start DNS and both servers; ``modules``/``options`` are per domain extras.
 
     With ``intercept``, a man in the middle holding CA-valid certificates for both domains
     sits on the s2s hop from a.example to b.example.
     """
     prosody_binary()
+    addresses = addresses or ADDRESSES
     workdir = Path(tempfile.mkdtemp(prefix="trustpath-harness-"))
     ca = Authority("Harness CA", KeyFactory(), workdir)
     zone = Zone()
-    for domain, address in ADDRESSES.items():
+    for domain, address in addresses.items():
         zone.add_domain(domain, address, c2s_port=15222, s2s_port=15269)
     if intercept:
         zone.direct_tls("b.example", INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT)
@@ -66,10 +71,10 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
     try:
         if intercept:
             world.interceptor = Interceptor((INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT),
-                                            (ADDRESSES["b.example"], DIRECT_TLS_PORT), "b.example",
+                                            (addresses["b.example"], DIRECT_TLS_PORT), "b.example",
                                             ca.issue("b.example", "mitm-b.example"),
                                             ca.issue("a.example", "mitm-a.example"), ca.ca_file).start()
-        for domain, address in ADDRESSES.items():
+        for domain, address in addresses.items():
             cred = ca.issue(domain, f"prosody-{domain}")
             extra = dict((options or {}).get(domain, {}))
             if intercept and domain == "b.example":

@@ -53,6 +53,7 @@ from ..model import (
 )
 from ..signing import signing_input
 from ..timefmt import format_time, parse_time
+from ..receive import verify_stanza
 from ..verify import Anchor, Report, verify
 from .tls import Authority, Credential, HandshakeFailed, KeyFactory, TlsLink, client_context, new_workdir, \
     server_context
@@ -688,11 +689,8 @@ class ClientNode:
         return fields.id
 
     def receive(self, data: bytes) -> None:
-        root = parse_stanza(data)
-        received = find_message(root)
-        fields = message_fields(received.message)
-        report = verify(fields, decode_path(received.message), self.anchor(), self.now(),
-                        max_skew=self.fed.max_skew)
+        received = find_message(parse_stanza(data))
+        report = verify_stanza(data, self.anchor(), self.now(), max_skew=self.fed.max_skew)
         self.inbox.append(Inbox(data, report, wrapper=received.wrapper))
 
     def forge_server_attestation(self, root: etree._Element, fields: MessageFields) -> None:

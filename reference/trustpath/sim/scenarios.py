@@ -70,7 +70,12 @@ class Outcome:
         if self.report is not None:
             out.update(self.report.to_json())
         else:
-            out.update({"weakest": [self.expected.hop] if self.expected.hop else [], "hops": [], "notes": []})
+            err = self.error or {}
+            refusal = {"hop": self.expected.hop, "role": "s2s", "from": err.get("by", "a.example"),
+                       "to": err.get("peer"), "method": err.get("method"), "result": "fail",
+                       "reason": err.get("reason"), "refused": True}
+            out.update({"weakest": [self.expected.hop] if self.expected.hop else [], "hops": [refusal],
+                        "notes": [f"not delivered: the sender got <{err.get('condition')}/>: {err.get('text', '')}"]})
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -315,6 +320,7 @@ def _error_detail(stanza: bytes) -> dict[str, str]:
         return out
     for child in error:
         name = etree.QName(child).localname
+        out["by"] = error.get("by", "")
         if etree.QName(child).namespace == NS and name == "unverified-hop":
             out.update({k: v for k, v in child.attrib.items()})
         elif name == "text":
