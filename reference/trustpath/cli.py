@@ -31,8 +31,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     only = tuple(args.scenario or ())
     seed, start = (VECTOR_SEED, VECTOR_START) if args.fixed else (None, None)
-    outcomes = run_all(seed=seed, start=start, only=only)
-    if args.emit:
+    return show_outcomes(run_all(seed=seed, start=start, only=only), args)
+
+
+def cmd_harness(args: argparse.Namespace) -> int:
+    from .harness.prosody import ProsodyMissing
+
+    if args.keep:
+        from .harness.cli import keep
+
+        return keep(args)
+    import asyncio
+
+    from .harness.scenarios import run_all_live
+
+    try:
+        outcomes = asyncio.run(run_all_live(tuple(args.scenario or ())))
+    except ProsodyMissing as exc:
+        print(f"trustpath harness: {exc}", file=sys.stderr)
+        return 2
+    return show_outcomes(outcomes, args)
+
+
+def show_outcomes(outcomes: list, args: argparse.Namespace) -> int:  # type: ignore[type-arg]
+    """Print scenario outcomes as text or JSON (and write them with --emit); 0 when all are as required."""
+    if getattr(args, "emit", None):
         emit(outcomes, FsPath(args.emit))
     if args.json:
         print(json.dumps([o.to_json() for o in outcomes], indent=2))
@@ -43,8 +66,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             console.print(Text.assemble((f"{o.number:2d} {o.name}", "bold"), f" — {o.title}"))
             if o.report is not None:
                 console.print(report_view(o.report))
-            else:
-                err = o.error or {}
+            elif o.error is not None:
+                err = o.error
                 console.print(Text.assemble("not delivered: ", badge(Verdict.UNTRUSTED),
                                             f"  the sender got error <{err.get('condition')}/> "
                                             f"naming {err.get('peer')} ({err.get('method')}, {err.get('reason')})"))
@@ -55,7 +78,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         passed = sum(o.ok for o in outcomes)
         console.print(Text(f"{passed}/{len(outcomes)} scenarios gave the verdict the brief requires",
                            style="bold green" if passed == len(outcomes) else "bold red"))
-        if args.emit:
+        if getattr(args, "emit", None):
             console.print(f"wrote the received stanzas, anchors and expected verdicts to {args.emit}/")
     return 0 if all(o.ok for o in outcomes) else 1
 
@@ -150,6 +173,8 @@ def _rounds(text: str) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.live:
+        return _live_bench(args)
     from .bench import run_bench
 
     figures = run_bench(rounds=args.rounds)
@@ -167,6 +192,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       f"{figures['verify_from_bytes_median_us']:.1f} µs → ratio {figures['verify_from_bytes_ratio']:.2f}")
         console.print(f"bytes added per hop: {figures['bytes_per_hop']:.0f} (target ≤ 400); "
                       f"medians of {figures['samples']} batches of {figures['batch']}")
+    return 0
+
+
+def _live_bench(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .harness.livebench import run_live_bench
+    from .harness.prosody import ProsodyMissing
+
+    try:
+        figures = asyncio.run(run_live_bench(args.messages, args.batch))
+    except ProsodyMissing as exc:
+        print(f"trustpath bench: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        console = _console()
+        for name, label in (("on", "with mod_trust_path and the client plugin"), ("off", "without")):
+            console.print(f"{label:>42}: {figures[f'{name}_msgs_per_s']:8.1f} msg/s, latency median "
+                          f"{figures[f'{name}_median_ms']:.2f} ms, p99 {figures[f'{name}_p99_ms']:.2f} ms")
+        console.print(f"throughput ratio (on / off): {figures['throughput_ratio']:.2f} (goal ≥ 0.75); "
+                      f"{figures['messages']} messages each, batches of {figures['batch']}, alternating")
     return 0
 
 
@@ -192,9 +240,23 @@ def main(argv: list[str] | None = None) -> int:
                      f"else {DEFAULT_MAX_SKEW})")
     ver.set_defaults(func=cmd_verify)
 
+    harness = sub.add_parser("harness", help="run the scenarios live: two Prosody servers, slixmpp clients")
+    harness.add_argument("--json", action="store_true", help="machine-readable output, as demo --json")
+    harness.add_argument("--emit", metavar="DIR", help="write each received stanza, anchor and expected verdict")
+    harness.add_argument("--scenario", type=int, action="append", metavar="N", help="run only scenario N")
+    harness.add_argument("--keep", action="store_true",
+                         help="leave the federation running for a person and print how to connect")
+    harness.add_argument("--intercept", action="store_true",
+                         help="with --keep: put a man in the middle with CA-valid certificates on the s2s hop")
+    harness.set_defaults(func=cmd_harness)
+
     bench = sub.add_parser("bench", help="measure attestation cost against raw Ed25519, and bytes per hop")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument("--rounds", type=_rounds, default=2000, help="timed repetitions per figure (≥ 250)")
+    bench.add_argument("--live", action="store_true",
+                       help="messages per second through two live federations, module on and off")
+    bench.add_argument("--messages", type=int, default=1000, help="with --live: messages per federation")
+    bench.add_argument("--batch", type=int, default=50, help="with --live: messages per alternating batch")
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)

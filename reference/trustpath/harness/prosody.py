@@ -57,6 +57,7 @@ class Instance:
     s2s_port: int = 15269
     modules: list[str] = field(default_factory=list)
     options: dict[str, object] = field(default_factory=dict)
+    drop_modules: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,7 +87,7 @@ class Instance:
             f"log = {{ debug = {_lua(str(self.log_file))} }}",
             f"plugin_paths = {_lua([str(MODULE_DIR)])}",
             f"certificates = {_lua(str(self.workdir))}",
-            f"modules_enabled = {_lua(base + self.modules)}",
+            f"modules_enabled = {_lua([m for m in base + self.modules if m not in self.drop_modules])}",
             'modules_disabled = { "s2s_bidi", "admin_shell", "posix" }',
             'authentication = "internal_hashed"',
             'storage = "internal"',
@@ -132,6 +133,11 @@ class Instance:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"prosody for {self.domain} did not listen on {self.address} within {timeout} s")
+
+    def restart(self, *, env: dict[str, str] | None = None) -> None:
+        self.stop()
+        self.write_config()
+        self.start(env=env)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,9 @@ class World:
 def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[str, dict[str, object]] | None = None,
                 users: tuple[str, ...] = ("alice", "bob"), keep_files: bool = False,
                 intercept: bool = False, env: dict[str, dict[str, str]] | None = None,
-                addresses: dict[str, str] | None = None) -> World:
+                addresses: dict[str, str] | None = None,
+                configure: Callable[[str, dict[str, str]], dict[str, object]] | None = None,
+                drop_modules: dict[str, list[str]] | None = None, distrust: frozenset[str] = frozenset()) -> World:
     """Start DNS and both servers; ``modules``/``options`` are per domain extras.
 
     With ``intercept``, a man in the middle holding CA-valid certificates for both domains
@@ -61,6 +64,9 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
     addresses = addresses or ADDRESSES
     workdir = Path(tempfile.mkdtemp(prefix="trustpath-harness-"))
     ca = Authority("Harness CA", KeyFactory(), workdir)
+    # a server in ``distrust`` trusts only an unrelated CA, so it cannot verify its peers'
+    # certificates: it must fall back to dialback
+    other_ca = Authority("Unrelated CA", KeyFactory(), workdir) if distrust else None
     zone = Zone()
     for domain, address in addresses.items():
         zone.add_domain(domain, address, c2s_port=15222, s2s_port=15269)
@@ -74,14 +80,20 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
                                             (addresses["b.example"], DIRECT_TLS_PORT), "b.example",
                                             ca.issue("b.example", "mitm-b.example"),
                                             ca.issue("a.example", "mitm-a.example"), ca.ca_file).start()
+        creds = {domain: ca.issue(domain, f"prosody-{domain}") for domain in addresses}
+        world.spki = {domain: cred.spki for domain, cred in creds.items()}
         for domain, address in addresses.items():
-            cred = ca.issue(domain, f"prosody-{domain}")
+            cred = creds[domain]
             extra = dict((options or {}).get(domain, {}))
+            if configure is not None:
+                extra.update(configure(domain, world.spki))
             if intercept and domain == "b.example":
                 extra["s2s_direct_tls_ports"] = [DIRECT_TLS_PORT]
                 extra["s2s_direct_tls_ssl"] = {"certificate": cred.cert_file, "key": cred.key_file}
+            trusted_ca = other_ca.ca_file if other_ca is not None and domain in distrust else ca.ca_file
             instance = Instance(domain, address, workdir / domain, dns.address[1], cred.cert_file, cred.key_file,
-                                ca.ca_file, modules=list((modules or {}).get(domain, [])), options=extra)
+                                trusted_ca, modules=list((modules or {}).get(domain, [])), options=extra,
+                                drop_modules=list((drop_modules or {}).get(domain, [])))
             instance.write_config()
             for user in users:
                 instance.register(user, PASSWORD)
