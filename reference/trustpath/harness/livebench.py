@@ -30,10 +30,11 @@ async def _batch(alice: Client, bob: Client, size: int, tag: str) -> tuple[float
     return time.perf_counter() - start, latencies
 
 
-async def run_live_bench(messages: int = 1000, batch: int = 50,
-                         on_modules: tuple[str, ...] = ("trust_path",)) -> dict[str, float | int]:
-    worlds = {"on": build_world(modules={d: list(on_modules) for d in ON_ADDRESSES}, addresses=ON_ADDRESSES),
-              "off": build_world(addresses=OFF_ADDRESSES)}
+async def run_live_bench(messages: int = 1000, batch: int = 50, on_modules: tuple[str, ...] = ("trust_path",),
+                         on_addresses: dict[str, str] = ON_ADDRESSES,
+                         off_addresses: dict[str, str] = OFF_ADDRESSES) -> dict[str, float | int]:
+    worlds = {"on": build_world(modules={d: list(on_modules) for d in on_addresses}, addresses=on_addresses),
+              "off": build_world(addresses=off_addresses)}
     try:
         clients = {}
         for name, world in worlds.items():

@@ -1,0 +1,962 @@
+-- mod_trust_path: Trust Path (urn:xmpp:trust-path:0) for Prosody 0.12 and later.
+--
+-- Every message a local client sends to a remote domain leaves with this server's signed
+-- attestation of the two hops it saw (the client's c2s stream and the s2s stream), and
+-- every message delivered to a local client carries this server's attestation of the hop
+-- it arrived on and the c2s stream it is delivered on.  See xep/trust-path.xml.
+--
+-- Options (read once, when the module is loaded on a host; the host "takes part" iff this
+-- module is loaded on it):
+--
+--   trust_path_key_file       file with the Ed25519 attestation key: 64 hex characters (the
+--                             RFC 8032 seed) on one line.  Default: <data_path>/trust_path/<host>.key,
+--                             generated on first start.  Relative paths are relative to the
+--                             config file's directory.
+--   trust_path_retired_keys   { { key = "<base64 public>", not_after = "2026-12-25T09:05:00Z" }, ... }
+--                             keys no longer used for signing, published so that archived
+--                             messages stay verifiable until not_after.
+--   trust_path_revoked_keys   { "<base64 public>", ... }  keys that are never valid.
+--   trust_path_max_skew       seconds, default 300.
+--   trust_path_remember_days  default 7: how long a remote domain that announced the feature
+--                             is remembered as taking part (a missing attestation from it
+--                             is then "stripped", not "absent").
+--   trust_path_s2s_pins       { ["b.example"] = { "<base64 SHA-256 of the SPKI>", ... } }
+--                             for both directions: the certificate b.example presents when
+--                             we connect to it, and the one it presents when it connects to
+--                             us.  A pinned domain whose certificate matches no pin is refused:
+--                             the connection is closed and queued messages bounce with
+--                             <remote-server-not-found/> and <unverified-hop reason='pin-mismatch'/>.
+--
+-- Ed25519 comes from Prosody 13's util.crypto if present, else from trust_path_crypto.so
+-- (build it with `make` in this directory) next to this file.
+--
+-- How it hooks into Prosody (0.12):
+--   pre-message/*        message from a local client: anti-forgery (keep at most the
+--                        client's own valid attestation), then an internal marker holding
+--                        this server's <in/> view of the client's hop.
+--   route/remote         sign (in view from the marker, out view of the s2s link) before
+--                        mod_s2s sends; stanzas queued while the link comes up are signed in
+--                        s2sout-established, so their <out/> describes the link they use.
+--   message/* (s2sin)    verify the received chain with the sending domain's published keys
+--                        (disco#info over s2s, cached), decide chain pass/absent/stripped/
+--                        fail, and leave a marker with the <in/> view for delivery.
+--   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons and
+--                        offline messages, with 'stored'), remove every marker.
+--   s2s-check-certificate  pins, and the record of why each s2s link is trusted.
+--
+-- The internal marker (<pending xmlns='urn:xmpp:trust-path:internal:0'/>) rides in the
+-- stanza so that it survives cloning (carbons) and storage (mod_offline).  It carries a
+-- token derived from the attestation key, so a marker this server did not make is
+-- ignored, and every marker is removed before a stanza leaves for a client or a server.
+
+local st = require "util.stanza";
+local jid_lib = require "util.jid";
+local async = require "util.async";
+local filters = require "util.filters";
+local hashes = require "util.hashes";
+local hex = require "util.hex";
+local base64 = require "util.encodings".base64;
+local cache = require "util.cache";
+local new_id = require "util.id".medium;
+
+local host = module.host;
+local here = (module.path or ""):match("^(.*)/[^/]*$") or ".";
+
+---------------------------------------------------------------------------------------------
+-- The protocol library and the Ed25519 backend
+---------------------------------------------------------------------------------------------
+
+local core = assert(loadfile(here .. "/trust_path_core.lua"))();
+do
+	local ok, uc = pcall(require, "util.crypto");
+	if ok and type(uc) == "table" and uc.ed25519_sign and uc.import_private_pem then
+		core.set_crypto(core.util_crypto_backend(uc, require "util.random"));
+	else
+		local open, err = package.loadlib(here .. "/trust_path_crypto.so", "luaopen_trust_path_crypto");
+		if not open then
+			error(("mod_trust_path needs Ed25519: build %s/trust_path_crypto.so with `make -C %s` "
+				.. "(Prosody 0.12), or run Prosody 13 (util.crypto): %s"):format(here, here, tostring(err)));
+		end
+		core.set_crypto(core.c_backend(open()));
+	end
+end
+local NS = core.NS;
+local NS_INTERNAL = "urn:xmpp:trust-path:internal:0";
+local NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
+local NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+local NS_CARBONS, NS_FORWARD, NS_DELAY = core.NS_CARBONS, core.NS_FORWARD, core.NS_DELAY;
+
+---------------------------------------------------------------------------------------------
+-- Options
+---------------------------------------------------------------------------------------------
+
+local max_skew = module:get_option_number("trust_path_max_skew", core.DEFAULT_MAX_SKEW);
+local remember_seconds = module:get_option_number("trust_path_remember_days", 7) * 86400;
+local key_file = module:get_option_path("trust_path_key_file", nil, "config");
+local retired_option = module:get_option("trust_path_retired_keys", {});
+local revoked_option = module:get_option_array("trust_path_revoked_keys", {});
+local pins_option = module:get_option("trust_path_s2s_pins", {});
+
+local function config_error(fmt, ...)
+	local text = fmt:format(...);
+	module:log("error", "%s", text);
+	error(text, 0);
+end
+
+if max_skew < 0 or max_skew % 1 ~= 0 then config_error("trust_path_max_skew must be a whole number of seconds"); end
+
+local retired_keys = {};
+if type(retired_option) ~= "table" then config_error("trust_path_retired_keys must be a list of { key = ..., not_after = ... }"); end
+for i, entry in ipairs(retired_option) do
+	if type(entry) ~= "table" or not core.is_b64_32(entry.key) or not core.parse_time(entry.not_after) then
+		config_error("trust_path_retired_keys[%d] needs key = <base64 Ed25519 public key> and not_after = YYYY-MM-DDThh:mm:ssZ", i);
+	end
+	retired_keys[#retired_keys + 1] = { key = entry.key, not_after = entry.not_after };
+end
+local revoked_keys = {};
+for i, key in ipairs(revoked_option) do
+	if not core.is_b64_32(key) then config_error("trust_path_revoked_keys[%d] is not a base64 Ed25519 public key", i); end
+	revoked_keys[#revoked_keys + 1] = key;
+end
+local pins = {};
+if type(pins_option) ~= "table" then config_error("trust_path_s2s_pins must be a table of domain = { pins }"); end
+for domain, list in pairs(pins_option) do
+	if type(list) == "string" then list = { list }; end
+	if type(domain) ~= "string" or type(list) ~= "table" or #list == 0 then
+		config_error("trust_path_s2s_pins: %s must map to a list of base64 SHA-256 SPKI pins", tostring(domain));
+	end
+	pins[domain] = {};
+	for _, pin in ipairs(list) do
+		if not core.is_b64_32(pin) then config_error("trust_path_s2s_pins[%q]: %q is not a base64 SHA-256 value", domain, tostring(pin)); end
+		pins[domain][pin] = true;
+	end
+end
+
+---------------------------------------------------------------------------------------------
+-- The attestation key
+---------------------------------------------------------------------------------------------
+
+local function load_or_create_key()
+	local path = key_file;
+	if not path then
+		if host:find("[/\\]") or host:find("^%.") then config_error("cannot derive a key file name from host %q", host); end
+		local dir = (prosody.paths.data or ".") .. "/trust_path";
+		path = dir .. "/" .. host .. ".key";
+		local f = io.open(path, "r");
+		if f then f:close(); else
+			local lfs = require "lfs";
+			if not lfs.attributes(dir, "mode") then
+				local ok, err = lfs.mkdir(dir);
+				if not ok then config_error("cannot create %s for the attestation key: %s", dir, tostring(err)); end
+			end
+			-- the file holds a private key: nobody else may read it
+			local ok_posix, pposix = pcall(require, "util.pposix");
+			local old_umask = ok_posix and pposix.umask and pposix.umask("077");
+			local out, err = io.open(path, "w");
+			if out then
+				out:write(hex.encode(core.crypto().generate_seed()), "\n");
+				out:close();
+			end
+			if old_umask then pposix.umask(old_umask); end
+			if not out then config_error("cannot write the attestation key to %s: %s", path, tostring(err)); end
+			module:log("info", "generated a new attestation key in %s", path);
+		end
+	end
+	local f, err = io.open(path, "r");
+	if not f then config_error("cannot read trust_path_key_file %s: %s", path, tostring(err)); end
+	local text = (f:read("a") or ""):gsub("%s+$", ""):gsub("^%s+", "");
+	f:close();
+	if not text:find("^%x+$") or #text ~= 64 then
+		config_error("%s must hold the Ed25519 key as 64 hexadecimal characters on one line", path);
+	end
+	return hex.decode(text:lower()), path;
+end
+
+local seed, key_path = load_or_create_key();
+local public_key = core.public_b64(seed);
+for _, key in ipairs(revoked_keys) do
+	if key == public_key then config_error("the key in %s is listed in trust_path_revoked_keys; refusing to sign with it", key_path); end
+end
+for _, entry in ipairs(retired_keys) do
+	if entry.key == public_key then config_error("the key in %s is listed in trust_path_retired_keys; a retired key no longer signs", key_path); end
+end
+-- Markers are honoured only with this token, which only this server can compute.
+local marker_token = base64.encode(hashes.hmac_sha256(seed, "urn:xmpp:trust-path:internal:0 marker"));
+module:log("info", "attestation key %s (from %s), max skew %ds", public_key, key_path, max_skew);
+
+---------------------------------------------------------------------------------------------
+-- Discovery: the feature and the XEP-0128 form (XEP "Discovery")
+---------------------------------------------------------------------------------------------
+
+module:add_feature(NS);
+do
+	local form = st.stanza("x", { xmlns = "jabber:x:data", type = "result" })
+		:tag("field", { var = "FORM_TYPE", type = "hidden" }):text_tag("value", NS):up()
+		:tag("field", { var = "key", type = "text-multi" }):text_tag("value", public_key):up()
+		:tag("field", { var = "retired-key", type = "text-multi" });
+	for _, entry in ipairs(retired_keys) do form:text_tag("value", entry.key .. " " .. entry.not_after); end
+	form:up():tag("field", { var = "revoked-key", type = "text-multi" });
+	for _, key in ipairs(revoked_keys) do form:text_tag("value", key); end
+	form:up():tag("field", { var = "max-skew", type = "text-single" }):text_tag("value", tostring(max_skew)):up();
+	module:add_extension(form);
+end
+
+---------------------------------------------------------------------------------------------
+-- TLS facts of a session (XEP "Where the TLS Facts Come From")
+---------------------------------------------------------------------------------------------
+
+-- OpenSSL cipher suite names (what LuaSec's info() reports) to IANA values.
+local CIPHER_CODES = {
+	TLS_AES_128_GCM_SHA256 = "1301", TLS_AES_256_GCM_SHA384 = "1302", TLS_CHACHA20_POLY1305_SHA256 = "1303",
+	TLS_AES_128_CCM_SHA256 = "1304", TLS_AES_128_CCM_8_SHA256 = "1305",
+	["ECDHE-ECDSA-AES128-GCM-SHA256"] = "C02B", ["ECDHE-ECDSA-AES256-GCM-SHA384"] = "C02C",
+	["ECDHE-RSA-AES128-GCM-SHA256"] = "C02F", ["ECDHE-RSA-AES256-GCM-SHA384"] = "C030",
+	["ECDHE-ECDSA-CHACHA20-POLY1305"] = "CCA9", ["ECDHE-RSA-CHACHA20-POLY1305"] = "CCA8",
+	["ECDHE-ECDSA-AES128-SHA256"] = "C023", ["ECDHE-ECDSA-AES256-SHA384"] = "C024",
+	["ECDHE-RSA-AES128-SHA256"] = "C027", ["ECDHE-RSA-AES256-SHA384"] = "C028",
+	["DHE-RSA-AES128-GCM-SHA256"] = "009E", ["DHE-RSA-AES256-GCM-SHA384"] = "009F",
+	["DHE-RSA-CHACHA20-POLY1305"] = "CCAA",
+};
+local TLS_VERSIONS = { ["TLSv1.3"] = "1.3", ["TLSv1.2"] = "1.2" };
+
+-- The pin of a certificate: base64 SHA-256 of its DER SubjectPublicKeyInfo.
+local function spki_of(cert)
+	if not cert or not cert.pubkey then return nil; end
+	local pem = cert:pubkey();
+	local body = type(pem) == "string" and pem:match("%-%-%-%-%-BEGIN PUBLIC KEY%-%-%-%-%-(.-)%-%-%-%-%-END");
+	local der = body and base64.decode((body:gsub("%s", "")));
+	return der and base64.encode(hashes.sha256(der)) or nil;
+end
+
+-- The certificate this server presents on a session.  LuaSec (1.2) cannot report the local
+-- certificate of a connection, so it comes from the TLS configuration mod_tls used for the
+-- session's STARTTLS (session.ssl_cfg), else from the host's own `ssl` option.  Its spki is
+-- cached per file and modification time (certificates are renewed in place).
+local spki_files = {};
+local function local_certificate_spki(session)
+	local cfg = session.ssl_cfg;
+	local path = type(cfg) == "table" and cfg.certificate;
+	if not path then
+		local host_ssl = module:get_option("ssl");
+		path = type(host_ssl) == "table" and host_ssl.certificate or nil;
+	end
+	if type(path) ~= "string" then return nil; end
+	local lfs = require "lfs";
+	local mtime = lfs.attributes(path, "modification");
+	local known = spki_files[path];
+	if known and known.mtime == mtime then return known.spki; end
+	local f = io.open(path, "r");
+	if not f then return nil; end
+	local pem = f:read("a");
+	f:close();
+	local ok, cert = pcall(require "ssl.x509".load, pem); -- the first certificate: the leaf
+	local spki = ok and spki_of(cert) or nil;
+	spki_files[path] = { mtime = mtime, spki = spki };
+	if not spki then module:log("warn", "cannot read the certificate in %s; views will lack 'spki'", path); end
+	return spki;
+end
+
+-- { tls, cipher, local_spki, peer_spki } of a session's stream, computed once per session
+-- (a TLS session's facts do not change).
+local function tls_facts(session)
+	local facts = session.trust_path_tls;
+	if facts then return facts; end
+	local conn = session.conn;
+	local sock = session.secure and conn and conn.socket and conn:socket();
+	local info = sock and sock.info and sock:info();
+	if type(info) ~= "table" then
+		facts = { tls = "none" };
+	else
+		-- TLS older than 1.2 is not a value the XEP defines; report it as no usable TLS
+		facts = { tls = TLS_VERSIONS[info.protocol] or "none", cipher = CIPHER_CODES[info.cipher] };
+		if sock.getlocalcertificate then facts.local_spki = spki_of(sock:getlocalcertificate()); end
+		facts.local_spki = facts.local_spki or local_certificate_spki(session);
+		if sock.getpeercertificate then facts.peer_spki = spki_of(sock:getpeercertificate()); end
+		if facts.tls == "none" then facts.cipher = nil; end
+	end
+	session.trust_path_tls = facts;
+	return facts;
+end
+
+local function copy(t) local c = {}; for k, v in pairs(t) do c[k] = v; end return c; end
+
+-- This server's view of a local client's c2s stream (TLS server side): H1 or H3.
+local function c2s_view(session)
+	local facts = tls_facts(session);
+	local method = session.trust_path_sasl or "UNKNOWN";
+	return {
+		peer = session.full_jid, side = "server", tls = facts.tls, cipher = facts.cipher,
+		spki = facts.tls ~= "none" and facts.local_spki or nil, method = method,
+		cb = session.trust_path_cb, result = "pass",
+	};
+end
+
+-- This server's view of an s2s link to/from `domain`.  On a stream we opened we are the TLS
+-- client: the spki is the certificate we saw, the method how we checked it.  On a stream
+-- the peer opened we are the TLS server: the spki is our own certificate, the method how
+-- the peer authenticated (recorded in s2s-check-certificate and s2s-authenticated).
+local function s2s_view(session, domain)
+	local facts = tls_facts(session);
+	if session.direction == "outgoing" then
+		local decided = session.trust_path_out;
+		if not decided then -- link set up before this module was loaded: use Prosody's own checks
+			local valid = session.cert_chain_status == "valid" and session.cert_identity_status == "valid";
+			decided = valid and { method = "pkix", result = "pass" } or { method = "none", result = "none" };
+		end
+		return { peer = domain, side = "client", tls = facts.tls, cipher = facts.cipher,
+			spki = facts.tls ~= "none" and facts.peer_spki or nil, method = decided.method, result = decided.result,
+			reason = decided.reason };
+	end
+	local auth = session.trust_path_in and session.trust_path_in[domain];
+	local method = auth and auth.method or "dialback";
+	return { peer = domain, side = "server", tls = facts.tls, cipher = facts.cipher,
+		spki = facts.tls ~= "none" and facts.local_spki or nil, method = method, result = "pass" };
+end
+
+---------------------------------------------------------------------------------------------
+-- Internal markers
+---------------------------------------------------------------------------------------------
+
+-- Remove every internal marker from `stanza` and its descendants; return the last valid one.
+local function take_markers(stanza)
+	local found;
+	stanza:maptags(function (child)
+		if child.attr.xmlns == NS_INTERNAL then
+			if child.name == "pending" and child.attr.token == marker_token then found = child; end
+			return nil;
+		end
+		if #child.tags > 0 then take_markers(child); end
+		return child;
+	end);
+	return found;
+end
+
+local function has_marker(stanza)
+	for _, child in ipairs(stanza.tags) do
+		if child.attr.xmlns == NS_INTERNAL then return true; end
+		if #child.tags > 0 and has_marker(child) then return true; end
+	end
+	return false;
+end
+
+-- A marker remembers what this server knew when the message reached it, for the signature
+-- it adds when the message leaves: its <in/> view, the key it vouches for and when it came.
+local function make_marker(in_view, prev_key, prev_sig, arrived)
+	local marker = st.stanza("pending", { xmlns = NS_INTERNAL, token = marker_token,
+		arrived = core.format_time(arrived), ["prev-key"] = prev_key, ["prev-sig"] = prev_sig });
+	local attr = { xmlns = NS_INTERNAL };
+	for k, v in pairs(in_view) do attr[k] = tostring(v); end
+	return marker:tag("in", attr):up();
+end
+
+local function read_marker(marker)
+	local in_el = marker:get_child("in", NS_INTERNAL);
+	if not in_el then return nil; end
+	local in_view = {};
+	for k, v in pairs(in_el.attr) do if k ~= "xmlns" then in_view[k] = v; end end
+	return { in_view = in_view, prev_key = marker.attr["prev-key"], prev_sig = marker.attr["prev-sig"],
+		arrived = core.parse_time(marker.attr.arrived) };
+end
+
+local function last_sig(message)
+	local path = message:get_child("path", NS);
+	local last = path and path.tags[#path.tags];
+	return last and last.attr.sig or nil;
+end
+
+-- Sign this server's attestation onto `message` (changed in place) with `pending` (a read
+-- marker) as <in/> and `out_view` as <out/>.  Returns the attestation, or nil and why not.
+local function sign_onto(message, pending, out_view, stored)
+	if core.path_full(message) then return nil, "the path already holds 8 attestations"; end
+	local fields, err = core.try(core.message_fields, message);
+	if not fields then return nil, err.text; end
+	local prev = last_sig(message);
+	local prev_key = pending.prev_key;
+	if prev_key and prev ~= pending.prev_sig then
+		-- the path changed since this server checked it: it cannot vouch for what is there now
+		module:log("warn", "path of message %s from %s changed after it was checked; not vouching for it", fields.id, fields.sender);
+		prev_key = nil;
+	end
+	local in_view = copy(pending.in_view);
+	if not prev_key then in_view["key-source"] = nil; end
+	local att = core.attest(fields, { signer = host, time = os.time(), seed = seed,
+		previous = prev and { sig = prev } or nil, prev_key = prev_key, in_view = in_view,
+		out_view = out_view, stored = stored });
+	core.add_attestation(message, att);
+	return att;
+end
+
+---------------------------------------------------------------------------------------------
+-- Remote domains: participation and keys (disco#info over s2s, cached), remembered policy
+---------------------------------------------------------------------------------------------
+
+local INFO_TTL, FAILED_INFO_TTL, REFETCH_AFTER = 3600, 60, 60;
+local peer_infos = {};      -- domain -> { takes_part, keys, max_skew, fetched, error }
+local fetching = {};        -- domain -> promise of peer info
+local remembered_store = module:open_store("trust_path_peers");
+local remembered = {};      -- domain -> until (epoch seconds), mirror of remembered_store
+
+local function parse_disco(result)
+	local query = result:get_child("query", NS_DISCO_INFO);
+	local info = { takes_part = false, keys = {} };
+	if not query then return info; end
+	for feature in query:childtags("feature") do
+		if feature.attr.var == NS then info.takes_part = true; end
+	end
+	for form in query:childtags("x", "jabber:x:data") do
+		local fields = {};
+		for field in form:childtags("field") do
+			local values = {};
+			for value in field:childtags("value") do values[#values + 1] = value:get_text() or ""; end
+			fields[field.attr.var or ""] = values;
+		end
+		if fields.FORM_TYPE and fields.FORM_TYPE[1] == NS then
+			for _, key in ipairs(fields.key or {}) do
+				if core.is_b64_32(key) then info.keys[#info.keys + 1] = { key = key, status = "current" }; end
+			end
+			for _, line in ipairs(fields["retired-key"] or {}) do
+				local key, not_after = line:match("^(%S+) (%S+)$");
+				if core.is_b64_32(key) and core.parse_time(not_after) then
+					info.keys[#info.keys + 1] = { key = key, status = "retired", not_after = not_after };
+				end
+			end
+			for _, key in ipairs(fields["revoked-key"] or {}) do
+				if core.is_b64_32(key) then info.keys[#info.keys + 1] = { key = key, status = "revoked" }; end
+			end
+			info.max_skew = tonumber(fields["max-skew"] and fields["max-skew"][1]);
+		end
+	end
+	return info;
+end
+
+local function remember(domain, now)
+	local until_time = now + remember_seconds;
+	-- write through at most once an hour per domain
+	if (remembered[domain] or 0) < until_time - 3600 then
+		remembered[domain] = until_time;
+		remembered_store:set(domain, { until_time = until_time });
+	end
+end
+
+local function is_remembered(domain, now)
+	local until_time = remembered[domain];
+	if until_time == nil then
+		local data = remembered_store:get(domain);
+		until_time = data and data.until_time or 0;
+		remembered[domain] = until_time;
+	end
+	return now <= until_time;
+end
+
+-- A promise of the peer info of `domain` (fetched once at a time per domain).
+local function fetch_peer_info(domain)
+	if fetching[domain] then return fetching[domain]; end
+	local iq = st.iq({ type = "get", to = domain, from = host, id = "tp-disco-" .. new_id() })
+		:tag("query", { xmlns = NS_DISCO_INFO });
+	local p = module:send_iq(iq, nil, 10):next(function (event)
+		local info = parse_disco(event.stanza);
+		info.fetched = os.time();
+		if info.takes_part then remember(domain, info.fetched); end
+		module:log("debug", "%s %s: %d key(s)", domain, info.takes_part and "takes part" or "does not take part", #info.keys);
+		return info;
+	end, function (err)
+		module:log("info", "disco#info of %s failed (%s); treating it as not announcing trust-path", domain, tostring(err and err.text or err));
+		return { takes_part = false, keys = {}, fetched = os.time(), error = true };
+	end):next(function (info)
+		peer_infos[domain] = info;
+		fetching[domain] = nil;
+		return info;
+	end);
+	fetching[domain] = p;
+	return p;
+end
+
+local function cached_peer_info(domain, now)
+	local info = peer_infos[domain];
+	if info and now - info.fetched < (info.error and FAILED_INFO_TTL or INFO_TTL) then return info; end
+	return nil;
+end
+
+---------------------------------------------------------------------------------------------
+-- Session facts: SASL mechanism, client key, s2s authentication
+---------------------------------------------------------------------------------------------
+
+module:hook("authentication-success", function (event)
+	local session = event.session;
+	local handler = session.sasl_handler;
+	if handler and type(handler.selected) == "string" then
+		session.trust_path_sasl = handler.selected:upper();
+		local cb = handler.state and handler.state.gs2_cbind_name;
+		if cb == "tls-unique" or cb == "tls-exporter" or cb == "tls-server-end-point" then session.trust_path_cb = cb; end
+	end
+end, 10);
+
+local function handle_client_key(event)
+	local origin, stanza = event.origin, event.stanza;
+	local element = stanza.tags[1];
+	if element.attr.alg and element.attr.alg ~= "ed25519" then
+		origin.send(st.error_reply(stanza, "cancel", "feature-not-implemented", "only ed25519 is supported"));
+		return true;
+	end
+	if not core.is_b64_32(element.attr.key) then
+		origin.send(st.error_reply(stanza, "modify", "bad-request", "the key must be a base64 encoding of 32 bytes"));
+		return true;
+	end
+	origin.trust_path_client_key = element.attr.key;
+	module:log("debug", "%s announced client key %s", origin.full_jid, element.attr.key);
+	origin.send(st.reply(stanza));
+	return true;
+end
+module:hook("iq-set/self/" .. NS .. ":client-key", handle_client_key);
+module:hook("iq-set/host/" .. NS .. ":client-key", function (event)
+	if event.origin.type == "c2s" then return handle_client_key(event); end
+end);
+
+-- Which local host a session belongs to (s2s-check-certificate is a global event).
+local function local_host_of(session)
+	if session.direction == "outgoing" then return session.from_host; end
+	return session.to_host;
+end
+
+-- Send an error for a queued or routed message back to its local sender.
+local function error_for(stanza, condition, text, hop)
+	local err = st.message({ type = "error", from = stanza.attr.to, to = stanza.attr.from, id = stanza.attr.id })
+		:tag("error", { type = "cancel", by = host })
+		:tag(condition, { xmlns = NS_STANZAS }):up();
+	if hop then err:tag("unverified-hop", { xmlns = NS, peer = hop.peer, method = hop.method, reason = hop.reason,
+		required = hop.required }):up(); end
+	err:text_tag("text", text, { xmlns = NS_STANZAS });
+	return err;
+end
+
+-- Bounce the messages queued on an outgoing link that will not come up, naming the hop.
+local function bounce_queue(session, domain, hop, text)
+	local sendq = session.sendq;
+	if not sendq then return; end
+	local xml = require "util.xml";
+	for i = #sendq, 1, -1 do
+		local data = sendq[i];
+		local reply = data[2];
+		if reply and reply.name == "message" and not reply.attr.xmlns then
+			local original = type(data[1]) == "string" and xml.parse(data[1]);
+			local h = copy(hop);
+			if original and original.name == "message" then
+				local required = original:get_child("require", NS);
+				h.required = required and required.attr.verdict or nil;
+				original.attr.xmlns = nil;
+				module:send(error_for(original, "remote-server-not-found", text, h));
+			end
+			table.remove(sendq, i);
+		end
+	end
+end
+
+module:hook_global("s2s-check-certificate", function (event)
+	local session, domain, cert = event.session, event.host, event.cert;
+	if local_host_of(session) ~= host or not domain then return; end
+	local spki = spki_of(cert);
+	local domain_pins = pins[domain];
+	if session.direction == "outgoing" then
+		if domain_pins then
+			if spki and domain_pins[spki] then
+				session.trust_path_out = { method = "pin", result = "pass" };
+				-- a matching pin authenticates the peer even without a CA chain (like mod_s2s_auth_fingerprint)
+				session.cert_chain_status, session.cert_identity_status = "valid", "valid";
+				module:log("info", "%s presented a pinned key (%s)", domain, spki);
+				return true;
+			end
+			module:log("warn", "refusing %s: its certificate key %s matches none of its pins", domain, tostring(spki));
+			session.trust_path_out = { method = "pin", result = "fail", reason = "pin-mismatch" };
+			bounce_queue(session, domain, { peer = domain, method = "pin", reason = "pin-mismatch" },
+				("%s did not connect to %s: its certificate matches none of the pinned keys"):format(host, domain));
+			session:close({ condition = "policy-violation", text = "certificate does not match the pinned key" },
+				nil, "certificate does not match the pinned key");
+			return false;
+		end
+		if session.cert_chain_status == "valid" and session.cert_identity_status == "valid" then
+			session.trust_path_out = { method = "pkix", result = "pass" };
+		else
+			-- TLS without a verified certificate: whatever authenticates the link later
+			-- (dialback), this server did not verify the peer's certificate
+			session.trust_path_out = { method = "none", result = "none" };
+		end
+		module:log("debug", "outgoing link to %s verified by %s", domain, session.trust_path_out.method);
+		return;
+	end
+	-- incoming: the remote server's client certificate
+	session.trust_path_in = session.trust_path_in or {};
+	if domain_pins then
+		if spki and domain_pins[spki] then
+			session.trust_path_in[domain] = { method = "pin", cert = true };
+			session.cert_chain_status, session.cert_identity_status = "valid", "valid";
+			module:log("info", "%s connected with a pinned key (%s)", domain, spki);
+			return true;
+		end
+		module:log("warn", "refusing connection from %s: its certificate key %s matches none of its pins", domain, tostring(spki));
+		session:close({ condition = "not-authorized", text = "certificate does not match the pinned key" });
+		return false;
+	end
+	if session.cert_chain_status == "valid" and session.cert_identity_status == "valid" then
+		session.trust_path_in[domain] = { method = "pkix", cert = true };
+	end
+end, 0);
+
+-- How the remote server authenticated an incoming stream: a certificate checked by pin or
+-- PKIX (whether it then used SASL EXTERNAL or dialback), else dialback alone.
+module:hook("s2s-authenticated", function (event)
+	local session, domain = event.session, event.host;
+	if session.direction ~= "incoming" or not domain then return; end
+	session.trust_path_in = session.trust_path_in or {};
+	local known = session.trust_path_in[domain];
+	if not (known and known.cert) then
+		if pins[domain] then
+			-- a pinned domain must present its pinned key; dialback alone is not enough
+			module:log("warn", "refusing %s: pinned, but authenticated by %s without its pinned certificate", domain, tostring(event.mechanism));
+			session:close({ condition = "not-authorized", text = "certificate does not match the pinned key" });
+			return false;
+		end
+		session.trust_path_in[domain] = { method = "dialback" };
+	end
+	module:log("debug", "incoming link from %s authenticated by %s (%s)", domain, session.trust_path_in[domain].method, tostring(event.mechanism));
+end, 10);
+
+---------------------------------------------------------------------------------------------
+-- <require/>: the strength a hop needs
+---------------------------------------------------------------------------------------------
+
+local NEED = { trusted = core.STRONG, weak = core.CA };
+
+-- The hop that does not meet `required`, among `views`, or nil.
+local function unmet(required, views)
+	local need = NEED[required];
+	for _, view in ipairs(views) do
+		if view and core.view_strength(view) < need then
+			return { peer = view.peer, method = view.method,
+				reason = view.result == "fail" and view.reason or core.method_reason(view.method), required = required };
+		end
+	end
+	return nil;
+end
+
+---------------------------------------------------------------------------------------------
+-- From a local client: anti-forgery, then the marker (XEP "At the Sending Server")
+---------------------------------------------------------------------------------------------
+
+local function on_client_message(event)
+	local origin, stanza = event.origin, event.stanza;
+	if origin.type ~= "c2s" then return; end
+	take_markers(stanza); -- a client cannot bring its own marker
+	if stanza.attr.type == "error" then
+		core.remove_paths(stanza);
+		return;
+	end
+	local fields = core.try(core.message_fields, stanza);
+	if not fields then
+		-- no 'id' (or no 'to'): nothing may be attested, and nothing the client claims stays
+		local removed = core.remove_paths(stanza);
+		if removed > 0 then module:log("info", "removed %d attestation(s) from %s: the message cannot be attested", removed, origin.full_jid); end
+		return;
+	end
+	local now = os.time();
+	local result = core.filter_client_path(stanza, fields, origin.full_jid,
+		{ domain = host, client_key = origin.trust_path_client_key, now = now, max_skew = max_skew });
+	if result.removed > 0 then
+		module:log("info", "removed %d forged attestation(s) from message %s of %s", result.removed, fields.id, origin.full_jid);
+	end
+	if result.chain == "fail" then
+		module:log("info", "the attestation of %s on message %s was dropped: %s", origin.full_jid, fields.id, result.chain_reason);
+	end
+	local in_view = c2s_view(origin);
+	in_view.chain = result.chain;
+	in_view["chain-reason"] = result.chain_reason;
+	in_view["key-source"] = result.kept and "link" or nil;
+	in_view.removed = result.removed > 0 and tostring(result.removed) or nil;
+	-- Rooms and other local services do not take part (XEP "Storage, Copies, Archives and
+	-- Rooms"): only messages to a remote domain or to a user of this host get a marker.
+	local to_host = jid_lib.host(fields.to);
+	if stanza.attr.type == "groupchat" or (to_host ~= host and prosody.hosts[to_host]) then return; end
+	stanza:add_direct_child(make_marker(in_view, result.kept and origin.trust_path_client_key or nil,
+		result.kept and result.kept.sig or nil, now));
+end
+-- before mod_carbons (-0.5) and mod_mam (0) copy the stanza
+module:hook("pre-message/full", on_client_message, 100);
+module:hook("pre-message/bare", on_client_message, 100);
+module:hook("pre-message/host", on_client_message, 100);
+
+---------------------------------------------------------------------------------------------
+-- To a remote domain: sign with the s2s link's view (route/remote, s2sout-established)
+---------------------------------------------------------------------------------------------
+
+-- Sign a message that leaves over `session` (an authenticated s2s stream to `domain`).
+-- Returns true to send it, or false and an error stanza when <require/> cannot be met.
+local function sign_for_link(stanza, pending, session, domain)
+	local out_view = s2s_view(session, domain);
+	local required = stanza:get_child("require", NS);
+	required = required and required.attr.verdict;
+	if NEED[required] then
+		local client_out;
+		local atts = core.try(core.decode_path, stanza);
+		if atts and atts[1] then client_out = atts[1].out_view; end
+		local hop = unmet(required, { out_view, client_out });
+		if hop then
+			module:log("info", "refusing message %s of %s: the hop to %s is verified by '%s' only, and the sender required '%s'",
+				tostring(stanza.attr.id), tostring(stanza.attr.from), hop.peer, hop.method, required);
+			return false, error_for(stanza, "policy-violation",
+				("the hop to %s is verified by '%s' only, and the sender required '%s'"):format(hop.peer, hop.method, required), hop);
+		end
+	end
+	local att, why = sign_onto(stanza, pending, out_view);
+	if not att then
+		module:log("info", "message %s to %s leaves without this server's attestation: %s", tostring(stanza.attr.id), domain, why);
+	end
+	return true;
+end
+
+module:hook("route/remote", function (event)
+	local stanza, origin, to_host = event.stanza, event.origin, event.to_host;
+	if stanza.name ~= "message" then return; end
+	local marker = take_markers(stanza);
+	if not marker then return; end
+	local pending = read_marker(marker);
+	if not pending then return; end
+	local required = stanza:get_child("require", NS);
+	required = required and required.attr.verdict;
+	local function refuse(err)
+		if origin and origin.type == "c2s" and origin.send then origin.send(err); else module:send(err); end
+		return true;
+	end
+	if NEED[required] then
+		-- A message that requires verified hops goes only to a domain that takes part.
+		local now = os.time();
+		local info = cached_peer_info(to_host, now);
+		if not info and async.ready() then info = async.wait_for(fetch_peer_info(to_host)); end
+		if not (info and info.takes_part) and not is_remembered(to_host, now) then
+			module:log("info", "refusing message %s of %s: %s does not take part in trust-path and the sender required '%s'",
+				tostring(stanza.attr.id), tostring(stanza.attr.from), to_host, required);
+			local session = prosody.hosts[host].s2sout[to_host];
+			local method = session and session.type == "s2sout" and s2s_view(session, to_host).method or "none";
+			return refuse(error_for(stanza, "policy-violation",
+				("%s does not take part in trust-path, so its hops cannot be verified"):format(to_host),
+				{ peer = to_host, method = method, reason = "not-participating", required = required }));
+		end
+	end
+	local session = prosody.hosts[host].s2sout[to_host];
+	if session and (session.type == "s2sout" or session.type == "s2sin") then
+		local ok, err = sign_for_link(stanza, pending, session, to_host);
+		if not ok then return refuse(err); end
+		return; -- mod_s2s sends it
+	end
+	-- The link is still being set up: mod_s2s queues a serialized copy.  Keep the marker in
+	-- it, and sign in s2sout-established, when the link and its <out/> view exist (rule 43).
+	stanza:add_direct_child(marker);
+end, 1);
+
+module:hook("s2sout-established", function (event)
+	local session = event.session;
+	local sendq = session.sendq;
+	if not sendq then return; end
+	local xml = require "util.xml";
+	local domain = session.to_host;
+	local i = 1;
+	while i <= #sendq do
+		local data = sendq[i];
+		local keep = true;
+		if type(data[1]) == "string" and data[1]:find(NS_INTERNAL, 1, true) then
+			local ok, result = pcall(function ()
+				local stanza = assert(xml.parse(data[1]));
+				stanza.attr.xmlns = nil;
+				local marker = take_markers(stanza);
+				local pending = marker and read_marker(marker);
+				if pending then
+					local sent, err = sign_for_link(stanza, pending, session, domain);
+					if not sent then module:send(err); return false; end
+					module:log("debug", "signed message %s, queued while the link to %s came up", tostring(stanza.attr.id), domain);
+				end
+				data[1] = tostring(stanza);
+				return true;
+			end);
+			if not ok then
+				module:log("error", "could not sign a message queued for %s: %s; dropping it", domain, tostring(result));
+				keep = false;
+			else
+				keep = result;
+			end
+		end
+		if keep then i = i + 1; else table.remove(sendq, i); end
+	end
+end, 10);
+
+---------------------------------------------------------------------------------------------
+-- From a remote domain: verify the chain, leave a marker for delivery
+-- (XEP "At a Receiving Server")
+---------------------------------------------------------------------------------------------
+
+local seen_sigs = cache.new(20000); -- signatures of accepted paths: a replay cache
+local seen_view = setmetatable({}, { __index = function (_, sig)
+	local t = seen_sigs:get(sig);
+	return t ~= nil and os.time() - t <= 2 * max_skew or nil;
+end });
+local processed = setmetatable({}, { __mode = "k" }); -- stanzas already handled here
+local held = {};     -- domain -> events waiting for that domain's disco#info
+
+local function handle_remote(origin, stanza, domain, info, retried)
+	local fields = core.try(core.message_fields, stanza);
+	if not fields then return nil; end -- no id: cannot be attested (the path stays as it came)
+	local now = os.time();
+	local takes_part = info.takes_part or is_remembered(domain, now);
+	local in_view = s2s_view(origin, domain);
+	local decision = core.receive_chain(stanza, fields, { origin = domain, domain = host, takes_part = takes_part,
+		keys = info.keys, in_view = in_view, now = now, max_skew = max_skew, seen = seen_view });
+	local anchor_status = decision.report and decision.report.statuses[#decision.report.statuses].status;
+	if not retried and (anchor_status == "tampered" or anchor_status == "key-unknown") and now - info.fetched > REFETCH_AFTER then
+		-- a verifier that fails with a cached key queries once more (XEP "Keys and Discovery Caching")
+		return "refetch";
+	end
+	if decision.chain == "pass" then
+		for _, att in ipairs(decision.atts) do seen_sigs:set(att.sig, now); end
+	else
+		module:log("info", "message %s from %s: chain %s%s%s", fields.id, fields.sender, decision.chain,
+			decision.chain_reason and (" (" .. decision.chain_reason .. ")") or "",
+			decision.error and (": " .. decision.error.text) or "");
+	end
+	in_view.chain = decision.chain;
+	in_view["chain-reason"] = decision.chain == "fail" and decision.chain_reason or nil;
+	in_view["key-source"] = decision.prev_key and decision.key_source or nil;
+	if NEED[fields.require] then
+		local hop = unmet(fields.require, { in_view });
+		if not hop and decision.chain ~= "pass" then
+			hop = { peer = domain, method = in_view.method, reason = decision.chain == "fail" and decision.chain_reason
+				or (decision.chain == "absent" and "not-participating" or decision.chain), required = fields.require };
+		end
+		if hop then
+			module:log("info", "refusing message %s from %s: the hop from %s does not meet '%s' (%s)", fields.id, fields.sender,
+				domain, fields.require, hop.reason);
+			local reply = st.error_reply(stanza, "cancel", "policy-violation",
+				("the hop from %s does not meet '%s' (%s)"):format(domain, fields.require, hop.reason), host);
+			reply:get_child("error"):tag("unverified-hop", { xmlns = NS, peer = hop.peer, method = hop.method,
+				reason = hop.reason, required = hop.required }):up();
+			module:send(reply);
+			return true;
+		end
+	end
+	stanza:add_direct_child(make_marker(in_view, decision.prev_key, decision.prev_key and decision.previous.sig or nil, now));
+	return nil;
+end
+
+local function on_remote_message(event)
+	local origin, stanza = event.origin, event.stanza;
+	if origin.type ~= "s2sin" or processed[stanza] then return; end
+	processed[stanza] = true;
+	take_markers(stanza); -- a remote server cannot bring a marker either
+	if stanza.attr.type == "error" or not stanza.attr.id then return; end
+	local domain = jid_lib.host(stanza.attr.from);
+	if not domain then return; end
+	local now = os.time();
+	local info = not fetching[domain] and not held[domain] and cached_peer_info(domain, now);
+	if info then
+		local handled = handle_remote(origin, stanza, domain, info);
+		if handled ~= "refetch" then return handled; end
+		peer_infos[domain] = nil;
+		event.retried = true;
+	end
+	-- Hold the message until the domain's disco#info arrives.  Waiting here would block the
+	-- stream it came on, and the disco#info answer may come back on that same stream.
+	local queue = held[domain];
+	if queue then queue[#queue + 1] = event; return true; end
+	held[domain] = { event };
+	fetch_peer_info(domain):next(function (fetched)
+		local waiting = held[domain];
+		held[domain] = nil;
+		for _, e in ipairs(waiting) do
+			local ok, err = pcall(function ()
+				if handle_remote(e.origin, e.stanza, domain, fetched, true) == nil then
+					prosody.core_post_stanza(e.origin, e.stanza); -- deliver as if it had just arrived
+				end
+			end);
+			if not ok then module:log("error", "while delivering a held message from %s: %s", domain, tostring(err)); end
+		end
+	end);
+	return true;
+end
+module:hook("message/full", on_remote_message, 100);
+module:hook("message/bare", on_remote_message, 100);
+module:hook("message/host", function (event) -- for the server itself: never delivered to a client
+	if event.origin.type == "s2sin" then take_markers(event.stanza); end
+end, 100);
+
+-- Learn a new peer's keys as soon as it connects, so its first message need not wait.
+module:hook("s2sin-established", function (event)
+	local session = event.session;
+	for domain in pairs(session.hosts or {}) do
+		if not cached_peer_info(domain, os.time()) then fetch_peer_info(domain); end
+	end
+end);
+
+---------------------------------------------------------------------------------------------
+-- To a local client: one attestation per delivered resource (stanzas/out filter)
+---------------------------------------------------------------------------------------------
+
+-- Sign `message` (a clone, changed in place) for delivery on `session`; `stored` is set when
+-- the message waited in offline storage.
+local function attest_delivery(message, session, offline)
+	local marker = take_markers(message);
+	local pending = marker and read_marker(marker);
+	if not pending then return; end
+	local stored = offline and pending.arrived or nil;
+	local att, why = sign_onto(message, pending, c2s_view(session), stored);
+	if not att then
+		module:log("debug", "message %s delivered to %s without this server's attestation: %s",
+			tostring(message.attr.id), tostring(session.full_jid), why);
+	end
+end
+
+local function delivery_filter(stanza, session)
+	if stanza.name ~= "message" or not session.full_jid or not has_marker(stanza) then return stanza; end
+	-- the same stanza object goes to every resource and into storage: sign a copy
+	local out = st.clone(stanza);
+	local ok, err = pcall(function ()
+		-- carbons: attest the forwarded message, for this resource
+		for _, wrapper in ipairs(out.tags) do
+			if wrapper.attr.xmlns == NS_CARBONS and (wrapper.name == "sent" or wrapper.name == "received") then
+				local forwarded = wrapper:get_child("forwarded", NS_FORWARD);
+				for _, inner in ipairs(forwarded and forwarded.tags or {}) do
+					-- the forwarded message carries xmlns='jabber:client' explicitly
+					if inner.name == "message" then attest_delivery(inner, session, false); end
+				end
+			end
+		end
+		if out:get_child("path", NS) or out:get_child("pending", NS_INTERNAL) then
+			local delay = out:get_child("delay", NS_DELAY);
+			attest_delivery(out, session, delay ~= nil and delay.attr.from == host);
+		end
+	end);
+	if not ok then module:log("error", "attesting a delivery to %s failed: %s", tostring(session.full_jid), tostring(err)); end
+	take_markers(out); -- whatever happened, no marker reaches a client (archives, other wrappers)
+	return out;
+end
+
+-- Run last, after other filters have changed the stanza.
+local FILTER_PRIORITY = -100;
+local function add_filter(session)
+	if session.type == "c2s" and session.host == host then
+		filters.add_filter(session, "stanzas/out", delivery_filter, FILTER_PRIORITY);
+	end
+end
+module:hook("resource-bind", function (event) add_filter(event.session); end, 100);
+for _, session in pairs(prosody.full_sessions) do add_filter(session); end
+function module.unload()
+	for _, session in pairs(prosody.full_sessions) do
+		if session.host == host then filters.remove_filter(session, "stanzas/out", delivery_filter); end
+	end
+end
+
+-- Never let a marker leave over s2s (a message that got one here and is routed on).
+module:hook("route/remote", function (event)
+	local stanza = event.stanza;
+	if stanza.name == "message" and has_marker(stanza) then
+		-- route/remote at priority 1 keeps a marker only for a link that is still coming up;
+		-- mod_s2s then queues it and s2sout-established removes it.  Anything else goes here.
+		local session = prosody.hosts[host].s2sout[event.to_host];
+		if session and (session.type == "s2sout" or session.type == "s2sin") then take_markers(stanza); end
+	end
+end, 0.5);

@@ -1,0 +1,71 @@
+-- mod_trust_path_test_relay: a TEST-ONLY attacker for the trust-path harness.
+--
+-- NEVER load this on a real server.  It sits between mod_trust_path's signature and the
+-- wire of outgoing s2s messages and breaks them on purpose, so that the receiving server
+-- and the recipient client can be shown to detect it:
+--
+--   trust_path_test_attack = "strip"    remove this server's attestation (scenario 6)
+--                          = "tamper"   replace the body text after signing (scenario 7)
+--                          = "replay"   replace this server's attestation with the one it
+--                                       made for the previous message (scenario 9)
+--
+-- It handles messages signed in route/remote (link up) and those signed in
+-- s2sout-established (queued while the link came up), after mod_trust_path in both.
+
+local st = require "util.stanza";
+local xml = require "util.xml";
+
+local NS = "urn:xmpp:trust-path:0";
+local attack = module:get_option_string("trust_path_test_attack");
+local ATTACKS = { strip = true, tamper = true, replay = true };
+if not ATTACKS[attack] then
+	module:log("error", "trust_path_test_attack must be strip, tamper or replay (got %s); doing nothing", tostring(attack));
+	return;
+end
+module:log("warn", "TEST-ONLY attacker loaded: outgoing s2s messages will be broken (%s)", attack);
+
+local previous_own; -- replay: this server's attestation on the previous message
+
+-- Break `stanza` (changed in place) if it carries this server's attestation as the last one.
+local function break_message(stanza)
+	local path = stanza:get_child("path", NS);
+	local own = path and path.tags[#path.tags];
+	if not own or own.attr.signer ~= module.host then return false; end
+	if attack == "strip" then
+		path:maptags(function (child) if child == own then return nil; end return child; end);
+		if #path.tags == 0 then stanza:maptags(function (child) if child == path then return nil; end return child; end); end
+	elseif attack == "tamper" then
+		local body = stanza:get_child("body");
+		if body then
+			body:maptags(function () return nil; end);
+			for i = #body, 1, -1 do body[i] = nil; end
+			body:text("Meet at midnight. (changed in transit by the test relay)");
+		end
+	elseif attack == "replay" then
+		local earlier = previous_own;
+		previous_own = st.clone(own);
+		if earlier then
+			path:maptags(function (child) if child == own then return earlier; end return child; end);
+		end
+	end
+	module:log("info", "test relay: %s message %s to %s", attack, tostring(stanza.attr.id), tostring(stanza.attr.to));
+	return true;
+end
+
+-- mod_trust_path signs in route/remote at priority 1 and strips markers at 0.5.
+module:hook("route/remote", function (event)
+	if event.stanza.name == "message" then break_message(event.stanza); end
+end, 0.75);
+
+-- mod_trust_path signs queued messages in s2sout-established at priority 10.
+module:hook("s2sout-established", function (event)
+	for _, data in ipairs(event.session.sendq or {}) do
+		if type(data[1]) == "string" and data[1]:find(NS, 1, true) then
+			local stanza = xml.parse(data[1]);
+			if stanza and stanza.name == "message" then
+				stanza.attr.xmlns = nil;
+				if break_message(stanza) then data[1] = tostring(stanza); end
+			end
+		end
+	end
+end, 5);
