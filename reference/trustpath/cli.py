@@ -210,8 +210,8 @@ def _live_bench(args: argparse.Namespace) -> int:
         print(json.dumps(figures, indent=2))
     else:
         console = _console()
-        for name, label in (("on", "with mod_trust_path and the client plugin"), ("off", "without")):
-            console.print(f"{label:>42}: {figures[f'{name}_msgs_per_s']:8.1f} msg/s, latency median "
+        for name, label in (("on", "with mod_trust_path on both servers"), ("off", "without it")):
+            console.print(f"{label:>36}: {figures[f'{name}_msgs_per_s']:8.1f} msg/s, latency median "
                           f"{figures[f'{name}_median_ms']:.2f} ms, p99 {figures[f'{name}_p99_ms']:.2f} ms")
         console.print(f"throughput ratio (on / off): {figures['throughput_ratio']:.2f} (goal ≥ 0.75); "
                       f"{figures['messages']} messages each, batches of {figures['batch']}, alternating")
