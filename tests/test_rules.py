@@ -53,6 +53,7 @@ def test_each_participating_node_adds_one_attestation(fed):
     assert (sc_att.signer, sc_att.in_view, sc_att.out_view.peer) == (alice.jid, None, "a.example")
     assert (ss_att.signer, ss_att.in_view.peer, ss_att.out_view.peer) == ("a.example", alice.jid, "b.example")
     assert (rs_att.signer, rs_att.in_view.peer, rs_att.out_view.peer) == ("b.example", "a.example", BOB)
+    assert all(a.stored is None for a in path.attestations)  # nothing was held in storage
 
 
 def test_client_key_announced_per_session_is_bound_to_that_session(fed):

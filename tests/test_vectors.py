@@ -21,6 +21,7 @@ from trustpath.timefmt import parse_time
 from trustpath.vectors import main as write_vectors
 
 SCENARIO_FILES = sorted((VECTORS / "scenarios").glob("*.expected.json"))
+LIVE_FILES = sorted((VECTORS / "live").glob("*.expected.json"))
 REJECTIONS = load_json(VECTORS / "rejections" / "index.json")
 FINDINGS = load_json(VECTORS / "findings" / "index.json")
 
@@ -124,3 +125,23 @@ def test_signing_inputs_reproduce_every_signature():
                 altered.add((doc["scenario"], entry["signer"]))
     assert altered == {(7, "alice@a.example/phone"), (7, "a.example"), (9, "a.example")}
     assert checked >= 30
+
+
+@pytest.mark.parametrize("expected_file", LIVE_FILES, ids=lambda p: p.name.split(".")[0])
+def test_stanzas_captured_from_the_prosody_servers_verify_with_the_reference(expected_file):
+    """spec/vectors/live: what two Prosody servers running mod_trust_path produced (captured once)."""
+    expected = load_json(expected_file)
+    stem = str(expected_file).removesuffix(".expected.json")
+    if not expected["delivered"]:
+        error = Path(f"{stem}.error.xml").read_text()
+        assert "unverified-hop" in error and expected["error"]["reason"] in error
+        return
+    anchor, skew = load_anchor(f"{stem}.anchor.json")
+    report = verify_stanza(Path(f"{stem}.xml").read_bytes(), anchor, parse_time(expected["now"]), max_skew=skew)
+    assert report.verdict.value == expected["verdict"]
+    if expected.get("hop"):
+        assert next(h for h in report.hops if h.label == expected["hop"]).reason == expected["reason"]
+
+
+def test_live_vectors_exist():
+    assert len(LIVE_FILES) >= 3

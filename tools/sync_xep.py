@@ -20,12 +20,18 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parent.parent
 XEP = ROOT / "xep" / "trust-path.xml"
 VECTORS = ROOT / "spec" / "vectors" / "scenarios"
+VECTOR_ROOT = ROOT / "spec" / "vectors"
 SCHEMA = ROOT / "schemas" / "trust-path.xsd"
 
-_EXAMPLE = re.compile(r"(<!-- trustpath:vector (?P<name>[\w.-]+) -->\s*<example caption='[^']*'><!\[CDATA\[)"
+_EXAMPLE = re.compile(r"(<!-- trustpath:vector (?P<name>[\w./-]+) -->\s*<example caption='[^']*'><!\[CDATA\[)"
                       r"(?P<body>.*?)(\]\]></example>)", re.S)
 _SCHEMA = re.compile(r"(<section1 topic='XML Schema' anchor='schema'>\s*<code[^>]*><!\[CDATA\[)"
                      r"(?P<body>.*?)(\]\]></code>)", re.S)
+
+
+def vector_file(name: str) -> Path:
+    """``NAME`` is a scenario vector; ``live/NAME`` a stanza captured from the live harness."""
+    return (VECTOR_ROOT / f"{name}.xml") if "/" in name else (VECTORS / f"{name}.xml")
 
 
 def pretty(data: bytes) -> str:
@@ -37,7 +43,7 @@ def pretty(data: bytes) -> str:
 
 def render(text: str) -> str:
     def example(match: re.Match[str]) -> str:
-        source = VECTORS / f"{match['name']}.xml"
+        source = vector_file(match["name"])
         if not source.exists():
             raise SystemExit(f"sync_xep: no vector {source.relative_to(ROOT)} for the example it names")
         return match.group(1) + pretty(source.read_bytes()) + match.group(4)
