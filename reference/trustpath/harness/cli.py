@@ -33,5 +33,5 @@ def keep(args: argparse.Namespace) -> int:
             stop.wait()
         except KeyboardInterrupt:
             pass
-    print("stopped.")
+    print(f"stopped every process the harness started; logs and configs remain in {world.workdir}")
     return 0

@@ -14,6 +14,7 @@ from .world import PASSWORD, World
 
 # slixmpp logs through the root logger; the harness reports outcomes itself
 logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
+logging.getLogger("trustpath.xmpp").setLevel(logging.ERROR)
 
 
 class Client:

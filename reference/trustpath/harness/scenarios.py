@@ -265,8 +265,10 @@ async def run_live(scenario: LiveScenario, *, timeout: float = 60) -> Outcome:
     except TimeoutError:
         outcome.problems.append("nothing arrived in time")
     finally:
-        await live.close()
-        await asyncio.to_thread(world.close)
+        try:
+            await live.close()
+        finally:
+            world.close()  # synchronous: it must run even when the run is cancelled (Ctrl-C)
     if outcome.problems:
         return outcome
     return _check(outcome)
