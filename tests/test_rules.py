@@ -13,13 +13,10 @@ import pytest
 from lxml import etree
 
 from trustpath import (
-    Anchor,
     UsageError,
     attest,
-    KeySet,
     MalformedStanza,
     MessageFields,
-    PublishedKey,
     SigningKey,
     UnsupportedAlgorithm,
     Verdict,
@@ -28,7 +25,7 @@ from trustpath import (
 )
 from trustpath.codec import decode_path, find_message, message_fields, parse_stanza, serialize
 from trustpath.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource
-from trustpath.sim.federation import ClientNode, Federation, Outbound, RequirementNotMet
+from trustpath.sim.federation import ClientNode, Federation, RequirementNotMet
 from trustpath.sim.scenarios import BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
 
 SCHEMA = etree.XMLSchema(etree.parse("schemas/trust-path.xsd"))

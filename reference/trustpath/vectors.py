@@ -11,19 +11,16 @@ import base64
 import json
 import sys
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path as FsPath
 from typing import Any
 
-from .anchor import anchor_to_json
 from .attest import attest
 from .codec import attestation_element, decode_path, find_message, message_fields, parse_stanza, serialize
-from .keys import KeySet, KeyStatus, PublishedKey, verify_signature
+from .keys import verify_signature
 from .model import NS, KeySource, Result
 from .signing import signing_input
-from .sim.scenarios import SCENARIOS, VECTOR_SEED, VECTOR_START, file_stem, run_all
+from .sim.scenarios import VECTOR_SEED, VECTOR_START, file_stem, run_all
 from .sim.tls import KeyFactory
-from .timefmt import format_time
 
 #: every signer of the fixed world, with the label its key is derived from
 SIGNERS = {
@@ -294,5 +291,4 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
-__all__ = ["main", "SCENARIOS", "KeySet", "KeyStatus", "PublishedKey", "format_time", "timedelta",
-           "anchor_to_json"]
+__all__ = ["main", "resign_pinned", "archived"]

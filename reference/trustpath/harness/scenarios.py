@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
-from ..anchor import anchor_to_json  # noqa: F401  (re-exported for --emit)
-from ..codec import parse_stanza
-from ..model import NS, Verdict
+from ..model import NS
 from ..sim.scenarios import SCENARIOS as SIM_SCENARIOS
 from ..sim.scenarios import Expectation, Outcome, _check
 from ..timefmt import format_time
@@ -308,5 +303,4 @@ async def _settle() -> None:
     await asyncio.gather(*leftovers, return_exceptions=True)
 
 
-__all__ = ["LIVE_SCENARIOS", "Setup", "run_all_live", "run_live", "parse_stanza", "Verdict", "shutil", "time",
-           "Path"]
+__all__ = ["LIVE_SCENARIOS", "LiveScenario", "Setup", "run_all_live", "run_live"]

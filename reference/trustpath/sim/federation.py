@@ -14,7 +14,7 @@ import hmac
 import itertools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
 
@@ -40,7 +40,6 @@ from ..keys import KeySet, PublishedKey, SigningKey, spki_sha256, verify_signatu
 from ..model import (
     DEFAULT_MAX_SKEW,
     MAX_ATTESTATIONS,
-    METHOD_STRENGTH,
     NS,
     Attestation,
     Chain,
@@ -48,12 +47,12 @@ from ..model import (
     MessageFields,
     Result,
     Side,
-    Strength,
     View,
 )
 from ..signing import signing_input
 from ..timefmt import format_time, parse_time
 from ..receive import verify_stanza
+from ..require import requirement_problem
 from ..verify import Anchor, Report, verify
 from .tls import Authority, Credential, HandshakeFailed, KeyFactory, TlsLink, client_context, new_workdir, \
     server_context
@@ -350,15 +349,11 @@ class ServerNode:
                          {"peer": remote, "method": link.out_view.method, "reason": "not-participating",
                           "required": fields.require})
         if self.takes_part and fields.require:
-            need = Strength.STRONG if fields.require == "trusted" else Strength.CA
             for view in (link.out_view, previous.out_view if previous and previous.out_view else None):
                 if view is None:
                     continue
-                strength = METHOD_STRENGTH.get(view.method, Strength.UNVERIFIED)
-                if view.result is not Result.PASS:
-                    strength = Strength.UNVERIFIED
-                if strength < need:
-                    reason = {"pkix": "ca-only", "dialback": "dialback-only"}.get(view.method, "not-verified")
+                reason = requirement_problem(view, fields.require)
+                if reason is not None:
                     self._refuse(session, fields, "policy-violation",
                                  f"the hop to {view.peer} is verified by '{view.method}' only, "
                                  f"and the sender required '{fields.require}'",
@@ -675,8 +670,7 @@ class ClientNode:
              extra: Callable[[etree._Element, MessageFields], None] | None = None) -> str:
         assert self.session is not None and self.view is not None
         if require is not None:
-            need = Strength.STRONG if require == "trusted" else Strength.CA
-            if METHOD_STRENGTH.get(self.view.method, Strength.UNVERIFIED) < need:
+            if requirement_problem(self.view, require) is not None:
                 raise RequirementNotMet(f"this client verified {self.server.domain} by '{self.view.method}', "
                                         f"which cannot meet require='{require}'")
         root, fields = self.message(to, body, require=require)

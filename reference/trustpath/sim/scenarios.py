@@ -6,14 +6,13 @@ for a refused message, the sender) got against what the brief requires.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lxml import etree
 
-from ..codec import NS_CARBONS, find_message, parse_stanza, serialize
+from ..codec import find_message, parse_stanza, serialize
 from ..model import NS, Verdict
 from ..timefmt import format_time
 from ..verify import Anchor, Report
@@ -359,5 +358,4 @@ def received_message(stanza: bytes) -> etree._Element:
     return find_message(parse_stanza(stanza)).message
 
 
-__all__ = ["SCENARIOS", "Outcome", "Scenario", "run_all", "run_scenario", "VECTOR_SEED", "VECTOR_START",
-           "NS_CARBONS", "re"]
+__all__ = ["SCENARIOS", "Outcome", "Scenario", "run_all", "run_scenario", "VECTOR_SEED", "VECTOR_START"]

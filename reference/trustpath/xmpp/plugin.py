@@ -47,8 +47,9 @@ from ..codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, find_path_e
 from ..disco import NS_DISCO_INFO, read_disco_info
 from ..errors import InvalidInput, TrustPathError, UsageError
 from ..keys import KeySet, SigningKey, spki_sha256
-from ..model import CIPHER_CODES, DEFAULT_MAX_SKEW, METHOD_STRENGTH, NS, NS_PREFIX, Result, Side, Strength, View
+from ..model import CIPHER_CODES, DEFAULT_MAX_SKEW, NS, NS_PREFIX, Result, Side, View
 from ..receive import verify_stanza
+from ..require import requirement_problem
 from ..verify import Anchor, Report
 from . import stanza
 from .pins import PinStore
@@ -141,17 +142,7 @@ def wire_bytes(xml: ET.Element) -> bytes:
 
 def hop_problem(view: View, verdict: str) -> str | None:
     """Why the hop ``view`` describes cannot meet ``<require verdict=.../>``, or None if it can."""
-    if verdict not in stanza.REQUIRE_VERDICTS:
-        raise UsageError(f"<require/> takes verdict 'trusted' or 'weak', not {verdict!r}")
-    need = Strength.STRONG if verdict == "trusted" else Strength.CA
-    if view.tls == "none":
-        return "starttls-not-supported"
-    strength = METHOD_STRENGTH.get(view.method, Strength.UNVERIFIED) if view.result is Result.PASS \
-        else Strength.UNVERIFIED
-    if strength >= need:
-        return None
-    return {"pkix": "ca-only", "dialback-dnssec": "ca-only", "dialback": "dialback-only"}.get(view.method,
-                                                                                                "not-verified")
+    return requirement_problem(view, verdict)
 
 
 class TrustPath(BasePlugin):
