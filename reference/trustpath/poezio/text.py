@@ -1,0 +1,115 @@
+"""A report as plain text, for a terminal client that cannot use rich (poezio).
+
+Every verdict is a word and a symbol (✔ trusted, ◐ weak, ✘ untrusted, ? unknown), never colour
+alone, and the weakest hop is named with both its ends and its reason in words (XEP:
+Accessibility Considerations); colour, where a client adds it, only repeats them.  Nothing here
+decides anything: it formats a :class:`trustpath.Report` as the core made it.
+"""
+
+from __future__ import annotations
+
+from ..model import Verdict
+from ..render import BADGE, EXPLAIN, RESULT
+from ..verify import HopReport, Report
+
+#: the reason codes (XEP: Reason Codes) in plain words; the codes are identifiers, not interface text
+REASON_WORDS = {
+    "ca-only": "checked by a CA only",
+    "dialback-only": "dialback only",
+    "not-verified": "not verified",
+    "not-participating": "does not take part",
+    "stripped": "attestation removed",
+    "tampered": "changed in transit",
+    "replayed": "copied from another message",
+    "chain-broken": "attestations inconsistent",
+    "key-mismatch": "the two ends saw different keys",
+    "pin-mismatch": "key does not match the pin",
+    "key-unknown": "key no longer known",
+    "key-revoked": "signed with a revoked key",
+    "key-retired": "signed with a retired key",
+    "clock-skew": "clock wrong",
+    "unvouched": "key not vouched for",
+    "weak-key-source": "key learned from a weak source",
+    "unsupported-algorithm": "unknown signature algorithm",
+    "starttls-not-supported": "no TLS",
+    "certificate-host-mismatch": "certificate names another server",
+    "certificate-expired": "certificate expired",
+    "certificate-not-trusted": "certificate not trusted",
+    "validation-failure": "certificate check failed",
+    "tlsa-invalid": "DANE record does not match",
+    "dnssec-invalid": "DNSSEC check failed",
+    "dane-required": "DANE required but missing",
+}
+
+
+def verdict_words(verdict: Verdict | str) -> str:
+    """``'✔ trusted'``, ``'◐ weak'``, ``'✘ untrusted'`` or ``'? unknown'``."""
+    symbol, word, _ = BADGE[Verdict(verdict)]
+    return f"{symbol} {word}"
+
+
+def reason_words(reason: str | None) -> str:
+    """A reason code in plain words (the code itself when no words are known for it)."""
+    return REASON_WORDS.get(reason, reason) if reason else ""
+
+
+def weakest_words(report: Report) -> str:
+    """The weakest hops, each with both ends and its reason in words, e.g.
+    ``'H2 a.example → b.example, checked by a CA only'`` (empty when none is named)."""
+    hops = {hop.label: hop for hop in report.hops}
+    parts = []
+    for label in report.weakest:
+        hop = hops.get(label)
+        if hop is None:
+            parts.append(label)
+            continue
+        part = f"{label} {hop.sender} → {hop.receiver}"
+        parts.append(f"{part}, {reason_words(hop.reason)}" if hop.reason else part)
+    return "; ".join(parts)
+
+
+def badge(report: Report, prefix: str = "") -> str:
+    """The badge shown after a message: ``'[✔ trusted]'``,
+    ``'[◐ weak: H2 a.example → b.example, checked by a CA only]'``, ...  ``prefix`` says whose
+    path it is when it is not the message's own (e.g. ``'receipt path'``)."""
+    words = verdict_words(report.verdict)
+    if prefix:
+        words = f"{prefix} {words}"
+    weakest = weakest_words(report) if report.verdict is not Verdict.TRUSTED else ""
+    return f"[{words}: {weakest}]" if weakest else f"[{words}]"
+
+
+def summary(report: Report) -> str:
+    """One line: the verdict in words, what it means, and the weakest hops."""
+    symbol, word, _ = BADGE[report.verdict]
+    line = f"{symbol} {word.upper()} — {EXPLAIN[report.verdict]}"
+    if report.weakest:
+        line += f"; weakest: {weakest_words(report)}"
+    return line
+
+
+def _reason(reason: str | None) -> str:
+    if not reason:
+        return "–"
+    words = reason_words(reason)
+    return reason if words == reason else f"{reason} ({words})"
+
+
+def hop_lines(hop: HopReport) -> list[str]:
+    """One hop in two labelled lines (readable at 80 columns and by a screen reader)::
+
+        H2 s2s: a.example → b.example
+           method pkix / pkix · result ✔ pass · reason ca-only (checked by a CA only) · key source link · time ...
+    """
+    return [f"{hop.label} {hop.role}: {hop.sender} → {hop.receiver}",
+            (f"   method {hop.method} · result {RESULT.get(hop.result, hop.result)} · reason {_reason(hop.reason)}"
+             f" · key source {hop.key_source or '–'} · time {hop.time or '–'}")]
+
+
+def path_lines(report: Report) -> list[str]:
+    """The path hop by hop: the verdict line, two lines per hop, then the core's notes."""
+    lines = [summary(report)]
+    for hop in report.hops:
+        lines += hop_lines(hop)
+    lines += [f"note: {note}" for note in report.notes]
+    return lines

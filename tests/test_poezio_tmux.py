@@ -1,0 +1,348 @@
+"""poezio with the trust_path plugin, used as a person uses it: two poezio processes (alice and
+bob) run in tmux against the live federation, keys are typed with ``send-keys`` and the screen is
+read with ``capture-pane``.  Each test asserts what bob's screen shows.
+
+The federation runs on 127.0.0.41 / 127.0.0.42 (not the harness's default addresses, so that a
+``trustpath harness --keep`` left running does not collide), in the test's own temporary directory.
+poezio refuses to run as root: as root, it runs as ``nobody`` (``setpriv``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+ADDRESSES = {"a.example": "127.0.0.41", "b.example": "127.0.0.42"}
+PLUGIN_DIR = ROOT / "reference" / "trustpath" / "poezio"
+BINDING = ROOT / "prosody" / "trust_path_crypto.so"
+NOBODY = 65534
+WIDTH, HEIGHT = 160, 45
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("poezio") is None:
+        return "poezio is not installed (pip install 'trustpath[poezio]', i.e. poezio==0.18)"
+    if shutil.which("tmux") is None:
+        return "tmux is not installed (apt-get install tmux)"
+    if shutil.which("prosody") is None:
+        return "Prosody is not installed (make test installs it on Debian/Ubuntu as root)"
+    if not BINDING.exists():
+        return "prosody/trust_path_crypto.so is not built (make test builds it)"
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        return "poezio does not run as root, and setpriv (util-linux) is missing to drop to nobody"
+    return None
+
+
+@pytest.fixture
+def _requirements():
+    problem = _missing()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+class Poezio:
+    """One poezio process in its own tmux session, with a throwaway HOME."""
+
+    def __init__(self, tmux: list[str], name: str, jid: str, address: str, ca_file: str, pin: str | None,
+                 home: Path) -> None:
+        self.tmux, self.name, self.home = tmux, name, home
+        config_dir, data_dir = home / ".config", home / ".local" / "share"
+        (data_dir / "poezio" / "trust_path").mkdir(parents=True)
+        config_dir.mkdir(parents=True)
+        shutil.copy(ca_file, home / "ca.pem")
+        if pin is not None:
+            from trustpath.xmpp.pins import PinStore
+
+            # the person pinned their server's key before (e.g. /pins add, read from the admin)
+            PinStore.open(data_dir / "poezio" / "trust_path" / "pins.json").add(jid.split("@")[1], pin)
+        (home / "poezio.cfg").write_text("\n".join([
+            "[Poezio]",
+            f"jid = {jid}",
+            "password = pencil",
+            f"custom_host = {address}",
+            "custom_port = 15222",
+            f"ca_cert_path = {home / 'ca.pem'}",
+            "ignore_certificate = true",  # poezio's own key check; the trust_path pin store does it here
+            f"plugins_dir = {PLUGIN_DIR}",
+            "plugins_autoload = trust_path",
+            "enable_user_nick = false",
+            "enable_avatars = false",
+            "use_log = false",
+            "enable_vertical_tab_list = false",
+            "",
+        ]))
+        env = {"HOME": str(home), "TERM": "xterm-256color", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+               "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(config_dir), "XDG_DATA_HOME": str(data_dir),
+               "XDG_CACHE_HOME": str(home / ".cache")}
+        command = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
+        if os.geteuid() == 0:
+            for path in [home, *home.rglob("*")]:
+                os.chown(path, NOBODY, NOBODY)
+            command += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        command += [sys.executable, "-m", "poezio", "-f", str(home / "poezio.cfg")]
+        shell = f"exec {shlex.join(command)} 2>{shlex.quote(str(home / 'stderr.log'))}"
+        subprocess.run([*tmux, "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), shell],
+                       check=True, timeout=10)
+        pid = subprocess.run([*tmux, "list-panes", "-t", name, "-F", "#{pane_pid}"], capture_output=True, text=True,
+                             check=True, timeout=10).stdout.split()
+        self.pid = int(pid[0])
+
+    def type(self, line: str) -> None:
+        """Type one line and press Enter (a command's ``/`` first, as poezio opens its command line on it)."""
+        if line.startswith("/"):
+            self._keys("-l", "/")
+            time.sleep(0.2)
+            line = line[1:]
+        self._keys("-l", line)
+        time.sleep(0.2)
+        self._keys("Enter")
+        time.sleep(0.2)
+
+    def _keys(self, *keys: str) -> None:
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True, timeout=10)
+
+    def screen(self) -> str:
+        result = subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name], check=False,
+                                capture_output=True, text=True, timeout=10)
+        return result.stdout
+
+    def wait_for(self, pattern: str, timeout: float = 10) -> str:
+        """The screen, once ``pattern`` (a regular expression) is on it."""
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if re.search(pattern, screen):
+                return screen
+            time.sleep(0.1)
+        stderr = (self.home / "stderr.log").read_text(errors="replace")[-2000:] \
+            if (self.home / "stderr.log").exists() else ""
+        raise AssertionError(f"{self.name}'s screen never showed {pattern!r}:\n{screen}\nstderr:\n{stderr}")
+
+
+class Session:
+    """The federation and the poezio processes of one test; :meth:`close` stops all of it."""
+
+    def __init__(self, tmp: Path, *, s2s_pins: bool) -> None:
+        from trustpath.harness.world import build_world
+
+        self.tmp = tmp
+        self.tmux = ["tmux", "-L", f"trustpath-test-{os.getpid()}-{tmp.name}", "-f", "/dev/null"]
+        self.clients: list[Poezio] = []
+        self.world = None
+        # poezio's homes: a directory that ``nobody`` can enter (pytest's own is private to root)
+        self.homes = Path(tempfile.mkdtemp(prefix="trustpath-poezio-"))
+        os.chmod(self.homes, 0o755)
+
+        def configure(domain: str, spki: dict[str, str]) -> dict[str, object]:
+            other = "b.example" if domain == "a.example" else "a.example"
+            return {"trust_path_s2s_pins": {other: [spki[other]]}} if s2s_pins else {}
+
+        saved = tempfile.tempdir
+        tempfile.tempdir = str(tmp)  # the world's files live in this test's directory
+        try:
+            self.world = build_world(addresses=ADDRESSES, configure=configure,
+                                     modules={"a.example": ["trust_path"], "b.example": ["trust_path"]})
+        except BaseException:
+            shutil.rmtree(self.homes, ignore_errors=True)  # build_world stopped what it started
+            raise
+        finally:
+            tempfile.tempdir = saved
+
+    def poezio(self, name: str, jid: str) -> Poezio:
+        assert self.world is not None
+        domain = jid.split("@")[1]
+        client = Poezio(self.tmux, name, jid, ADDRESSES[domain], self.world.ca.ca_file, self.world.spki[domain],
+                        self.homes / name)
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        try:
+            for client in self.clients:
+                _stop(client.pid)
+            subprocess.run([*self.tmux, "kill-server"], check=False, capture_output=True, timeout=10)
+        finally:
+            if self.world is not None:
+                self.world.close()
+            shutil.rmtree(self.homes, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _stop(pid: int) -> None:
+    """End one poezio this test started: SIGTERM (poezio exits cleanly on it), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        if not _alive(pid):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def session_factory(_requirements, tmp_path):
+    sessions: list[Session] = []
+
+    def make(**kwargs: bool) -> Session:
+        session = Session(tmp_path, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+def _exchange(session: Session, body: str) -> Poezio:
+    """alice and bob connect; bob opens the conversation; alice sends ``body``. Returns bob."""
+    bob = session.poezio("bob", "bob@b.example")
+    alice = session.poezio("alice", "alice@a.example")
+    # the plugin reconnects once after it is loaded; "takes part" is shown after that
+    bob.wait_for(r"takes part", timeout=15)
+    alice.wait_for(r"takes part", timeout=15)
+    bob.type("/message alice@a.example")
+    bob.wait_for(r"\[alice@a\.example\]")
+    alice.type("/message bob@b.example")
+    alice.wait_for(r"\[bob@b\.example\]")
+    alice.type(body)
+    return bob
+
+
+def test_a_trusted_exchange_shows_the_trusted_badge_and_the_path(session_factory):
+    session = session_factory(s2s_pins=True)
+    bob = _exchange(session, "hello bob")
+    screen = bob.wait_for(r"alice> hello bob \[✔ trusted\]")
+    assert "[✔ trusted]" in screen
+    bob.type("/path")
+    screen = bob.wait_for(r"H3 recipient-c2s: b\.example → bob@b\.example")
+    assert "trust path of “hello bob” from alice" in screen
+    assert "✔ TRUSTED — every hop verified by a pin or DANE" in screen
+    assert re.search(r"H1 sender-c2s: alice@a\.example/\S+ → a\.example", screen)
+    assert re.search(r"H2 s2s: a\.example → b\.example\s+method pin / pin · result ✔ pass · reason – · "
+                     r"key source link · time \d{4}-\d\d-\d\dT", screen)
+    assert "key source anchor" in screen
+    # alice's sent message carries the verdict on bob's delivery receipt (its path back to her)
+    alice = session.clients[1]
+    alice.wait_for(r"alice> hello bob \[receipt path ✔ trusted\]")
+
+
+def test_a_ca_only_s2s_link_shows_the_weak_badge_naming_h2(session_factory):
+    session = session_factory(s2s_pins=False)
+    bob = _exchange(session, "hello over a CA-only link")
+    screen = bob.wait_for(r"alice> hello over a CA-only link "
+                          r"\[◐ weak: H2 a\.example → b\.example, checked by a CA only\]")
+    assert "✔ trusted" not in screen
+    bob.type("/path")
+    screen = bob.wait_for(r"H2 s2s: a\.example → b\.example")
+    assert ("◐ WEAK — every hop verified, but some only by a certificate authority; "
+            "weakest: H2 a.example → b.example, checked by a CA only") in screen
+    assert re.search(r"H2 s2s: a\.example → b\.example\s+method pkix / pkix · result ✔ pass · "
+                     r"reason ca-only \(checked by a CA only\)", screen)
+
+
+def test_a_changed_server_key_mid_conversation_is_a_warning_never_a_silent_re_pin(session_factory):
+    session = session_factory(s2s_pins=True)
+    bob = _exchange(session, "before the change")
+    bob.wait_for(r"alice> before the change \[✔ trusted\]")
+    old = session.world.spki["b.example"]
+    pins_file = bob.home / ".local" / "share" / "poezio" / "trust_path" / "pins.json"
+    pins_before = pins_file.read_text()
+    # b.example gets a new key (a renewal without a backup pin, or an attacker: bob cannot tell)
+    server = session.world.servers["b.example"]
+    cred = session.world.ca.issue("b.example", "prosody-b.example-new-key")
+    server.cert_file, server.key_file = cred.cert_file, cred.key_file
+    server.restart()
+    # in the conversation, where bob is looking (and in poezio's info buffer)
+    screen = bob.wait_for(r"(?s)✘ trust_path: WARNING: b\.example presented a key that matches none of your pins"
+                          r".*do not reconnect from this network", timeout=15)
+    flat = re.sub(r"\s+", " ", screen)
+    assert "The connection was closed before your password was sent, and nothing was re-pinned." in flat
+    assert f"presented key: {cred.spki}" in flat
+    assert old in flat
+    assert "What to check: ask the administrator of b.example" in flat
+    assert pins_file.read_text() == pins_before  # no silent re-pin
+    time.sleep(2)  # poezio does not reconnect on its own to the unpinned key
+    assert "Authentication success" not in bob.screen().split("matches none of your pins")[-1]
+    # the person checked the new key with the administrator and pins it
+    bob.type(f"/pins add b.example {cred.spki}")
+    bob.wait_for(r"trust_path: pinned b\.example: " + re.escape(cred.spki))
+    bob.type("/pins list")
+    screen = bob.wait_for(r"b\.example:\s+\S+\s+configured")
+    assert old in screen and cred.spki in screen
+    bob.type("/reconnect")
+    bob.wait_for(r"(?s)pins in .*takes part", timeout=15)
+    bob.type("/pins list")
+    bob.wait_for(re.escape(cred.spki) + r"\s+configured, added \S+\s+← this connection")
+
+
+def test_verified_hops_only_is_refused_at_a_ca_only_hop_and_never_delivered(session_factory):
+    session = session_factory(s2s_pins=False)
+    bob = _exchange(session, "first, without a requirement")
+    bob.wait_for(r"alice> first, without a requirement \[◐ weak")
+    alice = session.clients[1]
+    alice.type("/require trusted")
+    alice.wait_for(r"verified hops only: trusted")
+    alice.type("the door code")
+    screen = alice.wait_for(r"✘ not delivered \(policy-violation\): the hop to b\.example is verified by 'pkix' "
+                            r"\(ca-only: checked by a CA only\), and you required trusted")
+    time.sleep(1)
+    assert "the door code" not in bob.screen()
+    assert "the door code" in screen
+
+
+@pytest.mark.parametrize(("stem", "badge_text", "weakest_line"), [
+    ("01-all-pinned", "[✔ trusted]", None),
+    ("02-h2-ca-only", "[◐ weak: H2 a.example → b.example, checked by a CA only]",
+     "method pkix / pkix · result ✔ pass · reason ca-only (checked by a CA only) · key source link"),
+    ("05-ss-not-participating", ("[? unknown: H1 alice@a.example/phone → a.example, does not take part; "
+                                 "H2 a.example → b.example, does not take part]"),
+     "result ? unknown · reason not-participating"),
+    ("16-h2-mitm-ca-only", "[✘ untrusted: H2 a.example → b.example, the two ends saw different keys]",
+     "result ✘ fail · reason key-mismatch (the two ends saw different keys)"),
+])
+def test_the_plain_text_badge_and_path_of_the_published_vectors(stem, badge_text, weakest_line):
+    """What the poezio plugin prints, without poezio: words and a symbol for every verdict, and the
+    weakest hop named by both ends with its reason in words."""
+    import json
+
+    from trustpath.anchor import load_anchor
+    from trustpath.poezio.text import badge, path_lines
+    from trustpath.receive import verify_stanza
+    from trustpath.timefmt import parse_time
+
+    base = ROOT / "spec" / "vectors" / "scenarios" / stem
+    anchor, skew = load_anchor(f"{base}.anchor.json")
+    now = parse_time(json.loads(Path(f"{base}.expected.json").read_text())["now"])
+    report = verify_stanza(Path(f"{base}.xml").read_bytes(), anchor, now, max_skew=skew)
+    assert badge(report) == badge_text
+    lines = path_lines(report)
+    symbol, word = badge_text[1:].rstrip("]").split(":")[0].split()
+    assert lines[0].startswith(f"{symbol} {word.upper()} — ")
+    assert [line.split(":")[0] for line in lines[1::2][:3]] == ["H1 sender-c2s", "H2 s2s", "H3 recipient-c2s"]
+    if weakest_line:
+        assert weakest_line in "\n".join(lines)
