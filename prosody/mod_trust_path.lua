@@ -40,14 +40,25 @@
 --   message/* (s2sin)    verify the received chain with the sending domain's published keys
 --                        (disco#info over s2s, cached), decide chain pass/absent/stripped/
 --                        fail, and leave a marker with the <in/> view for delivery.
---   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons and
---                        offline messages, with 'stored'), remove every marker.
+--   message/* (0.5, -0.25) around mod_mam (0), which archives a message for a local user:
+--                        sign the delivery attestation for the resource mod_message hands
+--                        the message to first, so that the archive stores the path as
+--                        delivered (XEP rule 40); while mod_mam runs, the <path/> is held
+--                        as one text element (<archived-path/>), which is cheap to store.
+--   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons,
+--                        offline messages with 'stored', and archive results still
+--                        carrying a marker), restore archived paths, remove every marker.
 --   s2s-check-certificate  pins, and the record of why each s2s link is trusted.
 --
 -- The internal marker (<pending xmlns='urn:xmpp:trust-path:internal:0'/>) rides in the
--- stanza so that it survives cloning (carbons) and storage (mod_offline).  It carries a
--- token derived from the attestation key, so a marker this server did not make is
--- ignored, and every marker is removed before a stanza leaves for a client or a server.
+-- stanza so that it survives cloning (carbons) and storage (mod_offline, mod_mam).  It
+-- carries a token derived from a secret of this server (<data_path>/trust_path/
+-- <host>.marker-secret), so a marker this server did not make is ignored, and every
+-- marker is removed before a stanza leaves for a client or a server.
+--
+-- Per message, this runs in the path of every stanza, so it avoids work it can: views are
+-- made once per session and encoded for the signing input once, elements are built without
+-- util.stanza's per-attribute checks, and nothing is cloned or rebuilt that is not changed.
 
 local st = require "util.stanza";
 local jid_lib = require "util.jid";
@@ -58,6 +69,7 @@ local hex = require "util.hex";
 local base64 = require "util.encodings".base64;
 local cache = require "util.cache";
 local new_id = require "util.id".medium;
+local xml = require "util.xml";
 
 local host = module.host;
 local here = (module.path or ""):match("^(.*)/[^/]*$") or ".";
@@ -85,6 +97,7 @@ local NS_INTERNAL = "urn:xmpp:trust-path:internal:0";
 local NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
 local NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 local NS_CARBONS, NS_FORWARD, NS_DELAY = core.NS_CARBONS, core.NS_FORWARD, core.NS_DELAY;
+local NS_MAM = "urn:xmpp:mam:2";
 
 ---------------------------------------------------------------------------------------------
 -- Options
@@ -136,40 +149,49 @@ end
 -- The attestation key
 ---------------------------------------------------------------------------------------------
 
-local function load_or_create_key()
-	local path = key_file;
-	if not path then
-		if host:find("[/\\]") or host:find("^%.") then config_error("cannot derive a key file name from host %q", host); end
-		local dir = (prosody.paths.data or ".") .. "/trust_path";
-		path = dir .. "/" .. host .. ".key";
-		local f = io.open(path, "r");
-		if f then f:close(); else
-			local lfs = require "lfs";
-			if not lfs.attributes(dir, "mode") then
-				local ok, err = lfs.mkdir(dir);
-				if not ok then config_error("cannot create %s for the attestation key: %s", dir, tostring(err)); end
-			end
-			-- the file holds a private key: nobody else may read it
-			local ok_posix, pposix = pcall(require, "util.pposix");
-			local old_umask = ok_posix and pposix.umask and pposix.umask("077");
-			local out, err = io.open(path, "w");
-			if out then
-				out:write(hex.encode(core.crypto().generate_seed()), "\n");
-				out:close();
-			end
-			if old_umask then pposix.umask(old_umask); end
-			if not out then config_error("cannot write the attestation key to %s: %s", path, tostring(err)); end
-			module:log("info", "generated a new attestation key in %s", path);
+-- 32 secret bytes kept as 64 hex characters on one line in `path`; generated (mode 0600)
+-- when `generate` and the file does not exist yet.
+local function read_or_create_secret(path, what, generate)
+	local f = io.open(path, "r");
+	if f then f:close(); elseif generate then
+		local lfs = require "lfs";
+		local dir = path:match("^(.*)/[^/]*$");
+		if dir and not lfs.attributes(dir, "mode") then
+			local ok, err = lfs.mkdir(dir);
+			if not ok then config_error("cannot create %s for the %s: %s", dir, what, tostring(err)); end
 		end
+		-- the file holds a secret: nobody else may read it
+		local ok_posix, pposix = pcall(require, "util.pposix");
+		local old_umask = ok_posix and pposix.umask and pposix.umask("077");
+		local out, err = io.open(path, "w");
+		if out then
+			out:write(hex.encode(core.crypto().generate_seed()), "\n");
+			out:close();
+		end
+		if old_umask then pposix.umask(old_umask); end
+		if not out then config_error("cannot write the %s to %s: %s", what, path, tostring(err)); end
+		module:log("info", "generated a new %s in %s", what, path);
 	end
-	local f, err = io.open(path, "r");
-	if not f then config_error("cannot read trust_path_key_file %s: %s", path, tostring(err)); end
+	local err;
+	f, err = io.open(path, "r");
+	if not f then config_error("cannot read the %s in %s: %s", what, path, tostring(err)); end
 	local text = (f:read("a") or ""):gsub("%s+$", ""):gsub("^%s+", "");
 	f:close();
 	if not text:find("^%x+$") or #text ~= 64 then
-		config_error("%s must hold the Ed25519 key as 64 hexadecimal characters on one line", path);
+		config_error("%s must hold the %s as 64 hexadecimal characters on one line", path, what);
 	end
-	return hex.decode(text:lower()), path;
+	return hex.decode(text:lower());
+end
+
+local function data_file(suffix)
+	if host:find("[/\\]") or host:find("^%.") then config_error("cannot derive a file name from host %q", host); end
+	return (prosody.paths.data or ".") .. "/trust_path/" .. host .. suffix;
+end
+
+local function load_or_create_key()
+	if key_file then return read_or_create_secret(key_file, "attestation key (trust_path_key_file)", false), key_file; end
+	local path = data_file(".key");
+	return read_or_create_secret(path, "attestation key", true), path;
 end
 
 local seed, key_path = load_or_create_key();
@@ -180,8 +202,11 @@ end
 for _, entry in ipairs(retired_keys) do
 	if entry.key == public_key then config_error("the key in %s is listed in trust_path_retired_keys; a retired key no longer signs", key_path); end
 end
--- Markers are honoured only with this token, which only this server can compute.
-local marker_token = base64.encode(hashes.hmac_sha256(seed, "urn:xmpp:trust-path:internal:0 marker"));
+-- Markers are honoured only with this token, which only this server can compute.  It comes
+-- from a secret of its own, not from the attestation key, so that messages stored (offline,
+-- archive) before a key rotation are still signed when they are delivered.
+local marker_token = base64.encode(hashes.hmac_sha256(read_or_create_secret(data_file(".marker-secret"), "marker secret", true),
+	"urn:xmpp:trust-path:internal:0 marker"));
 module:log("info", "attestation key %s (from %s), max skew %ds", public_key, key_path, max_skew);
 
 ---------------------------------------------------------------------------------------------
@@ -280,22 +305,33 @@ end
 
 local function copy(t) local c = {}; for k, v in pairs(t) do c[k] = v; end return c; end
 
+-- Views are plain tables that are never changed once made: the same table serves every
+-- message of a session, and trust_path_core encodes it for the signing input only once.
+
 -- This server's view of a local client's c2s stream (TLS server side): H1 or H3.
 local function c2s_view(session)
+	local view = session.trust_path_view;
+	if view and view.peer == session.full_jid then return view; end
 	local facts = tls_facts(session);
-	local method = session.trust_path_sasl or "UNKNOWN";
-	return {
+	view = core.reuse_view({
 		peer = session.full_jid, side = "server", tls = facts.tls, cipher = facts.cipher,
-		spki = facts.tls ~= "none" and facts.local_spki or nil, method = method,
+		spki = facts.tls ~= "none" and facts.local_spki or nil, method = session.trust_path_sasl or "UNKNOWN",
 		cb = session.trust_path_cb, result = "pass",
-	};
+	});
+	if session.full_jid then session.trust_path_view = view; end -- its facts do not change once bound
+	return view;
 end
 
 -- This server's view of an s2s link to/from `domain`.  On a stream we opened we are the TLS
 -- client: the spki is the certificate we saw, the method how we checked it.  On a stream
 -- the peer opened we are the TLS server: the spki is our own certificate, the method how
--- the peer authenticated (recorded in s2s-check-certificate and s2s-authenticated).
+-- the peer authenticated (recorded in s2s-check-certificate and s2s-authenticated, which
+-- also forget the views made so far).
 local function s2s_view(session, domain)
+	local views = session.trust_path_views;
+	if not views then views = {}; session.trust_path_views = views; end
+	local view = views[domain];
+	if view then return view; end
 	local facts = tls_facts(session);
 	if session.direction == "outgoing" then
 		local decided = session.trust_path_out;
@@ -303,86 +339,165 @@ local function s2s_view(session, domain)
 			local valid = session.cert_chain_status == "valid" and session.cert_identity_status == "valid";
 			decided = valid and { method = "pkix", result = "pass" } or { method = "none", result = "none" };
 		end
-		return { peer = domain, side = "client", tls = facts.tls, cipher = facts.cipher,
+		view = { peer = domain, side = "client", tls = facts.tls, cipher = facts.cipher,
 			spki = facts.tls ~= "none" and facts.peer_spki or nil, method = decided.method, result = decided.result,
 			reason = decided.reason };
+	else
+		local auth = session.trust_path_in and session.trust_path_in[domain];
+		view = { peer = domain, side = "server", tls = facts.tls, cipher = facts.cipher,
+			spki = facts.tls ~= "none" and facts.local_spki or nil, method = auth and auth.method or "dialback", result = "pass" };
 	end
-	local auth = session.trust_path_in and session.trust_path_in[domain];
-	local method = auth and auth.method or "dialback";
-	return { peer = domain, side = "server", tls = facts.tls, cipher = facts.cipher,
-		spki = facts.tls ~= "none" and facts.local_spki or nil, method = method, result = "pass" };
+	views[domain] = core.reuse_view(view);
+	return view;
+end
+
+-- `base` (an <in/> view) with what this server found about the path before it: also one
+-- table per combination, made once.
+local derived_views = setmetatable({}, { __mode = "k" });
+local function in_view_of(base, chain, chain_reason, key_source, removed)
+	local per_base = derived_views[base];
+	if not per_base then per_base = {}; derived_views[base] = per_base; end
+	local key = chain .. " " .. (chain_reason or "") .. " " .. (key_source or "") .. " " .. (removed or "");
+	local view = per_base[key];
+	if not view then
+		view = copy(base);
+		view.chain, view["chain-reason"], view["key-source"], view.removed = chain, chain_reason, key_source, removed;
+		per_base[key] = core.reuse_view(view);
+	end
+	return view;
 end
 
 ---------------------------------------------------------------------------------------------
 -- Internal markers
 ---------------------------------------------------------------------------------------------
 
--- Remove every internal marker from `stanza` and its descendants; return the last valid one.
-local function take_markers(stanza)
-	local found;
-	stanza:maptags(function (child)
-		if child.attr.xmlns == NS_INTERNAL then
-			if child.name == "pending" and child.attr.token == marker_token then found = child; end
-			return nil;
-		end
-		if #child.tags > 0 then take_markers(child); end
-		return child;
-	end);
-	return found;
-end
-
 local function has_marker(stanza)
-	for _, child in ipairs(stanza.tags) do
+	local tags = stanza.tags;
+	for i = 1, #tags do
+		local child = tags[i];
 		if child.attr.xmlns == NS_INTERNAL then return true; end
-		if #child.tags > 0 and has_marker(child) then return true; end
+		if child.tags[1] and has_marker(child) then return true; end
 	end
 	return false;
 end
 
+-- Remove the child element `child` from `parent`.
+local function remove_child(parent, child)
+	for i = #parent, 1, -1 do if parent[i] == child then table.remove(parent, i); break; end end
+	local tags = parent.tags;
+	for i = #tags, 1, -1 do if tags[i] == child then table.remove(tags, i); break; end end
+end
+
+-- Remove every internal marker from `stanza` and its descendants; return the last valid one
+-- among its own children (a marker deeper down belongs to another message: it goes too).
+local function remove_markers(stanza)
+	local found;
+	local tags = stanza.tags;
+	local i = 1;
+	while i <= #tags do
+		local child = tags[i];
+		if child.attr.xmlns == NS_INTERNAL then
+			if child.name == "pending" and child.attr.token == marker_token then found = child; end
+			remove_child(stanza, child);
+		else
+			if child.tags[1] and has_marker(child) then remove_markers(child); end
+			i = i + 1;
+		end
+	end
+	return found;
+end
+local function take_markers(stanza)
+	if not has_marker(stanza) then return nil; end -- the usual case: look, but change nothing
+	return remove_markers(stanza);
+end
+
 -- A marker remembers what this server knew when the message reached it, for the signature
 -- it adds when the message leaves: its <in/> view, the key it vouches for and when it came.
+-- It is one element, and the view one attribute ("name=value ...", values %-escaped): it
+-- is stored with the message (offline storage, archives), and that storage serializes every
+-- element and attribute.
+local function escape_value(v)
+	v = tostring(v);
+	if not v:find("[%%%s]") then return v; end
+	return (v:gsub("[%%%s]", function (c) return ("%%%02X"):format(c:byte()); end));
+end
+local view_codes = setmetatable({}, { __mode = "k" });
+local function encode_view(view)
+	local code = view_codes[view];
+	if code then return code; end
+	local parts = {};
+	for k, v in pairs(view) do parts[#parts + 1] = k .. "=" .. escape_value(v); end
+	table.sort(parts);
+	code = table.concat(parts, " ");
+	view_codes[view] = code;
+	return code;
+end
+local decoded_views = cache.new(256);
+local function decode_view(code)
+	local view = decoded_views:get(code);
+	if view then return view; end
+	view = {};
+	for k, v in code:gmatch("([^%s=]+)=(%S*)") do
+		if v:find("%", 1, true) then v = v:gsub("%%(%x%x)", function (h) return string.char(tonumber(h, 16)); end); end
+		view[k] = v;
+	end
+	if not view.chain then return nil; end
+	decoded_views:set(code, core.reuse_view(view));
+	view_codes[view] = code;
+	return view;
+end
+
 local function make_marker(in_view, prev_key, prev_sig, arrived)
-	local marker = st.stanza("pending", { xmlns = NS_INTERNAL, token = marker_token,
-		arrived = core.format_time(arrived), ["prev-key"] = prev_key, ["prev-sig"] = prev_sig });
-	local attr = { xmlns = NS_INTERNAL };
-	for k, v in pairs(in_view) do attr[k] = tostring(v); end
-	return marker:tag("in", attr):up();
+	return core.element("pending", { xmlns = NS_INTERNAL, token = marker_token, arrived = core.format_time(arrived),
+		["prev-key"] = prev_key, ["prev-sig"] = prev_sig, ["in"] = encode_view(in_view) });
 end
 
 local function read_marker(marker)
-	local in_el = marker:get_child("in", NS_INTERNAL);
-	if not in_el then return nil; end
-	local in_view = {};
-	for k, v in pairs(in_el.attr) do if k ~= "xmlns" then in_view[k] = v; end end
-	return { in_view = in_view, prev_key = marker.attr["prev-key"], prev_sig = marker.attr["prev-sig"],
-		arrived = core.parse_time(marker.attr.arrived) };
+	local attr = marker.attr;
+	local in_view = attr["in"] and decode_view(attr["in"]);
+	if not in_view then return nil; end
+	return { in_view = in_view, prev_key = attr["prev-key"], prev_sig = attr["prev-sig"],
+		arrived = core.parse_time(attr.arrived),
+		-- set when the delivery attestation for the first resource was signed before archiving
+		presigned_for = attr["presigned-for"], presigned_sig = attr["presigned-sig"] };
 end
 
-local function last_sig(message)
-	local path = message:get_child("path", NS);
-	local last = path and path.tags[#path.tags];
-	return last and last.attr.sig or nil;
-end
+local without_key_source = setmetatable({}, { __mode = "k" });
 
 -- Sign this server's attestation onto `message` (changed in place) with `pending` (a read
 -- marker) as <in/> and `out_view` as <out/>.  Returns the attestation, or nil and why not.
 local function sign_onto(message, pending, out_view, stored)
-	if core.path_full(message) then return nil, "the path already holds 8 attestations"; end
 	local fields, err = core.try(core.message_fields, message);
 	if not fields then return nil, err.text; end
-	local prev = last_sig(message);
+	local path, path_err = core.try(core.find_path_element, message);
+	if path_err then return nil, path_err.text; end
+	local n = path and #path.tags or 0;
+	if n >= core.MAX_ATTESTATIONS then return nil, "the path already holds 8 attestations"; end
+	local prev = n > 0 and path.tags[n].attr.sig or nil;
 	local prev_key = pending.prev_key;
 	if prev_key and prev ~= pending.prev_sig then
 		-- the path changed since this server checked it: it cannot vouch for what is there now
 		module:log("warn", "path of message %s from %s changed after it was checked; not vouching for it", fields.id, fields.sender);
 		prev_key = nil;
 	end
-	local in_view = copy(pending.in_view);
-	if not prev_key then in_view["key-source"] = nil; end
+	local in_view = pending.in_view;
+	if not prev_key and in_view["key-source"] then
+		local plain = without_key_source[in_view];
+		if not plain then
+			plain = copy(in_view);
+			plain["key-source"] = nil;
+			without_key_source[in_view] = core.reuse_view(plain);
+		end
+		in_view = plain;
+	end
 	local att = core.attest(fields, { signer = host, time = os.time(), seed = seed,
-		previous = prev and { sig = prev } or nil, prev_key = prev_key, in_view = in_view,
+		prev_sig = prev, prev_key = prev_key, in_view = in_view,
 		out_view = out_view, stored = stored });
-	core.add_attestation(message, att);
+	if not path then
+		path = core.element("path", { xmlns = NS });
+		message:add_direct_child(path);
+	end
+	path:add_direct_child(core.attestation_element(att));
 	return att;
 end
 
@@ -554,6 +669,7 @@ end
 module:hook_global("s2s-check-certificate", function (event)
 	local session, domain, cert = event.session, event.host, event.cert;
 	if local_host_of(session) ~= host or not domain then return; end
+	session.trust_path_views = nil; -- what this decides changes the session's views
 	local spki = spki_of(cert);
 	local domain_pins = pins[domain];
 	if session.direction == "outgoing" then
@@ -606,6 +722,7 @@ end, 0);
 module:hook("s2s-authenticated", function (event)
 	local session, domain = event.session, event.host;
 	if session.direction ~= "incoming" or not domain then return; end
+	session.trust_path_views = nil;
 	session.trust_path_in = session.trust_path_in or {};
 	local known = session.trust_path_in[domain];
 	if not (known and known.cert) then
@@ -666,11 +783,8 @@ local function on_client_message(event)
 	if result.chain == "fail" then
 		module:log("info", "the attestation of %s on message %s was dropped: %s", origin.full_jid, fields.id, result.chain_reason);
 	end
-	local in_view = c2s_view(origin);
-	in_view.chain = result.chain;
-	in_view["chain-reason"] = result.chain_reason;
-	in_view["key-source"] = result.kept and "link" or nil;
-	in_view.removed = result.removed > 0 and tostring(result.removed) or nil;
+	local in_view = in_view_of(c2s_view(origin), result.chain, result.chain_reason, result.kept and "link" or nil,
+		result.removed > 0 and tostring(result.removed) or nil);
 	-- Rooms and other local services do not take part (XEP "Storage, Copies, Archives and
 	-- Rooms"): only messages to a remote domain or to a user of this host get a marker.
 	local to_host = jid_lib.host(fields.to);
@@ -796,7 +910,7 @@ local seen_view = setmetatable({}, { __index = function (_, sig)
 	local t = seen_sigs:get(sig);
 	return t ~= nil and os.time() - t <= 2 * max_skew or nil;
 end });
-local processed = setmetatable({}, { __mode = "k" }); -- stanzas already handled here
+local reposting = {}; -- held stanzas being delivered now: already handled here
 local held = {};     -- domain -> events waiting for that domain's disco#info
 
 local function handle_remote(origin, stanza, domain, info, retried)
@@ -804,9 +918,9 @@ local function handle_remote(origin, stanza, domain, info, retried)
 	if not fields then return nil; end -- no id: cannot be attested (the path stays as it came)
 	local now = os.time();
 	local takes_part = info.takes_part or is_remembered(domain, now);
-	local in_view = s2s_view(origin, domain);
+	local link_view = s2s_view(origin, domain);
 	local decision = core.receive_chain(stanza, fields, { origin = domain, domain = host, takes_part = takes_part,
-		keys = info.keys, in_view = in_view, now = now, max_skew = max_skew, seen = seen_view });
+		keys = info.keys, in_view = link_view, now = now, max_skew = max_skew, seen = seen_view });
 	local anchor_status = decision.report and decision.report.statuses[#decision.report.statuses].status;
 	if not retried and (anchor_status == "tampered" or anchor_status == "key-unknown") and now - info.fetched > REFETCH_AFTER then
 		-- a verifier that fails with a cached key queries once more (XEP "Keys and Discovery Caching")
@@ -819,9 +933,8 @@ local function handle_remote(origin, stanza, domain, info, retried)
 			decision.chain_reason and (" (" .. decision.chain_reason .. ")") or "",
 			decision.error and (": " .. decision.error.text) or "");
 	end
-	in_view.chain = decision.chain;
-	in_view["chain-reason"] = decision.chain == "fail" and decision.chain_reason or nil;
-	in_view["key-source"] = decision.prev_key and decision.key_source or nil;
+	local in_view = in_view_of(link_view, decision.chain, decision.chain == "fail" and decision.chain_reason or nil,
+		decision.prev_key and decision.key_source or nil);
 	if NEED[fields.require] then
 		local hop = unmet(fields.require, { in_view });
 		if not hop and decision.chain ~= "pass" then
@@ -845,8 +958,7 @@ end
 
 local function on_remote_message(event)
 	local origin, stanza = event.origin, event.stanza;
-	if origin.type ~= "s2sin" or processed[stanza] then return; end
-	processed[stanza] = true;
+	if origin.type ~= "s2sin" or reposting[stanza] then return; end
 	take_markers(stanza); -- a remote server cannot bring a marker either
 	if stanza.attr.type == "error" or not stanza.attr.id then return; end
 	local domain = jid_lib.host(stanza.attr.from);
@@ -870,7 +982,10 @@ local function on_remote_message(event)
 		for _, e in ipairs(waiting) do
 			local ok, err = pcall(function ()
 				if handle_remote(e.origin, e.stanza, domain, fetched, true) == nil then
-					prosody.core_post_stanza(e.origin, e.stanza); -- deliver as if it had just arrived
+					reposting[e.stanza] = true;
+					local posted, err = pcall(prosody.core_post_stanza, e.origin, e.stanza); -- deliver as if it had just arrived
+					reposting[e.stanza] = nil;
+					if not posted then error(err, 0); end
 				end
 			end);
 			if not ok then module:log("error", "while delivering a held message from %s: %s", domain, tostring(err)); end
@@ -893,16 +1008,86 @@ module:hook("s2sin-established", function (event)
 end);
 
 ---------------------------------------------------------------------------------------------
--- To a local client: one attestation per delivered resource (stanzas/out filter)
+-- To a local client: one attestation per delivered resource (stanzas/out filter), and the
+-- archived copy as delivered (XEP "Storage, Copies, Archives and Rooms", rule 40)
 ---------------------------------------------------------------------------------------------
 
--- Sign `message` (a clone, changed in place) for delivery on `session`; `stored` is set when
--- the message waited in offline storage.
-local function attest_delivery(message, session, offline)
+-- Replace `old` (a child element of `parent`) by `new`.
+local function replace_child(parent, old, new)
+	for i = 1, #parent do if parent[i] == old then parent[i] = new; break; end end
+	local tags = parent.tags;
+	for i = 1, #tags do if tags[i] == old then tags[i] = new; break; end end
+end
+
+-- How the archive stores the path.  mod_mam clones the message twice and mod_storage_internal
+-- turns every element and attribute of the stored copy into Lua source; for a <path/>
+-- (dozens of attributes) that was most of the cost of archiving a message.  So while
+-- mod_mam runs, the <path/> is replaced by its XML text in one internal element
+-- (<archived-path/>), and put back right after (after_archiving below); an archive result
+-- gets the <path/> back, parsed from that text, before it goes to the client.  The archive
+-- holds the path as delivered: the same elements with the same attribute values.
+local modulemanager = require "core.modulemanager";
+local ARCHIVED_PATH = "archived-path";
+
+local function compact_path(event)
+	local stanza = event.stanza;
+	if stanza.name ~= "message" or not modulemanager.is_loaded(host, "mam") then return; end
+	for _, child in ipairs(stanza.tags) do
+		if child.name == "path" and child.attr.xmlns == NS then
+			local compact = core.element(ARCHIVED_PATH, { xmlns = NS_INTERNAL });
+			compact[1] = tostring(child);
+			replace_child(stanza, child, compact);
+			event.trust_path_path, event.trust_path_stanza = child, stanza;
+			return;
+		end
+	end
+end
+
+-- The <path/> of an archived message, from its <archived-path/> (a result of mod_mam).
+local function expand_path(message)
+	for _, child in ipairs(message.tags) do
+		if child.name == ARCHIVED_PATH and child.attr.xmlns == NS_INTERNAL then
+			-- No token needed: whoever could put one here could as well have put a <path/>,
+			-- and the client checks every signature in it.
+			local ok, path = pcall(xml.parse, child:get_text());
+			if ok and path and path.name == "path" and path.attr.xmlns == NS then
+				replace_child(message, child, path);
+			else
+				module:log("warn", "message %s in the archive has an unreadable path", tostring(message.attr.id));
+			end
+			return; -- otherwise removed with the markers
+		end
+	end
+end
+
+-- Remove the <attestation/> `att` from `path`, and `path` from `message` if it is then empty.
+local function remove_attestation(message, path, att)
+	remove_child(path, att);
+	if #path.tags == 0 then remove_child(message, path); end
+end
+
+-- Sign `message` (a clone, changed in place) for its delivery on `session`.  `how` is "live"
+-- (delivered as it arrives, or a carbon copy), "offline" (it waited in offline storage:
+-- 'stored' = arrival time) or "archive" (a MAM result: the archived copy).
+local function attest_delivery(message, session, how)
+	expand_path(message);
 	local marker = take_markers(message);
-	local pending = marker and read_marker(marker);
+	if not marker then return; end
+	local presigned_sig = marker.attr["presigned-sig"];
+	if presigned_sig then
+		-- The attestation for the first resource was signed before mod_mam archived the
+		-- message (see presign_for_archive below): that resource gets exactly what the
+		-- archive holds; any other delivery gets its own attestation instead.
+		local path = message:get_child("path", NS);
+		local last = path and path.tags[#path.tags];
+		if last and last.attr.sig == presigned_sig then
+			if how == "archive" or (how == "live" and session.full_jid == marker.attr["presigned-for"]) then return; end
+			remove_attestation(message, path, last);
+		end
+	end
+	local pending = read_marker(marker);
 	if not pending then return; end
-	local stored = offline and pending.arrived or nil;
+	local stored = how ~= "live" and pending.arrived or nil;
 	local att, why = sign_onto(message, pending, c2s_view(session), stored);
 	if not att then
 		module:log("debug", "message %s delivered to %s without this server's attestation: %s",
@@ -910,30 +1095,167 @@ local function attest_delivery(message, session, offline)
 	end
 end
 
-local function delivery_filter(stanza, session)
-	if stanza.name ~= "message" or not session.full_jid or not has_marker(stanza) then return stanza; end
-	-- the same stanza object goes to every resource and into storage: sign a copy
-	local out = st.clone(stanza);
-	local ok, err = pcall(function ()
-		-- carbons: attest the forwarded message, for this resource
-		for _, wrapper in ipairs(out.tags) do
-			if wrapper.attr.xmlns == NS_CARBONS and (wrapper.name == "sent" or wrapper.name == "received") then
-				local forwarded = wrapper:get_child("forwarded", NS_FORWARD);
-				for _, inner in ipairs(forwarded and forwarded.tags or {}) do
-					-- the forwarded message carries xmlns='jabber:client' explicitly
-					if inner.name == "message" then attest_delivery(inner, session, false); end
-				end
+-- The message inside a carbon copy or an archive result, and how it is delivered.
+local WRAPPERS = {
+	[NS_CARBONS] = { sent = "live", received = "live" },
+	[NS_MAM] = { result = "archive" },
+};
+
+-- Messages signed before archiving for their only resource (see after_archiving below),
+-- with their markers, which they then do not carry.
+local presigned_markers = setmetatable({}, { __mode = "k" });
+
+local function attest_deliveries(out, session)
+	-- carbons and archive results: attest the forwarded message, for this resource
+	for _, wrapper in ipairs(out.tags) do
+		local kinds = WRAPPERS[wrapper.attr.xmlns];
+		local how = kinds and kinds[wrapper.name];
+		if how then
+			local forwarded = wrapper:get_child("forwarded", NS_FORWARD);
+			for _, inner in ipairs(forwarded and forwarded.tags or {}) do
+				-- the forwarded message carries xmlns='jabber:client' explicitly
+				if inner.name == "message" then attest_delivery(inner, session, how); end
 			end
 		end
-		if out:get_child("path", NS) or out:get_child("pending", NS_INTERNAL) then
-			local delay = out:get_child("delay", NS_DELAY);
-			attest_delivery(out, session, delay ~= nil and delay.attr.from == host);
-		end
-	end);
+	end
+	if out:get_child("path", NS) or out:get_child("pending", NS_INTERNAL) then
+		local delay = out:get_child("delay", NS_DELAY);
+		attest_delivery(out, session, (delay ~= nil and delay.attr.from == host) and "offline" or "live");
+	end
+end
+
+local function delivery_filter(stanza, session)
+	if stanza.name ~= "message" or not session.full_jid then return stanza; end
+	local presigned = presigned_markers[stanza];
+	if presigned then
+		if session.full_jid == presigned.attr["presigned-for"] and not has_marker(stanza) then return stanza; end
+	elseif not has_marker(stanza) then
+		return stanza;
+	end
+	-- the same stanza object goes to every resource and into storage: sign a copy
+	local out = st.clone(stanza);
+	if presigned then out:add_direct_child(presigned); end
+	local ok, err = pcall(attest_deliveries, out, session);
 	if not ok then module:log("error", "attesting a delivery to %s failed: %s", tostring(session.full_jid), tostring(err)); end
 	take_markers(out); -- whatever happened, no marker reaches a client (archives, other wrappers)
 	return out;
 end
+
+-- The archived copy.  mod_mam archives a message to a local user in message/full and
+-- message/bare at priority 0, before mod_message (-1) delivers it.  So the attestation for
+-- the resource mod_message delivers to first is signed here, just before, onto the stanza
+-- itself: the archive stores it as that resource receives it, and the marker notes which
+-- resource and which signature, so that the filter delivers that very attestation there
+-- and signs afresh for any other resource (carbons, several resources).  The marker is
+-- kept out of the archived copy and put back for delivery right after mod_mam (or, when
+-- that resource is the user's only one, kept aside: the message then goes out untouched).
+-- A message with no resource online keeps its marker in the archive; it is signed when it
+-- is delivered (from offline storage, with 'stored') or read from the archive (with
+-- 'stored' = arrival time and <out/> naming the resource that queries).
+local full_sessions, bare_sessions = prosody.full_sessions, prosody.bare_sessions;
+
+-- The session mod_message hands the message to first (mod_message's process_to_bare).
+local function first_recipient(stanza, to_full)
+	local to = stanza.attr.to;
+	if not to then return nil; end
+	if to_full then
+		local session = full_sessions[to];
+		if session then return session; end
+	end
+	local t = stanza.attr.type;
+	if t ~= nil and t ~= "chat" and t ~= "normal" then return nil; end
+	local user = bare_sessions[to_full and jid_lib.bare(to) or to];
+	local top = user and user.top_resources;
+	return top and top[1] or nil;
+end
+
+local function direct_marker(stanza)
+	local marker;
+	for _, child in ipairs(stanza.tags) do
+		if child.name == "pending" and child.attr.xmlns == NS_INTERNAL and child.attr.token == marker_token then
+			marker = child;
+		end
+	end
+	return marker;
+end
+
+local function presign_for_archive(event, to_full)
+	local stanza = event.stanza;
+	local marker = direct_marker(stanza);
+	if not marker or marker.attr["presigned-sig"] then return; end
+	local session = first_recipient(stanza, to_full);
+	if not (session and session.type == "c2s" and session.host == host and session.full_jid) then return; end
+	local pending = read_marker(marker);
+	if not pending then return; end
+	local att = sign_onto(stanza, pending, c2s_view(session), nil);
+	if not att then return; end
+	marker.attr["presigned-for"], marker.attr["presigned-sig"] = session.full_jid, att.sig;
+	remove_child(stanza, marker);
+	event.trust_path_marker = marker;
+end
+
+local function before_archiving(event, to_full)
+	if event.stanza.name ~= "message" then return; end
+	presign_for_archive(event, to_full); -- the attestation for the first resource
+	compact_path(event);
+end
+
+local function restore_path(stanza, path)
+	for _, child in ipairs(stanza.tags) do
+		if child.name == ARCHIVED_PATH and child.attr.xmlns == NS_INTERNAL then replace_child(stanza, child, path); return; end
+	end
+end
+
+local function after_archiving(event, from_client)
+	local stanza = event.stanza;
+	local path = event.trust_path_path;
+	if path then
+		event.trust_path_path = nil;
+		restore_path(stanza, path);
+		if from_client and event.trust_path_stanza ~= stanza then
+			-- mod_mam replaced event.stanza with a copy, which goes on to a local recipient; a
+			-- message to a remote domain is routed as the original stanza object.  Only one of
+			-- them goes on (and mod_carbons has made its copies by then), so they share the path.
+			restore_path(event.trust_path_stanza, path);
+		end
+		event.trust_path_stanza = nil;
+	end
+	local marker = event.trust_path_marker;
+	if marker then
+		event.trust_path_marker = nil;
+		local presigned_for = marker.attr["presigned-for"];
+		local user = bare_sessions[jid_lib.bare(presigned_for)];
+		local sessions = user and user.sessions;
+		local only = sessions and next(sessions);
+		if only and next(sessions, only) == nil and sessions[only].full_jid == presigned_for then
+			-- the only resource, which gets the message as archived: nothing to sign, nothing to
+			-- copy (no carbons), no marker to remove
+			presigned_markers[stanza] = marker;
+		else
+			stanza:add_direct_child(marker);
+		end
+	end
+end
+
+-- A message kept in offline storage (delivery failed after all) takes its marker along.
+module:hook("message/offline/handle", function (event)
+	local marker = presigned_markers[event.stanza];
+	if marker then
+		presigned_markers[event.stanza] = nil;
+		event.stanza:add_direct_child(marker);
+	end
+end, 100);
+
+-- mod_mam archives at priority 0: before it (0.5) and right after it (-0.25), before mod_carbons
+-- (-0.5) and mod_message (-1).
+module:hook("message/full", function (event) before_archiving(event, true); end, 0.5);
+module:hook("message/bare", function (event) before_archiving(event, false); end, 0.5);
+module:hook("pre-message/full", compact_path, 0.5);
+module:hook("pre-message/bare", compact_path, 0.5);
+module:hook("message/full", function (event) after_archiving(event, false); end, -0.25);
+module:hook("message/bare", function (event) after_archiving(event, false); end, -0.25);
+module:hook("pre-message/full", function (event) after_archiving(event, true); end, -0.25);
+module:hook("pre-message/bare", function (event) after_archiving(event, true); end, -0.25);
 
 -- Run last, after other filters have changed the stanza.
 local FILTER_PRIORITY = -100;

@@ -46,12 +46,14 @@ M.fail = fail;
 
 -- pcall(f, ...) that turns a trust-path error into (nil, err) and re-raises anything else
 -- (a bug must not be mistaken for a malformed stanza).
-function M.try(f, ...)
-	local result = table.pack(pcall(f, ...));
-	if result[1] then return table.unpack(result, 2, result.n); end
-	local err = result[2];
+local function try_result(ok, ...)
+	if ok then return ...; end
+	local err = ...;
 	if type(err) == "table" and err.tp_error then return nil, err; end
 	error(err, 0);
+end
+function M.try(f, ...)
+	return try_result(pcall(f, ...));
 end
 
 ---------------------------------------------------------------------------------------------
@@ -136,22 +138,29 @@ function M.set_crypto(b) backend = b; end
 -- Base64 values of fixed length, checked exactly as the XEP's schema does
 ---------------------------------------------------------------------------------------------
 
-local function is_b64(text, length, last_chars, pad)
-	if type(text) ~= "string" or #text ~= length then return false; end
-	local body = length - #pad - 1;
-	return text:sub(1, body):find("^[A-Za-z0-9+/]+$") ~= nil
-		and last_chars:find(text:sub(body + 1, body + 1), 1, true) ~= nil
-		and text:sub(body + 2) == pad;
-end
-function M.is_b64_32(text) return is_b64(text, 44, "AEIMQUYcgkosw048", "="); end
-function M.is_b64_64(text) return is_b64(text, 88, "AQgw", "=="); end
+-- The whole value in one anchored pattern (no substrings to allocate).
+local B64_32 = "^" .. ("[A-Za-z0-9+/]"):rep(42) .. "[AEIMQUYcgkosw048]=$";
+local B64_64 = "^" .. ("[A-Za-z0-9+/]"):rep(85) .. "[AQgw]==$";
+function M.is_b64_32(text) return type(text) == "string" and #text == 44 and text:find(B64_32) ~= nil; end
+function M.is_b64_64(text) return type(text) == "string" and #text == 88 and text:find(B64_64) ~= nil; end
 
 function M.b64(raw) return base64.encode(raw); end
 
 -- True when `sig_b64` is `pub_b64`'s signature over `data`; false for anything malformed.
+local raw_keys = {}; -- base64 public key -> raw bytes (keys repeat: every message of a domain)
+local raw_key_count = 0;
+local function raw_key(pub_b64)
+	local pub = raw_keys[pub_b64];
+	if pub == nil then
+		pub = base64.decode(pub_b64);
+		if raw_key_count >= 256 then raw_keys, raw_key_count = {}, 0; end
+		raw_keys[pub_b64], raw_key_count = pub, raw_key_count + 1;
+	end
+	return pub;
+end
 function M.verify_signature(pub_b64, sig_b64, data)
 	if not M.is_b64_32(pub_b64) or not M.is_b64_64(sig_b64) then return false; end
-	local pub, sig = base64.decode(pub_b64), base64.decode(sig_b64);
+	local pub, sig = raw_key(pub_b64), base64.decode(sig_b64);
 	if not pub or #pub ~= 32 or not sig or #sig ~= 64 then return false; end
 	return M.crypto().verify(pub, sig, data);
 end
@@ -173,9 +182,12 @@ local function days_from_civil(y, m, d) -- proleptic Gregorian, days since 1970-
 end
 local month_days = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
--- Parse a wire time; returns seconds since the epoch, or nil and why.
+-- Parse a wire time; returns seconds since the epoch, or nil and why.  (The last answer is
+-- kept: the same second is parsed and formatted many times in a row.)
+local last_parsed_text, last_parsed;
 function M.parse_time(text)
 	if type(text) ~= "string" then return nil, "not a string"; end
+	if text == last_parsed_text then return last_parsed; end
 	local y, mo, d, h, mi, s = text:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$");
 	if not y then return nil, ("time %q is not of the form 2026-11-25T09:00:00Z"):format(text); end
 	y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s);
@@ -184,11 +196,18 @@ function M.parse_time(text)
 	if y < 1 or not dim or d < 1 or d > dim or h > 23 or mi > 59 or s > 59 then
 		return nil, ("time %q is not a valid date and time"):format(text);
 	end
-	return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+	local t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+	last_parsed_text, last_parsed = text, t;
+	return t;
 end
 
+local last_formatted_time, last_formatted;
 function M.format_time(t)
-	return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t));
+	t = math.floor(t);
+	if t ~= last_formatted_time then
+		last_formatted_time, last_formatted = t, os.date("!%Y-%m-%dT%H:%M:%SZ", t);
+	end
+	return last_formatted;
 end
 
 ---------------------------------------------------------------------------------------------
@@ -217,6 +236,9 @@ local function in_stanza_ns(stanza, child)
 	return ns == nil and STANZA_NS[cns] == true;
 end
 
+local TEXT_FIELD = { body = true, subject = true, thread = true };
+local NONE = setmetatable({}, { __newindex = function () error("read-only", 2); end }); -- no such children
+
 -- The fields of a <message/> that attestations are bound to.  Raises "malformed" if the
 -- message cannot be attested (no from/to/id, a body with child elements, a bad <require/>).
 function M.message_fields(stanza)
@@ -225,13 +247,16 @@ function M.message_fields(stanza)
 		fail("malformed", "the message needs 'from' and 'to' to be attested");
 	end
 	if not a.id or a.id == "" then fail("malformed", "the message needs an 'id' to be attested"); end
-	local groups = { body = {}, subject = {}, thread = {} };
+	local groups; -- made only when the message has such children (most have one body)
 	local require_verdict;
 	for _, child in ipairs(stanza.tags) do
-		local group = groups[child.name];
-		if group and in_stanza_ns(stanza, child) then
-			if #child.tags > 0 then fail("malformed", "<%s/> must contain text only", child.name); end
-			group[#group + 1] = { lang = child.attr[XML_LANG], text = table.concat(child) };
+		local name = child.name;
+		if TEXT_FIELD[name] and in_stanza_ns(stanza, child) then
+			if #child.tags > 0 then fail("malformed", "<%s/> must contain text only", name); end
+			if not groups then groups = {}; end
+			local group = groups[name];
+			if not group then group = {}; groups[name] = group; end
+			group[#group + 1] = { lang = child.attr[XML_LANG], text = child[2] == nil and (child[1] or "") or table.concat(child) };
 		elseif child.name == "require" and child.attr.xmlns == NS then
 			if require_verdict then fail("malformed", "more than one <require/>"); end
 			require_verdict = child.attr.verdict;
@@ -245,40 +270,84 @@ function M.message_fields(stanza)
 		end
 	end
 	return { sender = a.from, to = a.to, id = a.id, type = a.type or "normal",
-		bodies = groups.body, subjects = groups.subject, threads = groups.thread, require = require_verdict };
+		bodies = groups and groups.body or NONE, subjects = groups and groups.subject or NONE,
+		threads = groups and groups.thread or NONE, require = require_verdict };
 end
+
+-- The signing input is built in one scratch buffer (Lua is single-threaded and nothing here
+-- yields) and concatenated once: a server builds several per message, and every temporary
+-- string or table is work for the garbage collector.
+local buf = {};
+local t_concat = table.concat;
+
+local TEXT_GROUPS = { { "body", "bodies" }, { "subject", "subjects" }, { "thread", "threads" } };
 
 -- The message part of the signing input; the same for every attestation of a message.
 function M.message_prefix(fields)
-	local parts = { NS, NUL, "from", NUL, fields.sender, NUL, "to", NUL, fields.to, NUL, "type", NUL, fields.type, NUL };
-	for _, group in ipairs({ { "body", fields.bodies }, { "subject", fields.subjects }, { "thread", fields.threads } }) do
-		for _, item in ipairs(group[2]) do
-			local name = item.lang and (group[1] .. "@" .. item.lang) or group[1];
-			parts[#parts + 1] = name .. NUL .. item.text .. NUL;
+	buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7] = NS, NUL, "from", NUL, fields.sender, NUL, "to";
+	buf[8], buf[9], buf[10], buf[11], buf[12], buf[13], buf[14] = NUL, fields.to, NUL, "type", NUL, fields.type, NUL;
+	local n = 14;
+	for _, group in ipairs(TEXT_GROUPS) do
+		for _, item in ipairs(fields[group[2]]) do
+			buf[n + 1] = group[1];
+			if item.lang then buf[n + 2], buf[n + 3] = "@", item.lang; else buf[n + 2], buf[n + 3] = "", ""; end
+			buf[n + 4], buf[n + 5], buf[n + 6] = NUL, item.text, NUL;
+			n = n + 6;
 		end
 	end
-	if fields.require then parts[#parts + 1] = "require" .. NUL .. fields.require .. NUL; end
-	return table.concat(parts);
+	if fields.require then
+		buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4] = "require", NUL, fields.require, NUL;
+		n = n + 4;
+	end
+	return t_concat(buf, "", 1, n);
 end
 
-local function view_fields(parts, prefix, view)
+-- The signing input part of a view ("in." or "out." fields) is appended to buf after
+-- position n; returns the new end.  A server signs the same view tables for every message of
+-- a session: M.reuse_view() marks such a table (which must not change afterwards), and its
+-- encoding is then computed once.
+local view_encodings = { ["in."] = setmetatable({}, { __mode = "k" }), ["out."] = setmetatable({}, { __mode = "k" }) };
+local reusable = setmetatable({}, { __mode = "k" });
+function M.reuse_view(view) reusable[view] = true; return view; end
+local function append_view(n, prefix, view)
+	local cache = view_encodings[prefix];
+	local encoded = cache[view];
+	if encoded then buf[n + 1] = encoded; return n + 1; end
+	local start = n;
 	for _, name in ipairs(VIEW_ORDER) do
 		local value = view[name];
-		if value ~= nil then parts[#parts + 1] = prefix .. name .. NUL .. tostring(value) .. NUL; end
+		if value ~= nil then
+			buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4], buf[n + 5] = prefix, name, NUL, tostring(value), NUL;
+			n = n + 5;
+		end
 	end
+	if reusable[view] then
+		encoded = t_concat(buf, "", start + 1, n);
+		cache[view] = encoded;
+		buf[start + 1] = encoded;
+		return start + 1;
+	end
+	return n;
+end
+function M.view_input(prefix, view)
+	return t_concat(buf, "", 1, append_view(0, prefix, view));
 end
 
 -- The bytes `att` signs, given the message prefix and the previous attestation's sig ("" for
 -- the first).  `att.sig` is ignored.
 function M.fields_input(prefix, prev_sig, att)
-	local parts = { prefix, "prev", NUL, prev_sig, NUL };
+	buf[1], buf[2], buf[3], buf[4], buf[5] = prefix, "prev", NUL, prev_sig, NUL;
+	local n = 5;
 	for _, name in ipairs(ATTESTATION_ORDER) do
 		local value = att[ATTESTATION_FIELD[name]];
-		if value ~= nil then parts[#parts + 1] = "attestation." .. name .. NUL .. value .. NUL; end
+		if value ~= nil then
+			buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4], buf[n + 5] = "attestation.", name, NUL, value, NUL;
+			n = n + 5;
+		end
 	end
-	if att.in_view then view_fields(parts, "in.", att.in_view); end
-	if att.out_view then view_fields(parts, "out.", att.out_view); end
-	return table.concat(parts);
+	if att.in_view then n = append_view(n, "in.", att.in_view); end
+	if att.out_view then n = append_view(n, "out.", att.out_view); end
+	return t_concat(buf, "", 1, n);
 end
 
 function M.signing_input(fields, prev_sig, att, prefix)
@@ -323,6 +392,10 @@ local function is_method(m)
 end
 local function is_reason(r) return #r >= 1 and #r <= 64 and r:find("^[a-z0-9%-]+$") ~= nil; end
 
+local VIEW_REQUIRED = { "peer", "side", "tls", "method", "result" };
+local VIEW_REASONS = { "reason", "chain-reason" };
+local ATTESTATION_REQUIRED = { "signer", "time", "for", "sig" };
+
 local function decode_view(element, inbound)
 	local name = inbound and "in" or "out";
 	local attrs = attributes(element);
@@ -330,7 +403,7 @@ local function decode_view(element, inbound)
 	for k in pairs(attrs) do
 		if not allowed[k] then fail("malformed", "<%s/> has unknown attribute '%s'", name, k); end
 	end
-	for _, required in ipairs({ "peer", "side", "tls", "method", "result" }) do
+	for _, required in ipairs(VIEW_REQUIRED) do
 		if attrs[required] == nil then fail("malformed", "<%s/> lacks '%s'", name, required); end
 	end
 	if attrs.peer == "" or #attrs.peer > 3071 then fail("malformed", "<%s/> 'peer' must be a JID", name); end
@@ -350,7 +423,7 @@ local function decode_view(element, inbound)
 		fail("malformed", "<%s/> 'cipher' must be 4 upper-case hex digits", name);
 	end
 	if attrs.cb ~= nil and not CB[attrs.cb] then fail("malformed", "<%s/> 'cb' is not a channel binding type", name); end
-	for _, attr in ipairs({ "reason", "chain-reason" }) do
+	for _, attr in ipairs(VIEW_REASONS) do
 		if attrs[attr] ~= nil and not is_reason(attrs[attr]) then
 			fail("malformed", "<%s/> '%s' must be a reason code", name, attr);
 		end
@@ -380,7 +453,7 @@ local function decode_attestation(element)
 		fail("unsupported-algorithm", "attestation by %s uses algorithm %q; only ed25519 is defined",
 			tostring(attrs.signer), attrs.alg);
 	end
-	for _, required in ipairs({ "signer", "time", "for", "sig" }) do
+	for _, required in ipairs(ATTESTATION_REQUIRED) do
 		if attrs[required] == nil then fail("malformed", "<attestation/> lacks '%s'", required); end
 	end
 	if attrs.signer == "" or #attrs.signer > 3071 then fail("malformed", "'signer' must be a JID"); end
@@ -522,21 +595,30 @@ end
 -- Encoding
 ---------------------------------------------------------------------------------------------
 
+-- Elements are built directly (util.stanza's constructor checks every name and value for
+-- XML validity; everything here comes from checked views and our own encodings).
+local stanza_mt = st.stanza_mt;
+local function element(name, attr)
+	return setmetatable({ name = name, attr = attr, tags = {} }, stanza_mt);
+end
+M.element = element;
+
 local function view_element(name, view)
 	local attr = { xmlns = NS };
 	for _, k in ipairs(VIEW_ORDER) do
-		if view[k] ~= nil then attr[k] = tostring(view[k]); end
+		local v = view[k];
+		if v ~= nil then attr[k] = tostring(v); end
 	end
-	return st.stanza(name, attr);
+	return element(name, attr);
 end
 
 function M.attestation_element(att)
-	local attr = { xmlns = NS, signer = att.signer, time = att.time, ["for"] = att.for_id, sig = att.sig,
-		alg = att.alg, ["prev-key"] = att.prev_key, stored = att.stored };
-	local element = st.stanza("attestation", attr);
-	if att.in_view then element:add_child(view_element("in", att.in_view)); end
-	if att.out_view then element:add_child(view_element("out", att.out_view)); end
-	return element;
+	local el = element("attestation", { xmlns = NS, signer = att.signer, time = att.time, ["for"] = att.for_id,
+		sig = att.sig, alg = att.alg, ["prev-key"] = att.prev_key, stored = att.stored });
+	local n = 0;
+	if att.in_view then n = n + 1; local v = view_element("in", att.in_view); el[n], el.tags[n] = v, v; end
+	if att.out_view then n = n + 1; local v = view_element("out", att.out_view); el[n], el.tags[n] = v, v; end
+	return el;
 end
 
 -- Append `att` to the message's <path/>, creating it if needed.
@@ -551,8 +633,16 @@ function M.add_attestation(message, att)
 end
 
 -- Remove every trust-path <path/> (any version); return how many attestations went.
+local function is_path(child)
+	local ns = child.attr.xmlns;
+	return child.name == "path" and ns ~= nil and ns:sub(1, #NS_PREFIX) == NS_PREFIX;
+end
 function M.remove_paths(message)
-	local removed = 0;
+	local removed, any = 0, false;
+	for _, child in ipairs(message.tags) do
+		if is_path(child) then any = true; break; end
+	end
+	if not any then return 0; end
 	message:maptags(function (child)
 		local ns = child.attr.xmlns;
 		if child.name == "path" and ns and ns:sub(1, #NS_PREFIX) == NS_PREFIX then
@@ -579,12 +669,13 @@ end
 -- in_view, out_view, stored (epoch seconds or nil), prefix (precomputed message prefix).
 function M.attest(fields, opts)
 	assert(opts.in_view or opts.out_view, "an attestation describes at least one hop");
-	assert(opts.previous or not opts.prev_key, "prev_key vouches for a previous attestation, but none was given");
+	assert(opts.previous or opts.prev_sig or not opts.prev_key, "prev_key vouches for a previous attestation, but none was given");
 	assert(not opts.in_view or opts.in_view.chain, "an in_view must state chain");
 	local att = { signer = opts.signer, time = M.format_time(opts.time), for_id = fields.id,
 		prev_key = opts.prev_key, stored = opts.stored and M.format_time(opts.stored) or nil,
 		in_view = opts.in_view, out_view = opts.out_view };
-	local data = M.fields_input(opts.prefix or M.message_prefix(fields), opts.previous and opts.previous.sig or "", att);
+	local prev_sig = opts.prev_sig or (opts.previous and opts.previous.sig) or "";
+	local data = M.fields_input(opts.prefix or M.message_prefix(fields), prev_sig, att);
 	att.sig = M.sign(opts.seed, data);
 	return att;
 end
@@ -712,6 +803,9 @@ local function role(h, index)
 	return "s2s";
 end
 
+local STRENGTH_RESULT = { [STRONG] = "pass", [CA] = "pass", [UNKNOWN] = "unknown", [UNVERIFIED] = "none", [FAILED] = "fail" };
+local CAPPED_REASON = { pkix = "ca-only", ["dialback-dnssec"] = "ca-only", dialback = "dialback-only" };
+
 local function evaluate(k, h, atts, status)
 	local label = "H" .. k;
 	local up_ok = h.up ~= nil and h.up_index ~= nil and status[h.up_index] == "ok";
@@ -736,13 +830,12 @@ local function evaluate(k, h, atts, status)
 	elseif down_is_own and h.up_index then
 		key_source = "anchor";
 	end
-	local methods = {};
-	if client then methods[#methods + 1] = client.method; end
-	if server then methods[#methods + 1] = server.method; end
+	local method = (client and server) and (client.method .. " / " .. server.method)
+		or (client and client.method) or (server and server.method) or "unknown";
 	local function report(result, reason, strength)
 		return { label = label, role = role(h, k), sender = h.sender, receiver = h.receiver, client_view = client,
-			server_view = server, method = #methods > 0 and table.concat(methods, " / ") or "unknown",
-			result = result, reason = reason, strength = strength, key_source = key_source };
+			server_view = server, method = method, result = result, reason = reason, strength = strength,
+			key_source = key_source };
 	end
 
 	if h.up_index and ATTESTATION_FAILURES[status[h.up_index] or ""] then
@@ -773,7 +866,7 @@ local function evaluate(k, h, atts, status)
 			if v.result ~= "pass" then value = UNVERIFIED; end
 			if value < strength then
 				strength = value;
-				reason = ({ pkix = "ca-only", ["dialback-dnssec"] = "ca-only", dialback = "dialback-only" })[v.method] or "not-verified";
+				reason = CAPPED_REASON[v.method] or "not-verified";
 			end
 		end
 	end
@@ -786,7 +879,7 @@ local function evaluate(k, h, atts, status)
 		local cap = KEY_SOURCE_STRENGTH[key_source];
 		if cap and cap < strength then strength, reason = cap, "weak-key-source"; end
 	end
-	local result = ({ [STRONG] = "pass", [CA] = "pass", [UNKNOWN] = "unknown", [UNVERIFIED] = "none", [FAILED] = "fail" })[strength];
+	local result = STRENGTH_RESULT[strength];
 	return report(result, reason, strength);
 end
 
@@ -996,7 +1089,7 @@ function M.view_strength(view)
 end
 
 function M.method_reason(method)
-	return ({ pkix = "ca-only", ["dialback-dnssec"] = "ca-only", dialback = "dialback-only" })[method] or "not-verified";
+	return CAPPED_REASON[method] or "not-verified";
 end
 
 return M;

@@ -84,7 +84,8 @@ class Instance:
             "c2s_direct_tls_ports = { }",
             "http_ports = { }",
             "https_ports = { }",
-            f"log = {{ debug = {_lua(str(self.log_file))} }}",
+            # debug logs every stanza: useful to read, but it skews any timing (TRUSTPATH_HARNESS_LOG)
+            f"log = {{ {os.environ.get('TRUSTPATH_HARNESS_LOG', 'info')} = {_lua(str(self.log_file))} }}",
             f"plugin_paths = {_lua([str(MODULE_DIR)])}",
             f"certificates = {_lua(str(self.workdir))}",
             f"modules_enabled = {_lua([m for m in base + self.modules if m not in self.drop_modules])}",
