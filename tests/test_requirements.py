@@ -60,3 +60,27 @@ def test_every_must_and_should_names_tests_that_exist():
             path, _, name = test.partition("::")  # name: test_x, or Class::test_x
             assert (ROOT / path).exists(), f"rule {rule['rule']}: no file {path}"
             assert name in _test_functions(path), f"rule {rule['rule']}: no test {test}"
+
+
+def _normative_sentences_outside_the_rules() -> list[str]:
+    parser = etree.XMLParser(load_dtd=False, resolve_entities=False, no_network=True)
+    xep = etree.parse(str(ROOT / "xep" / "trust-path.xml"), parser)
+    found: list[str] = []
+    for section in xep.getroot().iter("section1"):
+        if section.get("anchor") in ("rules", "schema", "glossary"):
+            continue
+        for element in section.iter("p", "li", "td"):
+            for sentence in re.split(r"(?<=[.!?])\s+", " ".join(_text(element).split())):
+                if re.search(r"\b(MUST|SHOULD|SHALL|RECOMMENDED)\b", sentence) and sentence not in found:
+                    found.append(sentence)
+    return found
+
+
+def test_every_normative_sentence_outside_the_rules_restates_a_mapped_rule():
+    """A MUST or SHOULD elsewhere in the XEP must restate numbered rules, which have tests."""
+    statements = {s["text"]: s["rules"] for s in REQUIREMENTS["statements"]}
+    numbered = {r["rule"] for r in REQUIREMENTS["rules"] if r["tests"]}
+    for sentence in _normative_sentences_outside_the_rules():
+        assert sentence in statements, f"not mapped in spec/requirements.json: {sentence[:100]}"
+        assert statements[sentence] and set(statements[sentence]) <= numbered, sentence[:100]
+    assert len(statements) == len(_normative_sentences_outside_the_rules())
