@@ -48,7 +48,10 @@
 --   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons,
 --                        offline messages with 'stored', and archive results still
 --                        carrying a marker), restore archived paths, remove every marker.
---   s2s-check-certificate  pins, and the record of why each s2s link is trusted.
+--   s2s-check-certificate  pins, and the record of why each s2s link is trusted: an
+--                        outgoing link is 'pin', 'dane-ee'/'dane-ta' (use_dane = true, with
+--                        DNSSEC-secure TLSA records of the target that match its certificate),
+--                        'pkix' or 'none'.
 --
 -- The internal marker (<pending xmlns='urn:xmpp:trust-path:internal:0'/>) rides in the
 -- stanza so that it survives cloning (carbons) and storage (mod_offline, mod_mam).  It
@@ -244,13 +247,59 @@ local CIPHER_CODES = {
 };
 local TLS_VERSIONS = { ["TLSv1.3"] = "1.3", ["TLSv1.2"] = "1.2" };
 
+-- The DER of a PEM block labelled `label` in `pem`.
+local function pem_der(pem, label)
+	local body = type(pem) == "string" and pem:match("%-%-%-%-%-BEGIN " .. label .. "%-%-%-%-%-(.-)%-%-%-%-%-END");
+	return body and base64.decode((body:gsub("%s", ""))) or nil;
+end
+
 -- The pin of a certificate: base64 SHA-256 of its DER SubjectPublicKeyInfo.
 local function spki_of(cert)
 	if not cert or not cert.pubkey then return nil; end
-	local pem = cert:pubkey();
-	local body = type(pem) == "string" and pem:match("%-%-%-%-%-BEGIN PUBLIC KEY%-%-%-%-%-(.-)%-%-%-%-%-END");
-	local der = body and base64.decode((body:gsub("%s", "")));
+	local der = pem_der(cert:pubkey(), "PUBLIC KEY");
 	return der and base64.encode(hashes.sha256(der)) or nil;
+end
+
+-- Does `cert` match one TLSA record (RFC 6698: selector 0 the certificate, 1 the SPKI;
+-- matching type 0 exact, 1 SHA-256, 2 SHA-512)?
+local function tlsa_matches(record, cert)
+	local der;
+	if record.select == 0 then der = cert.pem and pem_der(cert:pem(), "CERTIFICATE");
+	elseif record.select == 1 then der = cert.pubkey and pem_der(cert:pubkey(), "PUBLIC KEY"); end
+	if not der then return false; end
+	if record.match == 0 then return der == record.data; end
+	if record.match == 1 then return hashes.sha256(der) == record.data; end
+	if record.match == 2 then return hashes.sha512(der) == record.data; end
+	return false;
+end
+
+-- Whether an outgoing link's certificate was verified by DANE: Prosody (use_dane) passed the
+-- TLSA records of the target to OpenSSL only when every lookup was DNSSEC-secure
+-- (net.resolvers.basic sets extra.tlsa), and OpenSSL then accepts the chain only on a TLSA
+-- match.  LuaSec does not say which record matched, so this checks again: "dane-ee" when a
+-- usage 3 record matches the peer's certificate, "dane-ta" when a usage 2 record matches a
+-- certificate of the peer's chain above it; nil otherwise (no TLSA, or only PKIX-TA/EE).
+local function dane_method(session, cert)
+	local conn = session.conn;
+	local extra = type(conn) == "table" and rawget(conn, "extra");
+	local tlsa = type(extra) == "table" and rawget(extra, "tlsa");
+	if type(tlsa) ~= "table" or not tlsa[1] or not cert then return nil; end
+	if session.cert_chain_status ~= "valid" then return nil; end -- OpenSSL's DANE check failed
+	for _, record in ipairs(tlsa) do
+		if record.use == 3 and tlsa_matches(record, cert) then return "dane-ee"; end
+	end
+	local sock = conn.socket and conn:socket();
+	local chain = sock and sock.getpeerchain and sock:getpeerchain();
+	if type(chain) == "table" and session.cert_identity_status == "valid" then
+		for _, record in ipairs(tlsa) do
+			if record.use == 2 then
+				for i = 2, #chain do
+					if tlsa_matches(record, chain[i]) then return "dane-ta"; end
+				end
+			end
+		end
+	end
+	return nil;
 end
 
 -- The certificate this server presents on a session.  LuaSec (1.2) cannot report the local
@@ -689,7 +738,10 @@ module:hook_global("s2s-check-certificate", function (event)
 				nil, "certificate does not match the pinned key");
 			return false;
 		end
-		if session.cert_chain_status == "valid" and session.cert_identity_status == "valid" then
+		local dane = dane_method(session, cert);
+		if dane then
+			session.trust_path_out = { method = dane, result = "pass" };
+		elseif session.cert_chain_status == "valid" and session.cert_identity_status == "valid" then
 			session.trust_path_out = { method = "pkix", result = "pass" };
 		else
 			-- TLS without a verified certificate: whatever authenticates the link later

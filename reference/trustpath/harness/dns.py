@@ -3,20 +3,30 @@
 Prosody resolves ``_xmpp-server._tcp.b.example`` through libunbound configured to forward
 here, so the federation never asks the machine's real resolver and /etc/hosts is never
 touched.  Unknown names get NXDOMAIN.
+
+With :meth:`Zone.sign` the zone "example." is DNSSEC-signed (one ECDSA P-256 key, flags
+257, that signs every RRset): answers to queries with the DO bit carry their RRSIGs, DNSKEY
+is answered, and TLSA records (DANE, RFC 6698/7673) can be published.  Its
+:attr:`Zone.trust_anchor` is what libunbound is given (``unbound = { trusted = ... }``), so
+validation needs nothing above "example.".
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+
+APEX = "example."
 
 
 @dataclass
@@ -25,6 +35,41 @@ class Zone:
 
     a: dict[str, str] = field(default_factory=dict)
     srv: dict[str, tuple[str, int]] = field(default_factory=dict)  # '_xmpp-server._tcp.b.example.' -> (target, port)
+    tlsa: dict[str, list[str]] = field(default_factory=dict)  # '_15269._tcp.xmpp.b.example.' -> ['3 1 1 <hex>']
+    _key: object | None = None
+    _dnskey: dns.rrset.RRset | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self._key is not None
+
+    def sign(self) -> Zone:
+        """Sign "example." from now on (a new key per run)."""
+        import dns.dnssec
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        dnskey = dns.dnssec.make_dnskey(self._key.public_key(), dns.dnssec.Algorithm.ECDSAP256SHA256, flags=257)
+        self._dnskey = dns.rrset.from_rdata(APEX, 3600, dnskey)
+        return self
+
+    @property
+    def trust_anchor(self) -> str:
+        """The zone's DNSKEY as one presentation-format line, for ub_ctx_add_ta."""
+        assert self._dnskey is not None, "the zone is not signed"
+        return f"{APEX} IN DNSKEY {self._dnskey[0].to_text()}"
+
+    def add_tlsa(self, host: str, port: int, spki_sha256_hex: str, usage: int = 3) -> None:
+        """Publish TLSA ``<usage> 1 1 <SHA-256 of the SPKI>`` for ``_port._tcp.host``."""
+        self.tlsa.setdefault(f"_{port}._tcp.{host.rstrip('.')}.", []).append(f"{usage} 1 1 {spki_sha256_hex}")
+
+    def rrsig(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+        import dns.dnssec
+
+        now = int(time.time())
+        sig = dns.dnssec.sign(rrset, self._key, dns.name.from_text(APEX), self._dnskey[0],
+                              inception=now - 3600, expiration=now + 86400)
+        return dns.rrset.from_rdata(rrset.name, rrset.ttl, sig)
 
     def add_domain(self, domain: str, address: str, *, c2s_port: int, s2s_port: int) -> None:
         host = f"xmpp.{domain}."
@@ -81,12 +126,24 @@ class DnsServer:
         name = question.name.to_text().lower()
         rdtype = question.rdtype
         self.queries.append((name, dns.rdatatype.to_text(rdtype)))
-        known = name in self.zone.a or name in self.zone.srv
-        if rdtype == dns.rdatatype.A and name in self.zone.a:
-            reply.answer.append(dns.rrset.from_text(name, 60, "IN", "A", self.zone.a[name]))
-        elif rdtype == dns.rdatatype.SRV and name in self.zone.srv:
-            target, port = self.zone.srv[name]
-            reply.answer.append(dns.rrset.from_text(name, 60, "IN", "SRV", f"0 5 {port} {target}"))
+        zone = self.zone
+        known = name in zone.a or name in zone.srv or name in zone.tlsa or (zone.signed and name == APEX)
+        rrset = None
+        if rdtype == dns.rdatatype.A and name in zone.a:
+            rrset = dns.rrset.from_text(name, 60, "IN", "A", zone.a[name])
+        elif rdtype == dns.rdatatype.SRV and name in zone.srv:
+            target, port = zone.srv[name]
+            rrset = dns.rrset.from_text(name, 60, "IN", "SRV", f"0 5 {port} {target}")
+        elif rdtype == dns.rdatatype.TLSA and name in zone.tlsa:
+            rrset = dns.rrset.from_text_list(name, 60, "IN", "TLSA", zone.tlsa[name])
+        elif rdtype == dns.rdatatype.DNSKEY and zone.signed and name == APEX:
+            rrset = zone._dnskey
         elif not known:
             reply.set_rcode(dns.rcode.NXDOMAIN)
+        if rrset is not None:
+            reply.answer.append(rrset)
+            if zone.signed and query.ednsflags & dns.flags.DO:
+                reply.answer.append(zone.rrsig(rrset))
+        if zone.signed and query.edns >= 0:
+            reply.use_edns(0, query.ednsflags & dns.flags.DO, 1232)
         return reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -54,11 +55,16 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
                 intercept: bool = False, env: dict[str, dict[str, str]] | None = None,
                 addresses: dict[str, str] | None = None,
                 configure: Callable[[str, dict[str, str]], dict[str, object]] | None = None,
-                drop_modules: dict[str, list[str]] | None = None, distrust: frozenset[str] = frozenset()) -> World:
+                drop_modules: dict[str, list[str]] | None = None, distrust: frozenset[str] = frozenset(),
+                dane: bool = False) -> World:
     """Start DNS and both servers; ``modules``/``options`` are per domain extras.
 
     With ``intercept``, a man in the middle holding CA-valid certificates for both domains
     sits on the s2s hop from a.example to b.example.
+
+    With ``dane``, the DNS zone is DNSSEC-signed, every server validates with its trust
+    anchor and uses DANE (``use_dane``), and each domain publishes TLSA 3 1 1 (DANE-EE, the
+    SHA-256 of its certificate's SPKI) for its s2s port.
     """
     prosody_binary()
     addresses = addresses or ADDRESSES
@@ -70,6 +76,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
     zone = Zone()
     for domain, address in addresses.items():
         zone.add_domain(domain, address, c2s_port=15222, s2s_port=15269)
+    if dane:
+        zone.sign()
     if intercept:
         zone.direct_tls("b.example", INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT)
     dns = DnsServer(zone).start()
@@ -82,6 +90,9 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
                                             ca.issue("a.example", "mitm-a.example"), ca.ca_file).start()
         creds = {domain: ca.issue(domain, f"prosody-{domain}") for domain in addresses}
         world.spki = {domain: cred.spki for domain, cred in creds.items()}
+        if dane:
+            for domain in addresses:
+                zone.add_tlsa(f"xmpp.{domain}", 15269, base64.b64decode(world.spki[domain]).hex())
         for domain, address in addresses.items():
             cred = creds[domain]
             extra = dict((options or {}).get(domain, {}))
@@ -93,7 +104,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
             trusted_ca = other_ca.ca_file if other_ca is not None and domain in distrust else ca.ca_file
             instance = Instance(domain, address, workdir / domain, dns.address[1], cred.cert_file, cred.key_file,
                                 trusted_ca, modules=list((modules or {}).get(domain, [])), options=extra,
-                                drop_modules=list((drop_modules or {}).get(domain, [])))
+                                drop_modules=list((drop_modules or {}).get(domain, [])),
+                                trust_anchor=zone.trust_anchor if dane else None)
             instance.write_config()
             for user in users:
                 instance.register(user, PASSWORD)
