@@ -401,3 +401,43 @@ def test_the_key_source_caps_the_path(pinned_vector, source, verdict):
     data, anchor, now = pinned_vector
     edited = resign_pinned(data, {2: {"in": {"key_source": KeySource(source)}}})
     assert verify_stanza(edited, anchor, now).verdict.value == verdict
+
+
+def test_preflight_answers_with_the_view_the_server_would_attest(fed):
+    ss, rs, alice, bob = _world(fed)
+    answer = alice.preflight("b.example")
+    assert (answer.domain, answer.takes_part) == ("b.example", True)
+    alice.send("bob@b.example", "after the pre-flight")
+    attested = _path(bob.inbox[-1].stanza)[1].attestations[1].out_view
+    assert answer.out_view == attested and attested.method == "pin"
+
+
+def test_preflight_shows_a_failing_pin_and_a_domain_that_does_not_take_part():
+    from trustpath.sim.federation import Interceptor
+
+    with Federation(seed=VECTOR_SEED, start=VECTOR_START) as world:
+        world.interceptors[("a.example", "b.example")] = Interceptor(world, "a.example", "b.example")
+        ss, rs, alice, bob = _world(world)
+        failed = alice.preflight("b.example").out_view
+        assert (failed.result.value, failed.reason, failed.method) == ("fail", "pin-mismatch", "pin")
+    with Federation(seed=VECTOR_SEED, start=VECTOR_START) as world:
+        ss, rs, alice, bob = _world(world, h2="pkix", h2_in="pkix")
+        rs.takes_part = False
+        answer = alice.preflight("b.example")
+        assert answer.takes_part is False and answer.out_view.method == "pkix"
+
+
+def test_preflight_answers_are_read_strictly():
+    from trustpath.codec import Preflight, decode_preflight, preflight_element
+
+    good = preflight_element(Preflight("b.example", True, None))
+    assert decode_preflight(good) == Preflight("b.example", True, None)
+    for bad in ("<preflight xmlns='urn:xmpp:trust-path:0'/>",
+                "<preflight xmlns='urn:xmpp:trust-path:0' domain='b.example' takes-part='maybe'/>",
+                "<preflight xmlns='urn:xmpp:trust-path:0' domain='b.example' extra='1'/>",
+                "<preflight xmlns='urn:xmpp:trust-path:0' domain='b.example'><in/></preflight>",
+                "<preflight xmlns='urn:xmpp:trust-path:0' domain='b.example'><out peer='c.example' side='client' "
+                "tls='none' method='none' result='none'/></preflight>"):
+        with pytest.raises(MalformedStanza):
+            decode_preflight(etree.fromstring(bad))
+    assert SCHEMA.validate(good)

@@ -370,3 +370,51 @@ def remove_paths(message: etree._Element) -> int:
 
 def serialize(element: etree._Element) -> bytes:
     return etree.tostring(element, encoding="utf-8")
+
+
+# --- the pre-flight query -------------------------------------------------------------
+
+_TAG_PREFLIGHT = f"{{{NS}}}preflight"
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """A server's answer to a pre-flight query: how it would reach ``domain`` now (XEP: Pre-flight Query)."""
+
+    domain: str
+    takes_part: bool | None = None
+    out_view: View | None = None
+
+
+def preflight_element(answer: Preflight) -> etree._Element:
+    element = etree.Element(_TAG_PREFLIGHT, nsmap={None: NS})
+    element.set("domain", answer.domain)
+    if answer.takes_part is not None:
+        element.set("takes-part", "true" if answer.takes_part else "false")
+    if answer.out_view is not None:
+        out = etree.SubElement(element, _TAG_OUT)
+        for name, value in answer.out_view.attributes().items():
+            out.set(name, value)
+    return element
+
+
+def decode_preflight(element: etree._Element) -> Preflight:
+    """Read a ``<preflight/>`` result strictly."""
+    if element.tag != _TAG_PREFLIGHT:
+        raise MalformedStanza("expected <preflight xmlns='urn:xmpp:trust-path:0'/>")
+    extra = set(element.attrib) - {"domain", "takes-part"}
+    if extra:
+        raise MalformedStanza(f"<preflight/> has unknown attribute(s) {sorted(extra)}")
+    domain = element.get("domain")
+    if not domain or len(domain) > 1023 or "@" in domain or "/" in domain:
+        raise MalformedStanza("<preflight/> needs 'domain', a domain name")
+    takes_part = {"true": True, "1": True, "false": False, "0": False, None: None}.get(element.get("takes-part"), ...)
+    if takes_part is ...:
+        raise MalformedStanza("<preflight/> 'takes-part' must be true or false")
+    children = [c for c in element if isinstance(c.tag, str)]
+    if len(children) > 1 or (children and children[0].tag != _TAG_OUT):
+        raise MalformedStanza("<preflight/> may contain one <out/> and nothing else")
+    out_view = decode_view(children[0], inbound=False) if children else None
+    if out_view is not None and out_view.peer != domain:
+        raise MalformedStanza("the <out/> of a pre-flight answer must describe the domain asked about")
+    return Preflight(domain, takes_part, out_view)

@@ -24,6 +24,9 @@ from scramp import ScramClient, ScramMechanism
 from ..attest import attest
 from ..codec import (
     NS_CARBONS,
+    Preflight,
+    decode_preflight,
+    preflight_element,
     NS_DELAY,
     NS_FORWARD,
     NS_MAM,
@@ -381,7 +384,7 @@ class ServerNode:
         tls = TlsLink(ctx, receiver.inbound_context(), remote, receiver.credential_for(remote))
         facts = tls.facts(side="client")
         if policy.method == "pin" and facts.server_spki not in policy.pins:
-            raise HandshakeFailed("pin-mismatch", f"{remote} presented a key that matches none of its pins")
+            raise HandshakeFailed("pin-mismatch", f"{remote} presented a key that matches none of its pins", facts)
         out_view = View(peer=remote, side=Side.CLIENT, tls=facts.version, cipher=facts.cipher,
                         spki=facts.server_spki, method=policy.method,
                         result=Result.PASS if policy.method != "none" else Result.NONE)
@@ -389,6 +392,27 @@ class ServerNode:
         link = S2SLink(self.domain, remote, tls, out_view, in_view, receiver)
         self.links[remote] = link
         return link
+
+    def preflight(self, session: Session, data: bytes) -> bytes:
+        """Answer a client's pre-flight query with the <out/> view it would attest now."""
+        iq = parse_stanza(data)
+        query = iq.find(f"{{{NS}}}preflight")
+        domain = query.get("domain") if query is not None else None
+        answer = etree.Element(f"{{{NS_CLIENT}}}iq", nsmap={None: NS_CLIENT})
+        answer.set("type", "result")
+        answer.set("id", iq.get("id", ""))
+        answer.set("to", session.jid)
+        policy = self.outbound.get(domain or "", Outbound())
+        try:
+            view = self.link_to(domain).out_view if domain in self.fed.servers else None
+        except HandshakeFailed as exc:
+            facts = exc.facts
+            view = None if facts is None else View(peer=domain, side=Side.CLIENT, tls=facts.version,
+                                                   cipher=facts.cipher, spki=facts.server_spki,
+                                                   method=policy.method, result=Result.FAIL, reason=exc.reason)
+        takes_part = self.fed.servers[domain].disco()[0] if domain in self.fed.servers else None
+        answer.append(preflight_element(Preflight(domain or "", takes_part, view)))
+        return session.link.server_to_client(serialize(answer))
 
     # --- s2s inbound ---------------------------------------------------------------------
     def inbound_context(self):  # type: ignore[no-untyped-def]
@@ -643,6 +667,16 @@ class ClientNode:
             server.client_key_announced(self.session, link.client_to_server(serialize(iq)))
             _, self.anchor_keys = server.disco()  # learned over this verified link
         server.deliver_offline(self.session)
+
+    def preflight(self, domain: str) -> Preflight:
+        """Ask this client's server how it would reach ``domain`` now."""
+        assert self.session is not None
+        iq = etree.Element(f"{{{NS_CLIENT}}}iq", nsmap={None: NS_CLIENT})
+        iq.set("type", "get")
+        iq.set("id", self.fed.next_id())
+        etree.SubElement(iq, f"{{{NS}}}preflight", nsmap={None: NS}).set("domain", domain)
+        answer = self.server.preflight(self.session, self.session.link.client_to_server(serialize(iq)))
+        return decode_preflight(parse_stanza(answer).find(f"{{{NS}}}preflight"))
 
     def refresh_keys(self) -> None:
         _, self.anchor_keys = self.server.disco()

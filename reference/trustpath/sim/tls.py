@@ -122,9 +122,10 @@ def new_workdir() -> tempfile.TemporaryDirectory[str]:
 class HandshakeFailed(Exception):
     """The TLS handshake did not complete; ``reason`` is a reason code."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, facts: TlsFacts | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.facts = facts  # what the handshake showed, when it completed and a later check failed
 
 
 def client_context(trusted_ca_files: tuple[str, ...], *, verify: bool,
