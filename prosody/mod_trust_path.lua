@@ -48,6 +48,8 @@
 --   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons,
 --                        offline messages with 'stored', and archive results still
 --                        carrying a marker), restore archived paths, remove every marker.
+--   iq-get <preflight/>  a local client's pre-flight query: the <out/> view of the outgoing
+--                        link to a domain (set up if needed, 10 s at most) and 'takes-part'.
 --   s2s-check-certificate  pins, and the record of why each s2s link is trusted: an
 --                        outgoing link is 'pin', 'dane-ee'/'dane-ta' (use_dane = true, with
 --                        DNSSEC-secure TLSA records of the target that match its certificate),
@@ -715,6 +717,11 @@ local function bounce_queue(session, domain, hop, text)
 	end
 end
 
+-- The last outgoing link to each domain that failed its certificate check: its <out/> view
+-- (result='fail') and a sequence number, for pre-flight queries waiting for that link.
+local failed_links = {}; -- domain -> { seq, view }
+local failure_seq = 0;
+
 module:hook_global("s2s-check-certificate", function (event)
 	local session, domain, cert = event.session, event.host, event.cert;
 	if local_host_of(session) ~= host or not domain then return; end
@@ -732,6 +739,8 @@ module:hook_global("s2s-check-certificate", function (event)
 			end
 			module:log("warn", "refusing %s: its certificate key %s matches none of its pins", domain, tostring(spki));
 			session.trust_path_out = { method = "pin", result = "fail", reason = "pin-mismatch" };
+			failure_seq = failure_seq + 1;
+			failed_links[domain] = { seq = failure_seq, view = s2s_view(session, domain) };
 			bounce_queue(session, domain, { peer = domain, method = "pin", reason = "pin-mismatch" },
 				("%s did not connect to %s: its certificate matches none of the pinned keys"):format(host, domain));
 			session:close({ condition = "policy-violation", text = "certificate does not match the pinned key" },
@@ -788,6 +797,86 @@ module:hook("s2s-authenticated", function (event)
 	end
 	module:log("debug", "incoming link from %s authenticated by %s (%s)", domain, session.trust_path_in[domain].method, tostring(event.mechanism));
 end, 10);
+
+---------------------------------------------------------------------------------------------
+-- Pre-flight query: how the path to a remote domain would be verified now
+-- (<preflight xmlns='urn:xmpp:trust-path:0' domain='b.example'/>, from a local client)
+---------------------------------------------------------------------------------------------
+
+local PREFLIGHT_TIMEOUT = 10;
+
+-- The established outgoing link to `domain`, as route/remote would use it.
+local function established_link(domain)
+	local session = prosody.hosts[host].s2sout[domain];
+	if session and (session.type == "s2sout" or session.type == "s2sin") then return session; end
+	return nil;
+end
+
+-- 'takes-part': true, false, or nil when it could not be found out.
+local function takes_part_of(domain, now)
+	if is_remembered(domain, now) then return true; end
+	local info = cached_peer_info(domain, now);
+	if not info or info.error then return nil; end
+	return info.takes_part;
+end
+
+local function handle_preflight(event)
+	local origin, stanza = event.origin, event.stanza;
+	if origin.type ~= "c2s" or origin.host ~= host then return; end -- only this host's own clients
+	local element = stanza.tags[1];
+	local given = element.attr.domain;
+	local node, domain, resource;
+	if type(given) == "string" and given ~= "" and #given <= 1023 then node, domain, resource = jid_lib.prepped_split(given, true); end
+	if not domain or node or resource or domain == "" or domain:find("[%s%c:%[%]<>\"'&]") or domain:find("%.%.") or domain:find("^%.") then
+		origin.send(st.error_reply(stanza, "modify", "bad-request", "'domain' must be a domain name"));
+		return true;
+	end
+	if prosody.hosts[domain] then
+		origin.send(st.error_reply(stanza, "cancel", "item-not-found", domain .. " is served here, not a remote domain"));
+		return true;
+	end
+	local answered = false;
+	local function answer(failures_before)
+		if answered then return; end
+		answered = true;
+		local now = os.time();
+		local session, out_view = established_link(domain), nil;
+		if session then
+			out_view = s2s_view(session, domain);
+		else
+			local failed = failures_before and failed_links[domain];
+			if failed and failed.seq > failures_before then out_view = failed.view; end
+		end
+		if out_view then
+			local problem = core.view_problem(out_view);
+			if problem then
+				module:log("info", "pre-flight for %s: leaving out the view of the link (%s)", domain, problem);
+				out_view = nil;
+			end
+		end
+		local takes_part = takes_part_of(domain, now);
+		module:log("debug", "pre-flight of %s for %s: takes-part %s, link %s", domain, tostring(origin.full_jid),
+			tostring(takes_part), out_view and (out_view.method .. " " .. out_view.result) or "none");
+		local reply = st.reply(stanza);
+		reply:add_direct_child(core.preflight_element(domain, takes_part, out_view));
+		local ok, err = pcall(origin.send, reply);
+		if not ok then module:log("debug", "pre-flight answer to %s not sent: %s", tostring(origin.full_jid), tostring(err)); end
+	end
+	local now = os.time();
+	if established_link(domain) and (cached_peer_info(domain, now) or is_remembered(domain, now)) then
+		answer(nil);
+		return true;
+	end
+	-- Ask for its disco#info: this also makes mod_s2s set up the link if there is none.  The
+	-- answer (or its failure: a link that fails its check bounces the query) says when the
+	-- link is up or has failed.
+	local failures_before = failure_seq;
+	fetch_peer_info(domain):next(function () answer(failures_before); end);
+	module:add_timer(PREFLIGHT_TIMEOUT, function () answer(failures_before); end);
+	return true;
+end
+module:hook("iq-get/self/" .. NS .. ":preflight", handle_preflight);
+module:hook("iq-get/host/" .. NS .. ":preflight", handle_preflight);
 
 ---------------------------------------------------------------------------------------------
 -- <require/>: the strength a hop needs

@@ -612,6 +612,31 @@ local function view_element(name, view)
 	return element(name, attr);
 end
 
+M.view_element = view_element;
+
+-- nil if `view` is a well-formed <out/> view (<in/> if `inbound`), else why not: the same
+-- rules as for a received view (e.g. 'spki' whenever 'tls' is not none, 'reason' with 'fail').
+function M.view_problem(view, inbound)
+	local ok, err = M.try(decode_view, view_element(inbound and "in" or "out", view), inbound);
+	if ok then return nil; end
+	return err.text;
+end
+
+-- The result of a pre-flight query (urn:xmpp:trust-path:0 <preflight/>): `takes_part` true,
+-- false or nil (unknown: the attribute is left out), `out_view` the view of the outgoing s2s
+-- link (left out when nil or not well-formed).
+function M.preflight_element(domain, takes_part, out_view)
+	local attr = { xmlns = NS, domain = domain };
+	if takes_part ~= nil then attr["takes-part"] = takes_part and "true" or "false"; end
+	local el = st.stanza("preflight", attr);
+	if out_view and not M.view_problem(out_view) then
+		local out = view_element("out", out_view);
+		out.attr.xmlns = nil; -- inherits the namespace of <preflight/>
+		el:add_direct_child(out);
+	end
+	return el;
+end
+
 function M.attestation_element(att)
 	local el = element("attestation", { xmlns = NS, signer = att.signer, time = att.time, ["for"] = att.for_id,
 		sig = att.sig, alg = att.alg, ["prev-key"] = att.prev_key, stored = att.stored });

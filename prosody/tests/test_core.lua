@@ -111,5 +111,30 @@ local none, err = core.try(core.message_fields, st.message({ to = "b" }));
 check("try: malformed", none == nil and err.reason == "malformed");
 check("try: other errors propagate", not pcall(core.try, function () error("bug"); end));
 
+-- The pre-flight answer: <preflight/> with 'takes-part' and the <out/> view, which is left out
+-- unless it is well-formed by the same rules as an attestation's <out/>.
+local SPKI = "FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw=";
+local pin_fail = { peer = "b.example", side = "client", tls = "1.3", cipher = "1302", spki = SPKI, method = "pin",
+	result = "fail", reason = "pin-mismatch" };
+check("view_problem: a failed pin view is well-formed", core.view_problem(pin_fail) == nil);
+check("view_problem: spki is required over TLS", core.view_problem({ peer = "b.example", side = "client", tls = "1.3",
+	method = "pin", result = "fail", reason = "pin-mismatch" }) ~= nil);
+check("view_problem: a failure needs a reason", core.view_problem({ peer = "b.example", side = "client", tls = "none",
+	method = "none", result = "fail" }) ~= nil);
+local pf = xml.parse(tostring(core.preflight_element("b.example", true, pin_fail)));
+local pf_out = pf and pf:get_child("out", core.NS);
+check("preflight: parses back", pf and pf.name == "preflight" and pf.attr.xmlns == core.NS and pf.attr.domain == "b.example"
+	and pf.attr["takes-part"] == "true");
+check("preflight: <out/> in the namespace, decodes like an attestation's", pf_out ~= nil
+	and core.try(core.decode_attestation, xml.parse(tostring(core.attestation_element({ signer = "a.example",
+		time = "2026-11-25T09:00:00Z", for_id = "x", sig = SIG, out_view = pf_out.attr })))) ~= nil
+	and pf_out.attr.reason == "pin-mismatch" and pf_out.attr.spki == SPKI);
+local pf_false = xml.parse(tostring(core.preflight_element("b.example", false, nil)));
+check("preflight: takes-part false, no <out/>", pf_false.attr["takes-part"] == "false" and #pf_false.tags == 0);
+local pf_unknown = xml.parse(tostring(core.preflight_element("b.example", nil, { peer = "b.example", side = "client",
+	tls = "1.3", method = "pin", result = "fail", reason = "pin-mismatch" })));
+check("preflight: unknown participation, a view without spki left out", pf_unknown.attr["takes-part"] == nil
+	and #pf_unknown.tags == 0);
+
 print(("%d passed, %d failed"):format(passed, failed));
 os.exit(failed == 0 and 0 or 1);
