@@ -136,7 +136,7 @@ class Poezio:
                                 capture_output=True, text=True, timeout=10)
         return result.stdout
 
-    def wait_for(self, pattern: str, timeout: float = 10) -> str:
+    def wait_for(self, pattern: str, timeout: float = 20) -> str:
         """The screen, once ``pattern`` (a regular expression) is on it."""
         deadline = time.monotonic() + timeout
         screen = ""
@@ -362,3 +362,118 @@ def test_the_plain_text_badge_and_path_of_the_published_vectors(stem, badge_text
     assert [line.split(":")[0] for line in lines[1::2][:3]] == ["H1 sender-c2s", "H2 s2s", "H3 recipient-c2s"]
     if weakest_line:
         assert weakest_line in "\n".join(lines)
+
+
+# --- the pre-flight query, without poezio running (the server side is not needed) ------------------
+
+def _preflight(**changes):
+    from trustpath.model import Result, Side, View
+    from trustpath.xmpp.plugin import Preflight, preflight_forecast
+
+    own = View(peer="a.example", side=Side.CLIENT, tls="1.3", cipher="1302",
+               spki="N9MO06A8vDfKkrcopktPu0JxbmTEFm9uerhE8D5TBSs=", method="pin", result=Result.PASS)
+    out = View(peer="b.example", side=Side.CLIENT, tls="1.3", cipher="1302",
+               spki="FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw=", method="pkix", result=Result.PASS)
+    fields = {"domain": "b.example", "takes_part": True, "out_view": out, "own_view": own}
+    fields.update(changes)
+    return Preflight(forecast=preflight_forecast(fields["domain"], fields["takes_part"], fields["out_view"],
+                                                 fields["own_view"]), **fields)
+
+
+def test_the_plain_text_of_a_preflight():
+    from trustpath.errors import MalformedStanza
+    from trustpath.poezio.text import preflight_error, preflight_line, preflight_lines
+    from trustpath.xmpp.plugin import PreflightFailed
+
+    lines = preflight_lines(_preflight())
+    assert lines == [
+        ("pre-flight to b.example: H1 a.example verified by its pin; H2 b.example checked by a CA only; "
+         "b.example takes part: at best weak"),
+        ("   H2 a.example → b.example (your server's view): tls 1.3 · cipher 1302 · method pkix · result ✔ pass · "
+         "reason –"),
+        "   key FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw=",
+        "   b.example takes part in trust-path: yes",
+        ("   a forecast only: b.example's own check of H2 and its hop to the recipient are known once a message "
+         "arrives")]
+    none = preflight_lines(_preflight(out_view=None, takes_part=None))
+    assert none[1] == "   H2 a.example → b.example: no view (your server did not connect to b.example)"
+    assert none[2] == "   b.example takes part in trust-path: not known"
+    assert preflight_line(_preflight(takes_part=False)) == (
+        "trust_path: pre-flight to b.example: H1 a.example verified by its pin; H2 b.example checked by a CA only; "
+        "b.example does not take part: the path would be unknown")
+    assert preflight_error("b.example", PreflightFailed("b.example", "item-not-found")) == (
+        "trust_path: ✘ pre-flight to b.example: item-not-found (it is your own server's domain or a local service)")
+    assert preflight_error("b.example", MalformedStanza("<out/> lacks 'tls'")).endswith(
+        "your server's answer cannot be read (<out/> lacks 'tls')")
+    assert preflight_error("b.example", TimeoutError()) == "trust_path: ✘ pre-flight to b.example failed: TimeoutError"
+
+
+def test_the_automatic_preflight_runs_once_per_domain_and_never_holds_a_message_back():
+    pytest.importorskip("poezio")
+    import asyncio
+    from types import SimpleNamespace
+
+    from slixmpp import JID
+    from trustpath.poezio.trust_path import Plugin
+    from trustpath.xmpp.plugin import PreflightFailed
+
+    asked, shown = [], []
+
+    async def preflight(domain):
+        asked.append(domain)
+        if domain == "c.example":
+            raise PreflightFailed(domain, "service-unavailable")
+        return _preflight(domain=domain, out_view=None, takes_part=True)
+
+    class Tab:
+        def __init__(self, jid):
+            self.jid = JID(jid)
+
+        def add_message(self, message):
+            shown.append((str(self.jid), re.sub(r"\x19[^}]*}", "", message.txt)))  # without poezio's colour
+
+    bob, carol, me = Tab("bob@b.example"), Tab("carol@c.example"), Tab("friend@a.example")
+    plugin = Plugin.__new__(Plugin)
+    class Tabs(list):
+        current_tab = None
+
+    plugin.core = SimpleNamespace(xmpp=SimpleNamespace(boundjid=JID("alice@a.example/r")),
+                                  tabs=Tabs([bob, carol, me]), refresh_window=lambda: None)
+    plugin.tp = SimpleNamespace(preflight=preflight, policy=None)
+    plugin._api = SimpleNamespace(information=lambda text, level: shown.append(("info", text)),
+                                  current_tab=lambda: None)
+    plugin._require, plugin._preflighted, plugin._tasks = {}, set(), set()
+
+    async def scenario():
+        for tab in (bob, bob, carol, me, bob):
+            message = {"body": "hi"}
+            plugin.on_say(message, tab)
+            assert "trust_path_require" not in message  # nothing added, nothing held back
+        plugin.on_say({"body": ""}, carol)  # a chat state: no query
+        await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert asked == ["b.example", "c.example"], "once per domain; never the own domain"
+    assert ("bob@b.example", ("trust_path: pre-flight to b.example: H1 a.example verified by its pin; H2 b.example "
+                              "not known (your server did not connect to it); b.example takes part: the path cannot "
+                              "be forecast")) in shown
+    assert ("carol@c.example", ("trust_path: ✘ pre-flight to c.example: service-unavailable (your server does not "
+                                "offer the pre-flight query (it does not take part))")) in shown
+    assert len(shown) == 2
+    plugin.on_session_end(None)
+    assert plugin._preflighted == set(), "a new session asks again"
+
+    # /preflight with a domain (or a JID) outside a conversation: the full answer in the info buffer
+    shown.clear()
+    asked.clear()
+
+    async def command():
+        plugin.command_preflight("carol@b.example/phone")
+        plugin.command_preflight("")
+        await asyncio.sleep(0.01)
+
+    asyncio.run(command())
+    assert asked == ["b.example"], "every /preflight asks, even for a domain asked about before"
+    assert ("info", "usage: /preflight <domain> (or /preflight in a conversation)") in shown
+    (full,) = [text for who, text in shown if text.startswith("pre-flight to b.example: ")]
+    assert "\n   H2 a.example → b.example: no view (your server did not connect to b.example)\n" in full

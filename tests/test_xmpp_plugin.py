@@ -572,6 +572,7 @@ class TestPluginEnd(PluginTest):
         # stanza classes are shared by every client in the process: gone with the last plugin
         assert ("trust_path_require" in Message.plugin_attrib_map) == (users > 1)
         assert ("trust_path_client_key" in Iq.plugin_attrib_map) == (users > 1)
+        assert ("trust_path_preflight" in Iq.plugin_attrib_map) == (users > 1)
         assert not self.xmpp.event_handled("ssl_cert") and not self.xmpp.event_handled("auth_success")
         assert NS not in features()
 
@@ -723,3 +724,127 @@ def test_register_by_module_name() -> None:
     client.register_plugin("trust_path", module="trustpath.xmpp")
     assert isinstance(client.plugin["trust_path"], TrustPath)
     client.plugin.disable("trust_path")
+
+
+# --- the pre-flight query (preflight-design.md) ---------------------------------------------------
+
+SPKI_OUT = "FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw="
+NO_DELIVERY = "a message would not be delivered"
+
+
+class TestPreflight(PluginTest):
+    """``await plugin.preflight(domain)``: the IQ as the design gives it, and the answers read strictly."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.bind()
+        self.plugin._view = PIN_VIEW  # H1: this client pinned localhost
+
+    def ask(self, answer: str | None, domain: str = "b.example"):  # type: ignore[no-untyped-def]
+        """Start a pre-flight, check the query, answer it with ``answer`` (``{id}`` filled in)."""
+        future = asyncio.ensure_future(self.plugin.preflight(domain))
+        iq = self.sent()
+        assert iq is not None and iq.tag == "{jabber:client}iq"
+        assert iq.get("type") == "get" and iq.get("to") in (None, "localhost"), "to the client's own server"
+        (query,) = list(iq)
+        assert query.tag == f"{{{NS}}}preflight" and dict(query.attrib) == {"domain": domain}
+        assert len(query) == 0 and not (query.text or "").strip()
+        if answer is not None:
+            self.recv(answer.format(id=iq.get("id")))
+        self.wait_()
+        return future
+
+    def result(self, inner: str, takes_part: str | None = "true", domain: str = "b.example"):  # type: ignore[no-untyped-def]
+        flag = f" takes-part='{takes_part}'" if takes_part is not None else ""
+        future = self.ask(f"<iq type='result' id='{{id}}' from='localhost' to='{JID_FULL}'>"
+                          f"<preflight xmlns='{NS}' domain='{domain}'{flag}>{inner}</preflight></iq>")
+        assert future.done()
+        return future.result()
+
+    @staticmethod
+    def out(**attrs: str) -> str:
+        base = {"peer": "b.example", "side": "client", "tls": "1.3", "cipher": "1302", "spki": SPKI_OUT,
+                "method": "pin", "result": "pass"}
+        base.update(attrs)
+        return "<out " + " ".join(f"{k}='{v}'" for k, v in base.items() if v) + "/>"
+
+    def test_pinned_h2_of_a_remote_that_takes_part(self) -> None:
+        pf = self.result(self.out())
+        assert pf.domain == "b.example" and pf.takes_part is True and pf.own_view == PIN_VIEW
+        assert pf.out_view == View(peer="b.example", side=Side.CLIENT, tls="1.3", cipher="1302", spki=SPKI_OUT,
+                                   method="pin", result=Result.PASS)
+        assert pf.forecast == ("H1 localhost verified by its pin; H2 b.example verified by its pin; b.example takes "
+                               "part: the path can be trusted if b.example's side is verified too")
+        from dataclasses import FrozenInstanceError
+
+        with pytest.raises(FrozenInstanceError):
+            pf.forecast = "changed"  # type: ignore[misc]
+
+    def test_ca_only_h2_is_at_best_weak(self) -> None:
+        pf = self.result(self.out(method="pkix"))
+        assert pf.out_view.method == "pkix"
+        assert "H2 b.example checked by a CA only" in pf.forecast and pf.forecast.endswith(": at best weak")
+        assert "trusted" not in pf.forecast
+
+    def test_failed_h2_would_not_be_delivered(self) -> None:
+        pf = self.result(self.out(result="fail", reason="pin-mismatch"))
+        assert pf.out_view.result is Result.FAIL and pf.out_view.reason == "pin-mismatch"
+        assert "H2 b.example failed (pin-mismatch)" in pf.forecast and pf.forecast.endswith(NO_DELIVERY)
+
+    def test_a_remote_that_does_not_take_part_is_unknown(self) -> None:
+        pf = self.result(self.out(), takes_part="false")
+        assert pf.takes_part is False
+        assert pf.forecast.endswith("b.example does not take part: the path would be unknown")
+
+    def test_no_connection_and_not_known_whether_it_takes_part(self) -> None:
+        pf = self.result("", takes_part=None)
+        assert pf.takes_part is None and pf.out_view is None
+        assert "H2 b.example not known" in pf.forecast and "not known whether b.example takes part" in pf.forecast
+        assert "trusted" not in pf.forecast
+
+    def test_an_unverified_own_hop_is_untrusted_whatever_h2(self) -> None:
+        self.plugin._view = None  # the mock stream: no TLS
+        pf = self.result(self.out())
+        assert pf.own_view.tls == "none" and pf.forecast.endswith("the path would be untrusted")
+
+    def test_an_h2_view_from_the_server_side_or_for_another_peer_is_malformed(self) -> None:
+        from trustpath.errors import MalformedStanza
+
+        for inner, flag, domain in [
+            (self.out(side="server"), "true", "b.example"),
+            (self.out(peer="c.example"), "true", "b.example"),
+            (self.out(result="fail"), "true", "b.example"),  # a failure without a reason
+            (self.out(spki=""), "true", "b.example"),  # TLS without the key
+            (self.out(extra="1"), "true", "b.example"),
+            (self.out() + self.out(), "true", "b.example"),
+            ("<in xmlns='urn:xmpp:trust-path:0'/>", "true", "b.example"),
+            ("text", "true", "b.example"),
+            (self.out(), "yes", "b.example"),
+            (self.out(), "true", "c.example"),
+        ]:
+            future = self.ask(f"<iq type='result' id='{{id}}' from='localhost'><preflight xmlns='{NS}' "
+                              f"domain='{domain}' takes-part='{flag}'>{inner}</preflight></iq>")
+            with pytest.raises(MalformedStanza):
+                future.result()
+        future = self.ask("<iq type='result' id='{id}' from='localhost'/>")
+        with pytest.raises(MalformedStanza, match="exactly one <preflight/>"):
+            future.result()
+
+    def test_an_iq_error_is_a_clear_exception(self) -> None:
+        from trustpath.xmpp.plugin import PreflightFailed
+
+        future = self.ask("<iq type='error' id='{id}' from='localhost'><error type='cancel'>"
+                          "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+        with pytest.raises(PreflightFailed) as info:
+            future.result()
+        assert info.value.condition == "service-unavailable" and info.value.domain == "b.example"
+        assert str(info.value) == ("pre-flight to b.example: service-unavailable (your server does not offer the "
+                                   "pre-flight query (it does not take part))")
+        future = self.ask("<iq type='error' id='{id}' from='localhost'><error type='modify'>"
+                          "<bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+        with pytest.raises(PreflightFailed, match="bad-request"):
+            future.result()
+
+    def test_a_jid_is_not_a_domain(self) -> None:
+        with pytest.raises(UsageError):
+            self.run_coro(self.plugin.preflight("bob@b.example"))

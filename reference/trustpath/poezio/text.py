@@ -8,6 +8,9 @@ decides anything: it formats a :class:`trustpath.Report` as the core made it.
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import MalformedStanza
 from ..model import Verdict
 from ..render import BADGE, EXPLAIN, RESULT
 from ..verify import HopReport, Report
@@ -113,3 +116,48 @@ def path_lines(report: Report) -> list[str]:
         lines += hop_lines(hop)
     lines += [f"note: {note}" for note in report.notes]
     return lines
+
+
+# --- the pre-flight query -----------------------------------------------------------------------
+
+def preflight_lines(preflight: Any) -> list[str]:
+    """A :class:`trustpath.xmpp.plugin.Preflight` for ``/preflight``: the forecast, then the H2 view
+    your server would attest, whether the remote takes part, and what a pre-flight cannot know::
+
+        pre-flight to b.example: H1 a.example verified by its pin; H2 b.example checked by a CA only; ...
+           H2 a.example → b.example (your server's view): tls 1.3 · cipher 1302 · method pkix · result ✔ pass · ...
+           key N9MO06A8vDfKkrcopktPu0JxbmTEFm9uerhE8D5TBSs=
+           b.example takes part in trust-path: yes
+           a forecast only: b.example's own check of H2 and its hop to the recipient are known once a message arrives
+    """
+    domain = preflight.domain
+    own = preflight.own_view.peer if preflight.own_view is not None else "your server"
+    view = preflight.out_view
+    lines = [f"pre-flight to {domain}: {preflight.forecast}"]
+    if view is None:
+        lines.append(f"   H2 {own} → {domain}: no view (your server did not connect to {domain})")
+    else:
+        lines.append(f"   H2 {own} → {domain} (your server's view): tls {view.tls} · cipher {view.cipher or '–'} · "
+                     f"method {view.method} · result {RESULT.get(view.result.value, view.result.value)} · "
+                     f"reason {_reason(view.reason)}")
+        lines.append(f"   key {view.spki or '–'}")
+    part = {True: "yes", False: "no", None: "not known"}[preflight.takes_part]
+    lines.append(f"   {domain} takes part in trust-path: {part}")
+    lines.append(f"   a forecast only: {domain}'s own check of H2 and its hop to the recipient are known once a "
+                 "message arrives")
+    return lines
+
+
+def preflight_line(preflight: Any) -> str:
+    """The automatic pre-flight as one information line."""
+    return f"trust_path: pre-flight to {preflight.domain}: {preflight.forecast}"
+
+
+def preflight_error(domain: str, error: BaseException) -> str:
+    """A pre-flight that failed, as one line: the server's error, or its unreadable answer."""
+    if isinstance(error, MalformedStanza):
+        return f"trust_path: ✘ pre-flight to {domain}: your server's answer cannot be read ({error})"
+    text = str(error) or type(error).__name__
+    if not text.startswith("pre-flight to "):
+        text = f"pre-flight to {domain} failed: {text}"
+    return f"trust_path: ✘ {text}"

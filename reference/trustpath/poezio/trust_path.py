@@ -22,7 +22,11 @@ What a person sees:
 * on a connection to an unpinned server it shows the key and asks to pin it (``/pins accept``);
 * a sent message gets the verdict on its delivery receipt's path back (``[receipt path ✔ trusted]``);
 * ``/require trusted`` (or ``weak``, ``off``) in a conversation sends its messages over verified
-  hops only; a refusal says which hop and why.
+  hops only; a refusal says which hop and why;
+* ``/preflight [domain]`` asks your server how the path to a domain (default: the conversation's)
+  would be verified now, and shows the forecast and your server's view of H2; the first message to
+  a domain in a session starts the same query on its own (shown once per domain as an information
+  line; it never holds the message back).
 
 Every protocol step (pin check, signing, verifying, the verdict) is done by the slixmpp plugin
 ``trust_path`` (:mod:`trustpath.xmpp`).  This module only shows what it reports.
@@ -54,7 +58,8 @@ import trustpath.xmpp
 from trustpath.codec import NS_CARBONS
 from trustpath.errors import TrustPathError
 from trustpath.model import Verdict
-from trustpath.poezio.text import badge, path_lines, reason_words, verdict_words
+from trustpath.poezio.text import badge, path_lines, preflight_error, preflight_line, preflight_lines, \
+    reason_words, verdict_words
 from trustpath.xmpp.pins import PinSource, PinStore
 from trustpath.xmpp.plugin import NS_RECEIPTS
 
@@ -77,6 +82,8 @@ class Plugin(BasePlugin):
         self._warned: set[tuple[str, str]] = set()
         self._reconnecting = False
         self._require: dict[str, str] = {}  # peer's bare JID -> 'trusted' | 'weak'
+        self._preflighted: set[str] = set()  # domains asked about automatically in this session
+        self._tasks: set[asyncio.Future[Any]] = set()
         trustpath.xmpp.register()
         if "trust_path" in xmpp.plugin:
             # another component registered it already: use its store and settings
@@ -93,6 +100,7 @@ class Plugin(BasePlugin):
             ("trust_path_unverified_hop", self.on_unverified_hop),
             ("trust_path_require_refused", self.on_require_refused),
             ("trust_path_ready", self.on_ready),
+            ("session_end", self.on_session_end),
         )
         for event, handler in self._handlers:
             xmpp.add_event_handler(event, handler)
@@ -121,6 +129,14 @@ class Plugin(BasePlugin):
                      "you are told which hop. /require weak: a CA is enough. /require off: no requirement. "
                      "/require: show the setting.",
                 completion=lambda the_input: self._complete(the_input, ["trusted", "weak", "off"]))
+        self.api.add_command(
+            "preflight", self.command_preflight, usage="[domain]",
+            short="Forecast how the path to a domain would be verified",
+            help="Ask your server, before sending, how the path to a domain would be verified now: your own "
+                 "connection (H1), your server's connection to that domain (H2) and whether the domain takes "
+                 "part. Without a domain: the domain of the current conversation. A forecast is never "
+                 "'trusted': the other server's check and its hop to the recipient are only known once a "
+                 "message arrives. The first message to a domain in a session asks on its own.")
         self.api.add_event_handler("conversation_say_after", self.on_say)
         if self._flag("reconnect_on_load") and xmpp.is_connected() and self.tp.view is None:
             # loaded on a connection set up before this plugin watched it: the server's key was not
@@ -132,6 +148,8 @@ class Plugin(BasePlugin):
 
     def cleanup(self) -> None:
         xmpp = self.core.xmpp
+        for task in list(self._tasks):
+            task.cancel()
         for event, handler in self._handlers:
             xmpp.del_event_handler(event, handler)
         if self._owner and "trust_path" in xmpp.plugin:
@@ -446,6 +464,66 @@ class Plugin(BasePlugin):
         verdict = self._require.get(tab.jid.bare)
         if verdict is not None and message["body"]:
             message["trust_path_require"] = verdict  # the slixmpp plugin signs it and checks its own hop
+        if message["body"]:
+            try:
+                self._auto_preflight(tab)
+            except Exception as exc:  # noqa: BLE001 (never in the way of the message)
+                self.api.information(f"trust_path: pre-flight not started: {exc}", "Warning")
+
+    # --- the pre-flight query ----------------------------------------------------------------------
+    def _auto_preflight(self, tab: Any) -> None:
+        """Before the first message to a domain in this session: ask once, in the background."""
+        domain = tab.jid.domain
+        if not domain or domain in self._preflighted or domain == self.core.xmpp.boundjid.domain:
+            return
+        policy = self.tp.policy
+        if policy is not None and not policy.takes_part:
+            return  # your server does not take part: it was said once, at login
+        self._preflighted.add(domain)
+        self._start(self._preflight(domain, tab, full=False))
+
+    def _start(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _preflight(self, domain: str, tab: Any, *, full: bool) -> None:
+        try:
+            result = await self.tp.preflight(domain)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (shown as a failure, never raised into poezio)
+            self._preflight_says(tab, preflight_error(domain, exc), "Warning")
+            return
+        text = "\n".join(preflight_lines(result)) if full else preflight_line(result)
+        self._preflight_says(tab, text, "Info")
+
+    def _preflight_says(self, tab: Any, text: str, level: str) -> None:
+        if tab is not None and tab in self.core.tabs:
+            self._tab_says(tab, text)
+        else:
+            self.api.information(text, level)
+
+    def command_preflight(self, args: str) -> None:
+        tab = self.api.current_tab()
+        arg = args.strip()
+        if arg:
+            try:
+                domain = JID(arg).domain  # a JID names its domain
+            except Exception:  # noqa: BLE001 (slixmpp's InvalidJID, or anything else it cannot read)
+                self.api.information(f"/preflight: {arg!r} is not a domain", "Error")
+                return
+        elif isinstance(tab, tabs.ConversationTab):
+            domain = tab.jid.domain
+        else:
+            self.api.information("usage: /preflight <domain> (or /preflight in a conversation)", "Error")
+            return
+        if not isinstance(tab, tabs.ChatTab):
+            tab = None
+        self._start(self._preflight(domain, tab, full=True))
+
+    def on_session_end(self, _: Any) -> None:
+        self._preflighted.clear()  # a new session asks again
 
     @staticmethod
     def _complete(the_input: Any, words: list[str]) -> Any:

@@ -17,6 +17,8 @@ does the same in process), with the reference core doing every protocol step:
   checked with :func:`trustpath.verify_stanza`; the report is emitted as
   ``trust_path_verdict``, a path that cannot be read as ``trust_path_invalid``.  Nothing
   raises into slixmpp.
+* Pre-flight: :meth:`TrustPath.preflight` asks the client's own server how the path to a remote
+  domain would be verified now (``<preflight/>``) and turns the answer into a forecast.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.tostring import tostring
 
 from ..attest import attest
-from ..codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, find_path_element, message_fields, \
-    parse_stanza, remove_paths, serialize
+from ..codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, decode_view, find_path_element, \
+    message_fields, parse_stanza, remove_paths, serialize
 from ..disco import NS_DISCO_INFO, read_disco_info
-from ..errors import InvalidInput, TrustPathError, UsageError
+from ..errors import InvalidInput, MalformedStanza, TrustPathError, UsageError
 from ..keys import KeySet, SigningKey, spki_sha256
-from ..model import CIPHER_CODES, DEFAULT_MAX_SKEW, NS, NS_PREFIX, Result, Side, View
+from ..model import CIPHER_CODES, DEFAULT_MAX_SKEW, METHOD_STRENGTH, NS, NS_PREFIX, Result, Side, Strength, \
+    View
 from ..receive import verify_stanza
 from ..require import requirement_problem
 from ..verify import Anchor, Report
@@ -116,6 +119,145 @@ class UnverifiedHop(NamedTuple):
 
 class RequirementNotMet(TrustPathError):
     """This client's verification of its own server cannot meet the requested ``<require/>``."""
+
+
+class PreflightFailed(TrustPathError):
+    """The server answered a pre-flight query with an error, or not at all; ``str()`` says why in
+    words a person can read.  ``condition`` is the stanza error condition (``'timeout'`` when
+    there was no answer)."""
+
+    def __init__(self, domain: str, condition: str, text: str = "") -> None:
+        self.domain, self.condition, self.text = domain, condition, text
+        why = PREFLIGHT_ERRORS.get(condition, "the server refused it")
+        detail = f": {text}" if text else ""
+        super().__init__(f"pre-flight to {domain}: {condition} ({why}){detail}")
+
+
+PREFLIGHT_ERRORS = {
+    "bad-request": "the server did not accept the domain",
+    "item-not-found": "it is your own server's domain or a local service",
+    "service-unavailable": "your server does not offer the pre-flight query (it does not take part)",
+    "feature-not-implemented": "your server does not offer the pre-flight query",
+    "timeout": "your server did not answer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What this client's server said about the path to ``domain`` before anything is sent.
+
+    ``takes_part``: whether ``domain`` takes part in trust-path (None: the server could not find
+    out).  ``out_view``: the server's view of H2 (its outgoing s2s connection to ``domain``,
+    client side) as it would attest it now, None if it did not connect.  ``own_view``: this
+    client's view of H1.  ``forecast``: a sentence in plain words; never "trusted" from a
+    pre-flight alone (the remote's inbound check and the recipient's hop are not known yet).
+    """
+
+    domain: str
+    takes_part: bool | None
+    out_view: View | None
+    forecast: str
+    own_view: View | None
+
+
+def hop_strength(view: View) -> Strength:
+    """How strong one hop is, from one end's view: FAILED, UNVERIFIED, CA or STRONG."""
+    if view.result is Result.FAIL:
+        return Strength.FAILED
+    if view.tls == "none" or view.result is not Result.PASS:
+        return Strength.UNVERIFIED
+    return METHOD_STRENGTH.get(view.method, Strength.UNVERIFIED)
+
+
+_METHOD_WORDS = {
+    "pin": "verified by its pin",
+    "dane-ee": "verified by DANE",
+    "dane-ta": "verified by DANE",
+    "pkix": "checked by a CA only",
+    "dialback-dnssec": "checked by dialback with DNSSEC only",
+    "dialback": "dialback only (not verified)",
+    "none": "not verified",
+}
+
+
+def view_words(view: View) -> str:
+    """One end's view of a hop in words: ``'verified by its pin'``, ``'checked by a CA only'``,
+    ``'failed (pin-mismatch)'``, ``'without TLS'``, ..."""
+    if view.result is Result.FAIL:
+        return f"failed ({view.reason})" if view.reason else "failed"
+    if view.tls == "none":
+        return "without TLS (not verified)"
+    if view.result is not Result.PASS:
+        return "not verified"
+    return _METHOD_WORDS.get(view.method, f"verified by '{view.method}' (not a known method)")
+
+
+def preflight_forecast(domain: str, takes_part: bool | None, out_view: View | None,
+                       own_view: View | None) -> str:
+    """The forecast sentence of a pre-flight: H1 (this client's view), H2 (its server's outgoing
+    view) and whether ``domain`` takes part, then what that allows at best.  Never "trusted":
+    the remote's inbound check and the recipient's hop are only known once a message arrives.
+    """
+    h1 = f"H1 {own_view.peer} {view_words(own_view)}" if own_view is not None else "H1 not known"
+    if out_view is not None:
+        h2 = f"H2 {domain} {view_words(out_view)}"
+    else:
+        h2 = f"H2 {domain} not known (your server did not connect to it)"
+    part = {True: f"{domain} takes part", False: f"{domain} does not take part",
+            None: f"not known whether {domain} takes part"}[takes_part]
+    strengths = [hop_strength(v) for v in (own_view, out_view) if v is not None]
+    best = min(strengths, default=Strength.STRONG)
+    if out_view is not None and out_view.result is Result.FAIL:
+        outcome = "a message would not be delivered"
+    elif best <= Strength.UNVERIFIED:
+        outcome = "the path would be untrusted"
+    elif takes_part is False:
+        outcome = "the path would be unknown"
+    elif out_view is None or own_view is None:
+        outcome = "the path cannot be forecast"
+    elif best == Strength.CA:
+        outcome = "at best weak"
+    elif takes_part:
+        outcome = f"the path can be trusted if {domain}'s side is verified too"
+    else:
+        outcome = f"the path can be trusted only if {domain} takes part and its side is verified too"
+    return f"{h1}; {h2}; {part}: {outcome}"
+
+
+def read_preflight(iq_xml: ET.Element, domain: str) -> tuple[bool | None, View | None]:
+    """``(takes_part, out_view)`` from a pre-flight result; :class:`MalformedStanza` if the answer
+    is not exactly what the pre-flight query defines."""
+    found = [c for c in iq_xml if isinstance(c.tag, str) and c.tag == f"{{{NS}}}preflight"]
+    if len(found) != 1:
+        raise MalformedStanza(f"a pre-flight result must carry exactly one <preflight/>, not {len(found)}")
+    element = parse_stanza(_serialize(found[0]).encode("utf-8"))
+    attrs = dict(element.attrib)
+    if not attrs.keys() <= {"domain", "takes-part"}:
+        raise MalformedStanza(f"<preflight/> has unknown attribute(s) {sorted(attrs.keys() - {'domain', 'takes-part'})}")
+    if attrs.get("domain", "").lower() != domain.lower():
+        raise MalformedStanza(f"<preflight/> answers for {attrs.get('domain')!r}, not {domain!r}")
+    flag = attrs.get("takes-part")
+    if flag not in (None, "true", "false"):
+        raise MalformedStanza(f"<preflight/> 'takes-part' must be 'true' or 'false', not {flag!r}")
+    takes_part = None if flag is None else flag == "true"
+    if (element.text or "").strip():
+        raise MalformedStanza("<preflight/> contains text")
+    out_view = None
+    for child in element:
+        if not isinstance(child.tag, str) or child.tag != f"{{{NS}}}out":
+            name = child.tag.split("}", 1)[-1] if isinstance(child.tag, str) else "?"
+            raise MalformedStanza(f"<preflight/> may contain only one <out/>, not <{name}/>")
+        if out_view is not None:
+            raise MalformedStanza("<preflight/> carries more than one <out/>")
+        if len(child) or (child.text or "").strip() or (child.tail or "").strip():
+            raise MalformedStanza("<out/> must be empty")
+        out_view = decode_view(child, inbound=False)
+    if out_view is not None:
+        if out_view.peer.lower() != domain.lower():
+            raise MalformedStanza(f"the <out/> of a pre-flight for {domain} names {out_view.peer!r}")
+        if out_view.side is not Side.CLIENT:
+            raise MalformedStanza("the <out/> of a pre-flight is the server's outgoing view: side='client'")
+    return takes_part, out_view
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -208,6 +350,7 @@ class TrustPath(BasePlugin):
         self._last_refresh = -math.inf
 
         register_stanza_plugin(Iq, stanza.ClientKey)
+        register_stanza_plugin(Iq, stanza.Preflight)
         register_stanza_plugin(Message, stanza.Require)
         type(self)._users += 1
         self._events: tuple[tuple[str, Callable[[Any], None]], ...] = (
@@ -251,7 +394,7 @@ class TrustPath(BasePlugin):
         type(self)._users -= 1
         if type(self)._users == 0:
             # the stanza registrations are class-wide: undo them with the last instance
-            for parent, plugin in ((Iq, stanza.ClientKey), (Message, stanza.Require)):
+            for parent, plugin in ((Iq, stanza.ClientKey), (Iq, stanza.Preflight), (Message, stanza.Require)):
                 tag = f"{{{plugin.namespace}}}{plugin.name}"
                 if parent.plugin_attrib_map.get(plugin.plugin_attrib) is plugin:
                     del parent.plugin_attrib_map[plugin.plugin_attrib]
@@ -362,6 +505,30 @@ class TrustPath(BasePlugin):
         except IqTimeout:
             return ServerPolicy(domain, False, KeySet(domain, ()), problem="no answer to disco#info")
         return self._read_policy(domain, iq)
+
+    async def preflight(self, domain: str) -> Preflight:
+        """Ask this client's own server how the path to ``domain`` would be verified now (the
+        pre-flight query) and forecast the verdict a message would get at best.
+
+        Raises :class:`PreflightFailed` if the server answers with an error or not at all, and
+        :class:`~trustpath.errors.MalformedStanza` if its answer is not a valid pre-flight result.
+        """
+        domain = str(domain).strip()
+        if not domain or "@" in domain or "/" in domain:
+            raise UsageError(f"a pre-flight is for a domain (b.example), not {domain!r}")
+        iq = self.xmpp.Iq()
+        iq["type"] = "get"
+        iq["trust_path_preflight"]["domain"] = domain
+        try:
+            result = await iq.send(timeout=self.disco_timeout)
+        except IqError as exc:
+            raise PreflightFailed(domain, exc.condition or "undefined-condition", exc.text or "") from None
+        except IqTimeout:
+            raise PreflightFailed(domain, "timeout") from None
+        takes_part, out_view = read_preflight(result.xml, domain)
+        own_view = self._own_view()
+        return Preflight(domain=domain, takes_part=takes_part, out_view=out_view, own_view=own_view,
+                         forecast=preflight_forecast(domain, takes_part, out_view, own_view))
 
     async def refresh_keys(self) -> ServerPolicy:
         """Ask the server for its keys again (e.g. after a rotation) and return its policy."""

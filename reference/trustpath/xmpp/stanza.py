@@ -1,4 +1,5 @@
-"""slixmpp stanza classes for the elements a client sends: <client-key/> and <require/>.
+"""slixmpp stanza classes for the elements a client sends: <client-key/>, <require/> and the
+pre-flight query <preflight/>.
 
 The <path/> itself is not a stanza class: it is built and read by the reference core
 (:mod:`trustpath.codec`), which is strict about every attribute, and is carried in the
@@ -22,6 +23,18 @@ class ClientKey(ElementBase):
     name = "client-key"
     plugin_attrib = "trust_path_client_key"
     interfaces = {"key"}
+
+
+class Preflight(ElementBase):
+    """``<iq type='get'><preflight xmlns='urn:xmpp:trust-path:0' domain='b.example'/></iq>``: ask this
+    client's own server how the path to ``domain`` would be verified now (the pre-flight query);
+    ``iq['trust_path_preflight']['domain']``.  The answer is read strictly by the plugin
+    (:meth:`trustpath.xmpp.plugin.TrustPath.preflight`), not through this class."""
+
+    namespace = NS
+    name = "preflight"
+    plugin_attrib = "trust_path_preflight"
+    interfaces = {"domain"}
 
 
 class Require(ElementBase):
