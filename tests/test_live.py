@@ -80,3 +80,29 @@ def test_the_lua_module_verifies_the_published_vectors():
     last = result.stdout.strip().splitlines()[-1]
     passed, failed = (int(x.split()[0]) for x in last.split(","))
     assert failed == 0 and passed >= 300, last
+
+
+def test_preflight_against_prosody_forecasts_the_pinned_link():
+    problem = _missing()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    from trustpath.harness.scenarios import ALICE, Live, Setup, _world
+
+    async def run() -> object:
+        world = _world(Setup())
+        live = Live(world)
+        try:
+            alice = await live.client(ALICE)
+            return await alice.xmpp.plugin["trust_path"].preflight("b.example")
+        finally:
+            try:
+                await live.close()
+            finally:
+                world.close()
+
+    answer = asyncio.run(run())
+    assert answer.takes_part is True
+    assert (answer.out_view.method, answer.out_view.result.value) == ("pin", "pass")
+    assert "trusted" not in answer.forecast.split(":")[0]
