@@ -25,6 +25,7 @@ import pytest
 from conftest import ROOT
 
 ADDRESSES = {"a.example": "127.0.0.41", "b.example": "127.0.0.42"}
+INTERCEPTOR = "127.0.0.43"  # a man in the middle on H2, for the interception test
 PLUGIN_DIR = ROOT / "reference" / "trustpath" / "poezio"
 BINDING = ROOT / "prosody" / "trust_path_crypto.so"
 NOBODY = 65534
@@ -153,7 +154,7 @@ class Poezio:
 class Session:
     """The federation and the poezio processes of one test; :meth:`close` stops all of it."""
 
-    def __init__(self, tmp: Path, *, s2s_pins: bool) -> None:
+    def __init__(self, tmp: Path, *, s2s_pins: bool, a_takes_part: bool = True, intercept: bool = False) -> None:
         from trustpath.harness.world import build_world
 
         self.tmp = tmp
@@ -171,8 +172,10 @@ class Session:
         saved = tempfile.tempdir
         tempfile.tempdir = str(tmp)  # the world's files live in this test's directory
         try:
-            self.world = build_world(addresses=ADDRESSES, configure=configure,
-                                     modules={"a.example": ["trust_path"], "b.example": ["trust_path"]})
+            self.world = build_world(addresses=ADDRESSES, configure=configure, intercept=intercept,
+                                     interceptor_address=INTERCEPTOR,
+                                     modules={"a.example": ["trust_path"] if a_takes_part else [],
+                                              "b.example": ["trust_path"]})
         except BaseException:
             shutil.rmtree(self.homes, ignore_errors=True)  # build_world stopped what it started
             raise
@@ -234,13 +237,13 @@ def session_factory(_requirements, tmp_path):
         session.close()
 
 
-def _exchange(session: Session, body: str) -> Poezio:
+def _exchange(session: Session, body: str, *, alice_ready: str = r"takes part") -> Poezio:
     """alice and bob connect; bob opens the conversation; alice sends ``body``. Returns bob."""
     bob = session.poezio("bob", "bob@b.example")
     alice = session.poezio("alice", "alice@a.example")
     # the plugin reconnects once after it is loaded; "takes part" is shown after that
     bob.wait_for(r"takes part", timeout=15)
-    alice.wait_for(r"takes part", timeout=15)
+    alice.wait_for(alice_ready, timeout=15)
     bob.type("/message alice@a.example")
     bob.wait_for(r"\[alice@a\.example\]")
     alice.type("/message bob@b.example")
@@ -477,3 +480,19 @@ def test_the_automatic_preflight_runs_once_per_domain_and_never_holds_a_message_
     assert ("info", "usage: /preflight <domain> (or /preflight in a conversation)") in shown
     (full,) = [text for who, text in shown if text.startswith("pre-flight to b.example: ")]
     assert "\n   H2 a.example → b.example: no view (your server did not connect to b.example)\n" in full
+
+
+def test_a_sending_server_that_does_not_take_part_shows_unknown(session_factory):
+    session = session_factory(s2s_pins=False, a_takes_part=False)
+    bob = _exchange(session, "hello from a plain server", alice_ready=r"does not take part")
+    screen = bob.wait_for(r"alice> hello from a plain server \[\? unknown")
+    assert "does not take part" in screen
+    assert "✔ trusted" not in screen
+
+
+def test_a_man_in_the_middle_on_h2_shows_untrusted_and_says_why(session_factory):
+    session = session_factory(s2s_pins=False, intercept=True)
+    bob = _exchange(session, "is anyone listening")
+    screen = bob.wait_for(r"alice> is anyone listening \[✘ untrusted")
+    assert "the two ends saw different keys" in screen
+    assert "a.example → b.example" in screen

@@ -56,6 +56,7 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
                 addresses: dict[str, str] | None = None,
                 configure: Callable[[str, dict[str, str]], dict[str, object]] | None = None,
                 drop_modules: dict[str, list[str]] | None = None, distrust: frozenset[str] = frozenset(),
+                interceptor_address: str = INTERCEPTOR_ADDRESS,
                 dane: bool = False) -> World:
     """Start DNS and both servers; ``modules``/``options`` are per domain extras.
 
@@ -79,12 +80,12 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
     if dane:
         zone.sign()
     if intercept:
-        zone.direct_tls("b.example", INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT)
+        zone.direct_tls("b.example", interceptor_address, DIRECT_TLS_PORT)
     dns = DnsServer(zone).start()
     world = World(workdir, ca, dns, keep_files=keep_files)
     try:
         if intercept:
-            world.interceptor = Interceptor((INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT),
+            world.interceptor = Interceptor((interceptor_address, DIRECT_TLS_PORT),
                                             (addresses["b.example"], DIRECT_TLS_PORT), "b.example",
                                             ca.issue("b.example", "mitm-b.example"),
                                             ca.issue("a.example", "mitm-a.example"), ca.ca_file).start()
