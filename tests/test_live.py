@@ -26,13 +26,18 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def live_outcomes():
+def _require_live() -> None:
+    """Skip without Prosody or the built binding, except in CI, where that is a failure."""
     problem = _missing()
     if problem:
         if os.environ.get("CI"):
             pytest.fail(problem)
         pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def live_outcomes():
+    _require_live()
     from trustpath.harness.scenarios import run_all_live
 
     return asyncio.run(run_all_live())
@@ -83,11 +88,7 @@ def test_the_lua_module_verifies_the_published_vectors():
 
 
 def test_preflight_against_prosody_forecasts_the_pinned_link():
-    problem = _missing()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    _require_live()
     from trustpath.harness.scenarios import ALICE, Live, Setup, _world
 
     async def run() -> object:
