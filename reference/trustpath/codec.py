@@ -411,10 +411,15 @@ def decode_preflight(element: etree._Element) -> Preflight:
     takes_part = {"true": True, "1": True, "false": False, "0": False, None: None}.get(element.get("takes-part"), ...)
     if takes_part is ...:
         raise MalformedStanza("<preflight/> 'takes-part' must be true or false")
-    children = [c for c in element if isinstance(c.tag, str)]
+    children = list(element)
     if len(children) > 1 or (children and children[0].tag != _TAG_OUT):
         raise MalformedStanza("<preflight/> may contain one <out/> and nothing else")
+    if (element.text or "").strip() or any((c.tail or "").strip() or (c.text or "").strip() or len(c)
+                                           for c in children):
+        raise MalformedStanza("<preflight/> and its <out/> contain no text")
     out_view = decode_view(children[0], inbound=False) if children else None
     if out_view is not None and out_view.peer != domain:
         raise MalformedStanza("the <out/> of a pre-flight answer must describe the domain asked about")
+    if out_view is not None and out_view.side is not Side.CLIENT:
+        raise MalformedStanza("the <out/> of a pre-flight is the server's outgoing view: side='client'")
     return Preflight(domain, takes_part, out_view)

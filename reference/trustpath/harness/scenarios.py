@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lxml import etree
 
-from ..model import NS, Verdict
+from ..model import Verdict
 from ..sim.scenarios import SCENARIOS as SIM_SCENARIOS
-from ..sim.scenarios import Expectation, Outcome, _check
+from ..sim.scenarios import Expectation, Outcome, _check, error_detail
 from ..timefmt import format_time
 from .clients import Client
 from .world import World, build_world
@@ -266,7 +265,7 @@ async def run_live(scenario: LiveScenario, *, timeout: float = 60) -> Outcome:
             from ..xmpp.plugin import wire_bytes
 
             outcome.stanza = wire_bytes(event.xml)
-            outcome.error = _error_detail(outcome.stanza)
+            outcome.error = error_detail(outcome.stanza)
     except TimeoutError:
         outcome.problems.append("nothing arrived in time")
     finally:
@@ -288,22 +287,6 @@ async def run_live(scenario: LiveScenario, *, timeout: float = 60) -> Outcome:
     elif scenario.methods:
         outcome.problems.append("not delivered: no methods to check")
     return outcome
-
-
-def _error_detail(stanza: bytes) -> dict[str, str]:
-    root = etree.fromstring(stanza)
-    out: dict[str, str] = {}
-    for error in root.iter("{jabber:client}error"):
-        out["by"] = error.get("by", "")
-        for child in error:
-            name = etree.QName(child).localname
-            if etree.QName(child).namespace == NS and name == "unverified-hop":
-                out.update(child.attrib)
-            elif name == "text":
-                out["text"] = child.text or ""
-            else:
-                out["condition"] = name
-    return out
 
 
 async def run_all_live(only: tuple[int, ...] = ()) -> list[Outcome]:

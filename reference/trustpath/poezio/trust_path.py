@@ -268,18 +268,18 @@ class Plugin(BasePlugin):
                 f"'{hop.get('method', '?')}' ({why})")
         if hop.get("required"):
             text += f", and you required {hop['required']}"
-        tab = self.core.get_conversation_by_jid(event.stanza["from"], create=False)
-        if tab is not None:
-            self._tab_says(tab, text)
-        else:
-            self.api.information(f"trust_path: {text}", "Error")
+        self._say_about(event.stanza["from"], text)
 
     def on_require_refused(self, event: Any) -> None:
         view = self.tp.view
         how = f"'{view.method}'" if view is not None else "nothing"
         text = (f"✘ not sent: your own connection to {self.core.xmpp.boundjid.domain} is verified by {how} "
                 f"({event.reason}), which cannot meet require={event.verdict}")
-        tab = self.core.get_conversation_by_jid(event.stanza["to"], create=False)
+        self._say_about(event.stanza["to"], text)
+
+    def _say_about(self, jid: Any, text: str) -> None:
+        """``text`` in the conversation with ``jid`` if one is open, else in the info buffer as an error."""
+        tab = self.core.get_conversation_by_jid(jid, create=False)
         if tab is not None:
             self._tab_says(tab, text)
         else:

@@ -311,17 +311,17 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def _error_detail(stanza: bytes) -> dict[str, str]:
+def error_detail(stanza: bytes) -> dict[str, str]:
     root = parse_stanza(stanza)
     error = root.find("{jabber:client}error")
     out: dict[str, str] = {}
     if error is None:
         return out
+    out["by"] = error.get("by", "")
     for child in error:
         name = etree.QName(child).localname
-        out["by"] = error.get("by", "")
         if etree.QName(child).namespace == NS and name == "unverified-hop":
-            out.update({k: v for k, v in child.attrib.items()})
+            out.update(child.attrib)
         elif name == "text":
             out["text"] = child.text or ""
         else:
@@ -339,7 +339,7 @@ def run_scenario(scenario: Scenario, *, seed: bytes | None = None, start: dateti
                       inbox.report if inbox else None, inbox.stanza if inbox else None, anchor,
                       received_at=received_at)
     if inbox is not None and inbox.error:
-        outcome.error = _error_detail(inbox.stanza)
+        outcome.error = error_detail(inbox.stanza)
     if inbox is None:
         outcome.problems.append("nothing arrived")
     return _check(outcome)

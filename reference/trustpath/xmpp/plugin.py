@@ -44,7 +44,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.tostring import tostring
 
 from ..attest import attest
-from ..codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, decode_view, find_path_element, \
+from ..codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, decode_preflight, find_path_element, \
     message_fields, parse_stanza, remove_paths, serialize
 from ..disco import NS_DISCO_INFO, read_disco_info
 from ..errors import InvalidInput, MalformedStanza, TrustPathError, UsageError
@@ -226,38 +226,14 @@ def preflight_forecast(domain: str, takes_part: bool | None, out_view: View | No
 
 def read_preflight(iq_xml: ET.Element, domain: str) -> tuple[bool | None, View | None]:
     """``(takes_part, out_view)`` from a pre-flight result; :class:`MalformedStanza` if the answer
-    is not exactly what the pre-flight query defines."""
+    is not exactly what the pre-flight query defines (read by :func:`trustpath.codec.decode_preflight`)."""
     found = [c for c in iq_xml if isinstance(c.tag, str) and c.tag == f"{{{NS}}}preflight"]
     if len(found) != 1:
         raise MalformedStanza(f"a pre-flight result must carry exactly one <preflight/>, not {len(found)}")
-    element = parse_stanza(_serialize(found[0]).encode("utf-8"))
-    attrs = dict(element.attrib)
-    if not attrs.keys() <= {"domain", "takes-part"}:
-        raise MalformedStanza(f"<preflight/> has unknown attribute(s) {sorted(attrs.keys() - {'domain', 'takes-part'})}")
-    if attrs.get("domain", "").lower() != domain.lower():
-        raise MalformedStanza(f"<preflight/> answers for {attrs.get('domain')!r}, not {domain!r}")
-    flag = attrs.get("takes-part")
-    if flag not in (None, "true", "false"):
-        raise MalformedStanza(f"<preflight/> 'takes-part' must be 'true' or 'false', not {flag!r}")
-    takes_part = None if flag is None else flag == "true"
-    if (element.text or "").strip():
-        raise MalformedStanza("<preflight/> contains text")
-    out_view = None
-    for child in element:
-        if not isinstance(child.tag, str) or child.tag != f"{{{NS}}}out":
-            name = child.tag.split("}", 1)[-1] if isinstance(child.tag, str) else "?"
-            raise MalformedStanza(f"<preflight/> may contain only one <out/>, not <{name}/>")
-        if out_view is not None:
-            raise MalformedStanza("<preflight/> carries more than one <out/>")
-        if len(child) or (child.text or "").strip() or (child.tail or "").strip():
-            raise MalformedStanza("<out/> must be empty")
-        out_view = decode_view(child, inbound=False)
-    if out_view is not None:
-        if out_view.peer.lower() != domain.lower():
-            raise MalformedStanza(f"the <out/> of a pre-flight for {domain} names {out_view.peer!r}")
-        if out_view.side is not Side.CLIENT:
-            raise MalformedStanza("the <out/> of a pre-flight is the server's outgoing view: side='client'")
-    return takes_part, out_view
+    answer = decode_preflight(parse_stanza(_serialize(found[0]).encode("utf-8")))
+    if answer.domain.lower() != domain.lower():
+        raise MalformedStanza(f"<preflight/> answers for {answer.domain!r}, not {domain!r}")
+    return answer.takes_part, answer.out_view
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -280,11 +256,6 @@ def wire_bytes(xml: ET.Element) -> bytes:
     """
     text = _serialize(xml)
     return text.replace("\r", "&#13;").replace("\n", "&#10;").replace("\t", "&#9;").encode("utf-8")
-
-
-def hop_problem(view: View, verdict: str) -> str | None:
-    """Why the hop ``view`` describes cannot meet ``<require verdict=.../>``, or None if it can."""
-    return requirement_problem(view, verdict)
 
 
 class TrustPath(BasePlugin):
@@ -476,7 +447,7 @@ class TrustPath(BasePlugin):
 
     def requirement_problem(self, verdict: str) -> str | None:
         """Why this client cannot send ``<require verdict=.../>`` (a reason code), or None if it can."""
-        return hop_problem(self._own_view(), verdict)
+        return requirement_problem(self._own_view(), verdict)
 
     def send_message_with_requirement(self, mto: Any, mbody: str, verdict: str = "trusted", *,
                                       mtype: str = "chat", **kwargs: Any) -> Message:
@@ -719,7 +690,7 @@ class TrustPath(BasePlugin):
             element = xml.find(f"{{{NS}}}require")
         if element is not None:
             verdict = element.get("verdict", "")
-            problem = hop_problem(self._own_view(), verdict) if verdict in stanza.REQUIRE_VERDICTS \
+            problem = requirement_problem(self._own_view(), verdict) if verdict in stanza.REQUIRE_VERDICTS \
                 else "malformed"
             if problem is not None:
                 log.warning("trust_path: not sending message %s: require=%r cannot be met (%s)", message["id"],
