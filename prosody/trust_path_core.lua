@@ -236,11 +236,61 @@ local function in_stanza_ns(stanza, child)
 	return ns == nil and STANZA_NS[cns] == true;
 end
 
+-- A delivery report (<report/> with its <hop/> children) is signed generically: every
+-- attribute, whatever it says (the client that reads the report checks it strictly).
+M.MAX_REPORT_HOPS = 16;
+
+-- a < b in code point order (UTF-8 byte order), whatever the C locale's collation says.
+local function code_point_less(a, b)
+	for i = 1, math.min(#a, #b) do
+		local x, y = a:byte(i), b:byte(i);
+		if x ~= y then return x < y; end
+	end
+	return #a < #b;
+end
+
+-- The attributes of `element` as signed: { name1, value1, name2, value2, ... } sorted by
+-- name.  Namespace declarations are not attributes; a namespaced attribute (util.xml keys it
+-- "namespace\1name", or "xml:lang" and the like) would not be signed, so it is refused.
+local function signed_attributes(element, what)
+	local attr = element.attr;
+	local names = {};
+	for k in pairs(attr) do
+		if k ~= "xmlns" and not k:find("^xmlns:") then
+			if k:find("[:\1]") then
+				fail("malformed", "<%s/> must not carry namespaced attributes: they are not signed", what);
+			end
+			names[#names + 1] = k;
+		end
+	end
+	table.sort(names, code_point_less);
+	local out = {};
+	for i, k in ipairs(names) do out[2 * i - 1], out[2 * i] = k, attr[k]; end
+	return out;
+end
+
+-- A <report/> as the signing input covers it: { report's attributes, hop 1's, hop 2's, ... }.
+local function report_fields(report)
+	local out = { signed_attributes(report, "report") };
+	for _, child in ipairs(report.tags) do
+		if child.name == "hop" and child.attr.xmlns == NS then
+			if #out > M.MAX_REPORT_HOPS then
+				fail("malformed", "more than %d hops in a <report/>", M.MAX_REPORT_HOPS);
+			end
+			out[#out + 1] = signed_attributes(child, "hop");
+		end
+	end
+	return out;
+end
+M.report_fields = report_fields;
+
 local TEXT_FIELD = { body = true, subject = true, thread = true };
 local NONE = setmetatable({}, { __newindex = function () error("read-only", 2); end }); -- no such children
 
 -- The fields of a <message/> that attestations are bound to.  Raises "malformed" if the
--- message cannot be attested (no from/to/id, a body with child elements, a bad <require/>).
+-- message cannot be attested (no from/to/id, a body with child elements, a bad <require/>,
+-- two <report/>s, a namespaced attribute on <report/> or <hop/>, more than 16 hops).
+-- `report` is nil without a <report/>, else what report_fields() gives.
 function M.message_fields(stanza)
 	local a = stanza.attr;
 	if not a.from or a.from == "" or not a.to or a.to == "" then
@@ -248,7 +298,7 @@ function M.message_fields(stanza)
 	end
 	if not a.id or a.id == "" then fail("malformed", "the message needs an 'id' to be attested"); end
 	local groups; -- made only when the message has such children (most have one body)
-	local require_verdict;
+	local require_verdict, report;
 	for _, child in ipairs(stanza.tags) do
 		local name = child.name;
 		if TEXT_FIELD[name] and in_stanza_ns(stanza, child) then
@@ -267,11 +317,14 @@ function M.message_fields(stanza)
 			if (require_verdict ~= "trusted" and require_verdict ~= "weak") or extra then
 				fail("malformed", "<require/> takes verdict='trusted' or verdict='weak'");
 			end
+		elseif name == "report" and child.attr.xmlns == NS then
+			if report then fail("malformed", "more than one <report/>"); end
+			report = report_fields(child);
 		end
 	end
 	return { sender = a.from, to = a.to, id = a.id, type = a.type or "normal",
 		bodies = groups and groups.body or NONE, subjects = groups and groups.subject or NONE,
-		threads = groups and groups.thread or NONE, require = require_verdict };
+		threads = groups and groups.thread or NONE, require = require_verdict, report = report };
 end
 
 -- The signing input is built in one scratch buffer (Lua is single-threaded and nothing here
@@ -298,6 +351,22 @@ function M.message_prefix(fields)
 	if fields.require then
 		buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4] = "require", NUL, fields.require, NUL;
 		n = n + 4;
+	end
+	local report = fields.report;
+	if report then
+		for p = 1, #report do
+			local prefix, attrs = "hop.", report[p];
+			if p == 1 then
+				prefix = "report.";
+			else
+				buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4] = "hop", NUL, tostring(p - 1), NUL;
+				n = n + 4;
+			end
+			for i = 1, #attrs, 2 do
+				buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4], buf[n + 5] = prefix, attrs[i], NUL, attrs[i + 1], NUL;
+				n = n + 5;
+			end
+		end
 	end
 	return t_concat(buf, "", 1, n);
 end

@@ -28,7 +28,7 @@ FINDINGS = load_json(VECTORS / "findings" / "index.json")
 
 def test_vectors_regenerate_byte_for_byte(tmp_path):
     assert write_vectors([str(tmp_path)]) == 0
-    for sub in ("scenarios", "signing", "rejections", "findings"):
+    for sub in ("scenarios", "signing", "rejections", "findings", "receipts"):
         cmp = filecmp.dircmp(VECTORS / sub, tmp_path / sub)
         assert not cmp.left_only and not cmp.right_only, sub
         _, mismatch, errors_ = filecmp.cmpfiles(VECTORS / sub, tmp_path / sub, cmp.common_files, shallow=False)
@@ -102,10 +102,10 @@ def test_cli_rejects_hostile_files_with_one_line_and_status_2(case, capsys):
 
 def test_signing_inputs_reproduce_every_signature():
     """Each signing input, signed with the published test key, gives the signature in the stanza,
-    except where the scenario itself altered the body after the client and its server signed (7) or moved an
-    attestation to another message (9)."""
+    except where the scenario itself altered the body after the client and its server signed (7), moved an
+    attestation to another message (9), or raised a delivery report after its receipt was signed."""
     keys = {k["public"]: k for k in load_json(VECTORS / "keys.json")["keys"]}
-    files = sorted((VECTORS / "signing").glob("*.json"))
+    files = sorted((VECTORS / "signing").glob("*.json")) + sorted((VECTORS / "receipts").glob("*.signing.json"))
     assert len(files) >= 12
     checked, altered = 0, set()
     for file in files:
@@ -122,8 +122,9 @@ def test_signing_inputs_reproduce_every_signature():
             if same:
                 checked += 1
             else:
-                altered.add((doc["scenario"], entry["signer"]))
-    assert altered == {(7, "alice@a.example/phone"), (7, "a.example"), (9, "a.example")}
+                altered.add((doc.get("scenario", doc.get("name")), entry["signer"]))
+    assert altered == {(7, "alice@a.example/phone"), (7, "a.example"), (9, "a.example"),
+                       ("report-raised-in-transit", "bob@b.example/desk"), ("report-raised-in-transit", "b.example")}
     assert checked >= 30
 
 

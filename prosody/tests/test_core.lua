@@ -90,6 +90,45 @@ local multi = st.message({ from = "a@a.example/r", to = "b@b.example", id = "i" 
 check("text of several nodes", core.message_fields(multi).bodies[1].text == "ab");
 check("empty body", core.message_fields(st.message({ from = "a", to = "b", id = "i" }):tag("body"):up()).bodies[1].text == "");
 
+-- A delivery <report/> is signed generically: its attributes sorted by name as "report."
+-- fields, then per <hop/> a "hop" field with its position and its attributes as "hop." fields.
+local REPORT = [[<message xmlns='jabber:client' from='b@b.example/r' to='a@a.example/p' id='r1'>]]
+	.. [[<received xmlns='urn:xmpp:receipts' id='m1'/>]]
+	.. [[<report xmlns='urn:xmpp:trust-path:0' xmlns:x='urn:example:x' verdict='weak' for='m1' origin='O'>]]
+	.. [[<hop to='a.example' from='a@a.example/p' strength='strong'/>text<other/>]]
+	.. [[<hop xmlns='urn:example:other' from='ignored'/>]]
+	.. [[<hop from='a.example' to='b.example' strength='weak' Z='upper' key-source='link'><ignored/></hop>]]
+	.. [[</report><body>ok</body></message>]];
+local report_msg = assert(xml.parse(REPORT));
+local report_fields = core.message_fields(report_msg);
+local expected_report_prefix = table.concat({ core.NS, "from", "b@b.example/r", "to", "a@a.example/p", "type", "normal",
+	"body", "ok",
+	"report.for", "m1", "report.origin", "O", "report.verdict", "weak",
+	"hop", "1", "hop.from", "a@a.example/p", "hop.strength", "strong", "hop.to", "a.example",
+	"hop", "2", "hop.Z", "upper", "hop.from", "a.example", "hop.key-source", "link", "hop.strength", "weak", "hop.to", "b.example",
+	"" }, "\0");
+check("report: message prefix", core.message_prefix(report_fields) == expected_report_prefix,
+	(core.message_prefix(report_fields):gsub("%z", "|")));
+check("no report: fields.report is nil", core.message_fields(m).report == nil);
+local function refused(text)
+	local ok, why = core.try(core.message_fields, assert(xml.parse(text)));
+	return ok == nil and why.reason == "malformed", why and tostring(why);
+end
+local function with_report(inner)
+	return "<message xmlns='jabber:client' from='b@b.example/r' to='a@a.example/p' id='r1'>" .. inner .. "</message>";
+end
+check("report: two <report/> refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0' for='a'/>"
+	.. "<report xmlns='urn:xmpp:trust-path:0' for='b'/>")));
+check("report: a namespaced attribute on <hop/> refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0' for='a'>"
+	.. "<hop xmlns:x='urn:example:x' from='a' x:to='b'/></report>")));
+check("report: xml:lang on <report/> refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0' xml:lang='en'/>")));
+check("report: 16 hops accepted", #core.message_fields(assert(xml.parse(with_report("<report xmlns='urn:xmpp:trust-path:0'>"
+	.. ("<hop n='x'/>"):rep(16) .. "</report>")))).report == 17);
+check("report: 17 hops refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0'>"
+	.. ("<hop n='x'/>"):rep(17) .. "</report>")));
+check("report: a <report/> in another namespace is not signed", core.message_fields(assert(xml.parse(
+	with_report("<report xmlns='urn:example:other' for='a'/>")))).report == nil);
+
 -- Elements built without util.stanza's checks serialize and parse like util.stanza's.
 local SIG = ("A"):rep(86) .. "==";
 local with_quotes = { signer = "b.example", time = "2026-11-25T09:00:00Z", for_id = "it's \"quoted\" & <ok>", sig = SIG,

@@ -14,6 +14,9 @@
 --    b.example signed in each scenario: pass for 01, tampered for 07, replayed for 09,
 --    clock-skew for 14, absent for 05, stripped for 06, ...
 -- 5. The sending server's anti-forgery check, and every rejections/ file is refused.
+-- 6. receipts/: a delivery receipt carrying a <report/>, which every attestation signs.  As
+--    1-2 for receipts/NAME.signing.json and NAME.xml, and as 3 for the recipient client's
+--    verdict on the receipt's own path (the expected 'receipt').
 -- Prints "N passed, M failed" and exits non-zero on failure.
 
 local here = debug.getinfo(1, "S").source:match("^@(.-)/?tests/[^/]*$") or "prosody";
@@ -78,10 +81,8 @@ end
 
 ---------------------------------------------------------------------------------------------
 print("1-2. signing vectors: signatures, and the signing input rebuilt from the stanza");
-for _, name in ipairs(list(vectors .. "/signing", "%.json$")) do
-	local vec = read_json(vectors .. "/signing/" .. name);
-	local stem = name:gsub("%.json$", "");
-	local _, fields, atts = load_stanza(vectors .. "/scenarios/" .. stem .. ".xml");
+local function check_signing(stem, vec, stanza_path)
+	local _, fields, atts = load_stanza(stanza_path);
 	check(stem .. ": attestation count", atts and #atts == #vec.attestations);
 	for _, v in ipairs(vec.attestations) do
 		local label = ("%s[%d] %s"):format(stem, v.index, v.signer);
@@ -103,6 +104,10 @@ for _, name in ipairs(list(vectors .. "/signing", "%.json$")) do
 			check(label .. ": sig in XML", att.sig == v.sig);
 		end
 	end
+end
+for _, name in ipairs(list(vectors .. "/signing", "%.json$")) do
+	local stem = name:gsub("%.json$", "");
+	check_signing(stem, read_json(vectors .. "/signing/" .. name), vectors .. "/scenarios/" .. stem .. ".xml");
 end
 
 -- the XEP's worked example (344 bytes, RFC 8032 test 1 key)
@@ -263,6 +268,21 @@ for _, case in ipairs(rejections.cases) do
 		end
 	end
 	check("rejections/" .. case.file .. " refused", refused ~= nil);
+end
+
+---------------------------------------------------------------------------------------------
+print("6. receipts: the signed <report/>, and the verdict on the receipt's own path");
+local receipt_cases = read_json(vectors .. "/receipts/index.json");
+check("receipts: some cases", #receipt_cases > 0);
+for _, case in ipairs(receipt_cases) do
+	local stem = vectors .. "/receipts/" .. case.name;
+	local label = "receipts/" .. case.name;
+	local _, fields = load_stanza(stem .. ".xml");
+	check(label .. ": the message carries a <report/>", fields.report ~= nil);
+	check_signing(label, read_json(stem .. ".signing.json"), stem .. ".xml");
+	local expected = read_json(stem .. ".expected.json");
+	check_verdict(label, stem .. ".xml", read_json(stem .. ".anchor.json"), expected.now,
+		{ verdict = expected.receipt });
 end
 
 print(("%d passed, %d failed"):format(passed, failed));

@@ -17,6 +17,7 @@ from .errors import LimitExceeded, MalformedStanza, UnsupportedAlgorithm, Unsupp
 from .model import (
     MAX_ATTESTATIONS,
     MAX_DEPTH,
+    MAX_REPORT_HOPS,
     MAX_STANZA_BYTES,
     NS,
     NS_PREFIX,
@@ -145,7 +146,9 @@ def message_fields(message: etree._Element) -> MessageFields:
     groups: dict[str, list[tuple[str | None, str]]] = {"body": [], "subject": [], "thread": []}
     wanted = {f"{{{ns}}}{name}": name for name in groups}
     require_tag = f"{{{NS}}}require"
+    report_tag = f"{{{NS}}}report"
     require = None
+    report = None
     for child in message:
         tag = child.tag
         name = wanted.get(tag) if isinstance(tag, str) else None
@@ -159,9 +162,29 @@ def message_fields(message: etree._Element) -> MessageFields:
             require = child.get("verdict")
             if require not in ("trusted", "weak") or set(child.attrib) != {"verdict"}:
                 raise MalformedStanza("<require/> takes verdict='trusted' or verdict='weak'")
+        elif tag == report_tag:
+            if report is not None:
+                raise MalformedStanza("more than one <report/>")
+            report = report_fields(child)
     return MessageFields(sender=sender, to=to, id=ident, type=message.get("type") or "normal",
                          bodies=tuple(groups["body"]), subjects=tuple(groups["subject"]),
-                         threads=tuple(groups["thread"]), require=require)
+                         threads=tuple(groups["thread"]), require=require, report=report)
+
+
+def _signed_attributes(element: etree._Element, name: str) -> tuple[tuple[str, str], ...]:
+    items = element.attrib.items()
+    if any(key.startswith("{") for key, _ in items):
+        raise MalformedStanza(f"<{name}/> must not carry namespaced attributes: they are not signed")
+    return tuple(sorted(items))
+
+
+def report_fields(report: etree._Element) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """A ``<report/>`` as the signing input covers it, whatever its attributes say: servers sign
+    it without reading it (XEP: Signing Input); :func:`trustpath.delivery.decode_report` is strict."""
+    hops = [c for c in report if isinstance(c.tag, str) and c.tag == f"{{{NS}}}hop"]
+    if len(hops) > MAX_REPORT_HOPS:
+        raise LimitExceeded(f"{len(hops)} hops in a <report/>; the limit is {MAX_REPORT_HOPS}")
+    return (_signed_attributes(report, "report"), *(_signed_attributes(h, "hop") for h in hops))
 
 
 def find_path_element(message: etree._Element) -> etree._Element | None:

@@ -15,6 +15,7 @@ NS_PREFIX = "urn:xmpp:trust-path:"
 MAX_STANZA_BYTES = 262_144
 MAX_DEPTH = 16
 MAX_ATTESTATIONS = 8
+MAX_REPORT_HOPS = 16
 DEFAULT_MAX_SKEW = 300
 
 
@@ -205,7 +206,9 @@ class MessageFields:
     """The parts of a ``<message/>`` an attestation is bound to.
 
     ``bodies``, ``subjects`` and ``threads`` are ``(xml:lang or None, text)`` pairs in
-    document order.
+    document order.  ``report`` is a delivery report's attributes as signed (XEP: Delivery
+    Reports): the ``<report/>``'s ``(name, value)`` pairs sorted by name, then each ``<hop/>``'s,
+    in document order; None when the message carries none.
     """
 
     sender: str
@@ -216,3 +219,4 @@ class MessageFields:
     subjects: tuple[tuple[str | None, str], ...] = ()
     threads: tuple[tuple[str | None, str], ...] = ()
     require: str | None = None
+    report: tuple[tuple[tuple[str, str], ...], ...] | None = None

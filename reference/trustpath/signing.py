@@ -24,6 +24,14 @@ def message_prefix(message: MessageFields) -> str:
             parts += [name if lang is None else f"{name}@{lang}", _NUL, text, _NUL]
     if message.require is not None:
         parts += ["require", _NUL, message.require, _NUL]
+    if message.report is not None:
+        own, *hops = message.report
+        for name, value in own:
+            parts += ["report.", name, _NUL, value, _NUL]
+        for position, attributes in enumerate(hops, 1):
+            parts += ["hop", _NUL, str(position), _NUL]
+            for name, value in attributes:
+                parts += ["hop.", name, _NUL, value, _NUL]
     return "".join(parts)
 
 

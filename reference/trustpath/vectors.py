@@ -50,34 +50,69 @@ def write_keys(directory: FsPath) -> None:
     _dump(directory / "keys.json", out)
 
 
-def write_signing(directory: FsPath, outcomes: list) -> None:  # type: ignore[type-arg]
-    """Per delivered scenario: each attestation's exact signing input and its signature."""
+def _signing_entries(stanza: bytes, anchor: Any) -> list[dict[str, Any]] | None:
+    """Each attestation of ``stanza``: its exact signing input, key and signature."""
     keys = {k.public: k for k in (KeyFactory(VECTOR_SEED).signing_key(lbl) for lbl in SIGNERS.values())}
     by_signer = {s: KeyFactory(VECTOR_SEED).signing_key(lbl).public for s, lbl in SIGNERS.items()}
+    message = find_message(parse_stanza(stanza)).message
+    fields = message_fields(message)
+    path = decode_path(message)
+    if path is None:
+        return None
+    entries = []
+    atts = path.attestations
+    for i, att in enumerate(atts):
+        data = signing_input(fields, atts[i - 1].sig if i else "", att)
+        vouched = atts[i + 1].prev_key if i + 1 < len(atts) else None
+        if vouched is None and att.signer == anchor.server:
+            vouched = next((k.key for k in anchor.keys.keys if verify_signature(k.key, att.sig, data)),
+                           anchor.keys.keys[0].key)
+        # who vouched for the key: the next attestation, the anchor, or nobody (a gap in the path)
+        public = vouched or by_signer.get(att.signer)
+        resign = keys[public].sign(data) if public in keys else None
+        entries.append({"index": i, "signer": att.signer, "signing_input": data.decode("utf-8"),
+                        "signing_input_base64": base64.b64encode(data).decode(),
+                        "public_key": public, "vouched": vouched is not None, "sig": att.sig,
+                        "reproducible": resign == att.sig})
+    return entries
+
+
+def write_signing(directory: FsPath, outcomes: list) -> None:  # type: ignore[type-arg]
+    """Per delivered scenario: each attestation's exact signing input and its signature."""
     for o in outcomes:
         if not o.delivered or o.stanza is None:
             continue
-        message = find_message(parse_stanza(o.stanza)).message
-        fields = message_fields(message)
-        path = decode_path(message)
-        if path is None:
+        entries = _signing_entries(o.stanza, o.anchor)
+        if entries is None:
             continue
-        entries = []
-        atts = path.attestations
-        for i, att in enumerate(atts):
-            data = signing_input(fields, atts[i - 1].sig if i else "", att)
-            vouched = atts[i + 1].prev_key if i + 1 < len(atts) else None
-            if vouched is None and att.signer == o.anchor.server:
-                vouched = next((k.key for k in o.anchor.keys.keys if verify_signature(k.key, att.sig, data)),
-                               o.anchor.keys.keys[0].key)
-            # who vouched for the key: the next attestation, the anchor, or nobody (a gap in the path)
-            public = vouched or by_signer.get(att.signer)
-            resign = keys[public].sign(data) if public in keys else None
-            entries.append({"index": i, "signer": att.signer, "signing_input": data.decode("utf-8"),
-                            "signing_input_base64": base64.b64encode(data).decode(),
-                            "public_key": public, "vouched": vouched is not None, "sig": att.sig,
-                            "reproducible": resign == att.sig})
         _dump(directory / f"{file_stem(o)}.json", {"scenario": o.number, "name": o.name, "attestations": entries})
+
+
+def write_receipts(directory: FsPath) -> list[str]:
+    """Per delivery-report case: the receipt as the sender's client received it, its anchor, what
+    the sender may show, and the signing input of each attestation.  Returns the failed cases."""
+    from .anchor import anchor_to_json
+    from .sim.receipts import run_receipts
+
+    failed = []
+    index = []
+    for o in run_receipts(seed=VECTOR_SEED, start=VECTOR_START):
+        case = o.case
+        if not o.ok or o.stanza is None or o.anchor is None or o.delivery is None:
+            failed.append(f"{case.name}: {'; '.join(o.problems) or 'nothing arrived'}")
+            continue
+        (directory / f"{case.name}.xml").write_bytes(o.stanza + b"\n")
+        _dump(directory / f"{case.name}.anchor.json", anchor_to_json(o.anchor))
+        _dump(directory / f"{case.name}.expected.json",
+              {"name": case.name, "title": case.title, "now": o.now, "sent_id": o.sent_id,
+               "sent_origin": o.sent_origin, "verdict": case.verdict.value, "reported": case.reported.value,
+               "receipt": case.receipt.value, "limited_by": case.limited_by})
+        _dump(directory / f"{case.name}.signing.json",
+              {"name": case.name, "attestations": _signing_entries(o.stanza, o.anchor)})
+        index.append({"name": case.name, "title": case.title, "verdict": case.verdict.value,
+                      "limited_by": case.limited_by})
+    _dump(directory / "index.json", index)
+    return failed
 
 
 def write_rejections(directory: FsPath) -> list[dict[str, Any]]:
@@ -268,7 +303,7 @@ def _with_attestations(message: Any, atts: tuple) -> bytes:  # type: ignore[type
 
 def main(argv: list[str]) -> int:
     root = FsPath(argv[0] if argv else "spec/vectors")
-    for sub in ("scenarios", "signing", "rejections", "findings"):
+    for sub in ("scenarios", "signing", "rejections", "findings", "receipts"):
         (root / sub).mkdir(parents=True, exist_ok=True)
         for old in (root / sub).iterdir():
             old.unlink()
@@ -284,6 +319,10 @@ def main(argv: list[str]) -> int:
     write_signing(root / "signing", outcomes)
     write_rejections(root / "rejections")
     write_findings(root / "findings")
+    failed = write_receipts(root / "receipts")
+    if failed:
+        print(f"delivery reports not as required: {failed}", file=sys.stderr)
+        return 1
     print(f"wrote test vectors to {root}/")
     return 0
 

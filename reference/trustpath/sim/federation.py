@@ -22,6 +22,7 @@ from lxml import etree
 from scramp import ScramClient, ScramMechanism
 
 from ..attest import attest
+from ..delivery import NS_RECEIPTS, DeliveryReport, report_element, report_for
 from ..codec import (
     NS_CARBONS,
     Preflight,
@@ -638,6 +639,8 @@ class ClientNode:
         self.session: Session | None = None
         self.anchor_keys: KeySet | None = None
         self.inbox: list[Inbox] = []
+        #: the sig of this client's attestation on each message it sent, by id (for delivery reports)
+        self.sent: dict[str, str] = {}
         server.add_user(jid.split("@")[0], password)
 
     def now(self) -> datetime:
@@ -697,8 +700,36 @@ class ClientNode:
             etree.SubElement(root, f"{{{NS}}}require", nsmap={None: NS}).set("verdict", require)
         fields = MessageFields(sender=self.jid, to=to, id=mid, type="chat", bodies=((None, body),), require=require)
         if self.takes_part and self.view is not None:
-            add_attestation(root, attest(fields, self.key, signer=self.jid, time=self.now(), out_view=self.view))
+            att = attest(fields, self.key, signer=self.jid, time=self.now(), out_view=self.view)
+            add_attestation(root, att)
+            self.sent[mid] = att.sig
         return root, fields
+
+    def acknowledge(self, received: Inbox, *,
+                    edit: Callable[[DeliveryReport], DeliveryReport] | None = None) -> str:
+        """Send a delivery receipt (XEP-0184) for ``received``, with this client's report of its
+        path (XEP: Delivery Reports); ``edit`` changes the report first (a buggy or lying client)."""
+        assert self.session is not None and self.view is not None and received.report is not None
+        message = find_message(parse_stanza(received.stanza)).message
+        path = decode_path(message)
+        first = path.attestations[0] if path is not None else None
+        origin = first.sig if first is not None and first.signer == message.get("from") else None
+        report = report_for(received.report, message.get("id"), origin)
+        if edit is not None:
+            report = edit(report)
+        root = etree.Element(f"{{{NS_CLIENT}}}message", nsmap={None: NS_CLIENT})
+        root.set("to", message.get("from"))
+        root.set("id", self.fed.next_id())
+        root.set("type", message.get("type") or "normal")
+        etree.SubElement(root, f"{{{NS_RECEIPTS}}}received", nsmap={None: NS_RECEIPTS}).set("id", report.for_id)
+        root.append(report_element(report))
+        root.set("from", self.jid)
+        fields = message_fields(root)
+        del root.attrib["from"]  # the server stamps it
+        if self.takes_part:
+            add_attestation(root, attest(fields, self.key, signer=self.jid, time=self.now(), out_view=self.view))
+        self.server.from_client(self.session, self.session.link.client_to_server(serialize(root)))
+        return fields.id
 
     def send(self, to: str, body: str, *, require: str | None = None,
              extra: Callable[[etree._Element, MessageFields], None] | None = None) -> str:
