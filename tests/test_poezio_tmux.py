@@ -265,9 +265,15 @@ def test_a_trusted_exchange_shows_the_trusted_badge_and_the_path(session_factory
     assert re.search(r"H2 s2s: a\.example → b\.example\s+method pin / pin · result ✔ pass · reason – · "
                      r"key source link · time \d{4}-\d\d-\d\dT", screen)
     assert "key source anchor" in screen
-    # alice's sent message carries the verdict on bob's delivery receipt (its path back to her)
+    # alice's sent message carries bob's report, which came back in his delivery receipt
     alice = session.clients[1]
-    alice.wait_for(r"alice> hello bob \[receipt path ✔ trusted\]")
+    alice.wait_for(r"alice> hello bob \[delivered ✔ trusted\]")
+    alice.type("/path")
+    screen = alice.wait_for(r"the receipt's own path back: ✔ TRUSTED")
+    assert "delivery of “hello bob”" in screen and "to bob@b.example, as its receipt reported it:" in screen
+    assert "as the recipient's client reported it: ✔ TRUSTED" in screen
+    assert re.search(r"H3 recipient-c2s: b\.example → bob@b\.example/\S+\s+method pin / SCRAM-SHA-\S+ · "
+                     r"result ✔ pass · reason – · key source anchor", screen)
 
 
 def test_a_ca_only_s2s_link_shows_the_weak_badge_naming_h2(session_factory):
@@ -282,6 +288,10 @@ def test_a_ca_only_s2s_link_shows_the_weak_badge_naming_h2(session_factory):
             "weakest: H2 a.example → b.example, checked by a CA only") in screen
     assert re.search(r"H2 s2s: a\.example → b\.example\s+method pkix / pkix · result ✔ pass · "
                      r"reason ca-only \(checked by a CA only\)", screen)
+    # the sender learns it too, from bob's report in his delivery receipt
+    alice = session.clients[1]
+    alice.wait_for(r"alice> hello over a CA-only link "
+                   r"\[delivered ◐ weak: H2 a\.example → b\.example, checked by a CA only\]")
 
 
 def test_a_changed_server_key_mid_conversation_is_a_warning_never_a_silent_re_pin(session_factory):

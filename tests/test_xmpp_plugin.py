@@ -147,6 +147,7 @@ from slixmpp.xmlstream.tostring import tostring  # noqa: E402
 import trustpath.xmpp  # noqa: E402
 from trustpath.anchor import load_anchor  # noqa: E402
 from trustpath.codec import decode_path, message_fields, parse_stanza  # noqa: E402
+from trustpath.delivery import decode_report  # noqa: E402
 from trustpath.keys import verify_signature  # noqa: E402
 from trustpath.model import NS, Result, Side, View  # noqa: E402
 from trustpath.signing import signing_input  # noqa: E402
@@ -491,6 +492,145 @@ class TestWaitingForKeys(PluginTest):
         (event,) = self.events["trust_path_verdict"]
         # the vector was signed for b.example, not for this client's server: never trusted
         assert event.report.verdict.value == "untrusted" and "trust_path_invalid" not in self.events
+
+
+RECEIPTS = ROOT / "spec" / "vectors" / "receipts"
+RECEIPT_REQUEST = "<request xmlns='urn:xmpp:receipts'/></message>"
+
+
+def receipt_vector(name: str) -> tuple[str, object, datetime, dict[str, object]]:
+    anchor, _ = load_anchor(RECEIPTS / f"{name}.anchor.json")
+    expected = json.loads((RECEIPTS / f"{name}.expected.json").read_text())
+    return (RECEIPTS / f"{name}.xml").read_text(encoding="utf-8").strip(), anchor, parse_time(expected["now"]), \
+        expected
+
+
+class TestDeliveryReportsSent(VectorTest):
+    """Bob's client acknowledges Alice's message: its receipt carries its report (XEP rule 53)."""
+
+    jid = "bob@b.example/desk"
+
+    def _receive_with_request(self) -> str:
+        text = self.inject("01-all-pinned")
+        assert text.rstrip().endswith("</message>")
+        self.recv(text.rstrip()[: -len("</message>")] + RECEIPT_REQUEST)
+        return "tp-0003"
+
+    def _acknowledge(self, message_id: str) -> None:
+        receipt = self.xmpp.make_message(mto="alice@a.example/phone", mtype="chat")
+        receipt.xml.append(ET.fromstring(f"<received xmlns='urn:xmpp:receipts' id='{message_id}'/>"))
+        receipt.send()
+
+    def test_the_receipt_carries_the_signed_report_of_the_acknowledged_message(self) -> None:
+        self.plugin._view = PIN_VIEW
+        message_id = self._receive_with_request()
+        (event,) = self.events["trust_path_verdict"]
+        self._acknowledge(message_id)
+        xml = self.sent()
+        report = decode_report(xml.find(f"{{{NS}}}report"))
+        first = decode_path(parse_stanza(scenario("01-all-pinned")[0].encode())).attestations[0]
+        assert (report.for_id, report.verdict, report.origin) == (message_id, event.report.verdict, first.sig)
+        assert [h.strength for h in report.hops] == [h.strength for h in event.report.hops]
+        xml.set("from", self.jid)
+        root = parse_stanza(tostring(xml, top_level=True).encode())
+        fields = message_fields(root)
+        assert fields.report is not None and ("verdict", "trusted") in fields.report[0]
+        (att,) = decode_path(root).attestations
+        assert verify_signature(self.plugin.session_key, att.sig, signing_input(fields, "", att))
+
+    def test_a_receipt_for_a_message_never_checked_has_no_report(self) -> None:
+        self._acknowledge("never-received")
+        xml = self.sent()
+        assert xml.find("{urn:xmpp:receipts}received") is not None and xml.find(f"{{{NS}}}report") is None
+
+
+class TestDeliveryReportsOff(VectorTest):
+    jid = "bob@b.example/desk"
+    config = {"delivery_reports": False}
+
+    def test_no_report_when_switched_off(self) -> None:
+        TestDeliveryReportsSent._receive_with_request(self)  # type: ignore[arg-type]
+        TestDeliveryReportsSent._acknowledge(self, "tp-0003")  # type: ignore[arg-type]
+        xml = self.sent()
+        assert xml.find("{urn:xmpp:receipts}received") is not None and xml.find(f"{{{NS}}}report") is None
+        assert xml.find(f"{{{NS}}}path") is not None, "the receipt is still attested"
+
+
+class TestReceiptWaitsForTheCheck(PluginTest):
+    jid = "bob@b.example/desk"
+    config = {"receipt_wait": 0.2}
+
+    def _pending_message(self) -> None:
+        text, _, _ = scenario("01-all-pinned")
+        self.recv(text.rstrip()[: -len("</message>")] + RECEIPT_REQUEST)
+        assert "trust_path_verdict" not in self.events, "no anchor yet: the message waits"
+
+    def test_the_receipt_waits_until_the_message_is_checked(self) -> None:
+        announce, disco = self.sent(), self.sent()
+        self._pending_message()
+        TestDeliveryReportsSent._acknowledge(self, "tp-0003")  # type: ignore[arg-type]
+        assert self.sent() is None, "held while the acknowledged message waits for the server's keys"
+        self.recv(f"<iq type='result' id='{announce.get('id')}'/>")
+        self.recv(DISCO_RESULT.format(id=disco.get("id"), key=SERVER_KEY, domain="b.example", jid=self.jid))
+        (event,) = self.events["trust_path_verdict"]
+        xml = self.sent()
+        assert xml is not None and xml.find("{urn:xmpp:receipts}received") is not None
+        assert xml.find(f"{{{NS}}}report").get("verdict") == event.report.verdict.value
+
+    def test_a_receipt_waits_no_longer_than_receipt_wait(self) -> None:
+        self.sent(), self.sent()
+        self._pending_message()
+        TestDeliveryReportsSent._acknowledge(self, "tp-0003")  # type: ignore[arg-type]
+        assert self.sent() is None
+        self.run_coro(asyncio.sleep(0.3))
+        xml = self.sent()
+        assert xml is not None and xml.find("{urn:xmpp:receipts}received") is not None
+        assert xml.find(f"{{{NS}}}report") is None, "sent without a report once the wait is over"
+
+
+class TestDeliveryReportsReceived(PluginTest):
+    """Alice's client gets Bob's receipt and may show what rule 56 allows (trust_path_delivery)."""
+
+    jid = "alice@a.example/phone"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.bind()
+        self.events["trust_path_delivery"] = []
+        self.xmpp.add_event_handler("trust_path_delivery", self.events["trust_path_delivery"].append)
+
+    def _receive(self, name: str, *, origin: str | None = None, edit: tuple[str, str] | None = None) -> None:
+        text, anchor, now, expected = receipt_vector(name)
+        self.plugin.config["now"] = lambda: now
+        self.plugin.set_anchor(anchor)
+        self.plugin._sent_origins[expected["sent_id"]] = origin or expected["sent_origin"]
+        self.recv(text.replace(*edit) if edit else text)
+
+    def test_a_weak_delivery_names_h2(self) -> None:
+        self._receive("delivered-h2-ca-only")
+        (event,) = self.events["trust_path_delivery"]
+        delivery = event.delivery
+        assert (delivery.verdict.value, delivery.limited_by) == ("weak", None)
+        assert delivery.reported.weakest == ("H2",) and delivery.receipt.verdict.value == "trusted"
+        assert event.stanza["id"] == "tp-0004"
+
+    def test_a_receipt_path_checked_by_a_ca_only_caps_a_trusted_report(self) -> None:
+        self._receive("receipt-h2-ca-only")
+        (event,) = self.events["trust_path_delivery"]
+        assert (event.delivery.verdict.value, event.delivery.limited_by) == ("weak", "receipt")
+
+    def test_a_report_about_another_copy_is_untrusted(self) -> None:
+        self._receive("delivered-all-pinned", origin="A" * 85 + "Q==")
+        (event,) = self.events["trust_path_delivery"]
+        assert (event.delivery.verdict.value, event.delivery.limited_by) == ("untrusted", "origin")
+
+    def test_a_report_for_another_message_is_invalid(self) -> None:
+        _, _, _, expected = receipt_vector("delivered-all-pinned")
+        self._receive("delivered-all-pinned", edit=(f'<received xmlns="urn:xmpp:receipts" id="{expected["sent_id"]}"',
+                                                     '<received xmlns="urn:xmpp:receipts" id="other"'))
+        assert self.events["trust_path_delivery"] == []
+        (event,) = self.events["trust_path_invalid"]
+        assert "acknowledges" in str(event.error)
 
 
 class TestLocalMessages(PluginTest):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .codec import find_message, parse_stanza
+from .codec import decode_path, find_message, parse_stanza
 from .errors import MalformedStanza
 from .model import MAX_REPORT_HOPS, NS, Strength, Verdict, is_client_jid
 from .verify import HopReport, Report
@@ -250,3 +250,17 @@ def delivery_of(data: bytes, receipt: Report, sent_origins: Mapping[str, str]) -
         raise MalformedStanza(f"<report/> is for {reported.for_id!r}, but the receipt acknowledges "
                               f"{acknowledged.get('id')!r}")
     return judge_delivery(reported, receipt, sent_origin=sent_origins.get(reported.for_id))
+
+
+def report_of_stanza(data: bytes, report: Report) -> DeliveryReport:
+    """The delivery report a recipient's client sends for the message in ``data`` (as it was
+    received), which it verified as ``report``: ``for`` is the message's id, ``origin`` the sig of
+    its first attestation when the message's sender signed it (XEP rule 53)."""
+    message = find_message(parse_stanza(data)).message
+    ident = message.get("id")
+    if not ident:
+        raise MalformedStanza("a message without an 'id' cannot be acknowledged with a report")
+    path = decode_path(message)
+    first = path.attestations[0] if path is not None and path.attestations else None
+    origin = first.sig if first is not None and first.signer == message.get("from") else None
+    return report_for(report, ident, origin)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..delivery import Delivery, DeliveryReport, ReportedHop
 from ..errors import MalformedStanza
 from ..model import Verdict
 from ..render import BADGE, EXPLAIN, RESULT
@@ -56,7 +57,7 @@ def reason_words(reason: str | None) -> str:
     return REASON_WORDS.get(reason, reason) if reason else ""
 
 
-def weakest_words(report: Report) -> str:
+def weakest_words(report: Report | DeliveryReport) -> str:
     """The weakest hops, each with both ends and its reason in words, e.g.
     ``'H2 a.example → b.example, checked by a CA only'`` (empty when none is named)."""
     hops = {hop.label: hop for hop in report.hops}
@@ -82,7 +83,7 @@ def badge(report: Report, prefix: str = "") -> str:
     return f"[{words}: {weakest}]" if weakest else f"[{words}]"
 
 
-def summary(report: Report) -> str:
+def summary(report: Report | DeliveryReport) -> str:
     """One line: the verdict in words, what it means, and the weakest hops."""
     symbol, word, _ = BADGE[report.verdict]
     line = f"{symbol} {word.upper()} — {EXPLAIN[report.verdict]}"
@@ -98,7 +99,7 @@ def _reason(reason: str | None) -> str:
     return reason if words == reason else f"{reason} ({words})"
 
 
-def hop_lines(hop: HopReport) -> list[str]:
+def hop_lines(hop: HopReport | ReportedHop) -> list[str]:
     """One hop in two labelled lines (readable at 80 columns and by a screen reader)::
 
         H2 s2s: a.example → b.example
@@ -161,3 +162,38 @@ def preflight_error(domain: str, error: BaseException) -> str:
     if not text.startswith("pre-flight to "):
         text = f"pre-flight to {domain} failed: {text}"
     return f"trust_path: ✘ {text}"
+
+
+# --- delivery reports ---------------------------------------------------------------------------
+
+def _delivery_detail(delivery: Delivery) -> str:
+    if delivery.limited_by == "origin":
+        return "the report is about another copy of this message"
+    if delivery.limited_by == "receipt":
+        weakest = weakest_words(delivery.receipt)
+        return f"the receipt came back over {weakest}" if weakest else "the receipt's own path is weaker"
+    return weakest_words(delivery.reported) if delivery.verdict is not Verdict.TRUSTED else ""
+
+
+def delivery_badge(delivery: Delivery) -> str:
+    """The badge of a sent message once its receipt brought the recipient's report:
+    ``'[delivered ✔ trusted]'``, ``'[delivered ◐ weak: H2 a.example → b.example, checked by a CA only]'``,
+    ``'[delivered ◐ weak: the receipt came back over H2 b.example → a.example, checked by a CA only]'``,
+    ``'[delivered ✘ untrusted: the report is about another copy of this message]'``."""
+    words = f"delivered {verdict_words(delivery.verdict)}"
+    detail = _delivery_detail(delivery)
+    return f"[{words}: {detail}]" if detail else f"[{words}]"
+
+
+def delivery_lines(delivery: Delivery) -> list[str]:
+    """``/path`` of a sent message: what may be shown and why, the path as the recipient's client
+    reported it hop by hop, and the verdict on the receipt's own path back."""
+    symbol, word, _ = BADGE[delivery.verdict]
+    detail = _delivery_detail(delivery)
+    lines = [f"{symbol} {word.upper()} — {detail}" if detail else f"{symbol} {word.upper()} — {EXPLAIN[delivery.verdict]}",
+             f"as the recipient's client reported it: {summary(delivery.reported)}"]
+    for hop in delivery.reported.hops:
+        lines += hop_lines(hop)
+    lines.append(f"the receipt's own path back: {summary(delivery.receipt)}")
+    lines.append("note: the recipient's report is its client's word; the receipt's path shows it arrived as signed")
+    return lines

@@ -20,7 +20,10 @@ What a person sees:
   is a warning (in the info buffer and in every conversation) that says what to check, never a
   silent re-pin, and poezio does not reconnect to that key on its own;
 * on a connection to an unpinned server it shows the key and asks to pin it (``/pins accept``);
-* a sent message gets the verdict on its delivery receipt's path back (``[receipt path ✔ trusted]``);
+* a sent message gets the recipient side's report back with its delivery receipt (XEP: Delivery
+  Reports), bounded by the receipt's own path: ``[delivered ✔ trusted]``,
+  ``[delivered ◐ weak: H2 a.example → b.example, checked by a CA only]``; a receipt from a client
+  that sends no report shows the verdict on the receipt's own path (``[receipt path ✔ trusted]``);
 * ``/require trusted`` (or ``weak``, ``off``) in a conversation sends its messages over verified
   hops only; a refusal says which hop and why;
 * ``/preflight [domain]`` asks your server how the path to a domain (default: the conversation's)
@@ -57,9 +60,10 @@ from slixmpp import JID
 import trustpath.xmpp
 from trustpath.codec import NS_CARBONS
 from trustpath.errors import TrustPathError
-from trustpath.model import Verdict
-from trustpath.poezio.text import badge, path_lines, preflight_error, preflight_line, preflight_lines, \
-    reason_words, verdict_words
+from trustpath.model import NS, Verdict
+from trustpath.delivery import Delivery
+from trustpath.poezio.text import badge, delivery_badge, delivery_lines, path_lines, preflight_error, \
+    preflight_line, preflight_lines, reason_words, verdict_words
 from trustpath.xmpp.pins import PinSource, PinStore
 from trustpath.xmpp.plugin import NS_RECEIPTS
 
@@ -95,6 +99,7 @@ class Plugin(BasePlugin):
         self.tp = xmpp.plugin["trust_path"]
         self._handlers = (
             ("trust_path_verdict", self.on_verdict),
+            ("trust_path_delivery", self.on_delivery),
             ("trust_path_invalid", self.on_invalid),
             ("trust_path_pin_mismatch", self.on_pin_mismatch),
             ("trust_path_unverified_hop", self.on_unverified_hop),
@@ -197,9 +202,31 @@ class Plugin(BasePlugin):
         if shown is None:
             return
         key, prefix = shown
-        if prefix and key in self._reports and not self._reports[key][1]:
-            return  # never replace a message's own report by its receipt's
-        self._remember(self._reports, key, (event.report, prefix))
+        if prefix and key in self._reports and self._reports[key][1] != prefix:
+            return  # never replace a message's own report, or the recipient's, by the receipt's path
+        if prefix and self._carries_report(event.stanza):
+            return  # trust_path_delivery follows with the recipient's report
+        self._show(key, event.report, prefix)
+
+    @staticmethod
+    def _carries_report(stanza: Any) -> bool:
+        inner = stanza
+        for tag in ("received", "sent"):
+            if stanza.xml.find(f"{{{NS_CARBONS}}}{tag}") is not None:
+                inner = stanza[f"carbon_{tag}"]
+        return inner.xml.find(f"{{{NS}}}report") is not None
+
+    def on_delivery(self, event: Any) -> None:
+        shown = self._shown(event.stanza)
+        if shown is None:
+            return
+        key, _ = shown
+        if key in self._reports and not self._reports[key][1]:
+            return  # a message's own report stays (a receipt cannot claim a received message)
+        self._show(key, event.delivery, "delivered")
+
+    def _show(self, key: tuple[str, str], report: Any, prefix: str) -> None:
+        self._remember(self._reports, key, (report, prefix))
         self._waiting.add(key)
         if not self._apply(key):
             loop = asyncio.get_event_loop()
@@ -215,7 +242,7 @@ class Plugin(BasePlugin):
             store.popitem(last=False)
 
     def _suffix(self, report: Any, prefix: str) -> str:
-        text = badge(report, prefix)
+        text = delivery_badge(report) if isinstance(report, Delivery) else badge(report, prefix)
         if self._flag("colour"):
             return f" \x19{COLOURS[report.verdict]}}}\x19b{text}\x19o"
         return f" \x19b{text}\x19o"
@@ -368,12 +395,18 @@ class Plugin(BasePlugin):
         if len(text) > 40:
             text = text[:39] + "…"
         who = shown.nickname or (shown.jid.bare if shown.jid else peer)
-        if prefix:
+        if isinstance(report, Delivery):
+            header = (f"delivery of “{text}” (sent at {shown.time:%H:%M:%S}) to {peer}, as its receipt "
+                      "reported it:")
+            lines = delivery_lines(report)
+        elif prefix:
             header = (f"trust path of the delivery receipt for “{text}” (sent at {shown.time:%H:%M:%S}), "
                       f"from {peer} back to you:")
+            lines = path_lines(report)
         else:
             header = f"trust path of “{text}” from {who} at {shown.time:%H:%M:%S}:"
-        self._tab_says(tab, "\n".join([header, *path_lines(report)]))
+            lines = path_lines(report)
+        self._tab_says(tab, "\n".join([header, *lines]))
 
     def _plain(self, shown: ShownMessage) -> str:
         """The text of a shown message without its badge and formatting."""

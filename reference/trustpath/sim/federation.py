@@ -22,7 +22,7 @@ from lxml import etree
 from scramp import ScramClient, ScramMechanism
 
 from ..attest import attest
-from ..delivery import NS_RECEIPTS, DeliveryReport, report_element, report_for
+from ..delivery import NS_RECEIPTS, DeliveryReport, report_element, report_of_stanza
 from ..codec import (
     NS_CARBONS,
     Preflight,
@@ -711,10 +711,7 @@ class ClientNode:
         path (XEP: Delivery Reports); ``edit`` changes the report first (a buggy or lying client)."""
         assert self.session is not None and self.view is not None and received.report is not None
         message = find_message(parse_stanza(received.stanza)).message
-        path = decode_path(message)
-        first = path.attestations[0] if path is not None else None
-        origin = first.sig if first is not None and first.signer == message.get("from") else None
-        report = report_for(received.report, message.get("id"), origin)
+        report = report_of_stanza(received.stanza, received.report)
         if edit is not None:
             report = edit(report)
         root = etree.Element(f"{{{NS_CLIENT}}}message", nsmap={None: NS_CLIENT})

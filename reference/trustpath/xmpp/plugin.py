@@ -28,7 +28,7 @@ import logging
 import math
 import ssl
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -44,6 +44,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.tostring import tostring
 
 from ..attest import attest
+from ..delivery import Delivery, DeliveryReport, delivery_of, report_element, report_of_stanza
 from ..codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, decode_preflight, find_path_element, \
     message_fields, parse_stanza, remove_paths, serialize
 from ..disco import NS_DISCO_INFO, read_disco_info
@@ -82,6 +83,14 @@ class TrustPathVerdict(NamedTuple):
 
     stanza: Message
     report: Report
+
+
+class DeliveryVerdict(NamedTuple):
+    """``trust_path_delivery``: a delivery receipt (``stanza``) carried the recipient's report on a
+    message this account sent (``delivery.reported.for_id``), and what may be shown for it."""
+
+    stanza: Message
+    delivery: Delivery
 
 
 class InvalidPath(NamedTuple):
@@ -273,10 +282,15 @@ class TrustPath(BasePlugin):
     ``pending_limit`` messages kept while the server's keys are not known yet (1000)
     ``key_refresh_interval`` seconds: keys older than this are asked for again when a message's
                       last attestation verifies with none of them (60)
+    ``delivery_reports`` add this client's report of a message's path to the delivery receipt
+                      (XEP-0184) it sends for it (True); the receipt waits for the check, at most
+                      ``receipt_wait`` seconds (10)
 
     Events (each payload a named tuple, or the policy):
 
     ``trust_path_verdict``         (stanza, report): a received message and its :class:`~trustpath.Report`
+    ``trust_path_delivery``        (stanza, delivery): a receipt's report on a sent message, judged
+                                   (:class:`~trustpath.delivery.Delivery`)
     ``trust_path_invalid``         (stanza, error): a message whose path cannot be read; no report
     ``trust_path_pin_mismatch``    (domain, spki): the server's key matches no pin; the connection is closed
     ``trust_path_require_refused`` (stanza, verdict, reason): not sent, this client's own hop is too weak
@@ -298,7 +312,12 @@ class TrustPath(BasePlugin):
         "disco_timeout": 30,
         "pending_limit": 1000,
         "key_refresh_interval": 60,
+        "delivery_reports": True,
+        "receipt_wait": 10,
     }
+
+    #: messages remembered for delivery reports: sent (id -> own sig) and received (-> report)
+    REMEMBERED: ClassVar[int] = 1000
 
     _users: ClassVar[int] = 0  # live instances sharing the class-level stanza registrations
 
@@ -319,6 +338,11 @@ class TrustPath(BasePlugin):
         self._discovery: asyncio.Future[Any] | None = None
         self._refreshing = False  # a new disco#info query after an unknown key: messages wait for it
         self._last_refresh = -math.inf
+        self._sent_origins: OrderedDict[str, str] = OrderedDict()  # id -> sig of this client's attestation
+        self._received: OrderedDict[tuple[str, str], DeliveryReport] = OrderedDict()  # (from, id) -> report
+        self._unchecked: set[tuple[str, str]] = set()  # (from, id) of messages waiting to be checked
+        self._held: dict[tuple[str, str], tuple[Message, asyncio.TimerHandle]] = {}  # receipts waiting
+        self._released: set[tuple[str, str]] = set()  # receipts that waited long enough
 
         register_stanza_plugin(Iq, stanza.ClientKey)
         register_stanza_plugin(Iq, stanza.Preflight)
@@ -360,6 +384,9 @@ class TrustPath(BasePlugin):
             self._discovery.cancel()
             self._discovery = None
         self._pending.clear()
+        for _, timer in self._held.values():
+            timer.cancel()
+        self._held.clear()
         self._key = None
         self._initialized = False
         type(self)._users -= 1
@@ -701,6 +728,8 @@ class TrustPath(BasePlugin):
             return message
         if not message["id"]:
             message["id"] = self.xmpp.new_id()
+        if self.delivery_reports and not self._add_report(message):
+            return None  # held until the acknowledged message is checked
         for child in list(xml):
             if isinstance(child.tag, str) and child.tag.startswith(f"{{{NS_PREFIX}") and child.tag.endswith("}path"):
                 xml.remove(child)  # this client's attestation is the first; anything else is not ours
@@ -717,7 +746,48 @@ class TrustPath(BasePlugin):
         path = find_path_element(root)
         assert path is not None
         xml.append(ET.fromstring(serialize(path)))
+        self._remember(self._sent_origins, fields.id, attestation.sig)
         return message
+
+    def _add_report(self, message: Message) -> bool:
+        """Put this client's report into a delivery receipt (XEP: Delivery Reports).  False when the
+        receipt must wait: the message it acknowledges is still being checked."""
+        xml = message.xml
+        received = xml.find(f"{{{NS_RECEIPTS}}}received")
+        if received is None or not received.get("id") or xml.find(f"{{{NS}}}report") is not None:
+            return True
+        key = (str(message["to"]), received.get("id"))
+        report = self._received.get(key)
+        if report is not None:
+            xml.append(ET.fromstring(serialize(report_element(report))))
+            return True
+        if key in self._released:
+            self._released.discard(key)
+            return True
+        if key not in self._unchecked or key in self._held:
+            return True  # nothing was checked for it: a receipt without a report
+        timer = self.xmpp.loop.call_later(float(self.receipt_wait), self._release, key)
+        self._held[key] = (message, timer)
+        return False
+
+    def _release(self, key: tuple[str, str]) -> None:
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        message, timer = held
+        timer.cancel()
+        if key not in self._received:
+            log.info("trust_path: message %s from %s was not checked in time; its receipt goes without a report",
+                     key[1], key[0])
+            self._released.add(key)
+        message.send()
+
+    @staticmethod
+    def _remember(store: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > TrustPath.REMEMBERED:
+            store.popitem(last=False)
 
     # --- receiving -----------------------------------------------------------------------
     def _on_message(self, message: Message) -> None:
@@ -744,9 +814,13 @@ class TrustPath(BasePlugin):
         if inner is not None and not self._carries_content(inner, ns):
             return  # a chat state, a receipt, ...: nothing was attested
         now = self._now()
+        if inner is xml and message["id"] and xml.find(f"{{{NS_RECEIPTS}}}request") is not None:
+            # a receipt will be asked for: it waits for this check, to carry its report
+            self._unchecked.add((str(message["from"]), message["id"]))
         if self.anchor is None:
             if len(self._pending) >= int(self.pending_limit):
                 dropped, _ = self._pending.popleft()
+                self._unchecked.discard((str(dropped["from"]), dropped["id"]))
                 log.warning("trust_path: too many messages wait for the server's keys; %s is not checked",
                             dropped["id"])
             self._pending.append((message, now))
@@ -769,9 +843,13 @@ class TrustPath(BasePlugin):
     def _check(self, message: Message, now: datetime, *, may_refresh: bool) -> None:
         anchor = self.anchor
         assert anchor is not None
+        key = (str(message["from"]), message["id"])
+        data = wire_bytes(message.xml)
         try:
-            report = verify_stanza(wire_bytes(message.xml), anchor, now, max_skew=self.effective_max_skew)
+            report = verify_stanza(data, anchor, now, max_skew=self.effective_max_skew)
         except InvalidInput as exc:
+            self._unchecked.discard(key)
+            self._release(key)
             self.xmpp.event("trust_path_invalid", InvalidPath(message, exc))
             return
         last = report.attestations[-1] if report.attestations else None
@@ -783,7 +861,28 @@ class TrustPath(BasePlugin):
             self._refreshing = True
             self._start_discovery()
             return
+        if key in self._unchecked:
+            self._unchecked.discard(key)
+            try:
+                self._remember(self._received, key, report_of_stanza(data, report))
+            except InvalidInput as exc:
+                log.warning("trust_path: no delivery report for message %s: %s", message["id"], exc)
+            self._release(key)
         self.xmpp.event("trust_path_verdict", TrustPathVerdict(message, report))
+        self._delivery(message, data, report)
+
+    def _delivery(self, message: Message, data: bytes, report: Report) -> None:
+        """A receipt's report on a message this account sent: judged, then ``trust_path_delivery``."""
+        if message.xml.find(f"{{{NS_CARBONS}}}sent") is not None:
+            return  # a receipt another device of this account sent: not about this account's message
+        try:
+            delivery = delivery_of(data, report, self._sent_origins)
+        except InvalidInput as exc:
+            log.warning("trust_path: the delivery report in %s cannot be used: %s", message["id"], exc)
+            self.xmpp.event("trust_path_invalid", InvalidPath(message, exc))
+            return
+        if delivery is not None:
+            self.xmpp.event("trust_path_delivery", DeliveryVerdict(message, delivery))
 
     def _flush_pending(self) -> None:
         if self.anchor is None:
@@ -809,6 +908,9 @@ class TrustPath(BasePlugin):
         self.xmpp.event("trust_path_unverified_hop", UnverifiedHop(message, condition, dict(hop.attrib)))
 
     def _on_session_end(self, _: Any) -> None:
+        for key in list(self._held):
+            self._release(key)  # sent without a report, or dropped with the stream as slixmpp decides
+        self._unchecked.clear()
         self._key = None
         self._policy = None
         self._refreshing = False
