@@ -66,7 +66,7 @@ class Poezio:
     """One poezio process in its own tmux session, with a throwaway HOME."""
 
     def __init__(self, tmux: list[str], name: str, jid: str, address: str, ca_file: str, pin: str | None,
-                 home: Path) -> None:
+                 home: Path, *, launcher: bool = True) -> None:
         self.tmux, self.name, self.home = tmux, name, home
         config_dir, data_dir = home / ".config", home / ".local" / "share"
         (data_dir / "poezio" / "trust_path").mkdir(parents=True)
@@ -97,7 +97,9 @@ class Poezio:
                "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(config_dir), "XDG_DATA_HOME": str(data_dir),
                "XDG_CACHE_HOME": str(home / ".cache")}
         command = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
-        poezio = [sys.executable, "-m", "poezio", "-f", str(home / "poezio.cfg")]
+        # ``trustpath poezio`` loads the plugin before the first connection; plain poezio after login
+        module = "trustpath.poezio" if launcher else "poezio"
+        poezio = [sys.executable, "-m", module, "-f", str(home / "poezio.cfg")]
         if os.geteuid() == 0:
             drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
             if _nobody_can_run(drop):
@@ -107,9 +109,10 @@ class Poezio:
             else:
                 # the checkout is not readable by nobody (e.g. under /root): stay root, and get past
                 # poezio's refusal to run as root, which is its only use of the effective uid
+                run = "from trustpath.poezio.launch import main; main()" if launcher else \
+                    "from poezio.poezio import main; main()"
                 poezio = [sys.executable, "-c", "import os, sys; os.geteuid = lambda: 65534; "
-                          f"sys.argv = ['poezio', '-f', {str(home / 'poezio.cfg')!r}]; "
-                          "from poezio.poezio import main; main()"]
+                          f"sys.argv = ['poezio', '-f', {str(home / 'poezio.cfg')!r}]; {run}"]
         command += poezio
         shell = f"exec {shlex.join(command)} 2>{shlex.quote(str(home / 'stderr.log'))}"
         subprocess.run([*tmux, "new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), shell],
@@ -182,11 +185,11 @@ class Session:
         finally:
             tempfile.tempdir = saved
 
-    def poezio(self, name: str, jid: str) -> Poezio:
+    def poezio(self, name: str, jid: str, *, launcher: bool = True, pin: str | None = None) -> Poezio:
         assert self.world is not None
         domain = jid.split("@")[1]
-        client = Poezio(self.tmux, name, jid, ADDRESSES[domain], self.world.ca.ca_file, self.world.spki[domain],
-                        self.homes / name)
+        client = Poezio(self.tmux, name, jid, ADDRESSES[domain], self.world.ca.ca_file,
+                        pin or self.world.spki[domain], self.homes / name, launcher=launcher)
         self.clients.append(client)
         return client
 
@@ -506,3 +509,66 @@ def test_a_man_in_the_middle_on_h2_shows_untrusted_and_says_why(session_factory)
     screen = bob.wait_for(r"alice> is anyone listening \[✘ untrusted")
     assert "the two ends saw different keys" in screen
     assert "a.example → b.example" in screen
+
+
+def _info_buffer(screen: str) -> str:
+    """The info buffer beside the roster as one line: its lines wrap inside the right-hand column."""
+    column = next((m.start() for m in map(re.compile(r"x\d\d:\d\d:\d\d ").search, screen.splitlines()) if m), None)
+    assert column is not None, screen
+    lines = [line[column + 1:].strip() for line in screen.splitlines() if line[column:column + 1] == "x"]
+    return " ".join(lines)
+
+
+def test_trustpath_poezio_checks_the_pin_before_the_first_password(session_factory):
+    """``trustpath poezio`` loads the plugin before poezio connects: a key that matches no pin
+    stops the very first login of a start, before the password is sent."""
+    session = session_factory(s2s_pins=True)
+    wrong = "A" * 43 + "="
+    bob = session.poezio("bob", "bob@b.example", pin=wrong)
+    bob.wait_for(r"✘ trust_path: WARNING: b\.example presented a key", timeout=15)
+    bob.wait_for(r"Disconnected from server", timeout=15)
+    flat = _info_buffer(bob.screen())
+    assert "b.example presented a key that matches none of your pins" in flat
+    assert "The connection was closed before your password was sent" in flat
+    assert session.world.spki["b.example"] in flat and wrong in flat
+    time.sleep(2)
+    screen = bob.screen()
+    assert "Authentication success" not in screen and "takes part" not in screen
+
+
+def test_plain_poezio_reconnects_once_so_that_the_pin_is_checked(session_factory):
+    """Loaded by plain poezio (after login), the plugin reconnects once and says why; then the
+    badges work as with ``trustpath poezio``."""
+    session = session_factory(s2s_pins=True)
+    bob = session.poezio("bob", "bob@b.example", launcher=False)
+    bob.wait_for(r"takes part", timeout=20)
+    flat = _info_buffer(bob.screen())
+    assert ("trust_path: reconnecting once, so that the key of b.example is checked against your pins before any "
+            "credential is sent") in flat
+    assert "Disconnected from server: trust_path loaded" in flat
+    alice = session.poezio("alice", "alice@a.example")
+    alice.wait_for(r"takes part", timeout=15)
+    assert "reconnecting once" not in alice.screen()
+    bob.type("/message alice@a.example")
+    bob.wait_for(r"\[alice@a\.example\]")
+    alice.type("/message bob@b.example")
+    alice.wait_for(r"\[bob@b\.example\]")
+    alice.type("after a reconnection")
+    bob.wait_for(r"alice> after a reconnection \[✔ trusted\]")
+
+
+def test_history_from_the_archive_carries_its_badge(session_factory):
+    """bob on a second device opens the conversation: poezio fetches the history from the archive
+    (MAM), and each archived message carries the badge of its path as it was delivered."""
+    session = session_factory(s2s_pins=False)
+    bob = _exchange(session, "kept in the archive")
+    bob.wait_for(r"alice> kept in the archive \[◐ weak")
+    laptop = session.poezio("bob-laptop", "bob@b.example")
+    laptop.wait_for(r"takes part", timeout=15)
+    laptop.type("/message alice@a.example")
+    screen = laptop.wait_for(r"alice> kept in the archive \[◐ weak: H2 a\.example → b\.example, checked by a CA "
+                             r"only\]")
+    assert "✔ trusted" not in screen
+    laptop.type("/path")
+    screen = laptop.wait_for(r"note: delivered to bob@b\.example/\S+, read here as bob@b\.example/\S+")
+    assert "trust path of “kept in the archive” from alice" in screen

@@ -259,7 +259,16 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--batch", type=int, default=50, help="with --live: messages per alternating batch")
     bench.set_defaults(func=cmd_bench)
 
-    args = parser.parse_args(argv)
+    sub.add_parser("poezio", add_help=False,
+                   help="run poezio with the trust_path plugin loaded before its first connection "
+                        "(every further argument is poezio's)")
+
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["poezio"]:
+        from .poezio.launch import main as poezio_main
+
+        return poezio_main(arguments[1:])
+    args = parser.parse_args(arguments)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

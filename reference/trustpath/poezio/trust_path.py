@@ -6,9 +6,14 @@ every start add to poezio.cfg::
     plugins_dir = /path/to/trustpath/poezio
     plugins_autoload = trust_path
 
+poezio loads plugins after login; ``trustpath poezio [poezio's options]`` starts poezio with this
+plugin loaded before the first connection (:mod:`trustpath.poezio.launch`), so that the first
+login of a start is pin-checked too.
+
 What a person sees:
 
-* every received message in a conversation ends with its trust badge, the verdict in words and
+* every received message in a conversation, and every one poezio fetches from the archive as
+  history (MAM, with ``use_log = false``), ends with its trust badge, the verdict in words and
   a symbol, naming the weakest hop by its two ends and its reason in words: ``[✔ trusted]``,
   ``[◐ weak: H2 a.example → b.example, checked by a CA only]``,
   ``[✘ untrusted: H2 a.example → b.example, the two ends saw different keys]``,
@@ -58,7 +63,7 @@ from poezio.xhtml import clean_text
 from slixmpp import JID
 
 import trustpath.xmpp
-from trustpath.codec import NS_CARBONS
+from trustpath.codec import NS_CARBONS, NS_MAM
 from trustpath.errors import TrustPathError
 from trustpath.model import NS, Verdict
 from trustpath.delivery import Delivery
@@ -179,16 +184,24 @@ class Plugin(BasePlugin):
 
         A message with a body is shown itself (prefix ``''``); a delivery receipt's report goes on
         the sent message it acknowledges (prefix ``'receipt path'``: it is the receipt's own path
-        back).  None for what poezio does not show (a chat state, a room message, an archive result).
+        back).  An archive result is shown as the history line poezio makes of it (the forwarded
+        message's id).  None for what poezio does not show (a chat state, a room message) and for
+        this account's own messages read back from the archive.
         """
         inner = stanza
+        own = self.core.xmpp.boundjid.bare
         for tag in ("received", "sent"):
             if stanza.xml.find(f"{{{NS_CARBONS}}}{tag}") is not None:
                 inner = stanza[f"carbon_{tag}"]
                 break
-        if stanza["type"] == "groupchat":
+        archived = stanza.xml.find(f"{{{NS_MAM}}}result")
+        if archived is not None:
+            # history from the archive: poezio shows it with the forwarded message's id
+            inner = stanza["mam_result"]["forwarded"]["stanza"]
+            if inner["from"].bare == own:
+                return None  # this account's own sent message: its archived path ends at its own server
+        if stanza["type"] == "groupchat" or inner["type"] == "groupchat":
             return None
-        own = self.core.xmpp.boundjid.bare
         peer = inner["to"] if inner["from"].bare == own else inner["from"]
         if inner["body"] and inner["id"]:
             return (peer.bare, inner["id"]), ""
