@@ -157,7 +157,8 @@ class Poezio:
 class Session:
     """The federation and the poezio processes of one test; :meth:`close` stops all of it."""
 
-    def __init__(self, tmp: Path, *, s2s_pins: bool, a_takes_part: bool = True, intercept: bool = False) -> None:
+    def __init__(self, tmp: Path, *, s2s_pins: bool, a_takes_part: bool = True, intercept: bool = False,
+                 rooms: bool = False) -> None:
         from trustpath.harness.world import build_world
 
         self.tmp = tmp
@@ -178,7 +179,9 @@ class Session:
             self.world = build_world(addresses=ADDRESSES, configure=configure, intercept=intercept,
                                      interceptor_address=INTERCEPTOR,
                                      modules={"a.example": ["trust_path"] if a_takes_part else [],
-                                              "b.example": ["trust_path"]})
+                                              "b.example": ["trust_path"]},
+                                     users=("alice", "bob", "carol"),
+                                     components={"b.example": {"rooms.b.example": "muc"}} if rooms else None)
         except BaseException:
             shutil.rmtree(self.homes, ignore_errors=True)  # build_world stopped what it started
             raise
@@ -572,3 +575,26 @@ def test_history_from_the_archive_carries_its_badge(session_factory):
     laptop.type("/path")
     screen = laptop.wait_for(r"note: delivered to bob@b\.example/\S+, read here as bob@b\.example/\S+")
     assert "trust path of “kept in the archive” from alice" in screen
+
+
+def test_messages_in_a_room_say_that_the_room_does_not_take_part(session_factory):
+    """Rooms do not take part in this version: every groupchat message is unknown (XEP rule 57),
+    never a false 'tampered' for the room's rewriting, never trusted."""
+    session = session_factory(s2s_pins=True, rooms=True)
+    bob = session.poezio("bob", "bob@b.example")
+    carol = session.poezio("carol", "carol@b.example")
+    bob.wait_for(r"takes part", timeout=15)
+    carol.wait_for(r"takes part", timeout=15)
+    bob.type("/join room@rooms.b.example/bob")
+    bob.wait_for(r"room@rooms\.b\.example")
+    carol.type("/join room@rooms.b.example/carol")
+    carol.wait_for(r"room@rooms\.b\.example")
+    time.sleep(1)
+    carol.type("hello room")
+    screen = bob.wait_for(r"carol> hello room \[\? unknown: the room does not take part\]")
+    assert "✔ trusted" not in screen and "✘" not in screen
+    bob.type("/path")
+    screen = bob.wait_for(r"note: not-participating: a groupchat message came through a room")
+    # (the room's occupant list borders each line on the right)
+    assert "H2 s2s: rooms.b.example → b.example" in screen
+    assert "method unknown · result ? unknown · reason not-participating (does not take part)" in screen

@@ -441,3 +441,28 @@ def test_preflight_answers_are_read_strictly():
         with pytest.raises(MalformedStanza):
             decode_preflight(etree.fromstring(bad))
     assert SCHEMA.validate(good)
+
+
+@pytest.mark.parametrize("with_path", [True, False], ids=["with-a-path", "without-a-path"])
+def test_a_groupchat_message_is_unknown_whatever_its_path(pinned_vector, with_path):
+    """Rule 57 (and the exception in rule 25): a room rewrites 'from' and 'to', so a groupchat
+    message's path is never checked and every hop is named as not taking part."""
+    data, anchor, now = pinned_vector
+    room = data.replace(b'from="alice@a.example/phone"', b'from="room@rooms.b.example/alice"', 1) \
+        .replace(b'type="chat"', b'type="groupchat"', 1)
+    assert room != data
+    if not with_path:
+        root = parse_stanza(room)
+        root.remove(root.find(f"{{{NS}}}path"))
+        room = serialize(root)
+    report = verify_stanza(room, anchor, now)
+    assert report.verdict is Verdict.UNKNOWN
+    assert [h.reason for h in report.hops] == ["not-participating"] * 3
+    assert report.weakest == ("H1", "H2", "H3") and report.attestations == ()
+    assert [(h.sender, h.receiver) for h in report.hops] == [
+        ("room@rooms.b.example/alice", "rooms.b.example"), ("rooms.b.example", "b.example"),
+        ("b.example", "bob@b.example/desk")]
+    # the same message as a chat message without its path is stripped, as rule 25 says
+    chat = parse_stanza(data)
+    chat.remove(chat.find(f"{{{NS}}}path"))
+    assert verify_stanza(serialize(chat), anchor, now).hops[-1].reason == "stripped"

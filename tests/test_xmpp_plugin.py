@@ -325,6 +325,16 @@ class TestSigning(PluginTest):
         self.xmpp.make_message(mto="bob@b.example").send()  # e.g. a chat state or a receipt
         assert self.sent().find(f"{{{NS}}}path") is None
 
+    def test_groupchat_messages_are_not_attested(self) -> None:
+        """XEP rule 1: a room rewrites 'from' and 'to', so nothing signed before it verifies after."""
+        self.bind()
+        self.plugin._view = PIN_VIEW
+        self.xmpp.make_message(mto="room@rooms.b.example", mbody="hello room", mtype="groupchat").send()
+        xml = self.sent()
+        assert xml.get("type") == "groupchat" and xml.find(f"{{{NS}}}path") is None
+        self.xmpp.make_message(mto="bob@b.example", mbody="hello bob", mtype="chat").send()
+        assert self.sent().find(f"{{{NS}}}path") is not None
+
     def test_a_delivery_receipt_is_attested(self) -> None:
         """The sender learns how a message was delivered from the receipt's own path."""
         self.bind()

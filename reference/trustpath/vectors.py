@@ -223,6 +223,11 @@ def write_findings(directory: FsPath) -> None:
     wrong_view = dict(anchor, view=dict(anchor["view"], spki=anchor["view"]["spki"][:-2] + ("A=" if
                                                                                            anchor["view"]["spki"][-2] != "A" else "E=")))
     case("h3-key-mismatch", stanza, wrong_view, "untrusted", "H3", "key-mismatch")
+    # a room reflects a message with its own 'from': a groupchat message's path is never checked (rule 57)
+    room = stanza.replace(b'from="alice@a.example/phone"', b'from="room@rooms.b.example/alice"', 1) \
+        .replace(b'type="chat"', b'type="groupchat"', 1)
+    assert room.count(b"groupchat") == 1 and b"room@rooms.b.example/alice" in room
+    case("groupchat-through-a-room", room, anchor, "unknown", "H1", "not-participating")
     # the sender server's attestation removed, and the rest re-signed by a server that does not notice
     message = find_message(parse_stanza(stanza)).message
     fields = message_fields(message)

@@ -147,7 +147,10 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
         raise UsageError("max_skew must be from 0 to 86400 seconds")
     if now.year >= 9000:
         raise UsageError("now must be a time before the year 9000")
-    atts = path.attestations if path is not None else ()
+    # Rooms do not take part in this version, and a room rewrites 'from' and 'to': whatever path a
+    # groupchat message carries cannot be checked over the reflected stanza (XEP rule 57).
+    room = message.type == "groupchat"
+    atts = path.attestations if path is not None and not room else ()
     n = len(atts)
     times = [parse_time(a.time) for a in atts]
     arrivals = [parse_time(a.stored) if a.stored else t for a, t in zip(atts, times)]
@@ -208,7 +211,10 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
         if status[i - 1] is None:
             status[i - 1] = "ok" if verify_signature(here.prev_key, before.sig, data(i - 1)) else "tampered"
 
-    hops = _reconstruct(atts, anchor, anchored, message.sender, archived)
+    hops = _reconstruct(atts, anchor, anchored, message.sender, archived, room)
+    if room:
+        notes.append("not-participating: a groupchat message came through a room, and rooms do not take part "
+                     "in this version of trust-path, so its path is not checked")
     if anchored and not archived and now - times[-1] > skew and status[-1] == "ok":
         # the recipient's own server signs at delivery: a live stanza this old is a replay
         hops[-1].problem = "clock-skew"
@@ -251,13 +257,13 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
 
 
 def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, origin: str,
-                archived: bool) -> list[_Hop]:
+                archived: bool, room: bool = False) -> list[_Hop]:
     """Rebuild the hops from the views' peers; a node that did not sign leaves a gap.
 
     The path always starts at the message's sender, so hops before the first attestation
     that no one describes are added as not participating: H1 is always the sender's hop.
     """
-    hops = _reconstruct_described(atts, anchor, anchored, archived)
+    hops = _reconstruct_described(atts, anchor, anchored, archived, room)
     first = hops[0].sender
     if first != origin:
         origin_domain = origin.split("/", 1)[0].split("@", 1)[-1]
@@ -269,11 +275,11 @@ def _reconstruct(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, 
 
 
 def _reconstruct_described(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool,
-                           archived: bool) -> list[_Hop]:
+                           archived: bool, room: bool = False) -> list[_Hop]:
     hops: list[_Hop] = []
     if not atts:
         hops.append(_Hop(anchor.server, anchor.me, down=anchor.view,
-                         missing="stripped" if anchor.takes_part else "not-participating"))
+                         missing="stripped" if anchor.takes_part and not room else "not-participating"))
         return hops
     first = atts[0]
     if first.in_view is not None:

@@ -59,6 +59,7 @@ class Instance:
     options: dict[str, object] = field(default_factory=dict)
     drop_modules: list[str] = field(default_factory=list)
     trust_anchor: str | None = None  # DNSSEC: libunbound validates with it, and DANE is used
+    components: dict[str, str] = field(default_factory=dict)  # e.g. {"rooms.b.example": "muc"}
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -117,6 +118,11 @@ class Instance:
             f"  ssl = {{ certificate = {_lua(self.cert_file)}; key = {_lua(self.key_file)}; "
             f"cafile = {_lua(self.ca_file)} }}",
         ]
+        for name, module in self.components.items():
+            # internal components (a room service) of this server, reached by its own clients
+            lines.append(f"Component {_lua(name)} {_lua(module)}")
+            if module == "muc":
+                lines.append("  muc_room_locking = false")  # a room is usable as soon as it is joined
         self.config_file.write_text("\n".join(lines) + "\n")
 
     def prosodyctl(self, *args: str) -> subprocess.CompletedProcess[str]:

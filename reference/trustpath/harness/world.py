@@ -57,7 +57,7 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
                 configure: Callable[[str, dict[str, str]], dict[str, object]] | None = None,
                 drop_modules: dict[str, list[str]] | None = None, distrust: frozenset[str] = frozenset(),
                 interceptor_address: str = INTERCEPTOR_ADDRESS,
-                dane: bool = False) -> World:
+                dane: bool = False, components: dict[str, dict[str, str]] | None = None) -> World:
     """Start DNS and both servers; ``modules``/``options`` are per domain extras.
 
     With ``intercept``, a man in the middle holding CA-valid certificates for both domains
@@ -66,6 +66,9 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
     With ``dane``, the DNS zone is DNSSEC-signed, every server validates with its trust
     anchor and uses DANE (``use_dane``), and each domain publishes TLSA 3 1 1 (DANE-EE, the
     SHA-256 of its certificate's SPKI) for its s2s port.
+
+    ``components`` adds internal components per domain, e.g. ``{"b.example": {"rooms.b.example":
+    "muc"}}`` for a room service that b.example's own clients use.
     """
     prosody_binary()
     addresses = addresses or ADDRESSES
@@ -106,7 +109,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
             instance = Instance(domain, address, workdir / domain, dns.address[1], cred.cert_file, cred.key_file,
                                 trusted_ca, modules=list((modules or {}).get(domain, [])), options=extra,
                                 drop_modules=list((drop_modules or {}).get(domain, [])),
-                                trust_anchor=zone.trust_anchor if dane else None)
+                                trust_anchor=zone.trust_anchor if dane else None,
+                                components=dict((components or {}).get(domain, {})))
             instance.write_config()
             for user in users:
                 instance.register(user, PASSWORD)

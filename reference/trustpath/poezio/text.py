@@ -83,6 +83,13 @@ def badge(report: Report, prefix: str = "") -> str:
     return f"[{words}: {weakest}]" if weakest else f"[{words}]"
 
 
+def room_badge(report: Report) -> str:
+    """The badge of a message in a room: ``'[? unknown: the room does not take part]'``.  Rooms do
+    not take part in this version, so the core reports every groupchat message as unknown, each hop
+    not taking part (XEP rule 57); naming all of them would only repeat that."""
+    return f"[{verdict_words(report.verdict)}: the room does not take part]"
+
+
 def summary(report: Report | DeliveryReport) -> str:
     """One line: the verdict in words, what it means, and the weakest hops."""
     symbol, word, _ = BADGE[report.verdict]

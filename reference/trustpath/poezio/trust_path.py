@@ -18,6 +18,8 @@ What a person sees:
   ``[◐ weak: H2 a.example → b.example, checked by a CA only]``,
   ``[✘ untrusted: H2 a.example → b.example, the two ends saw different keys]``,
   ``[? unknown: H1 ... → a.example, does not take part; ...]``;
+* in a room, every message ends with ``[? unknown: the room does not take part]``: rooms do not
+  take part in this version of the XEP, which reports every groupchat message as unknown;
 * ``/path`` shows the path of the last message with a badge in the current conversation hop by
   hop (hop, role, from → to, method, result, reason, key source, time); ``/path 3`` the third
   last, ``/path some words`` the last one containing them;
@@ -68,7 +70,7 @@ from trustpath.errors import TrustPathError
 from trustpath.model import NS, Verdict
 from trustpath.delivery import Delivery
 from trustpath.poezio.text import badge, delivery_badge, delivery_lines, path_lines, preflight_error, \
-    preflight_line, preflight_lines, reason_words, verdict_words
+    preflight_line, preflight_lines, reason_words, room_badge, verdict_words
 from trustpath.xmpp.pins import PinSource, PinStore
 from trustpath.xmpp.plugin import NS_RECEIPTS
 
@@ -200,8 +202,11 @@ class Plugin(BasePlugin):
             inner = stanza["mam_result"]["forwarded"]["stanza"]
             if inner["from"].bare == own:
                 return None  # this account's own sent message: its archived path ends at its own server
-        if stanza["type"] == "groupchat" or inner["type"] == "groupchat":
-            return None
+        if inner["type"] == "groupchat":
+            if inner is not stanza or not inner["body"] or not inner["id"]:
+                return None  # a room's history or a copy: poezio shows it from its own archive query
+            # in a room, ids are only unique per occupant: the key is the occupant's room JID
+            return (str(inner["from"]), inner["id"]), "room"
         peer = inner["to"] if inner["from"].bare == own else inner["from"]
         if inner["body"] and inner["id"]:
             return (peer.bare, inner["id"]), ""
@@ -255,19 +260,35 @@ class Plugin(BasePlugin):
             store.popitem(last=False)
 
     def _suffix(self, report: Any, prefix: str) -> str:
-        text = delivery_badge(report) if isinstance(report, Delivery) else badge(report, prefix)
+        if isinstance(report, Delivery):
+            text = delivery_badge(report)
+        elif prefix == "room":
+            text = room_badge(report)
+        else:
+            text = badge(report, prefix)
         if self._flag("colour"):
             return f" \x19{COLOURS[report.verdict]}}}\x19b{text}\x19o"
         return f" \x19b{text}\x19o"
 
     def _find(self, peer: str, message_id: str) -> tuple[Any, ShownMessage] | None:
-        tab = self.core.get_conversation_by_jid(JID(peer), create=False)
+        jid = JID(peer)
+        room = self.core.tabs.by_name_and_class(jid.bare, tabs.MucTab) if jid.resource else None
+        tab = room or self.core.get_conversation_by_jid(jid, create=False)
         if tab is None:
             return None
         for shown in reversed(tab._text_buffer.messages):
-            if isinstance(shown, ShownMessage) and shown.identifier == message_id:
+            if isinstance(shown, ShownMessage) and shown.identifier == message_id and \
+                    (room is None or shown.nickname == jid.resource):
                 return tab, shown
         return None
+
+    @staticmethod
+    def _key(tab: Any, shown: ShownMessage) -> tuple[str, str]:
+        """The key of a shown message in :attr:`_reports`: (peer's bare JID, or in a room the
+        occupant's room JID, message id)."""
+        if isinstance(tab, tabs.MucTab):
+            return f"{tab.jid.bare}/{shown.nickname}", shown.identifier
+        return tab.jid.bare, shown.identifier
 
     def _apply(self, key: tuple[str, str]) -> bool:
         """Put the badge of ``key``'s report on its message, if poezio shows it yet."""
@@ -379,12 +400,12 @@ class Plugin(BasePlugin):
     # --- commands -------------------------------------------------------------------------------------
     def command_path(self, args: str) -> None:
         tab = self.api.current_tab()
-        if not isinstance(tab, tabs.ConversationTab):
-            self.api.information("/path works in a conversation tab", "Error")
+        if not isinstance(tab, (tabs.ConversationTab, tabs.MucTab)):
+            self.api.information("/path works in a conversation or room tab", "Error")
             return
         peer = tab.jid.bare
-        badged = [(shown, self._reports[(peer, shown.identifier)]) for shown in reversed(tab._text_buffer.messages)
-                  if isinstance(shown, ShownMessage) and (peer, shown.identifier) in self._reports]
+        badged = [(shown, self._reports[self._key(tab, shown)]) for shown in reversed(tab._text_buffer.messages)
+                  if isinstance(shown, ShownMessage) and self._key(tab, shown) in self._reports]
         arg = args.strip()
         chosen = None
         if not arg:
@@ -412,7 +433,7 @@ class Plugin(BasePlugin):
             header = (f"delivery of “{text}” (sent at {shown.time:%H:%M:%S}) to {peer}, as its receipt "
                       "reported it:")
             lines = delivery_lines(report)
-        elif prefix:
+        elif prefix == "receipt path":
             header = (f"trust path of the delivery receipt for “{text}” (sent at {shown.time:%H:%M:%S}), "
                       f"from {peer} back to you:")
             lines = path_lines(report)
