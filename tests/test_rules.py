@@ -466,3 +466,20 @@ def test_a_groupchat_message_is_unknown_whatever_its_path(pinned_vector, with_pa
     chat = parse_stanza(data)
     chat.remove(chat.find(f"{{{NS}}}path"))
     assert verify_stanza(serialize(chat), anchor, now).hops[-1].reason == "stripped"
+
+
+def test_a_retyped_chat_message_is_checked_and_servers_keep_checking_groupchat(pinned_vector, fed):
+    """Rule 57's limits: a groupchat message its 'from' signed was reflected by no room and is
+    checked as usual (the type is signed: tampered); and a receiving server, which vouches for
+    what it passes on, checks the chain of a groupchat message like any other."""
+    data, anchor, now = pinned_vector
+    retyped = data.replace(b'type="chat"', b'type="groupchat"', 1)
+    report = verify_stanza(retyped, anchor, now)
+    assert report.verdict is Verdict.UNTRUSTED and report.hops[-1].reason == "tampered"
+    # a server's check (me = a domain) of a groupchat message whose signed fields no longer match:
+    # the attestations are checked, not dropped, so the chain does not pass
+    room = retyped.replace(b'from="alice@a.example/phone"', b'from="room@rooms.b.example/alice"', 1)
+    fields, path = _path(room)
+    assert path is not None and len(path.attestations) == 3
+    assert not verify(fields, path, replace(anchor, me="b.example"), now).chain_ok
+    assert verify(fields, path, anchor, now).hops[0].reason == "not-participating"  # the client's view

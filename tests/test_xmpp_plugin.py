@@ -613,7 +613,7 @@ class TestDeliveryReportsReceived(PluginTest):
         text, anchor, now, expected = receipt_vector(name)
         self.plugin.config["now"] = lambda: now
         self.plugin.set_anchor(anchor)
-        self.plugin._sent_origins[expected["sent_id"]] = origin or expected["sent_origin"]
+        self.plugin._sent[(expected["sent_to"], expected["sent_id"])] = origin or expected["sent_origin"]
         self.recv(text.replace(*edit) if edit else text)
 
     def test_a_weak_delivery_names_h2(self) -> None:
@@ -633,6 +633,25 @@ class TestDeliveryReportsReceived(PluginTest):
         self._receive("delivered-all-pinned", origin="A" * 85 + "Q==")
         (event,) = self.events["trust_path_delivery"]
         assert (event.delivery.verdict.value, event.delivery.limited_by) == ("untrusted", "origin")
+
+    def test_a_sent_message_is_remembered_with_its_recipient(self) -> None:
+        self.plugin._view = PIN_VIEW
+        self.xmpp.make_message(mto="bob@b.example/desk", mbody="to bob", mtype="chat").send()
+        xml = self.sent()
+        (att,) = decode_path(parse_stanza(tostring(xml, top_level=True).encode())).attestations
+        assert self.plugin._sent[("bob@b.example", xml.get("id"))] == att.sig
+
+    def test_this_accounts_own_receipt_read_back_from_the_archive_is_no_delivery(self) -> None:
+        text, anchor, now, expected = receipt_vector("delivered-all-pinned")
+        self.plugin.config["now"] = lambda: now
+        self.plugin.set_anchor(anchor)
+        own = text.replace('from="bob@b.example/desk"', f'from="{self.jid}"').replace(
+            'to="alice@a.example/phone"', 'to="bob@b.example/desk"')
+        self.recv("<message to='alice@a.example/phone' id='q1'><result xmlns='urn:xmpp:mam:2' queryid='f' id='7'>"
+                  "<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='2026-11-25T09:00:00Z'/>"
+                  f"{own}</forwarded></result></message>")
+        assert self.events.get("trust_path_verdict"), "the archived copy is still checked"
+        assert self.events["trust_path_delivery"] == []
 
     def test_a_report_for_another_message_is_invalid(self) -> None:
         _, _, _, expected = receipt_vector("delivered-all-pinned")

@@ -97,8 +97,9 @@ class Delivery:
     ``verdict`` is the lowest of the recipient's reported verdict and the verdict on the
     receipt's own path (``receipt``), in the order untrusted < unknown < weak < trusted.
     ``limited_by`` says why it is lower than reported: ``'receipt'`` (the receipt's own path
-    cannot carry more) or ``'origin'`` (the report is about another copy of the message, so it
-    counts as untrusted); None when the report itself decided.
+    cannot carry more), ``'origin'`` (the report is about another copy of the message, so it
+    counts as untrusted) or ``'unbound'`` (this client has no record of sending that message to
+    the receipt's sender, so the report is at best unknown); None when the report itself decided.
     """
 
     verdict: Verdict
@@ -180,11 +181,9 @@ def decode_report(element: etree._Element) -> DeliveryReport:
     origin = element.get("origin")
     if origin is not None and not _SIG.match(origin):
         raise MalformedStanza("<report/> 'origin' must be an attestation's 'sig' (86 base64 characters and '==')")
-    if (element.text or "").strip():
-        raise MalformedStanza("<report/> contains text")
-    children = [c for c in element if isinstance(c.tag, str)]
-    if any(c.tag != f"{{{NS}}}hop" for c in children):
-        raise MalformedStanza("<report/> contains only <hop/> elements")
+    # only the attributes and the <hop/> children are signed: text and other elements are not
+    # part of the report, and are ignored rather than letting anyone on the way hide it
+    children = [c for c in element if isinstance(c.tag, str) and c.tag == f"{{{NS}}}hop"]
     if not children:
         raise MalformedStanza("<report/> needs at least one <hop/>")
     if len(children) > MAX_REPORT_HOPS:
@@ -194,8 +193,6 @@ def decode_report(element: etree._Element) -> DeliveryReport:
         extra = set(child.attrib) - _HOP_ATTRS
         if extra:
             raise MalformedStanza(f"<hop/> has unknown attribute(s) {sorted(extra)}")
-        if len(child) or (child.text or "").strip() or (child.tail or "").strip():
-            raise MalformedStanza("<hop/> is empty")
         sender, receiver = child.get("from"), child.get("to")
         if not sender or not receiver or len(sender) > 3071 or len(receiver) > 3071:
             raise MalformedStanza("<hop/> needs 'from' and 'to', JIDs of at most 3071 characters")
@@ -231,25 +228,32 @@ def judge_delivery(reported: DeliveryReport, receipt: Report, *, sent_origin: st
     return Delivery(reported.verdict, reported, receipt)
 
 
-def delivery_of(data: bytes, receipt: Report, sent_origins: Mapping[str, str]) -> Delivery | None:
-    """The :class:`Delivery` a received stanza (a receipt, or a carbon or archive copy of one)
+def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str | None]) -> Delivery | None:
+    """The :class:`Delivery` a received delivery receipt (or a carbon or archive copy of one)
     carries, judged against ``receipt`` (the verdict on that stanza's own path, from
-    :func:`trustpath.receive.verify_stanza`); None when it carries no ``<report/>``.
+    :func:`trustpath.receive.verify_stanza`); None when it is not a receipt with a ``<report/>``.
 
-    ``sent_origins`` maps the ids of messages this client sent to the ``sig`` of its attestation
-    on each.  Raises :class:`~trustpath.errors.MalformedStanza` for a report that cannot be read,
+    ``sent`` maps ``(recipient's bare JID, message id)`` of each message this client sent to the
+    ``sig`` of its own attestation on it (None if it sent it without one).  A report is bound to
+    such a message only if the receipt comes from that recipient; otherwise it is at best
+    unknown.  Raises :class:`~trustpath.errors.MalformedStanza` for a report that cannot be read,
     or whose ``for`` is not the id the receipt acknowledges.
     """
     message = find_message(parse_stanza(data)).message
     element = find_report(message)
-    if element is None:
-        return None
-    reported = decode_report(element)
     acknowledged = message.find(f"{{{NS_RECEIPTS}}}received")
-    if acknowledged is not None and acknowledged.get("id") != reported.for_id:
+    if element is None or acknowledged is None:
+        return None  # a report outside a receipt acknowledges nothing
+    reported = decode_report(element)
+    if acknowledged.get("id") != reported.for_id:
         raise MalformedStanza(f"<report/> is for {reported.for_id!r}, but the receipt acknowledges "
                               f"{acknowledged.get('id')!r}")
-    return judge_delivery(reported, receipt, sent_origin=sent_origins.get(reported.for_id))
+    key = ((message.get("from") or "").split("/", 1)[0], reported.for_id)
+    if key not in sent:
+        # not a message this client sent to the receipt's sender (or one it no longer remembers)
+        verdict = min((reported.verdict, receipt.verdict, Verdict.UNKNOWN), key=_RANK.__getitem__)
+        return Delivery(verdict, reported, receipt, "unbound")
+    return judge_delivery(reported, receipt, sent_origin=sent[key])
 
 
 def report_of_stanza(data: bytes, report: Report) -> DeliveryReport:

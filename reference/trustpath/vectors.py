@@ -92,7 +92,7 @@ def write_receipts(directory: FsPath) -> list[str]:
     """Per delivery-report case: the receipt as the sender's client received it, its anchor, what
     the sender may show, and the signing input of each attestation.  Returns the failed cases."""
     from .anchor import anchor_to_json
-    from .sim.receipts import run_receipts
+    from .sim.receipts import BOB_BARE, run_receipts
 
     failed = []
     index = []
@@ -104,7 +104,7 @@ def write_receipts(directory: FsPath) -> list[str]:
         (directory / f"{case.name}.xml").write_bytes(o.stanza + b"\n")
         _dump(directory / f"{case.name}.anchor.json", anchor_to_json(o.anchor))
         _dump(directory / f"{case.name}.expected.json",
-              {"name": case.name, "title": case.title, "now": o.now, "sent_id": o.sent_id,
+              {"name": case.name, "title": case.title, "now": o.now, "sent_to": BOB_BARE, "sent_id": o.sent_id,
                "sent_origin": o.sent_origin, "verdict": case.verdict.value, "reported": case.reported.value,
                "receipt": case.receipt.value, "limited_by": case.limited_by})
         _dump(directory / f"{case.name}.signing.json",
@@ -228,6 +228,9 @@ def write_findings(directory: FsPath) -> None:
         .replace(b'type="chat"', b'type="groupchat"', 1)
     assert room.count(b"groupchat") == 1 and b"room@rooms.b.example/alice" in room
     case("groupchat-through-a-room", room, anchor, "unknown", "H1", "not-participating")
+    # only the type changed: the sender's own attestation shows no room reflected it, so it is checked
+    case("chat-retyped-as-groupchat", stanza.replace(b'type="chat"', b'type="groupchat"', 1), anchor,
+         "untrusted", "H3", "tampered")
     # the sender server's attestation removed, and the rest re-signed by a server that does not notice
     message = find_message(parse_stanza(stanza)).message
     fields = message_fields(message)

@@ -148,9 +148,13 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     if now.year >= 9000:
         raise UsageError("now must be a time before the year 9000")
     # Rooms do not take part in this version, and a room rewrites 'from' and 'to': whatever path a
-    # groupchat message carries cannot be checked over the reflected stanza (XEP rule 57).
-    room = message.type == "groupchat"
-    atts = path.attestations if path is not None and not room else ()
+    # groupchat message carries cannot be checked over the reflected stanza (XEP rule 57).  Only a
+    # recipient client concludes that (a server keeps checking what it vouches for), and not for a
+    # message its 'from' signed itself, which no room reflected: that is a retyped chat message.
+    given = path.attestations if path is not None else ()
+    room = message.type == "groupchat" and is_client_jid(anchor.me) and \
+        not any(a.signer == message.sender for a in given)
+    atts = () if room else given
     n = len(atts)
     times = [parse_time(a.time) for a in atts]
     arrivals = [parse_time(a.stored) if a.stored else t for a, t in zip(atts, times)]

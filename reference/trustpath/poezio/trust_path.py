@@ -272,8 +272,9 @@ class Plugin(BasePlugin):
 
     def _find(self, peer: str, message_id: str) -> tuple[Any, ShownMessage] | None:
         jid = JID(peer)
+        # a room message's key is the occupant's room JID; a conversation's is a bare JID
         room = self.core.tabs.by_name_and_class(jid.bare, tabs.MucTab) if jid.resource else None
-        tab = room or self.core.get_conversation_by_jid(jid, create=False)
+        tab = room if jid.resource else self.core.get_conversation_by_jid(jid, create=False)
         if tab is None:
             return None
         for shown in reversed(tab._text_buffer.messages):

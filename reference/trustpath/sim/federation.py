@@ -639,8 +639,9 @@ class ClientNode:
         self.session: Session | None = None
         self.anchor_keys: KeySet | None = None
         self.inbox: list[Inbox] = []
-        #: the sig of this client's attestation on each message it sent, by id (for delivery reports)
-        self.sent: dict[str, str] = {}
+        #: the sig of this client's attestation on each message it sent, by (recipient's bare JID, id),
+        #: None when it sent it without one (for delivery reports)
+        self.sent: dict[tuple[str, str], str | None] = {}
         server.add_user(jid.split("@")[0], password)
 
     def now(self) -> datetime:
@@ -702,7 +703,9 @@ class ClientNode:
         if self.takes_part and self.view is not None:
             att = attest(fields, self.key, signer=self.jid, time=self.now(), out_view=self.view)
             add_attestation(root, att)
-            self.sent[mid] = att.sig
+            self.sent[(bare(to), mid)] = att.sig
+        else:
+            self.sent[(bare(to), mid)] = None
         return root, fields
 
     def acknowledge(self, received: Inbox, *,

@@ -19,6 +19,8 @@ from ..verify import Anchor
 from .federation import ClientNode, Federation, Inbound, Outbound
 from .scenarios import ALICE, BOB, received_message
 
+BOB_BARE = BOB.split("/", 1)[0]
+
 
 @dataclass(frozen=True)
 class ReceiptCase:
@@ -93,14 +95,15 @@ def run_receipt(case: ReceiptCase, *, seed: bytes | None = None, start: datetime
         problems: list[str] = []
         if not bob.inbox or bob.inbox[-1].report is None:
             problems.append("Bob received nothing")
-            return ReceiptOutcome(case, None, None, format_time(alice.now()), sent_id, alice.sent.get(sent_id),
-                                  None, problems)
+            return ReceiptOutcome(case, None, None, format_time(alice.now()), sent_id,
+                                  alice.sent.get((BOB_BARE, sent_id)), None, problems)
         rs.outbound_filter = case.on_path
         bob.acknowledge(bob.inbox[-1], edit=case.edit)
         rs.outbound_filter = None
         anchor = alice.anchor()
         now = format_time(alice.now())
-    outcome = ReceiptOutcome(case, None, anchor, now, sent_id, alice.sent.get(sent_id), None, problems)
+    outcome = ReceiptOutcome(case, None, anchor, now, sent_id, alice.sent.get((BOB_BARE, sent_id)), None,
+                             problems)
     receipt = alice.inbox[-1] if alice.inbox else None
     if receipt is None or receipt.report is None:
         problems.append("Alice received no receipt")

@@ -338,7 +338,8 @@ class TrustPath(BasePlugin):
         self._discovery: asyncio.Future[Any] | None = None
         self._refreshing = False  # a new disco#info query after an unknown key: messages wait for it
         self._last_refresh = -math.inf
-        self._sent_origins: OrderedDict[str, str] = OrderedDict()  # id -> sig of this client's attestation
+        # (recipient's bare JID, id) -> sig of this client's attestation (None: sent without one)
+        self._sent: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._received: OrderedDict[tuple[str, str], DeliveryReport] = OrderedDict()  # (from, id) -> report
         self._unchecked: set[tuple[str, str]] = set()  # (from, id) of messages waiting to be checked
         self._held: dict[tuple[str, str], tuple[Message, asyncio.TimerHandle]] = {}  # receipts waiting
@@ -387,6 +388,7 @@ class TrustPath(BasePlugin):
         for _, timer in self._held.values():
             timer.cancel()
         self._held.clear()
+        self._released.clear()
         self._key = None
         self._initialized = False
         type(self)._users -= 1
@@ -725,6 +727,8 @@ class TrustPath(BasePlugin):
                 self.xmpp.event("trust_path_require_refused", RequireRefused(message, verdict, problem))
                 return None
         if not self.attest or self._key is None or self._key_refused or not self.xmpp.boundjid.resource:
+            if message["id"] and message["to"]:
+                self._remember(self._sent, (message["to"].bare, message["id"]), None)
             return message
         if not message["id"]:
             message["id"] = self.xmpp.new_id()
@@ -746,7 +750,7 @@ class TrustPath(BasePlugin):
         path = find_path_element(root)
         assert path is not None
         xml.append(ET.fromstring(serialize(path)))
-        self._remember(self._sent_origins, fields.id, attestation.sig)
+        self._remember(self._sent, (fields.to.split("/", 1)[0], fields.id), attestation.sig)
         return message
 
     def _add_report(self, message: Message) -> bool:
@@ -875,8 +879,14 @@ class TrustPath(BasePlugin):
         """A receipt's report on a message this account sent: judged, then ``trust_path_delivery``."""
         if message.xml.find(f"{{{NS_CARBONS}}}sent") is not None:
             return  # a receipt another device of this account sent: not about this account's message
+        result = message.xml.find(f"{{{NS_MAM}}}result")
+        if result is not None:
+            forwarded = result.find(f"{{{NS_FORWARD}}}forwarded")
+            inner = forwarded.find(f"{{{message.namespace}}}message") if forwarded is not None else None
+            if inner is not None and inner.get("from", "").split("/", 1)[0] == self.xmpp.boundjid.bare:
+                return  # this account's own receipt, read back from its archive
         try:
-            delivery = delivery_of(data, report, self._sent_origins)
+            delivery = delivery_of(data, report, self._sent)
         except InvalidInput as exc:
             log.warning("trust_path: the delivery report in %s cannot be used: %s", message["id"], exc)
             self.xmpp.event("trust_path_invalid", InvalidPath(message, exc))
@@ -911,6 +921,7 @@ class TrustPath(BasePlugin):
         for key in list(self._held):
             self._release(key)  # sent without a report, or dropped with the stream as slixmpp decides
         self._unchecked.clear()
+        self._released.clear()
         self._key = None
         self._policy = None
         self._refreshing = False
