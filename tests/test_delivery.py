@@ -312,3 +312,18 @@ def test_unsigned_content_inside_a_report_is_ignored_not_fatal():
     assert receipt.verdict is Verdict.TRUSTED
     delivery = delivery_of(padded, receipt, _sent(expected))
     assert delivery.verdict is Verdict.WEAK and delivery.reported.weakest == ("H2",)
+
+
+@pytest.mark.parametrize("name,sent,badge", [
+    ("delivered-h2-ca-only", True, "[delivered ◐ weak: H2 a.example → b.example, checked by a CA only]"),
+    ("receipt-h2-ca-only", True,
+     "[delivered ◐ weak: the receipt came back over H2 b.example → a.example, checked by a CA only]"),
+    ("report-for-another-copy", True, "[delivered ✘ untrusted: the report is about another copy of this message]"),
+    ("delivered-all-pinned", False, "[delivered ? unknown: not a message this device remembers sending to them]"),
+])
+def test_the_sent_message_badge_says_whose_word_it_is_and_what_limits_it(name, sent, badge):
+    from trustpath.poezio.text import delivery_badge
+
+    data, expected = _vector(name)
+    delivery = delivery_of(data, _receipt_report(data, name), _sent(expected) if sent else {})
+    assert delivery_badge(delivery) == badge

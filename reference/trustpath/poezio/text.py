@@ -176,6 +176,8 @@ def preflight_error(domain: str, error: BaseException) -> str:
 def _delivery_detail(delivery: Delivery) -> str:
     if delivery.limited_by == "origin":
         return "the report is about another copy of this message"
+    if delivery.limited_by == "unbound":
+        return "not a message this device remembers sending to them"
     if delivery.limited_by == "receipt":
         weakest = weakest_words(delivery.receipt)
         return f"the receipt came back over {weakest}" if weakest else "the receipt's own path is weaker"
