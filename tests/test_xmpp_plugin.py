@@ -484,12 +484,21 @@ class TestCarbons(VectorTest):
         assert event.report.verdict.value == expected
         assert any("carbon copy" in note for note in event.report.notes)
 
+    def test_a_message_the_phone_sent_is_remembered_for_its_delivery_report(self) -> None:
+        text = self.inject("13-carbon")
+        self.recv(text)
+        first = decode_path(parse_stanza(text.encode()).find(
+            "{urn:xmpp:carbons:2}sent/{urn:xmpp:forward:0}forwarded/{jabber:client}message")).attestations[0]
+        assert first.signer == "alice@a.example/phone"
+        assert self.plugin._sent[("bob@b.example", "tp-0004")] == first.sig
+
     def test_carbon_from_another_account_is_invalid(self) -> None:
         text = self.inject("13-carbon").replace('from="alice@a.example" to=', 'from="mallory@a.example" to=')
         self.recv(text)
         assert "trust_path_verdict" not in self.events
         (invalid,) = self.events["trust_path_invalid"]
         assert isinstance(invalid.error, InvalidInput) and "mallory@a.example" in str(invalid.error)
+        assert ("bob@b.example", "tp-0004") not in self.plugin._sent
 
 
 

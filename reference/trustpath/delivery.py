@@ -268,3 +268,19 @@ def report_of_stanza(data: bytes, report: Report) -> DeliveryReport:
     first = path.attestations[0] if path is not None and path.attestations else None
     origin = first.sig if first is not None and first.signer == message.get("from") else None
     return report_for(report, ident, origin)
+
+
+def sent_by_another_device(data: bytes, account: str) -> tuple[tuple[str, str], str | None] | None:
+    """For a carbon copy (``<sent/>``) of a message another device of ``account`` (a bare JID)
+    sent: ``((recipient's bare JID, id), sig of that device's attestation or None)``, the entry a
+    client adds to the ``sent`` mapping of :func:`delivery_of` so that the recipient's report can
+    be bound on every device.  None for anything else.  Call it only for a stanza
+    :func:`trustpath.receive.verify_stanza` accepted (it refuses a carbon from another account)."""
+    received = find_message(parse_stanza(data))
+    message = received.message
+    sender, to, ident = message.get("from") or "", message.get("to") or "", message.get("id")
+    if received.wrapper != "carbon-sent" or not ident or not to or sender.split("/", 1)[0] != account:
+        return None
+    path = decode_path(message)
+    first = path.attestations[0] if path is not None and path.attestations else None
+    return (to.split("/", 1)[0], ident), (first.sig if first is not None and first.signer == sender else None)

@@ -44,7 +44,8 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp.xmlstream.tostring import tostring
 
 from ..attest import attest
-from ..delivery import Delivery, DeliveryReport, delivery_of, report_element, report_of_stanza
+from ..delivery import Delivery, DeliveryReport, delivery_of, report_element, report_of_stanza, \
+    sent_by_another_device
 from ..codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, decode_preflight, find_path_element, \
     message_fields, parse_stanza, remove_paths, serialize
 from ..disco import NS_DISCO_INFO, read_disco_info
@@ -872,6 +873,14 @@ class TrustPath(BasePlugin):
             except InvalidInput as exc:
                 log.warning("trust_path: no delivery report for message %s: %s", message["id"], exc)
             self._release(key)
+        if message.xml.find(f"{{{NS_CARBONS}}}sent") is not None:
+            # another device of this account sent it: its recipient's report can be bound here too
+            try:
+                sent = sent_by_another_device(data, self.xmpp.boundjid.bare)
+            except InvalidInput:
+                sent = None
+            if sent is not None:
+                self._remember(self._sent, *sent)
         self.xmpp.event("trust_path_verdict", TrustPathVerdict(message, report))
         self._delivery(message, data, report)
 
