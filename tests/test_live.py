@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,44 @@ def test_preflight_against_prosody_forecasts_the_pinned_link():
     assert answer.takes_part is True
     assert (answer.out_view.method, answer.out_view.result.value) == ("pin", "pass")
     assert "trusted" not in answer.forecast.split(":")[0]
+
+
+def test_harness_keep_prints_how_to_open_poezio_as_alice_and_bob_and_stops_cleanly(tmp_path):
+    """``trustpath harness --keep``: what a person needs to open poezio as alice and as bob (the
+    same poezio home the tmux tests use), then everything stops on SIGTERM."""
+    _require_live()
+    import re
+    import signal
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "trustpath.cli", "harness", "--keep"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(lines)
+        assert "Press Ctrl-C" in text, text + process.stderr.read() if process.poll() is not None else text
+        scripts = dict(re.findall(r"^  (alice@a\.example|bob@b\.example): sh (\S+)$", text, re.M))
+        assert set(scripts) == {"alice@a.example", "bob@b.example"}, text
+        for account, script in scripts.items():
+            home = Path(script).parent
+            body = (home / "poezio.cfg").read_text()
+            assert f"jid = {account}" in body and "plugins_autoload = trust_path" in body
+            run = Path(script).read_text()
+            assert f"export XDG_DATA_HOME={home}/.local/share" in run and "-m trustpath.poezio -f" in run
+            check = subprocess.run(["sh", "-n", script], capture_output=True, timeout=10)
+            assert check.returncode == 0, check.stderr
+        assert re.search(r"server keys .*a\.example \S{43}=, b\.example \S{43}=", text)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "stopped every process the harness started" in out

@@ -26,7 +26,6 @@ from conftest import ROOT
 
 ADDRESSES = {"a.example": "127.0.0.41", "b.example": "127.0.0.42"}
 INTERCEPTOR = "127.0.0.43"  # a man in the middle on H2, for the interception test
-PLUGIN_DIR = ROOT / "reference" / "trustpath" / "poezio"
 BINDING = ROOT / "prosody" / "trust_path_crypto.so"
 NOBODY = 65534
 WIDTH, HEIGHT = 160, 45
@@ -68,34 +67,12 @@ class Poezio:
     def __init__(self, tmux: list[str], name: str, jid: str, address: str, ca_file: str, pin: str | None,
                  home: Path, *, launcher: bool = True) -> None:
         self.tmux, self.name, self.home = tmux, name, home
-        config_dir, data_dir = home / ".config", home / ".local" / "share"
-        (data_dir / "poezio" / "trust_path").mkdir(parents=True)
-        config_dir.mkdir(parents=True)
-        shutil.copy(ca_file, home / "ca.pem")
-        if pin is not None:
-            from trustpath.xmpp.pins import PinStore
+        from trustpath.poezio.home import write_poezio_home
 
-            # the person pinned their server's key before (e.g. /pins add, read from the admin)
-            PinStore.open(data_dir / "poezio" / "trust_path" / "pins.json").add(jid.split("@")[1], pin)
-        (home / "poezio.cfg").write_text("\n".join([
-            "[Poezio]",
-            f"jid = {jid}",
-            "password = pencil",
-            f"custom_host = {address}",
-            "custom_port = 15222",
-            f"ca_cert_path = {home / 'ca.pem'}",
-            "ignore_certificate = true",  # poezio's own key check; the trust_path pin store does it here
-            f"plugins_dir = {PLUGIN_DIR}",
-            "plugins_autoload = trust_path",
-            "enable_user_nick = false",
-            "enable_avatars = false",
-            "use_log = false",
-            "enable_vertical_tab_list = false",
-            "",
-        ]))
-        env = {"HOME": str(home), "TERM": "xterm-256color", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-               "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(config_dir), "XDG_DATA_HOME": str(data_dir),
-               "XDG_CACHE_HOME": str(home / ".cache")}
+        # the person pinned their server's key before (e.g. /pins add, read from the admin)
+        made = write_poezio_home(home, jid=jid, password="pencil", address=address, ca_file=ca_file, pin=pin)
+        env = {"TERM": "xterm-256color", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PATH": "/usr/bin:/bin",
+               **made.environment}
         command = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         # ``trustpath poezio`` loads the plugin before the first connection; plain poezio after login
         module = "trustpath.poezio" if launcher else "poezio"
