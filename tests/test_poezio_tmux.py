@@ -271,6 +271,13 @@ def test_a_ca_only_s2s_link_shows_the_weak_badge_naming_h2(session_factory):
             "weakest: H2 a.example → b.example, checked by a CA only") in screen
     assert re.search(r"H2 s2s: a\.example → b\.example\s+method pkix / pkix · result ✔ pass · "
                      r"reason ca-only \(checked by a CA only\)", screen)
+    # reloading the plugin keeps what it showed
+    bob.type("/unload trust_path")
+    bob.type("/load trust_path")
+    time.sleep(3)  # it reconnects once, so that the server's key is checked against the pins
+    bob.type("/path")
+    screen = bob.wait_for(r"(?s)trust path of “hello over a CA-only link”.*trust path of “hello over a CA-only link”")
+    assert screen.count("alice> hello over a CA-only link [◐ weak") == 1, "one badge, not a second one"
     # the sender learns it too, from bob's report in his delivery receipt
     alice = session.clients[1]
     alice.wait_for(r"alice> hello over a CA-only link "

@@ -87,8 +87,10 @@ class Plugin(BasePlugin):
 
     def init(self) -> None:
         xmpp = self.core.xmpp
-        self._reports: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (peer bare JID, id) -> Report
-        self._badged: OrderedDict[tuple[str, str], tuple[ShownMessage, str]] = OrderedDict()
+        # kept on poezio's core, so that /unload and /load (or /reload) keep /path for shown messages
+        kept = self.core.__dict__.setdefault("trust_path_reports", (OrderedDict(), OrderedDict()))
+        self._reports: OrderedDict[tuple[str, str], Any] = kept[0]  # (peer bare JID, id) -> (report, prefix)
+        self._badged: OrderedDict[tuple[str, str], tuple[ShownMessage, str]] = kept[1]
         self._waiting: set[tuple[str, str]] = set()
         self._warned: set[tuple[str, str]] = set()
         self._reconnecting = False
