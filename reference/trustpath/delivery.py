@@ -4,9 +4,10 @@ carried back to the sender in its delivery receipt (XEP-0184).
 The recipient's client turns its :class:`~trustpath.verify.Report` into a ``<report/>``
 (:func:`report_for`, :func:`report_element`) and signs it with the receipt, like a body.  The
 sender's client reads it back (:func:`find_report`, :func:`decode_report`) once it has verified
-the receipt's own path, and :func:`judge_delivery` decides what it may show: never more than the
-recipient reported, never more than the receipt's own path can carry, and nothing at all for a
-report about another copy of the message.
+the receipt's own path, and :func:`delivery_of` / :func:`judge_delivery` decide what it may
+show: never more than the recipient reported, never more than the receipt's own path can carry,
+at best unknown for a report not bound to a message this client sent to that peer, and untrusted
+for a report about another copy of the message.
 """
 
 from __future__ import annotations
