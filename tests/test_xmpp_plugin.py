@@ -596,6 +596,17 @@ class TestReceiptWaitsForTheCheck(PluginTest):
         assert xml is not None and xml.find("{urn:xmpp:receipts}received") is not None
         assert xml.find(f"{{{NS}}}report").get("verdict") == event.report.verdict.value
 
+    def test_a_held_receipt_is_released_when_the_session_ends(self) -> None:
+        self.sent(), self.sent()
+        self._pending_message()
+        TestDeliveryReportsSent._acknowledge(self, "tp-0003")  # type: ignore[arg-type]
+        assert self.sent() is None and len(self.plugin._held) == 1
+        self.xmpp.event("session_end")
+        assert self.plugin._held == {} and not self.plugin._released and not self.plugin._unchecked
+        xml = self.sent()
+        assert xml is not None and xml.find("{urn:xmpp:receipts}received") is not None
+        assert xml.find(f"{{{NS}}}report") is None
+
     def test_a_receipt_waits_no_longer_than_receipt_wait(self) -> None:
         self.sent(), self.sent()
         self._pending_message()
