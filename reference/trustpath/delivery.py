@@ -229,7 +229,8 @@ def judge_delivery(reported: DeliveryReport, receipt: Report, *, sent_origin: st
     return Delivery(reported.verdict, reported, receipt)
 
 
-def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str | None]) -> Delivery | None:
+def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str | None], *,
+                account: str | None = None) -> Delivery | None:
     """The :class:`Delivery` a received delivery receipt (or a carbon or archive copy of one)
     carries, judged against ``receipt`` (the verdict on that stanza's own path, from
     :func:`trustpath.receive.verify_stanza`); None when it is not a receipt with a ``<report/>``.
@@ -237,7 +238,8 @@ def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str
     ``sent`` maps ``(recipient's bare JID, message id)`` of each message this client sent to the
     ``sig`` of its own attestation on it (None if it sent it without one).  A report is bound to
     such a message only if the receipt comes from that recipient; otherwise it is at best
-    unknown.  Raises :class:`~trustpath.errors.MalformedStanza` for a report that cannot be read,
+    unknown.  A receipt that ``account`` (this client's bare JID) sent itself, copied back by a
+    carbon or read from its archive, is about a message it received, and gives None.  Raises :class:`~trustpath.errors.MalformedStanza` for a report that cannot be read,
     or whose ``for`` is not the id the receipt acknowledges.
     """
     message = find_message(parse_stanza(data)).message
@@ -245,6 +247,8 @@ def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str
     acknowledged = message.find(f"{{{NS_RECEIPTS}}}received")
     if element is None or acknowledged is None:
         return None  # a report outside a receipt acknowledges nothing
+    if account is not None and (message.get("from") or "").split("/", 1)[0] == account:
+        return None
     reported = decode_report(element)
     if acknowledged.get("id") != reported.for_id:
         raise MalformedStanza(f"<report/> is for {reported.for_id!r}, but the receipt acknowledges "

@@ -192,18 +192,10 @@ class Plugin(BasePlugin):
         message's id).  None for what poezio does not show (a chat state, a room message) and for
         this account's own messages read back from the archive.
         """
-        inner = stanza
+        inner = self._inner(stanza)
         own = self.core.xmpp.boundjid.bare
-        for tag in ("received", "sent"):
-            if stanza.xml.find(f"{{{NS_CARBONS}}}{tag}") is not None:
-                inner = stanza[f"carbon_{tag}"]
-                break
-        archived = stanza.xml.find(f"{{{NS_MAM}}}result")
-        if archived is not None:
-            # history from the archive: poezio shows it with the forwarded message's id
-            inner = stanza["mam_result"]["forwarded"]["stanza"]
-            if inner["from"].bare == own:
-                return None  # this account's own sent message: its archived path ends at its own server
+        if inner is not stanza and stanza.xml.find(f"{{{NS_MAM}}}result") is not None and inner["from"].bare == own:
+            return None  # this account's own sent message: its archived path ends at its own server
         if inner["type"] == "groupchat":
             if inner is not stanza or not inner["body"] or not inner["id"]:
                 return None  # a room's history or a copy: poezio shows it from its own archive query
@@ -229,12 +221,19 @@ class Plugin(BasePlugin):
         self._show(key, event.report, prefix)
 
     @staticmethod
-    def _carries_report(stanza: Any) -> bool:
-        inner = stanza
+    def _inner(stanza: Any) -> Any:
+        """The message a carbon copy or an archive result forwards (history from the archive is
+        shown with the forwarded message's id), or ``stanza`` itself."""
         for tag in ("received", "sent"):
             if stanza.xml.find(f"{{{NS_CARBONS}}}{tag}") is not None:
-                inner = stanza[f"carbon_{tag}"]
-        return inner.xml.find(f"{{{NS}}}report") is not None
+                return stanza[f"carbon_{tag}"]
+        if stanza.xml.find(f"{{{NS_MAM}}}result") is not None:
+            return stanza["mam_result"]["forwarded"]["stanza"]
+        return stanza
+
+    @classmethod
+    def _carries_report(cls, stanza: Any) -> bool:
+        return cls._inner(stanza).xml.find(f"{{{NS}}}report") is not None
 
     def on_delivery(self, event: Any) -> None:
         shown = self._shown(event.stanza)

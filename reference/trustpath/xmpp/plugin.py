@@ -886,16 +886,10 @@ class TrustPath(BasePlugin):
 
     def _delivery(self, message: Message, data: bytes, report: Report) -> None:
         """A receipt's report on a message this account sent: judged, then ``trust_path_delivery``."""
-        if message.xml.find(f"{{{NS_CARBONS}}}sent") is not None:
-            return  # a receipt another device of this account sent: not about this account's message
-        result = message.xml.find(f"{{{NS_MAM}}}result")
-        if result is not None:
-            forwarded = result.find(f"{{{NS_FORWARD}}}forwarded")
-            inner = forwarded.find(f"{{{message.namespace}}}message") if forwarded is not None else None
-            if inner is not None and inner.get("from", "").split("/", 1)[0] == self.xmpp.boundjid.bare:
-                return  # this account's own receipt, read back from its archive
+        if next(message.xml.iter(f"{{{NS}}}report"), None) is None:
+            return  # most messages: no need to parse them once more
         try:
-            delivery = delivery_of(data, report, self._sent)
+            delivery = delivery_of(data, report, self._sent, account=self.xmpp.boundjid.bare)
         except InvalidInput as exc:
             log.warning("trust_path: the delivery report in %s cannot be used: %s", message["id"], exc)
             self.xmpp.event("trust_path_invalid", InvalidPath(message, exc))
