@@ -49,8 +49,8 @@ bench: $(STAMP)
 
 # Regenerate the published test vectors (fixed keys and clock) and the XEP's examples.
 vectors: $(STAMP)
-	$(BIN)/python -m trustpath.vectors spec/vectors
-	$(BIN)/python tools/sync_xep.py
+	$(BIN)/python -m trustpath.tools.vectors spec/vectors
+	$(BIN)/python -m trustpath.tools.sync_xep
 
 clean:
 	rm -rf $(VENV) build *.egg-info reference/*.egg-info .pytest_cache .hypothesis

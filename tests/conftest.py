@@ -16,8 +16,8 @@ def load_json(path: Path):
 @pytest.fixture(scope="session")
 def pinned_vector():
     """The stanza, anchor and time of scenario 1 from the published vectors."""
-    from trustpath.anchor import load_anchor
-    from trustpath.timefmt import parse_time
+    from trustpath.core.anchor import load_anchor
+    from trustpath.core.timefmt import parse_time
 
     stem = VECTORS / "scenarios" / "01-all-pinned"
     anchor, skew = load_anchor(f"{stem}.anchor.json")

@@ -30,11 +30,11 @@ from trustpath import (
     verify,
     verify_stanza,
 )
-from trustpath.codec import add_attestation, decode_path, message_fields, parse_stanza, serialize
-from trustpath.keys import KeyStatus
-from trustpath.model import Path
-from trustpath.sim.federation import renamespace
-from trustpath.timefmt import format_time, parse_time
+from trustpath.core.codec import add_attestation, decode_path, message_fields, parse_stanza, serialize
+from trustpath.core.keys import KeyStatus
+from trustpath.core.model import Path
+from trustpath.testbed.sim.federation import renamespace
+from trustpath.core.timefmt import format_time, parse_time
 
 T0 = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 SPKI = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="

@@ -9,19 +9,19 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from conftest import ROOT, VECTORS, load_json
-from trustpath.anchor import load_anchor
-from trustpath.codec import find_message, message_fields, parse_stanza, serialize
-from trustpath.delivery import Delivery, DeliveryReport, ReportedHop, decode_report, delivery_of, find_report, \
+from trustpath.core.anchor import load_anchor
+from trustpath.core.codec import find_message, message_fields, parse_stanza, serialize
+from trustpath.core.delivery import Delivery, DeliveryReport, ReportedHop, decode_report, delivery_of, find_report, \
     judge_delivery, report_element, report_for
-from trustpath.errors import LimitExceeded, MalformedStanza
-from trustpath.model import NS, Strength, Verdict
-from trustpath.receive import verify_stanza
-from trustpath.signing import message_prefix
-from trustpath.sim.federation import ClientNode, Federation, Inbound, Outbound
-from trustpath.sim.receipts import RECEIPT_CASES, run_receipt
-from trustpath.sim.scenarios import ALICE, BOB
-from trustpath.timefmt import parse_time
-from trustpath.verify import Report
+from trustpath.core.errors import LimitExceeded, MalformedStanza
+from trustpath.core.model import NS, Strength, Verdict
+from trustpath.core.receive import verify_stanza
+from trustpath.core.signing import message_prefix
+from trustpath.testbed.sim.federation import ClientNode, Federation, Inbound, Outbound
+from trustpath.testbed.sim.receipts import RECEIPT_CASES, run_receipt
+from trustpath.testbed.sim.scenarios import ALICE, BOB
+from trustpath.core.timefmt import parse_time
+from trustpath.core.verify import Report
 
 SCHEMA = etree.XMLSchema(etree.parse(str(ROOT / "schemas" / "trust-path.xsd")))
 RECEIPT_VECTORS = sorted((VECTORS / "receipts").glob("*.expected.json"))
@@ -322,7 +322,7 @@ def test_unsigned_content_inside_a_report_is_ignored_not_fatal():
     ("delivered-all-pinned", False, "[delivered ? unknown: not a message this device remembers sending to them]"),
 ])
 def test_the_sent_message_badge_says_whose_word_it_is_and_what_limits_it(name, sent, badge):
-    from trustpath.poezio.text import delivery_badge
+    from trustpath.client.poezio.text import delivery_badge
 
     data, expected = _vector(name)
     delivery = delivery_of(data, _receipt_report(data, name), _sent(expected) if sent else {})

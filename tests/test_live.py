@@ -39,7 +39,7 @@ def _require_live() -> None:
 @pytest.fixture(scope="module")
 def live_outcomes():
     _require_live()
-    from trustpath.harness.scenarios import run_all_live
+    from trustpath.testbed.harness.scenarios import run_all_live
 
     return asyncio.run(run_all_live())
 
@@ -90,7 +90,7 @@ def test_the_lua_module_verifies_the_published_vectors():
 
 def test_preflight_against_prosody_forecasts_the_pinned_link():
     _require_live()
-    from trustpath.harness.scenarios import ALICE, Live, Setup, _world
+    from trustpath.testbed.harness.scenarios import ALICE, Live, Setup, _world
 
     async def run() -> object:
         world = _world(Setup())
@@ -140,7 +140,7 @@ def test_harness_keep_prints_how_to_open_poezio_as_alice_and_bob_and_stops_clean
             body = (home / "poezio.cfg").read_text()
             assert f"jid = {account}" in body and "plugins_autoload = trust_path" in body
             run = Path(script).read_text()
-            assert f"export XDG_DATA_HOME={home}/.local/share" in run and "-m trustpath.poezio -f" in run
+            assert f"export XDG_DATA_HOME={home}/.local/share" in run and "-m trustpath.client.poezio -f" in run
             check = subprocess.run(["sh", "-n", script], capture_output=True, timeout=10)
             assert check.returncode == 0, check.stderr
         assert re.search(r"server keys .*a\.example \S{43}=, b\.example \S{43}=", text)

@@ -34,7 +34,7 @@ WIDTH, HEIGHT = 160, 45
 
 def _nobody_can_run(drop: list[str]) -> bool:
     """Whether ``nobody`` can import poezio and this package from this interpreter."""
-    probe = subprocess.run([*drop, sys.executable, "-c", "import poezio, trustpath.poezio"], capture_output=True,
+    probe = subprocess.run([*drop, sys.executable, "-c", "import poezio, trustpath.client.poezio"], capture_output=True,
                            timeout=30, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
     return probe.returncode == 0
 
@@ -67,7 +67,7 @@ class Poezio:
     def __init__(self, tmux: list[str], name: str, jid: str, address: str, ca_file: str, pin: str | None,
                  home: Path, *, launcher: bool = True) -> None:
         self.tmux, self.name, self.home = tmux, name, home
-        from trustpath.poezio.home import write_poezio_home
+        from trustpath.client.poezio.home import write_poezio_home
 
         # the person pinned their server's key before (e.g. /pins add, read from the admin)
         made = write_poezio_home(home, jid=jid, password="pencil", address=address, ca_file=ca_file, pin=pin)
@@ -75,7 +75,7 @@ class Poezio:
                **made.environment}
         command = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
         # ``trustpath poezio`` loads the plugin before the first connection; plain poezio after login
-        module = "trustpath.poezio" if launcher else "poezio"
+        module = "trustpath.client.poezio" if launcher else "poezio"
         poezio = [sys.executable, "-m", module, "-f", str(home / "poezio.cfg")]
         if os.geteuid() == 0:
             drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -86,7 +86,7 @@ class Poezio:
             else:
                 # the checkout is not readable by nobody (e.g. under /root): stay root, and get past
                 # poezio's refusal to run as root, which is its only use of the effective uid
-                run = "from trustpath.poezio.launch import main; main()" if launcher else \
+                run = "from trustpath.client.poezio.launch import main; main()" if launcher else \
                     "from poezio.poezio import main; main()"
                 poezio = [sys.executable, "-c", "import os, sys; os.geteuid = lambda: 65534; "
                           f"sys.argv = ['poezio', '-f', {str(home / 'poezio.cfg')!r}]; {run}"]
@@ -136,7 +136,7 @@ class Session:
 
     def __init__(self, tmp: Path, *, s2s_pins: bool, a_takes_part: bool = True, intercept: bool = False,
                  rooms: bool = False) -> None:
-        from trustpath.harness.world import build_world
+        from trustpath.testbed.harness.world import build_world
 
         self.tmp = tmp
         self.tmux = ["tmux", "-L", f"trustpath-test-{os.getpid()}-{tmp.name}", "-f", "/dev/null"]
@@ -349,10 +349,10 @@ def test_the_plain_text_badge_and_path_of_the_published_vectors(stem, badge_text
     weakest hop named by both ends with its reason in words."""
     import json
 
-    from trustpath.anchor import load_anchor
-    from trustpath.poezio.text import badge, path_lines
-    from trustpath.receive import verify_stanza
-    from trustpath.timefmt import parse_time
+    from trustpath.core.anchor import load_anchor
+    from trustpath.client.poezio.text import badge, path_lines
+    from trustpath.core.receive import verify_stanza
+    from trustpath.core.timefmt import parse_time
 
     base = ROOT / "spec" / "vectors" / "scenarios" / stem
     anchor, skew = load_anchor(f"{base}.anchor.json")
@@ -370,8 +370,8 @@ def test_the_plain_text_badge_and_path_of_the_published_vectors(stem, badge_text
 # --- the pre-flight query, without poezio running (the server side is not needed) ------------------
 
 def _preflight(**changes):
-    from trustpath.model import Result, Side, View
-    from trustpath.xmpp.plugin import Preflight, preflight_forecast
+    from trustpath.core.model import Result, Side, View
+    from trustpath.client.slixmpp.plugin import Preflight, preflight_forecast
 
     own = View(peer="a.example", side=Side.CLIENT, tls="1.3", cipher="1302",
                spki="N9MO06A8vDfKkrcopktPu0JxbmTEFm9uerhE8D5TBSs=", method="pin", result=Result.PASS)
@@ -384,9 +384,9 @@ def _preflight(**changes):
 
 
 def test_the_plain_text_of_a_preflight():
-    from trustpath.errors import MalformedStanza
-    from trustpath.poezio.text import preflight_error, preflight_line, preflight_lines
-    from trustpath.xmpp.plugin import PreflightFailed
+    from trustpath.core.errors import MalformedStanza
+    from trustpath.client.poezio.text import preflight_error, preflight_line, preflight_lines
+    from trustpath.client.slixmpp.plugin import PreflightFailed
 
     lines = preflight_lines(_preflight())
     assert lines == [
@@ -417,8 +417,8 @@ def test_the_automatic_preflight_runs_once_per_domain_and_never_holds_a_message_
     from types import SimpleNamespace
 
     from slixmpp import JID
-    from trustpath.poezio.trust_path import Plugin
-    from trustpath.xmpp.plugin import PreflightFailed
+    from trustpath.client.poezio.trust_path import Plugin
+    from trustpath.client.slixmpp.plugin import PreflightFailed
 
     asked, shown = [], []
 

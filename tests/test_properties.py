@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from trustpath import InvalidInput, Verdict, verify_stanza
-from trustpath.codec import attestation_element, decode_attestation, parse_stanza, serialize
-from trustpath.model import NS, Attestation, Chain, KeySource, Result, Side, View
-from trustpath.timefmt import format_time
+from trustpath.core.codec import attestation_element, decode_attestation, parse_stanza, serialize
+from trustpath.core.model import NS, Attestation, Chain, KeySource, Result, Side, View
+from trustpath.core.timefmt import format_time
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -23,10 +23,10 @@ from trustpath import (
     verify,
     verify_stanza,
 )
-from trustpath.codec import decode_path, find_message, message_fields, parse_stanza, serialize
-from trustpath.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource
-from trustpath.sim.federation import ClientNode, Federation, RequirementNotMet
-from trustpath.sim.scenarios import BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
+from trustpath.core.codec import decode_path, find_message, message_fields, parse_stanza, serialize
+from trustpath.core.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource
+from trustpath.testbed.sim.federation import ClientNode, Federation, RequirementNotMet
+from trustpath.testbed.sim.scenarios import BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
 
 SCHEMA = etree.XMLSchema(etree.parse("schemas/trust-path.xsd"))
 
@@ -110,8 +110,8 @@ def test_for_must_equal_the_message_id():
 
 
 def test_prev_key_is_present_exactly_when_the_previous_signer_is_the_peer():
-    from trustpath.keys import verify_signature
-    from trustpath.signing import signing_input
+    from trustpath.core.keys import verify_signature
+    from trustpath.core.signing import signing_input
 
     pinned = run_scenario(SCENARIOS[0], seed=VECTOR_SEED, start=VECTOR_START)
     fields, path = _path(pinned.stanza)
@@ -132,7 +132,7 @@ def test_missing_key_source_counts_as_none():
     sc, ss, rs = path.attestations
     # b.example re-signs its attestation without saying where a.example's key came from
     from trustpath import attest
-    from trustpath.sim.tls import KeyFactory
+    from trustpath.testbed.sim.tls import KeyFactory
 
     key = KeyFactory(VECTOR_SEED).signing_key("server/b.example/1")
     bare = attest(fields, key, signer=rs.signer, time=rs.time, previous=ss, prev_key=rs.prev_key,
@@ -170,7 +170,7 @@ def test_server_keeps_only_the_clients_own_valid_attestation(fed):
 
     def wrong_peer(root, fields):  # the client's own attestation naming another server
         from trustpath import attest
-        from trustpath.codec import add_attestation, remove_paths
+        from trustpath.core.codec import add_attestation, remove_paths
 
         remove_paths(root)
         add_attestation(root, attest(fields, alice.key, signer=alice.jid, time=alice.now(),
@@ -238,7 +238,7 @@ def test_server_forwards_a_full_path_unchanged(fed):
 
     def fill(root, fields):
         from trustpath import attest
-        from trustpath.codec import add_attestation
+        from trustpath.core.codec import add_attestation
 
         path = decode_path(root)
         previous = path.attestations[-1]
@@ -352,8 +352,8 @@ def test_once_an_attestation_fails_everything_before_it_is_unvouched():
 
 
 def test_a_forwarded_message_counts_only_from_the_own_account(pinned_vector):
-    from trustpath.errors import ForgedWrapper
-    from trustpath.vectors import archived
+    from trustpath.core.errors import ForgedWrapper
+    from trustpath.tools.vectors import archived
 
     data, anchor, now = pinned_vector
     carbon = (b"<message xmlns='jabber:client' from='%s' to='bob@b.example/desk'><received "
@@ -370,7 +370,7 @@ def test_a_forwarded_message_counts_only_from_the_own_account(pinned_vector):
 
 
 def test_a_live_stanza_must_be_fresh_and_delivered_to_this_resource(pinned_vector):
-    from trustpath.vectors import archived, resign_pinned
+    from trustpath.tools.vectors import archived, resign_pinned
 
     data, anchor, now = pinned_vector
     assert verify_stanza(data, anchor, now + timedelta(days=30)).hops[-1].reason == "clock-skew"
@@ -387,7 +387,7 @@ STRENGTH_CASES = [(m, v) for m, v in (("pin", "trusted"), ("dane-ee", "trusted")
 
 @pytest.mark.parametrize("method, verdict", STRENGTH_CASES)
 def test_the_method_of_the_receiving_server_sets_the_strength_of_h2(pinned_vector, method, verdict):
-    from trustpath.vectors import resign_pinned
+    from trustpath.tools.vectors import resign_pinned
 
     data, anchor, now = pinned_vector
     assert verify_stanza(resign_pinned(data, {2: {"in": {"method": method}}}), anchor, now).verdict.value == verdict
@@ -396,7 +396,7 @@ def test_the_method_of_the_receiving_server_sets_the_strength_of_h2(pinned_vecto
 @pytest.mark.parametrize("source, verdict", [("link", "trusted"), ("config", "trusted"), ("dnssec", "trusted"),
                                              ("posh", "weak"), ("tofu", "weak"), ("none", "untrusted")])
 def test_the_key_source_caps_the_path(pinned_vector, source, verdict):
-    from trustpath.vectors import resign_pinned
+    from trustpath.tools.vectors import resign_pinned
 
     data, anchor, now = pinned_vector
     edited = resign_pinned(data, {2: {"in": {"key_source": KeySource(source)}}})
@@ -413,7 +413,7 @@ def test_preflight_answers_with_the_view_the_server_would_attest(fed):
 
 
 def test_preflight_shows_a_failing_pin_and_a_domain_that_does_not_take_part():
-    from trustpath.sim.federation import Interceptor
+    from trustpath.testbed.sim.federation import Interceptor
 
     with Federation(seed=VECTOR_SEED, start=VECTOR_START) as world:
         world.interceptors[("a.example", "b.example")] = Interceptor(world, "a.example", "b.example")
@@ -428,7 +428,7 @@ def test_preflight_shows_a_failing_pin_and_a_domain_that_does_not_take_part():
 
 
 def test_preflight_answers_are_read_strictly():
-    from trustpath.codec import Preflight, decode_preflight, preflight_element
+    from trustpath.core.codec import Preflight, decode_preflight, preflight_element
 
     good = preflight_element(Preflight("b.example", True, None))
     assert decode_preflight(good) == Preflight("b.example", True, None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trustpath.model import Verdict
-from trustpath.sim.scenarios import SCENARIOS, VECTOR_SEED, VECTOR_START, run_scenario
+from trustpath.core.model import Verdict
+from trustpath.testbed.sim.scenarios import SCENARIOS, VECTOR_SEED, VECTOR_START, run_scenario
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"{s.number:02d}-{s.name}" for s in SCENARIOS])

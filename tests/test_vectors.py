@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from conftest import VECTORS, load_json
-from trustpath import errors
-from trustpath.anchor import load_anchor
+from trustpath.core import errors
+from trustpath.core.anchor import load_anchor
 from trustpath.cli import main
-from trustpath.keys import SigningKey, verify_signature
-from trustpath.receive import verify_stanza
-from trustpath.timefmt import parse_time
-from trustpath.vectors import main as write_vectors
+from trustpath.core.keys import SigningKey, verify_signature
+from trustpath.core.receive import verify_stanza
+from trustpath.core.timefmt import parse_time
+from trustpath.tools.vectors import main as write_vectors
 
 SCENARIO_FILES = sorted((VECTORS / "scenarios").glob("*.expected.json"))
 LIVE_FILES = sorted((VECTORS / "live").glob("*.expected.json"))

@@ -12,10 +12,10 @@ import pytest
 from lxml import etree
 
 from conftest import ROOT, VECTORS, load_json
-from trustpath.anchor import load_anchor
-from trustpath.model import NS
-from trustpath.receive import verify_stanza
-from trustpath.timefmt import parse_time
+from trustpath.core.anchor import load_anchor
+from trustpath.core.model import NS
+from trustpath.core.receive import verify_stanza
+from trustpath.core.timefmt import parse_time
 
 XEP = ROOT / "xep" / "trust-path.xml"
 XSF = ROOT.parent / "shared" / "xsf"
@@ -65,7 +65,7 @@ def test_schema_in_the_xep_is_the_schema_file(xep):
 
 
 def test_generated_parts_of_the_xep_are_up_to_date():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "sync_xep.py"), "--check"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "trustpath.tools.sync_xep", "--check"], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
 
@@ -142,8 +142,8 @@ def test_signed_example_in_the_signing_section_reproduces():
 
 
 def test_disco_example_publishes_keys_the_reference_can_read(xep):
-    from trustpath.disco import NS_DISCO_INFO, key_form, read_disco_info
-    from trustpath.keys import KeyStatus
+    from trustpath.core.disco import NS_DISCO_INFO, key_form, read_disco_info
+    from trustpath.core.keys import KeyStatus
 
     results = []
     for caption, text in _examples(xep):

@@ -1,8 +1,8 @@
-"""The slixmpp plugin (trustpath.xmpp): pin store, TLS check, client key, signing, verifying.
+"""The slixmpp plugin (trustpath.client.slixmpp): pin store, TLS check, client key, signing, verifying.
 
 The pin store is tested with plain pytest; the plugin (and its reading of disco#info) with
 slixmpp's own synchronous SlixTest (a mock stream, no network).  TLS facts come from a
-real in-memory handshake (trustpath.sim.tls), handed to slixmpp as its transport would.
+real in-memory handshake (trustpath.testbed.sim.tls), handed to slixmpp as its transport would.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from trustpath.errors import InvalidInput, InvalidPinStore, UsageError
-from trustpath.timefmt import parse_time
-from trustpath.xmpp.pins import PIN_STORE_VERSION, PinSource, PinStore
+from trustpath.core.errors import InvalidInput, InvalidPinStore, UsageError
+from trustpath.core.timefmt import parse_time
+from trustpath.client.slixmpp.pins import PIN_STORE_VERSION, PinSource, PinStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "spec" / "vectors" / "scenarios"
@@ -144,16 +144,16 @@ from slixmpp.test import SlixTest  # noqa: E402
 from slixmpp.xmlstream import ET  # noqa: E402
 from slixmpp.xmlstream.tostring import tostring  # noqa: E402
 
-import trustpath.xmpp  # noqa: E402
-from trustpath.anchor import load_anchor  # noqa: E402
-from trustpath.codec import decode_path, message_fields, parse_stanza  # noqa: E402
-from trustpath.delivery import decode_report  # noqa: E402
-from trustpath.keys import verify_signature  # noqa: E402
-from trustpath.model import NS, Result, Side, View  # noqa: E402
-from trustpath.signing import signing_input  # noqa: E402
-from trustpath.xmpp.plugin import RequirementNotMet, TrustPath  # noqa: E402
+import trustpath.client.slixmpp  # noqa: E402
+from trustpath.core.anchor import load_anchor  # noqa: E402
+from trustpath.core.codec import decode_path, message_fields, parse_stanza  # noqa: E402
+from trustpath.core.delivery import decode_report  # noqa: E402
+from trustpath.core.keys import verify_signature  # noqa: E402
+from trustpath.core.model import NS, Result, Side, View  # noqa: E402
+from trustpath.core.signing import signing_input  # noqa: E402
+from trustpath.client.slixmpp.plugin import RequirementNotMet, TrustPath  # noqa: E402
 
-trustpath.xmpp.register()
+trustpath.client.slixmpp.register()
 
 JID_FULL = "tester@localhost/resource"
 PIN_VIEW = View(peer="localhost", side=Side.CLIENT, tls="1.3", cipher="1302", spki=SPKI_A, method="pin",
@@ -691,9 +691,9 @@ class TestLocalMessages(PluginTest):
         """A message from alice@localhost, signed by 'localhost' with ``key`` for this client."""
         from lxml import etree
 
-        from trustpath.attest import attest
-        from trustpath.codec import add_attestation, serialize
-        from trustpath.model import Chain, MessageFields
+        from trustpath.core.attest import attest
+        from trustpath.core.codec import add_attestation, serialize
+        from trustpath.core.model import Chain, MessageFields
 
         fields = MessageFields(sender="alice@localhost/phone", to="tester@localhost", id=ident, type="chat",
                                bodies=((None, body),))
@@ -709,7 +709,7 @@ class TestLocalMessages(PluginTest):
         return serialize(root).decode()
 
     def test_unknown_key_asks_the_server_once_more(self) -> None:
-        from trustpath.keys import SigningKey
+        from trustpath.core.keys import SigningKey
 
         self.bind()
         rotated = SigningKey.generate()
@@ -728,7 +728,7 @@ class TestLocalMessages(PluginTest):
 
     def test_line_ends_and_tabs_survive(self) -> None:
         """slixmpp re-serializes what it parsed; a CR or TAB sent as a reference must stay one."""
-        from trustpath.keys import SigningKey
+        from trustpath.core.keys import SigningKey
 
         key = SigningKey.generate()
         self.bind(key=key.public)
@@ -791,7 +791,7 @@ class TlsTransport:
 
 @pytest.fixture(scope="module")
 def tls_world(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from trustpath.sim.tls import Authority, KeyFactory
+    from trustpath.testbed.sim.tls import Authority, KeyFactory
 
     keys = KeyFactory()
     ca = Authority("Test CA", keys, tmp_path_factory.mktemp("ca"))
@@ -813,7 +813,7 @@ class TestTls(PluginTest):
 
     def handshake(self, credential, *, verify: bool) -> TlsTransport:  # type: ignore[no-untyped-def]
         """A TLS connection to ``credential``'s server, handed to slixmpp as a new connection."""
-        from trustpath.sim.tls import TlsLink, client_context, server_context
+        from trustpath.testbed.sim.tls import TlsLink, client_context, server_context
 
         if verify:
             self.xmpp.ssl_context = client_context((self.ca.ca_file,), verify=True)
@@ -910,7 +910,7 @@ def test_register_by_module_name() -> None:
     from slixmpp import ClientXMPP
 
     client = ClientXMPP("a@b.example/r", "pw")
-    client.register_plugin("trust_path", module="trustpath.xmpp")
+    client.register_plugin("trust_path", module="trustpath.client.slixmpp")
     assert isinstance(client.plugin["trust_path"], TrustPath)
     client.plugin.disable("trust_path")
 
@@ -997,7 +997,7 @@ class TestPreflight(PluginTest):
         assert pf.own_view.tls == "none" and pf.forecast.endswith("the path would be untrusted")
 
     def test_an_h2_view_from_the_server_side_or_for_another_peer_is_malformed(self) -> None:
-        from trustpath.errors import MalformedStanza
+        from trustpath.core.errors import MalformedStanza
 
         for inner, flag, domain in [
             (self.out(side="server"), "true", "b.example"),
@@ -1020,7 +1020,7 @@ class TestPreflight(PluginTest):
             future.result()
 
     def test_an_iq_error_is_a_clear_exception(self) -> None:
-        from trustpath.xmpp.plugin import PreflightFailed
+        from trustpath.client.slixmpp.plugin import PreflightFailed
 
         future = self.ask("<iq type='error' id='{id}' from='localhost'><error type='cancel'>"
                           "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")

@@ -1,7 +1,7 @@
 """Live check of what mod_trust_path puts in archives (XEP rule 40: "A server that archives a
 message MUST store its path as delivered"), with two real Prosody servers, real s2s TLS and
 slixmpp clients running the trust_path plugin, which verifies every MAM result with
-trustpath.receive.verify_stanza (archived wrapper).
+trustpath.core.receive.verify_stanza (archived wrapper).
 
     mkdir -p /tmp/tparchive && TMPDIR=/tmp/tparchive .venv/bin/python prosody/tests/live_archive.py
 
@@ -20,15 +20,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "reference"))
 
-import trustpath.harness.world as world_module  # noqa: E402
+import trustpath.testbed.harness.world as world_module  # noqa: E402
 
 world_module.ADDRESSES = {"a.example": os.environ.get("TRUSTPATH_LIVE_A", "127.0.0.22"),
                           "b.example": os.environ.get("TRUSTPATH_LIVE_B", "127.0.0.23")}
 
-from trustpath.harness.rotate import rotate_key  # noqa: E402
-from trustpath.harness.scenarios import LIVE_SCENARIOS, Live, Setup, _next, _settle, _world, run_live  # noqa: E402
-from trustpath.receive import verify_stanza  # noqa: E402
-from trustpath.xmpp.plugin import wire_bytes  # noqa: E402
+from trustpath.testbed.harness.rotate import rotate_key  # noqa: E402
+from trustpath.testbed.harness.scenarios import LIVE_SCENARIOS, Live, Setup, _next, _settle, _world, run_live  # noqa: E402
+from trustpath.core.receive import verify_stanza  # noqa: E402
+from trustpath.client.slixmpp.plugin import wire_bytes  # noqa: E402
 
 ALICE, DESK, LAPTOP, TABLET = "alice@a.example/phone", "bob@b.example/desk", "bob@b.example/laptop", "bob@b.example/tablet"
 results: list[tuple[str, bool, str]] = []

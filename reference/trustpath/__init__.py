@@ -5,9 +5,9 @@ check, with keys, TLS facts and the current time passed in.  Adapters (the embed
 federation, the command line) do the I/O.
 """
 
-from .anchor import anchor_from_json, anchor_to_json, load_anchor
-from .attest import attest
-from .errors import (
+from .core.anchor import anchor_from_json, anchor_to_json, load_anchor
+from .core.attest import attest
+from .core.errors import (
     InvalidAnchor,
     InvalidInput,
     LimitExceeded,
@@ -17,11 +17,11 @@ from .errors import (
     UnsupportedVersion,
     UsageError,
 )
-from .keys import KeySet, KeyStatus, PublishedKey, SigningKey, spki_sha256, verify_signature
-from .model import NS, Attestation, Chain, KeySource, MessageFields, Path, Result, Side, Strength, Verdict, View
-from .receive import verify_stanza
-from .signing import signing_input
-from .verify import Anchor, HopReport, Report, verify
+from .core.keys import KeySet, KeyStatus, PublishedKey, SigningKey, spki_sha256, verify_signature
+from .core.model import NS, Attestation, Chain, KeySource, MessageFields, Path, Result, Side, Strength, Verdict, View
+from .core.receive import verify_stanza
+from .core.signing import signing_input
+from .core.verify import Anchor, HopReport, Report, verify
 
 __all__ = [
     "NS", "Anchor", "Attestation", "Chain", "HopReport", "InvalidAnchor", "InvalidInput", "KeySet", "KeySource",

@@ -11,12 +11,12 @@ from pathlib import Path as FsPath
 from rich.console import Console
 from rich.text import Text
 
-from .anchor import anchor_to_json, load_anchor
-from .errors import InvalidAnchor, LimitExceeded, TrustPathError
-from .model import DEFAULT_MAX_SKEW, MAX_STANZA_BYTES, Verdict
-from .receive import verify_stanza
+from .core.anchor import anchor_to_json, load_anchor
+from .core.errors import InvalidAnchor, LimitExceeded, TrustPathError
+from .core.model import DEFAULT_MAX_SKEW, MAX_STANZA_BYTES, Verdict
+from .core.receive import verify_stanza
 from .render import badge, report_view
-from .timefmt import format_time, parse_time
+from .core.timefmt import format_time, parse_time
 
 
 def _console() -> Console:
@@ -27,7 +27,7 @@ def _console() -> Console:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .sim.scenarios import VECTOR_SEED, VECTOR_START, run_all
+    from .testbed.sim.scenarios import VECTOR_SEED, VECTOR_START, run_all
 
     only = tuple(args.scenario or ())
     seed, start = (VECTOR_SEED, VECTOR_START) if args.fixed else (None, None)
@@ -35,15 +35,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_harness(args: argparse.Namespace) -> int:
-    from .harness.prosody import ProsodyMissing
+    from .testbed.harness.prosody import ProsodyMissing
 
     if args.keep:
-        from .harness.cli import keep
+        from .testbed.harness.cli import keep
 
         return keep(args)
     import asyncio
 
-    from .harness.scenarios import run_all_live
+    from .testbed.harness.scenarios import run_all_live
 
     try:
         outcomes = asyncio.run(run_all_live(tuple(args.scenario or ())))
@@ -85,7 +85,7 @@ def show_outcomes(outcomes: list, args: argparse.Namespace) -> int:  # type: ign
 
 def emit(outcomes: list, directory: FsPath) -> None:  # type: ignore[type-arg]
     """Write, per scenario, what the recipient received, what it trusts, and what it must see."""
-    from .sim.scenarios import file_stem
+    from .testbed.sim.scenarios import file_stem
 
     directory.mkdir(parents=True, exist_ok=True)
     for o in outcomes:
@@ -175,7 +175,7 @@ def _rounds(text: str) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.live:
         return _live_bench(args)
-    from .bench import run_bench
+    from .tools.bench import run_bench
 
     figures = run_bench(rounds=args.rounds)
     if args.json:
@@ -198,8 +198,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _live_bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .harness.livebench import run_live_bench
-    from .harness.prosody import ProsodyMissing
+    from .tools.livebench import run_live_bench
+    from .testbed.harness.prosody import ProsodyMissing
 
     try:
         figures = asyncio.run(run_live_bench(args.messages, args.batch))
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
     arguments = sys.argv[1:] if argv is None else argv
     if arguments[:1] == ["poezio"]:
-        from .poezio.launch import main as poezio_main
+        from .client.poezio.launch import main as poezio_main
 
         return poezio_main(arguments[1:])
     args = parser.parse_args(arguments)

@@ -7,8 +7,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .model import Verdict
-from .verify import HopReport, Report
+from .core.model import Verdict
+from .core.verify import HopReport, Report
 
 BADGE = {
     Verdict.TRUSTED: ("✔", "trusted", "bold green"),

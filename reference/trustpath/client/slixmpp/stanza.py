@@ -1,0 +1,75 @@
+"""slixmpp stanza classes for the elements a client sends: <client-key/>, <require/> and the
+pre-flight query <preflight/>.
+
+The <path/> itself is not a stanza class: it is built and read by the reference core
+(:mod:`trustpath.core.codec`), which is strict about every attribute, and is carried in the
+message as plain XML.
+"""
+
+from __future__ import annotations
+
+from slixmpp.xmlstream import ET, ElementBase
+
+from ...core.model import NS
+
+REQUIRE_VERDICTS = ("trusted", "weak")
+
+
+class ClientKey(ElementBase):
+    """``<iq type='set'><client-key xmlns='urn:xmpp:trust-path:0' key='...'/></iq>`` (XEP: Client Key
+    Announcement); ``iq['trust_path_client_key']['key']``."""
+
+    namespace = NS
+    name = "client-key"
+    plugin_attrib = "trust_path_client_key"
+    interfaces = {"key"}
+
+
+class Preflight(ElementBase):
+    """``<iq type='get'><preflight xmlns='urn:xmpp:trust-path:0' domain='b.example'/></iq>``: ask this
+    client's own server how the path to ``domain`` would be verified now (the pre-flight query);
+    ``iq['trust_path_preflight']['domain']``.  The answer is read strictly by the plugin
+    (:meth:`trustpath.client.slixmpp.plugin.TrustPath.preflight`), not through this class."""
+
+    namespace = NS
+    name = "preflight"
+    plugin_attrib = "trust_path_preflight"
+    interfaces = {"domain"}
+
+
+class Require(ElementBase):
+    """``<require xmlns='urn:xmpp:trust-path:0' verdict='trusted'/>`` on a message.
+
+    Used as ``msg['trust_path_require'] = 'trusted'`` (or ``'weak'``); reads ``''`` when
+    absent.  Like XEP-0184's request, it works on the parent message directly, so that
+    reading it never adds an empty element to the message (which every attestation
+    signs).
+    """
+
+    namespace = NS
+    name = "require"
+    plugin_attrib = "trust_path_require"
+    interfaces = {"trust_path_require"}
+    is_extension = True
+
+    def setup(self, xml: ET.Element | None = None) -> bool:
+        self.xml = ET.Element("")
+        return True
+
+    def get_trust_path_require(self) -> str:
+        element = self.parent().xml.find(f"{{{NS}}}require")
+        return "" if element is None else element.get("verdict", "")
+
+    def set_trust_path_require(self, verdict: str | None) -> None:
+        if verdict and verdict not in REQUIRE_VERDICTS:
+            raise ValueError(f"<require/> takes verdict 'trusted' or 'weak', not {verdict!r}")
+        self.del_trust_path_require()
+        if verdict:
+            element = ET.Element(f"{{{NS}}}require")
+            element.set("verdict", verdict)
+            self.parent().xml.append(element)
+
+    def del_trust_path_require(self) -> None:
+        parent = self.parent().xml
+        for element in parent.findall(f"{{{NS}}}require"):
+            parent.remove(element)

@@ -1,0 +1,69 @@
+"""slixmpp clients for the harness, connected to a world's servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import logging
+
+import slixmpp
+
+from .world import PASSWORD, World
+
+# slixmpp logs through the root logger; the harness reports outcomes itself
+logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
+logging.getLogger("trustpath.client.slixmpp").setLevel(logging.ERROR)
+
+
+class Client:
+    """One account's connection; received messages land in :attr:`inbox` with their arrival time."""
+
+    def __init__(self, jid: str, world: World, *, plugins: tuple[str, ...] = (),
+                 plugin_config: dict[str, dict[str, Any]] | None = None) -> None:
+        self.jid = jid
+        self.world = world
+        self.xmpp = slixmpp.ClientXMPP(jid, PASSWORD)
+        self.xmpp.ca_certs = world.ca.ca_file
+        self.xmpp.enable_direct_tls = False  # the harness serves STARTTLS only
+        self.xmpp.register_plugin("xep_0030")
+        for name in plugins:
+            self.xmpp.register_plugin(name, (plugin_config or {}).get(name))
+        self.inbox: asyncio.Queue[tuple[float, slixmpp.Message]] = asyncio.Queue()
+        self.xmpp.add_event_handler("message", self._on_message)
+
+    def _on_message(self, message: slixmpp.Message) -> None:
+        self.inbox.put_nowait((time.perf_counter(), message))
+
+    async def start(self, timeout: float = 15) -> Client:
+        started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def on_start(_: object) -> None:
+            self.xmpp.send_presence()
+            if not started.done():
+                started.set_result(True)
+
+        def on_fail(event: object) -> None:
+            if not started.done():
+                started.set_exception(ConnectionError(f"{self.jid} could not connect: {event}"))
+
+        self.xmpp.add_event_handler("session_start", on_start)
+        self.xmpp.add_event_handler("failed_auth", on_fail)
+        self.xmpp.add_event_handler("connection_failed", on_fail)
+        domain = self.xmpp.boundjid.domain
+        self.xmpp.connect(self.world.address(domain), 15222)
+        await asyncio.wait_for(started, timeout)
+        return self
+
+    def send(self, to: str, body: str) -> str:
+        message = self.xmpp.make_message(mto=to, mbody=body, mtype="chat")
+        message["id"] = message["id"] or self.xmpp.new_id()
+        message.send()
+        return message["id"]
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.xmpp.disconnect(wait=0.5), 3)
+        except (TimeoutError, asyncio.CancelledError, ConnectionError):
+            pass

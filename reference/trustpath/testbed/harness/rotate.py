@@ -1,0 +1,33 @@
+"""Key rotation on a live server (scenario 10): a new attestation key, the old one retired."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ...core.keys import SigningKey
+from ...core.timefmt import format_time
+from .prosody import Instance
+
+
+def current_key(instance: Instance) -> SigningKey:
+    configured = instance.options.get("trust_path_key_file")
+    path = configured if isinstance(configured, str) else \
+        str(instance.workdir / "data" / "trust_path" / f"{instance.domain}.key")
+    with open(path, encoding="ascii") as handle:
+        return SigningKey.from_seed(bytes.fromhex(handle.read().strip()))
+
+
+def rotate_key(instance: Instance, *, max_skew: int = 300) -> tuple[str, str]:
+    """Restart ``instance`` signing with a new key; return (old public key, new public key)."""
+    old = current_key(instance)
+    new = SigningKey.generate()
+    key_file = instance.workdir / f"attestation-key-{new.public[:8].replace('/', '_')}.hex"
+    key_file.write_text(new.seed().hex() + "\n")
+    key_file.chmod(0o600)
+    retired = list(instance.options.get("trust_path_retired_keys", []))  # type: ignore[call-overload]
+    retired.append({"key": old.public,
+                    "not_after": format_time(datetime.now(UTC) + timedelta(seconds=max_skew))})
+    instance.options["trust_path_key_file"] = str(key_file)
+    instance.options["trust_path_retired_keys"] = retired
+    instance.restart()
+    return old.public, new.public
