@@ -371,7 +371,8 @@ def test_the_plain_text_badge_and_path_of_the_published_vectors(stem, badge_text
 
 def _preflight(**changes):
     from trustpath.core.model import Result, Side, View
-    from trustpath.client.slixmpp.plugin import Preflight, preflight_forecast
+    from trustpath.client.slixmpp.plugin import Preflight
+    from trustpath.core.preflight import forecast
 
     own = View(peer="a.example", side=Side.CLIENT, tls="1.3", cipher="1302",
                spki="N9MO06A8vDfKkrcopktPu0JxbmTEFm9uerhE8D5TBSs=", method="pin", result=Result.PASS)
@@ -379,7 +380,7 @@ def _preflight(**changes):
                spki="FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw=", method="pkix", result=Result.PASS)
     fields = {"domain": "b.example", "takes_part": True, "out_view": out, "own_view": own}
     fields.update(changes)
-    return Preflight(forecast=preflight_forecast(fields["domain"], fields["takes_part"], fields["out_view"],
+    return Preflight(forecast=forecast(fields["domain"], fields["takes_part"], fields["out_view"],
                                                  fields["own_view"]), **fields)
 
 

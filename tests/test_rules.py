@@ -428,10 +428,10 @@ def test_preflight_shows_a_failing_pin_and_a_domain_that_does_not_take_part():
 
 
 def test_preflight_answers_are_read_strictly():
-    from trustpath.core.codec import Preflight, decode_preflight, preflight_element
+    from trustpath.core.preflight import PreflightAnswer, decode_preflight, preflight_element
 
-    good = preflight_element(Preflight("b.example", True, None))
-    assert decode_preflight(good) == Preflight("b.example", True, None)
+    good = preflight_element(PreflightAnswer("b.example", True, None))
+    assert decode_preflight(good) == PreflightAnswer("b.example", True, None)
     for bad in ("<preflight xmlns='urn:xmpp:trust-path:0'/>",
                 "<preflight xmlns='urn:xmpp:trust-path:0' domain='b.example' takes-part='maybe'/>",
                 "<preflight xmlns='urn:xmpp:trust-path:0' domain='b.example' extra='1'/>",

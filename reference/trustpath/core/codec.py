@@ -391,58 +391,23 @@ def remove_paths(message: etree._Element) -> int:
     return removed
 
 
-def serialize(element: etree._Element) -> bytes:
-    return etree.tostring(element, encoding="utf-8")
-
-
-# --- the pre-flight query -------------------------------------------------------------
-
-_TAG_PREFLIGHT = f"{{{NS}}}preflight"
-
-
-@dataclass(frozen=True, slots=True)
-class Preflight:
-    """A server's answer to a pre-flight query: how it would reach ``domain`` now (XEP: Pre-flight Query)."""
-
-    domain: str
-    takes_part: bool | None = None
-    out_view: View | None = None
-
-
-def preflight_element(answer: Preflight) -> etree._Element:
-    element = etree.Element(_TAG_PREFLIGHT, nsmap={None: NS})
-    element.set("domain", answer.domain)
-    if answer.takes_part is not None:
-        element.set("takes-part", "true" if answer.takes_part else "false")
-    if answer.out_view is not None:
-        out = etree.SubElement(element, _TAG_OUT)
-        for name, value in answer.out_view.attributes().items():
-            out.set(name, value)
+def view_element(view: View, *, inbound: bool) -> etree._Element:
+    """``<in/>`` or ``<out/>`` with ``view``'s wire attributes."""
+    element = etree.Element(_TAG_IN if inbound else _TAG_OUT, nsmap={None: NS})
+    for name, value in view.attributes().items():
+        element.set(name, value)
     return element
 
 
-def decode_preflight(element: etree._Element) -> Preflight:
-    """Read a ``<preflight/>`` result strictly."""
-    if element.tag != _TAG_PREFLIGHT:
-        raise MalformedStanza("expected <preflight xmlns='urn:xmpp:trust-path:0'/>")
-    extra = set(element.attrib) - {"domain", "takes-part"}
-    if extra:
-        raise MalformedStanza(f"<preflight/> has unknown attribute(s) {sorted(extra)}")
-    domain = element.get("domain")
-    if not domain or len(domain) > 1023 or "@" in domain or "/" in domain:
-        raise MalformedStanza("<preflight/> needs 'domain', a domain name")
-    takes_part = {"true": True, "1": True, "false": False, "0": False, None: None}.get(element.get("takes-part"), ...)
-    if takes_part is ...:
-        raise MalformedStanza("<preflight/> 'takes-part' must be true or false")
-    children = list(element)
-    if len(children) > 1 or (children and children[0].tag != _TAG_OUT):
-        raise MalformedStanza("<preflight/> may contain one <out/> and nothing else")
-    if (element.text or "").strip() or any((c.tail or "").strip() or (c.text or "").strip() or len(c)
-                                           for c in children):
-        raise MalformedStanza("<preflight/> and its <out/> contain no text")
-    out_view = decode_view(children[0], inbound=False) if children else None
-    if out_view is not None and out_view.peer != domain:
-        raise MalformedStanza("the <out/> of a pre-flight answer must describe the domain asked about")
-    if out_view is not None and out_view.side is not Side.CLIENT:
-        raise MalformedStanza("the <out/> of a pre-flight is the server's outgoing view: side='client'")
-    return Preflight(domain, takes_part, out_view)
+def view_problem(view: View, *, inbound: bool = False) -> str | None:
+    """None if ``view`` is one a verifier accepts as an ``<out/>`` (``<in/>`` if ``inbound``), else
+    why not: the rules of :func:`decode_view` (e.g. 'spki' whenever 'tls' is not none)."""
+    try:
+        decode_view(view_element(view, inbound=inbound), inbound=inbound)
+    except MalformedStanza as exc:
+        return str(exc)
+    return None
+
+
+def serialize(element: etree._Element) -> bytes:
+    return etree.tostring(element, encoding="utf-8")

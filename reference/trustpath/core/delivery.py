@@ -21,7 +21,7 @@ from lxml import etree
 from .codec import decode_path, find_message, parse_stanza
 from .errors import MalformedStanza
 from .model import MAX_REPORT_HOPS, NS, Strength, Verdict, is_client_jid
-from .verify import HopReport, Report
+from .verify import Report
 
 _STRENGTHS = {s.name.lower(): s for s in Strength}
 _RESULTS = ("pass", "fail", "none", "unknown")

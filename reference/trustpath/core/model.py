@@ -9,14 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-NS = "urn:xmpp:trust-path:0"
-NS_PREFIX = "urn:xmpp:trust-path:"
-
-MAX_STANZA_BYTES = 262_144
-MAX_DEPTH = 16
-MAX_ATTESTATIONS = 8
-MAX_REPORT_HOPS = 16
-DEFAULT_MAX_SKEW = 300
+from . import constants
+from .constants import (  # noqa: F401  (re-exported: the limits belong to the model)
+    DEFAULT_MAX_SKEW,
+    MAX_ATTESTATIONS,
+    MAX_DEPTH,
+    MAX_REPORT_HOPS,
+    MAX_STANZA_BYTES,
+    NS,
+    NS_PREFIX,
+)
 
 
 class Side(StrEnum):
@@ -27,9 +29,20 @@ class Side(StrEnum):
 
 
 class Result(StrEnum):
+    """A view's result: what one end of a hop found."""
+
     PASS = "pass"
     FAIL = "fail"
     NONE = "none"
+
+
+class HopResult(StrEnum):
+    """A hop's result in a report: a view's results, and ``unknown`` for a hop not described."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NONE = "none"
+    UNKNOWN = "unknown"
 
 
 class Chain(StrEnum):
@@ -59,6 +72,52 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Reason(StrEnum):
+    """The reason codes (XEP: Reason Codes)."""
+
+    STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
+    CERTIFICATE_HOST_MISMATCH = "certificate-host-mismatch"
+    CERTIFICATE_EXPIRED = "certificate-expired"
+    CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"
+    VALIDATION_FAILURE = "validation-failure"
+    TLSA_INVALID = "tlsa-invalid"
+    DNSSEC_INVALID = "dnssec-invalid"
+    DANE_REQUIRED = "dane-required"
+    PIN_MISMATCH = "pin-mismatch"
+    KEY_MISMATCH = "key-mismatch"
+    DIALBACK_ONLY = "dialback-only"
+    CA_ONLY = "ca-only"
+    NOT_VERIFIED = "not-verified"
+    NOT_PARTICIPATING = "not-participating"
+    STRIPPED = "stripped"
+    TAMPERED = "tampered"
+    REPLAYED = "replayed"
+    CHAIN_BROKEN = "chain-broken"
+    KEY_UNKNOWN = "key-unknown"
+    KEY_REVOKED = "key-revoked"
+    KEY_RETIRED = "key-retired"
+    CLOCK_SKEW = "clock-skew"
+    UNSUPPORTED_ALGORITHM = "unsupported-algorithm"
+    UNVOUCHED = "unvouched"
+    WEAK_KEY_SOURCE = "weak-key-source"
+    FORGERY_REMOVED = "forgery-removed"
+    MALFORMED = "malformed"
+
+
+class Status(StrEnum):
+    """What a verifier found about one attestation: ``ok``, ``unvouched`` (no later signer vouched
+    for its key) or the reason code it fails with."""
+
+    OK = "ok"
+    UNVOUCHED = "unvouched"
+    TAMPERED = "tampered"
+    REPLAYED = "replayed"
+    KEY_REVOKED = "key-revoked"
+    KEY_RETIRED = "key-retired"
+    KEY_UNKNOWN = "key-unknown"
+    CHAIN_BROKEN = "chain-broken"
+
+
 class Strength(IntEnum):
     """Ordered so that ``min()`` over hops gives the path's strength."""
 
@@ -70,50 +129,60 @@ class Strength(IntEnum):
 
     @property
     def verdict(self) -> Verdict:
-        if self <= Strength.UNVERIFIED:
-            return Verdict.UNTRUSTED
-        if self == Strength.UNKNOWN:
-            return Verdict.UNKNOWN
-        if self == Strength.CA:
-            return Verdict.WEAK
-        return Verdict.TRUSTED
+        return Verdict(constants.VERDICT_OF_STRENGTH[self.name.lower()])
 
+    @property
+    def hop_result(self) -> HopResult:
+        return HopResult(constants.HOP_RESULT_OF_STRENGTH[self.name.lower()])
+
+    @classmethod
+    def named(cls, name: str) -> Strength:
+        """``'ca'`` -> ``Strength.CA``: the names the constants table and reports use."""
+        return cls[name.upper()]
+
+
+for _enum, _key, _extra in ((Side, "sides", ()), (Result, "results", ()), (HopResult, "hop_results", ()),
+                            (Chain, "chains", ()), (KeySource, "key_sources", ()), (Verdict, "verdicts", ()),
+                            (Reason, "reasons", ())):
+    constants.check_enum(_enum, _key, _extra)
+if [s.name.lower() for s in Strength] != list(constants.STRENGTHS):
+    raise ImportError("Strength differs from spec/constants.json 'strengths'")
+if not {s.value for s in Status} - {"ok", "unvouched", "key-unknown"} <= constants.ATTESTATION_FAILURES:
+    raise ImportError("Status names a failure that spec/constants.json 'attestation_failures' lacks")
 
 #: Certificate verification methods of a TLS client end, and s2s peer authentication
 #: methods of a TLS server end.  On the server end of a c2s hop the method is the
 #: SASL mechanism name (upper case), which does not change the hop's strength.
-METHOD_STRENGTH: dict[str, Strength] = {
-    "pin": Strength.STRONG,
-    "dane-ee": Strength.STRONG,
-    "dane-ta": Strength.STRONG,
-    "pkix": Strength.CA,
-    "dialback-dnssec": Strength.CA,
-    "dialback": Strength.UNVERIFIED,
-    "none": Strength.UNVERIFIED,
-}
+METHOD_STRENGTH: dict[str, Strength] = {m: Strength.named(s) for m, (s, _) in constants.METHODS.items()}
 
+#: ``None`` for ``link``: as strong as the hop the key was learned over
 KEY_SOURCE_STRENGTH: dict[KeySource, Strength | None] = {
-    KeySource.CONFIG: Strength.STRONG,
-    KeySource.DNSSEC: Strength.STRONG,
-    KeySource.LINK: None,  # as strong as the hop the key was learned over
-    KeySource.POSH: Strength.CA,
-    KeySource.TOFU: Strength.CA,
-    KeySource.NONE: Strength.UNVERIFIED,
-}
+    KeySource(k): None if s is None else Strength.named(s) for k, s in constants.KEY_SOURCES.items()}
 
-#: IANA TLS cipher suite values of the suites Python's ssl module names.
-CIPHER_CODES: dict[str, str] = {
-    "TLS_AES_128_GCM_SHA256": "1301",
-    "TLS_AES_256_GCM_SHA384": "1302",
-    "TLS_CHACHA20_POLY1305_SHA256": "1303",
-    "TLS_AES_128_CCM_SHA256": "1304",
-    "ECDHE-ECDSA-AES128-GCM-SHA256": "C02B",
-    "ECDHE-ECDSA-AES256-GCM-SHA384": "C02C",
-    "ECDHE-RSA-AES128-GCM-SHA256": "C02F",
-    "ECDHE-RSA-AES256-GCM-SHA384": "C030",
-    "ECDHE-ECDSA-CHACHA20-POLY1305": "CCA9",
-    "ECDHE-RSA-CHACHA20-POLY1305": "CCA8",
-}
+#: IANA TLS cipher suite values by the OpenSSL names Python's ssl module and LuaSec report.
+CIPHER_CODES = constants.CIPHER_SUITES
+
+ATTESTATION_FAILURES: frozenset[Status] = frozenset(Status(s) for s in constants.ATTESTATION_FAILURES)
+
+
+def method_strength(method: str) -> Strength:
+    """The strength a verification method gives a view that passed (an unknown method: unverified)."""
+    return METHOD_STRENGTH.get(method, Strength.named(constants.OTHER_METHOD[0]))
+
+
+def method_reason(method: str) -> Reason:
+    """The reason code of a hop whose strength this method caps: ``ca-only``, ``dialback-only``, ..."""
+    entry = constants.METHODS.get(method)
+    return Reason((entry[1] if entry is not None else None) or constants.OTHER_METHOD[1])
+
+
+def view_strength(view: View) -> Strength:
+    """How strong one end's view makes its hop: failed, unverified (no TLS, nothing checked) or its method's."""
+    if view.result is Result.FAIL:
+        return Strength.FAILED
+    if view.tls == "none" or view.result is not Result.PASS:
+        return Strength.UNVERIFIED
+    return method_strength(view.method)
 
 
 def is_client_jid(jid: str) -> bool:

@@ -46,13 +46,13 @@ from slixmpp.xmlstream.tostring import tostring
 from ...core.attest import attest
 from ...core.delivery import Delivery, DeliveryReport, delivery_of, report_element, report_of_stanza, \
     sent_by_another_device
-from ...core.codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, decode_preflight, find_path_element, \
+from ...core.codec import NS_CARBONS, NS_FORWARD, NS_MAM, add_attestation, find_path_element, \
     message_fields, parse_stanza, remove_paths, serialize
 from ...core.disco import NS_DISCO_INFO, read_disco_info
 from ...core.errors import InvalidInput, MalformedStanza, TrustPathError, UsageError
 from ...core.keys import KeySet, SigningKey, spki_sha256
-from ...core.model import CIPHER_CODES, DEFAULT_MAX_SKEW, METHOD_STRENGTH, NS, NS_PREFIX, Result, Side, Strength, \
-    View
+from ...core.model import CIPHER_CODES, DEFAULT_MAX_SKEW, NS, NS_PREFIX, Result, Side, View
+from ...core.preflight import decode_preflight, forecast
 from ...core.receive import verify_stanza
 from ...core.require import requirement_problem
 from ...core.verify import Anchor, Report
@@ -168,70 +168,6 @@ class Preflight:
     out_view: View | None
     forecast: str
     own_view: View | None
-
-
-def hop_strength(view: View) -> Strength:
-    """How strong one hop is, from one end's view: FAILED, UNVERIFIED, CA or STRONG."""
-    if view.result is Result.FAIL:
-        return Strength.FAILED
-    if view.tls == "none" or view.result is not Result.PASS:
-        return Strength.UNVERIFIED
-    return METHOD_STRENGTH.get(view.method, Strength.UNVERIFIED)
-
-
-_METHOD_WORDS = {
-    "pin": "verified by its pin",
-    "dane-ee": "verified by DANE",
-    "dane-ta": "verified by DANE",
-    "pkix": "checked by a CA only",
-    "dialback-dnssec": "checked by dialback with DNSSEC only",
-    "dialback": "dialback only (not verified)",
-    "none": "not verified",
-}
-
-
-def view_words(view: View) -> str:
-    """One end's view of a hop in words: ``'verified by its pin'``, ``'checked by a CA only'``,
-    ``'failed (pin-mismatch)'``, ``'without TLS'``, ..."""
-    if view.result is Result.FAIL:
-        return f"failed ({view.reason})" if view.reason else "failed"
-    if view.tls == "none":
-        return "without TLS (not verified)"
-    if view.result is not Result.PASS:
-        return "not verified"
-    return _METHOD_WORDS.get(view.method, f"verified by '{view.method}' (not a known method)")
-
-
-def preflight_forecast(domain: str, takes_part: bool | None, out_view: View | None,
-                       own_view: View | None) -> str:
-    """The forecast sentence of a pre-flight: H1 (this client's view), H2 (its server's outgoing
-    view) and whether ``domain`` takes part, then what that allows at best.  Never "trusted":
-    the remote's inbound check and the recipient's hop are only known once a message arrives.
-    """
-    h1 = f"H1 {own_view.peer} {view_words(own_view)}" if own_view is not None else "H1 not known"
-    if out_view is not None:
-        h2 = f"H2 {domain} {view_words(out_view)}"
-    else:
-        h2 = f"H2 {domain} not known (your server did not connect to it)"
-    part = {True: f"{domain} takes part", False: f"{domain} does not take part",
-            None: f"not known whether {domain} takes part"}[takes_part]
-    strengths = [hop_strength(v) for v in (own_view, out_view) if v is not None]
-    best = min(strengths, default=Strength.STRONG)
-    if out_view is not None and out_view.result is Result.FAIL:
-        outcome = "a message would not be delivered"
-    elif best <= Strength.UNVERIFIED:
-        outcome = "the path would be untrusted"
-    elif takes_part is False:
-        outcome = "the path would be unknown"
-    elif out_view is None or own_view is None:
-        outcome = "the path cannot be forecast"
-    elif best == Strength.CA:
-        outcome = "at best weak"
-    elif takes_part:
-        outcome = f"the path can be trusted if {domain}'s side is verified too"
-    else:
-        outcome = f"the path can be trusted only if {domain} takes part and its side is verified too"
-    return f"{h1}; {h2}; {part}: {outcome}"
 
 
 def read_preflight(iq_xml: ET.Element, domain: str) -> tuple[bool | None, View | None]:
@@ -529,7 +465,7 @@ class TrustPath(BasePlugin):
         takes_part, out_view = read_preflight(result.xml, domain)
         own_view = self._own_view()
         return Preflight(domain=domain, takes_part=takes_part, out_view=out_view, own_view=own_view,
-                         forecast=preflight_forecast(domain, takes_part, out_view, own_view))
+                         forecast=forecast(domain, takes_part, out_view, own_view))
 
     async def refresh_keys(self) -> ServerPolicy:
         """Ask the server for its keys again (e.g. after a rotation) and return its policy."""

@@ -33,7 +33,7 @@ def keep(args: argparse.Namespace) -> int:
               f"password {PASSWORD!r}")
         print(f"  certificates are issued by {world.ca.ca_file} (trust it, or pin the server key)")
         print(f"  DNS for the two domains: 127.0.0.1 port {world.dns.address[1]} (A and SRV records)")
-        print(f"  server keys (SHA-256 of the SubjectPublicKeyInfo, to compare before you pin): "
+        print("  server keys (SHA-256 of the SubjectPublicKeyInfo, to compare before you pin): "
               + ", ".join(f"{domain} {spki}" for domain, spki in world.spki.items()))
         print(f"  a room service for b.example's users: {ROOMS} (rooms do not take part in this version)")
         print(f"  logs and configs: {world.workdir}")

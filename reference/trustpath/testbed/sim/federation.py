@@ -14,7 +14,7 @@ import hmac
 import itertools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
 
@@ -25,9 +25,6 @@ from ...core.attest import attest
 from ...core.delivery import NS_RECEIPTS, DeliveryReport, report_element, report_of_stanza
 from ...core.codec import (
     NS_CARBONS,
-    Preflight,
-    decode_preflight,
-    preflight_element,
     NS_DELAY,
     NS_FORWARD,
     NS_MAM,
@@ -36,11 +33,9 @@ from ...core.codec import (
     find_message,
     message_fields,
     parse_stanza,
-    remove_paths,
     serialize,
 )
-from ...core.errors import InvalidInput
-from ...core.keys import KeySet, PublishedKey, SigningKey, spki_sha256, verify_signature
+from ...core.keys import KeySet, PublishedKey, SigningKey, spki_sha256
 from ...core.model import (
     DEFAULT_MAX_SKEW,
     MAX_ATTESTATIONS,
@@ -49,15 +44,18 @@ from ...core.model import (
     Chain,
     KeySource,
     MessageFields,
+    Reason,
     Result,
     Side,
     View,
 )
-from ...core.signing import signing_input
-from ...core.timefmt import format_time, parse_time
+from ...core.timefmt import format_time
+from ...core.preflight import PreflightAnswer, decode_preflight, preflight_answer, preflight_element
 from ...core.receive import verify_stanza
 from ...core.require import requirement_problem
-from ...core.verify import Anchor, Report, verify
+from ...core.server import UnverifiedHop, filter_client_path, receive_chain, received_requirement_problem, \
+    unmet_requirement
+from ...core.verify import Anchor, Report
 from .tls import Authority, Credential, HandshakeFailed, KeyFactory, TlsLink, client_context, new_workdir, \
     server_context
 
@@ -267,60 +265,28 @@ class ServerNode:
         """A message from a local client: anti-forgery, then route it."""
         root = parse_stanza(data)
         root.set("from", session.jid)
+        fields = message_fields(root)
         if not self.takes_part:
-            fields = message_fields(root)
             self._route_remote(session, root, fields, None, None, None)
             return
-        fields = message_fields(root)
-        kept, removed, own_problem = None, 0, None
-        try:
-            path = decode_path(root)
-        except InvalidInput:
-            path, removed = None, 1
-        for att in path.attestations if path else ():
-            if att.signer != session.jid or kept is not None:
-                removed += 1
-                continue
-            problem = self._client_attestation_problem(session, fields, att)
-            if problem is None:
-                kept = att
-            else:
-                own_problem = problem
-        remove_paths(root)
-        if kept is not None:
-            add_attestation(root, kept)
-        chain = Chain.PASS if kept else Chain.FAIL if own_problem else Chain.ABSENT
-        in_view = replace(session.view, chain=chain, chain_reason=own_problem if chain is Chain.FAIL else None,
-                          key_source=KeySource.LINK if kept else None, removed=removed or None)
-        if removed:
-            self.log.append(f"{self.domain}: removed {removed} forged attestation(s) from {session.jid}")
+        decision = filter_client_path(root, fields, session.jid, domain=self.domain, client_key=session.client_key,
+                                      now=self.now(), max_skew=self.fed.max_skew)
+        in_view = decision.in_view(session.view)
+        prev_key = session.client_key if decision.kept is not None else None
+        if decision.removed:
+            self.log.append(f"{self.domain}: removed {decision.removed} forged attestation(s) from {session.jid}")
         if domain_of(fields.to) != self.domain:
-            self._route_remote(session, copy.deepcopy(root), fields, kept,
-                               session.client_key if kept else None, in_view)
+            self._route_remote(session, copy.deepcopy(root), fields, decision.kept, prev_key, in_view)
         for other in self.sessions.values():
             if bare(other.jid) == bare(session.jid) and other.jid != session.jid and other.carbons:
-                self._carbon(other, root, fields, kept, session.client_key if kept else None, in_view)
+                self._carbon(other, root, fields, decision.kept, prev_key, in_view)
 
-    def _client_attestation_problem(self, session: Session, fields: MessageFields, att: Attestation) -> str | None:
-        """Why the client's own attestation cannot be kept (XEP: At the Sending Server), or None."""
-        if att.in_view is not None or att.prev_key is not None or att.out_view is None \
-                or att.out_view.peer != self.domain:
-            return "chain-broken"
-        if att.for_id != fields.id:
-            return "replayed"
-        if abs((parse_time(att.time) - self.now()).total_seconds()) > self.fed.max_skew:
-            return "clock-skew"
-        if session.client_key is None or not verify_signature(session.client_key, att.sig,
-                                                              signing_input(fields, "", att)):
-            return "tampered"
-        return None
-
-    def _refuse(self, session: Session, fields: MessageFields, condition: str, text: str,
-                hop: dict[str, str] | None) -> None:
+    def _error(self, fields: MessageFields, condition: str, text: str, hop: UnverifiedHop | None) -> etree._Element:
+        """The error a refused message turns into, addressed to its sender."""
         error = etree.Element(f"{{{NS_CLIENT}}}message", nsmap={None: NS_CLIENT})
         error.set("type", "error")
         error.set("from", fields.to)
-        error.set("to", session.jid)
+        error.set("to", fields.sender)
         error.set("id", fields.id)
         err = etree.SubElement(error, f"{{{NS_CLIENT}}}error")
         err.set("type", "cancel")
@@ -328,12 +294,16 @@ class ServerNode:
         etree.SubElement(err, f"{{{NS_STANZAS}}}{condition}", nsmap={None: NS_STANZAS})
         if hop is not None:
             detail = etree.SubElement(err, f"{{{NS}}}unverified-hop", nsmap={None: NS})
-            for key, value in hop.items():
+            for key, value in hop.attributes().items():
                 detail.set(key, value)
         txt = etree.SubElement(err, f"{{{NS_STANZAS}}}text", nsmap={None: NS_STANZAS})
         txt.text = text
         self.log.append(f"{self.domain}: refused {fields.id}: {text}")
-        raise Refused(session.link.server_to_client(serialize(error)))
+        return error
+
+    def _refuse(self, session: Session, fields: MessageFields, condition: str, text: str,
+                hop: UnverifiedHop | None) -> None:
+        raise Refused(session.link.server_to_client(serialize(self._error(fields, condition, text, hop))))
 
     def _route_remote(self, session: Session, root: etree._Element, fields: MessageFields,
                       previous: Attestation | None, prev_key: str | None, in_view: View | None) -> None:
@@ -341,28 +311,20 @@ class ServerNode:
         try:
             link = self.link_to(remote)
         except HandshakeFailed as exc:
-            hop = {"peer": remote, "method": self.outbound.get(remote, Outbound()).method, "reason": exc.reason}
-            if fields.require:
-                hop["required"] = fields.require
-            self._refuse(session, fields, "remote-server-not-found",
-                         f"{self.domain} did not connect to {remote}: {exc}", hop if self.takes_part else None)
+            method = self.outbound.get(remote, Outbound()).method
+            self._refuse(session, fields, "remote-server-not-found", f"{self.domain} did not connect to {remote}: {exc}",
+                         UnverifiedHop(remote, method, exc.reason, fields.require) if self.takes_part else None)
             return
         if self.takes_part and fields.require and not self.fed.servers[remote].disco()[0]:
             self._refuse(session, fields, "policy-violation",
                          f"{remote} does not take part in trust-path, so its hops cannot be verified",
-                         {"peer": remote, "method": link.out_view.method, "reason": "not-participating",
-                          "required": fields.require})
+                         UnverifiedHop(remote, link.out_view.method, Reason.NOT_PARTICIPATING, fields.require))
         if self.takes_part and fields.require:
-            for view in (link.out_view, previous.out_view if previous and previous.out_view else None):
-                if view is None:
-                    continue
-                reason = requirement_problem(view, fields.require)
-                if reason is not None:
-                    self._refuse(session, fields, "policy-violation",
-                                 f"the hop to {view.peer} is verified by '{view.method}' only, "
-                                 f"and the sender required '{fields.require}'",
-                                 {"peer": view.peer, "method": view.method, "reason": reason,
-                                  "required": fields.require})
+            hop = unmet_requirement(fields.require, (link.out_view, previous.out_view if previous else None))
+            if hop is not None:
+                self._refuse(session, fields, "policy-violation",
+                             f"the hop to {hop.peer} is verified by '{hop.method}' only, "
+                             f"and the sender required '{fields.require}'", hop)
         if self.takes_part and not _path_full(root):
             assert in_view is not None
             att = attest(fields, self.signing, signer=self.domain, time=self.now(), previous=previous,
@@ -371,7 +333,11 @@ class ServerNode:
         data = serialize(renamespace(root, NS_CLIENT, NS_SERVER))
         if self.outbound_filter is not None:
             data = self.outbound_filter(data)
-        link.receiver.from_server(link, link.tls.client_to_server(data))
+        try:
+            link.receiver.from_server(link, link.tls.client_to_server(data))
+        except Refused as refused:  # the remote refused it: the error comes back to the sender
+            self.log.append(f"{self.domain}: {remote} refused {fields.id}")
+            raise Refused(session.link.server_to_client(link.tls.server_to_client(refused.error))) from None
 
     def link_to(self, remote: str) -> S2SLink:
         """The outbound s2s link to ``remote``, set up on first use with the configured check."""
@@ -412,7 +378,7 @@ class ServerNode:
                                                    cipher=facts.cipher, spki=facts.server_spki,
                                                    method=policy.method, result=Result.FAIL, reason=exc.reason)
         takes_part = self.fed.servers[domain].disco()[0] if domain in self.fed.servers else None
-        answer.append(preflight_element(Preflight(domain or "", takes_part, view)))
+        answer.append(preflight_element(preflight_answer(domain or "", takes_part, view)))
         return session.link.server_to_client(serialize(answer))
 
     # --- s2s inbound ---------------------------------------------------------------------
@@ -463,36 +429,20 @@ class ServerNode:
             return
         fields = message_fields(root)
         origin = link.origin
-        in_view = link.in_view
-        previous: Attestation | None = None
-        prev_key: str | None = None
-        chain, reason, source = Chain.ABSENT, None, None
-        try:
-            path = decode_path(root)
-        except InvalidInput as exc:
-            remove_paths(root)
-            path, chain, reason = None, Chain.FAIL, "malformed"
-            self.log.append(f"{self.domain}: removed an invalid path from {origin}: {exc}")
         takes_part = self.upstream_takes_part(origin)
-        if path is not None:
-            previous = path.attestations[-1]
-            if previous.signer == origin and takes_part:
-                _, keys = self.fed.servers[origin].disco()
-                report = verify(fields, path, Anchor(origin, keys or KeySet(origin, ()), self.domain, in_view),
-                                self.now(), max_skew=self.fed.max_skew, seen=self.replay_cache)
-                chain = Chain.PASS if report.chain_ok else Chain.FAIL
-                reason = report.chain_problem
-                prev_key = report.anchor_key or keys.keys[0].key if keys else None
-                source = KeySource.LINK
-                if report.chain_ok:
-                    self.replay_cache.update(a.sig for a in path.attestations)
-            else:
-                chain = Chain.STRIPPED if takes_part else Chain.ABSENT
-        elif chain is not Chain.FAIL:
-            chain = Chain.STRIPPED if takes_part else Chain.ABSENT
-        view = replace(in_view, chain=chain, chain_reason=reason if chain is Chain.FAIL else None,
-                       key_source=source)
-        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), previous, prev_key, view)
+        decision = receive_chain(root, fields, origin=origin, domain=self.domain, takes_part=takes_part,
+                                 keys=self.fed.servers[origin].disco()[1], in_view=link.in_view, now=self.now(),
+                                 max_skew=self.fed.max_skew, seen=self.replay_cache)
+        if decision.error is not None:
+            self.log.append(f"{self.domain}: removed an invalid path from {origin}: {decision.error}")
+        self.replay_cache.update(decision.accepted)
+        view = decision.in_view(link.in_view)
+        if fields.require:
+            hop = received_requirement_problem(fields.require, view, decision)
+            if hop is not None:
+                raise Refused(serialize(self._error(fields, "policy-violation", f"the hop from {origin} does not "
+                                                    f"meet '{fields.require}' ({hop.reason})", hop)))
+        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), decision.previous, decision.prev_key, view)
 
     def _deliver_all(self, root: etree._Element, previous: Attestation | None, prev_key: str | None,
                      in_view: View | None) -> None:
@@ -672,7 +622,7 @@ class ClientNode:
             _, self.anchor_keys = server.disco()  # learned over this verified link
         server.deliver_offline(self.session)
 
-    def preflight(self, domain: str) -> Preflight:
+    def preflight(self, domain: str) -> PreflightAnswer:
         """Ask this client's server how it would reach ``domain`` now."""
         assert self.session is not None
         iq = etree.Element(f"{{{NS_CLIENT}}}iq", nsmap={None: NS_CLIENT})

@@ -1,0 +1,61 @@
+"""The protocol's constants, loaded from the one table both cores share (``spec/constants.json``,
+packaged here as ``constants.json``): reason codes, strengths, method and key-source strengths,
+limits, cipher suite names.
+
+The enums of :mod:`trustpath.core.model` name the same values for type checkers and readers;
+:func:`check_enum` makes an import fail if one of them and this table ever differ.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+TABLE: Any = json.loads(resources.files(__package__).joinpath("constants.json").read_text(encoding="utf-8"))
+
+NS: str = TABLE["namespace"]
+NS_PREFIX: str = TABLE["namespace_prefix"]
+
+_LIMITS = TABLE["limits"]
+MAX_STANZA_BYTES: int = _LIMITS["stanza_bytes"]
+MAX_DEPTH: int = _LIMITS["depth"]
+MAX_ATTESTATIONS: int = _LIMITS["attestations"]
+MAX_REPORT_HOPS: int = _LIMITS["report_hops"]
+MAX_ID_CHARS: int = _LIMITS["id_chars"]
+MAX_JID_CHARS: int = _LIMITS["jid_chars"]
+MAX_DOMAIN_CHARS: int = _LIMITS["domain_chars"]
+MAX_REMOVED: int = _LIMITS["removed"]
+DEFAULT_MAX_SKEW: int = _LIMITS["default_max_skew"]
+MAX_SKEW_LIMIT: int = _LIMITS["max_skew"]
+
+#: the strengths from worst to best (the order of :class:`~trustpath.core.model.Strength`)
+STRENGTHS: tuple[str, ...] = tuple(TABLE["strengths"])
+VERDICT_OF_STRENGTH: MappingProxyType[str, str] = MappingProxyType(TABLE["verdict_of_strength"])
+HOP_RESULT_OF_STRENGTH: MappingProxyType[str, str] = MappingProxyType(TABLE["hop_result_of_strength"])
+#: what each value of <require verdict=.../> needs of every hop
+REQUIRED_STRENGTH: MappingProxyType[str, str] = MappingProxyType(TABLE["required_verdicts"])
+#: method -> (strength, the reason code of a hop that this method caps, or None)
+METHODS: MappingProxyType[str, tuple[str, str | None]] = MappingProxyType(
+    {name: (entry["strength"], entry["reason"]) for name, entry in TABLE["methods"].items()})
+OTHER_METHOD: tuple[str, str] = (TABLE["other_method"]["strength"], TABLE["other_method"]["reason"])
+#: key source -> strength, None for ``link`` (as strong as the hop the key was learned over)
+KEY_SOURCES: MappingProxyType[str, str | None] = MappingProxyType(TABLE["key_sources"])
+REASONS: MappingProxyType[str, Any] = MappingProxyType(TABLE["reasons"])
+ATTESTATION_FAILURES: frozenset[str] = frozenset(TABLE["attestation_failures"])
+CHAIN_FAILURES: frozenset[str] = frozenset(TABLE["chain_failures"])
+TLS_VERSIONS: tuple[str, ...] = tuple(TABLE["tls_versions"])
+CHANNEL_BINDINGS: tuple[str, ...] = tuple(TABLE["channel_bindings"])
+#: OpenSSL cipher suite names (what Python's ssl and LuaSec report) -> IANA values in hex
+CIPHER_SUITES: MappingProxyType[str, str] = MappingProxyType(TABLE["cipher_suites"])
+
+
+def check_enum(enum: type[Enum], key: str, extra: tuple[str, ...] = ()) -> None:
+    """Fail the import when ``enum``'s values are not exactly the table's ``key`` list (plus ``extra``)."""
+    values = TABLE[key]
+    wanted = (list(values) if isinstance(values, list) else list(values.keys())) + list(extra)
+    have = [member.value for member in enum]  # type: ignore[attr-defined]
+    if sorted(have) != sorted(wanted):
+        raise ImportError(f"{enum.__name__} {sorted(have)} differs from spec/constants.json {key!r} {sorted(wanted)}")
