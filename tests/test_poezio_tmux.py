@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-ADDRESSES = {"a.example": "127.0.0.41", "b.example": "127.0.0.42"}
-INTERCEPTOR = "127.0.0.43"  # a man in the middle on H2, for the interception test
+from trustpath.testbed.harness.world import loopback
+
+ADDRESSES = {"a.example": loopback(41), "b.example": loopback(42)}
+INTERCEPTOR = loopback(43)  # a man in the middle on H2, for the interception test
 BINDING = ROOT / "prosody" / "trust_path_crypto.so"
 NOBODY = 65534
 WIDTH, HEIGHT = 160, 45
-
 
 
 def _nobody_can_run(drop: list[str]) -> bool:

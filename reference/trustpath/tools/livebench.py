@@ -8,10 +8,10 @@ import statistics
 import time
 
 from ..testbed.harness.clients import Client
-from ..testbed.harness.world import build_world
+from ..testbed.harness.world import build_world, loopback
 
-ON_ADDRESSES = {"a.example": "127.0.0.2", "b.example": "127.0.0.3"}
-OFF_ADDRESSES = {"a.example": "127.0.0.5", "b.example": "127.0.0.6"}
+ON_ADDRESSES = {"a.example": loopback(2), "b.example": loopback(3)}
+OFF_ADDRESSES = {"a.example": loopback(5), "b.example": loopback(6)}
 
 
 async def _batch(alice: Client, bob: Client, size: int, tag: str) -> tuple[float, list[float]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -14,8 +15,18 @@ from .dns import DnsServer, Zone
 from .mitm import Interceptor
 from .prosody import Instance, prosody_binary
 
-ADDRESSES = {"a.example": "127.0.0.2", "b.example": "127.0.0.3"}
-INTERCEPTOR_ADDRESS = "127.0.0.4"
+#: the first three octets of every loopback address the harness listens on: set
+#: TRUSTPATH_LOOPBACK=127.0.7 (say) to run a second harness beside the first
+LOOPBACK = os.environ.get("TRUSTPATH_LOOPBACK", "127.0.0")
+
+
+def loopback(last: int) -> str:
+    """A loopback address of the harness's: ``127.0.0.<last>`` unless TRUSTPATH_LOOPBACK says otherwise."""
+    return f"{LOOPBACK}.{last}"
+
+
+ADDRESSES = {"a.example": loopback(2), "b.example": loopback(3)}
+INTERCEPTOR_ADDRESS = loopback(4)
 DIRECT_TLS_PORT = 15270
 PASSWORD = "pencil"
 
