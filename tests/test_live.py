@@ -15,15 +15,15 @@ import pytest
 
 from conftest import ROOT
 
-MODULE = ROOT / "prosody" / "mod_trust_path.lua"
-BINDING = ROOT / "prosody" / "trust_path_crypto.so"
+MODULE = ROOT / "prosody" / "mod_trust_path" / "mod_trust_path.lua"
+BINDING = ROOT / "prosody" / "mod_trust_path" / "trust_path_crypto.so"
 
 
 def _missing() -> str | None:
     if shutil.which("prosody") is None:
         return "Prosody is not installed (make test installs it on Debian/Ubuntu as root)"
     if not BINDING.exists():
-        return "prosody/trust_path_crypto.so is not built (make test builds it: gcc, liblua5.4-dev, libssl-dev)"
+        return "prosody/mod_trust_path/trust_path_crypto.so is not built (make test builds it: gcc, liblua5.4-dev, libssl-dev)"
     return None
 
 

@@ -28,7 +28,7 @@ from trustpath.testbed.harness.world import loopback
 
 ADDRESSES = {"a.example": loopback(41), "b.example": loopback(42)}
 INTERCEPTOR = loopback(43)  # a man in the middle on H2, for the interception test
-BINDING = ROOT / "prosody" / "trust_path_crypto.so"
+BINDING = ROOT / "prosody" / "mod_trust_path" / "trust_path_crypto.so"
 NOBODY = 65534
 WIDTH, HEIGHT = 160, 45
 
@@ -47,7 +47,7 @@ def _missing() -> str | None:
     if shutil.which("prosody") is None:
         return "Prosody is not installed (make test installs it on Debian/Ubuntu as root)"
     if not BINDING.exists():
-        return "prosody/trust_path_crypto.so is not built (make test builds it)"
+        return "prosody/mod_trust_path/trust_path_crypto.so is not built (make test builds it)"
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         return "poezio does not run as root, and setpriv (util-linux) is missing to drop to nobody"
     return None

@@ -1,12 +1,8 @@
 -- Unit tests of trust_path_core.lua's fast paths: each must give exactly what the plain
 -- version gives (the signing input byte for byte, the same base64 checks, elements that
 -- serialize and parse like util.stanza's).  Run from anywhere: lua5.4 prosody/tests/test_core.lua
-local here = debug.getinfo(1, "S").source:match("^@(.-)/?tests/[^/]*$") or "prosody";
-if here == "" then here = "."; end
-package.path = here .. "/?.lua;/usr/lib/prosody/?.lua;" .. package.path;
-package.cpath = here .. "/?.so;/usr/lib/prosody/?.so;" .. package.cpath;
-
-local core = require "trust_path_core";
+local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
+local core = setup.core;
 local st = require "util.stanza";
 local xml = require "util.xml";
 
@@ -160,7 +156,7 @@ check("view_problem: spki is required over TLS", core.view_problem({ peer = "b.e
 	method = "pin", result = "fail", reason = "pin-mismatch" }) ~= nil);
 check("view_problem: a failure needs a reason", core.view_problem({ peer = "b.example", side = "client", tls = "none",
 	method = "none", result = "fail" }) ~= nil);
-local pf = xml.parse(tostring(core.preflight_element("b.example", true, pin_fail)));
+local pf = xml.parse(tostring(core.preflight_element(core.preflight_answer("b.example", true, pin_fail))));
 local pf_out = pf and pf:get_child("out", core.NS);
 check("preflight: parses back", pf and pf.name == "preflight" and pf.attr.xmlns == core.NS and pf.attr.domain == "b.example"
 	and pf.attr["takes-part"] == "true");
@@ -168,10 +164,10 @@ check("preflight: <out/> in the namespace, decodes like an attestation's", pf_ou
 	and core.try(core.decode_attestation, xml.parse(tostring(core.attestation_element({ signer = "a.example",
 		time = "2026-11-25T09:00:00Z", for_id = "x", sig = SIG, out_view = pf_out.attr })))) ~= nil
 	and pf_out.attr.reason == "pin-mismatch" and pf_out.attr.spki == SPKI);
-local pf_false = xml.parse(tostring(core.preflight_element("b.example", false, nil)));
+local pf_false = xml.parse(tostring(core.preflight_element(core.preflight_answer("b.example", false, nil))));
 check("preflight: takes-part false, no <out/>", pf_false.attr["takes-part"] == "false" and #pf_false.tags == 0);
-local pf_unknown = xml.parse(tostring(core.preflight_element("b.example", nil, { peer = "b.example", side = "client",
-	tls = "1.3", method = "pin", result = "fail", reason = "pin-mismatch" })));
+local pf_unknown = xml.parse(tostring(core.preflight_element(core.preflight_answer("b.example", nil, { peer = "b.example", side = "client",
+	tls = "1.3", method = "pin", result = "fail", reason = "pin-mismatch" }))));
 check("preflight: unknown participation, a view without spki left out", pf_unknown.attr["takes-part"] == nil
 	and #pf_unknown.tags == 0);
 

@@ -1,9 +1,7 @@
 -- Unit test of trust_path_crypto.so: RFC 8032 section 7.1 test 1 and 2, error handling.
 -- Run from anywhere: lua5.4 prosody/tests/test_crypto.lua
-local here = debug.getinfo(1, "S").source:match("^@(.-)/?tests/[^/]*$") or "prosody";
-if here == "" then here = "."; end
-package.cpath = here .. "/?.so;" .. package.cpath
-local crypto = require "trust_path_crypto"
+local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
+local crypto = assert(package.loadlib(setup.module_dir .. "/trust_path_crypto.so", "luaopen_trust_path_crypto"))();
 
 local function unhex(s) return (s:gsub("..", function(h) return string.char(tonumber(h, 16)) end)) end
 local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end

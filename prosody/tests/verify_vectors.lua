@@ -19,13 +19,9 @@
 --    verdict on the receipt's own path (the expected 'receipt').
 -- Prints "N passed, M failed" and exits non-zero on failure.
 
-local here = debug.getinfo(1, "S").source:match("^@(.-)/?tests/[^/]*$") or "prosody";
-if here == "" then here = "."; end
-local repo = here .. "/..";
-package.path = here .. "/?.lua;/usr/lib/prosody/?.lua;" .. package.path;
-package.cpath = here .. "/?.so;/usr/lib/prosody/?.so;" .. package.cpath;
-
-local core = require "trust_path_core";
+local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
+local repo = setup.repo;
+local core = setup.core;
 local json = require "util.json";
 local xml = require "util.xml";
 local base64 = require "util.encodings".base64;

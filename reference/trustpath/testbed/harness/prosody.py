@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[4]
-MODULE_DIR = REPO / "prosody"
+#: Prosody's plugin path for the module: it holds mod_trust_path/, the folder an operator installs
+PLUGIN_DIR = REPO / "prosody"
+MODULE_DIR = PLUGIN_DIR / "mod_trust_path"
+#: the Ed25519 binding Prosody 0.12 needs (`make -C prosody` builds it)
+BINDING = MODULE_DIR / "trust_path_crypto.so"
+#: the test-only attacker (mod_trust_path_test_relay), kept outside the shipping folder
+TEST_RELAY_DIR = PLUGIN_DIR / "test_relay"
 
 
 class ProsodyMissing(RuntimeError):
@@ -63,6 +69,14 @@ class Instance:
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def plugin_paths(self) -> list[str]:
+        """Where Prosody looks for modules: the module's folder, and the test relay only if loaded."""
+        paths = [str(PLUGIN_DIR)]
+        if "trust_path_test_relay" in self.modules:
+            paths.append(str(TEST_RELAY_DIR))
+        return paths
+
+    @property
     def config_file(self) -> Path:
         return self.workdir / "prosody.cfg.lua"
 
@@ -92,7 +106,7 @@ class Instance:
             "https_ports = { }",
             # debug logs every stanza: useful to read, but it skews any timing (TRUSTPATH_HARNESS_LOG)
             f"log = {{ {os.environ.get('TRUSTPATH_HARNESS_LOG', 'info')} = {_lua(str(self.log_file))} }}",
-            f"plugin_paths = {_lua([str(MODULE_DIR)])}",
+            f"plugin_paths = {_lua(self.plugin_paths)}",
             f"certificates = {_lua(str(self.workdir))}",
             f"modules_enabled = {_lua([m for m in base + self.modules if m not in self.drop_modules])}",
             'modules_disabled = { "s2s_bidi", "admin_shell", "posix" }',

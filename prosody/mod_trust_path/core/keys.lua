@@ -1,0 +1,134 @@
+-- Ed25519 keys and signatures, base64 values of fixed length, and published key sets
+-- (reference/trustpath/core/keys.py).
+local M, here = ...;
+local base64 = require "util.encodings".base64;
+
+-- Prosody 13's util.crypto takes keys as OpenSSL key objects imported from PEM.  A raw
+-- Ed25519 seed or public key becomes PEM by prefixing the fixed DER header of RFC 8410
+-- (PKCS#8 PrivateKeyInfo / SubjectPublicKeyInfo with OID 1.3.101.112): encoding only.
+local function util_crypto_backend(uc, random)
+	local function unhex(s) return (s:gsub("..", function (h) return string.char(tonumber(h, 16)); end)); end
+	local PKCS8 = unhex("302e020100300506032b657004220420");
+	local SPKI = unhex("302a300506032b6570032100");
+	local function pem(label, der)
+		return ("-----BEGIN %s-----\n%s\n-----END %s-----\n"):format(label, base64.encode(der), label);
+	end
+	local private_cache, public_cache = {}, {};
+	local function private_key(seed)
+		assert(type(seed) == "string" and #seed == 32, "an Ed25519 seed must be 32 bytes");
+		local key = private_cache[seed];
+		if not key then
+			key = assert(uc.import_private_pem(pem("PRIVATE KEY", PKCS8 .. seed)), "util.crypto rejected the Ed25519 seed");
+			private_cache[seed] = key;
+		end
+		return key;
+	end
+	return {
+		name = "util.crypto";
+		generate_seed = function () return random.bytes(32); end;
+		public_from_seed = function (seed)
+			local text = private_key(seed):public_pem();
+			local der = base64.decode((text:match("%-%-%-%-%-BEGIN PUBLIC KEY%-%-%-%-%-(.-)%-%-%-%-%-END") or ""):gsub("%s", ""));
+			assert(der and #der == 44 and der:sub(1, 12) == SPKI, "unexpected Ed25519 public key encoding");
+			return der:sub(13);
+		end;
+		sign = function (seed, msg)
+			return assert(uc.ed25519_sign(private_key(seed), msg), "Ed25519 signing failed");
+		end;
+		verify = function (pub, sig, msg)
+			assert(#pub == 32, "an Ed25519 public key must be 32 bytes");
+			assert(#sig == 64, "an Ed25519 signature must be 64 bytes");
+			local key = public_cache[pub];
+			if key == nil then
+				key = uc.import_public_pem(pem("PUBLIC KEY", SPKI .. pub)) or false;
+				public_cache[pub] = key;
+			end
+			return key and uc.ed25519_verify(key, msg, sig) == true or false;
+		end;
+	};
+end
+
+-- trust_path_crypto.so (trust_path_crypto.c) for Prosody 0.12.
+local function c_backend(c)
+	return {
+		name = "trust_path_crypto";
+		generate_seed = c.generate_seed;
+		public_from_seed = c.public_from_seed;
+		sign = c.sign;
+		verify = c.verify;
+	};
+end
+M.c_backend = c_backend;
+M.util_crypto_backend = util_crypto_backend;
+
+-- Prosody 13's util.crypto when present, else trust_path_crypto.so next to mod_trust_path.lua.
+local function load_backend()
+	local ok, uc = pcall(require, "util.crypto");
+	if ok and type(uc) == "table" and uc.ed25519_sign and uc.import_private_pem then
+		return util_crypto_backend(uc, require "util.random");
+	end
+	local dir = here:match("^(.*)/core$") or (here .. "/..");
+	local open, err = package.loadlib(dir .. "/trust_path_crypto.so", "luaopen_trust_path_crypto");
+	if not open then
+		error(("trust-path needs Ed25519: build %s/trust_path_crypto.so with `make -C %s` (Prosody 0.12, "
+			.. "gcc, liblua5.4-dev, libssl-dev), or run Prosody 13 (util.crypto): %s"):format(dir, dir, tostring(err)), 0);
+	end
+	return c_backend(open());
+end
+
+local backend;
+function M.crypto()
+	if not backend then backend = load_backend(); end
+	return backend;
+end
+function M.set_crypto(b) backend = b; end
+
+-- Base64 values of fixed length, checked exactly as the XEP's schema does.
+-- The whole value in one anchored pattern (no substrings to allocate).
+local B64_32 = "^" .. ("[A-Za-z0-9+/]"):rep(42) .. "[AEIMQUYcgkosw048]=$";
+local B64_64 = "^" .. ("[A-Za-z0-9+/]"):rep(85) .. "[AQgw]==$";
+function M.is_b64_32(text) return type(text) == "string" and #text == 44 and text:find(B64_32) ~= nil; end
+function M.is_b64_64(text) return type(text) == "string" and #text == 88 and text:find(B64_64) ~= nil; end
+
+function M.b64(raw) return base64.encode(raw); end
+
+-- True when `sig_b64` is `pub_b64`'s signature over `data`; false for anything malformed.
+local raw_keys = {}; -- base64 public key -> raw bytes (keys repeat: every message of a domain)
+local raw_key_count = 0;
+local function raw_key(pub_b64)
+	local pub = raw_keys[pub_b64];
+	if pub == nil then
+		pub = base64.decode(pub_b64);
+		if raw_key_count >= 256 then raw_keys, raw_key_count = {}, 0; end
+		raw_keys[pub_b64], raw_key_count = pub, raw_key_count + 1;
+	end
+	return pub;
+end
+function M.verify_signature(pub_b64, sig_b64, data)
+	if not M.is_b64_32(pub_b64) or not M.is_b64_64(sig_b64) then return false; end
+	local pub, sig = raw_key(pub_b64), base64.decode(sig_b64);
+	if not pub or #pub ~= 32 or not sig or #sig ~= 64 then return false; end
+	return M.crypto().verify(pub, sig, data);
+end
+
+function M.sign(seed, data) return base64.encode(M.crypto().sign(seed, data)); end
+function M.public_b64(seed) return base64.encode(M.crypto().public_from_seed(seed)); end
+
+-- Keys that may have made a signature at `signed_at`: { key, problem } pairs, usable first.
+-- keyset = { { key = <b64>, status = "current"|"retired"|"revoked", not_after = <wire time> }, ... }
+function M.candidates(keyset, signed_at)
+	local usable, others = {}, {};
+	for _, entry in ipairs(keyset) do
+		if entry.status == "retired" then
+			local limit = entry.not_after and M.parse_time(entry.not_after);
+			if limit and signed_at <= limit then usable[#usable + 1] = { entry.key };
+			else others[#others + 1] = { entry.key, "key-retired" }; end
+		elseif entry.status == "revoked" then
+			others[#others + 1] = { entry.key, "key-revoked" };
+		else
+			usable[#usable + 1] = { entry.key };
+		end
+	end
+	for _, c in ipairs(others) do usable[#usable + 1] = c; end
+	return usable;
+end

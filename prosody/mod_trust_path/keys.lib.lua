@@ -1,0 +1,88 @@
+-- This server's attestation key (generated on first start, or from trust_path_key_file), the
+-- secret of its internal markers, and the XEP-0128 form that publishes its keys (XEP "Discovery").
+local hashes = require "util.hashes";
+local hex = require "util.hex";
+local base64 = require "util.encodings".base64;
+local st = require "util.stanza";
+
+return function (tp)
+	local core, host, options = tp.core, tp.host, tp.options;
+	local config_error, key_file = options.config_error, options.key_file;
+	local retired_keys, revoked_keys, max_skew = options.retired_keys, options.revoked_keys, options.max_skew;
+	local NS = core.NS;
+
+	-- 32 secret bytes kept as 64 hex characters on one line in `path`; generated (mode 0600)
+	-- when `generate` and the file does not exist yet.
+	local function read_or_create_secret(path, what, generate)
+		local f = io.open(path, "r");
+		if f then f:close(); elseif generate then
+			local lfs = require "lfs";
+			local dir = path:match("^(.*)/[^/]*$");
+			if dir and not lfs.attributes(dir, "mode") then
+				local ok, err = lfs.mkdir(dir);
+				if not ok then config_error("cannot create %s for the %s: %s", dir, what, tostring(err)); end
+			end
+			-- the file holds a secret: nobody else may read it
+			local ok_posix, pposix = pcall(require, "util.pposix");
+			local old_umask = ok_posix and pposix.umask and pposix.umask("077");
+			local out, err = io.open(path, "w");
+			if out then
+				out:write(hex.encode(core.crypto().generate_seed()), "\n");
+				out:close();
+			end
+			if old_umask then pposix.umask(old_umask); end
+			if not out then config_error("cannot write the %s to %s: %s", what, path, tostring(err)); end
+			module:log("info", "generated a new %s in %s", what, path);
+		end
+		local err;
+		f, err = io.open(path, "r");
+		if not f then config_error("cannot read the %s in %s: %s", what, path, tostring(err)); end
+		local text = (f:read("a") or ""):gsub("%s+$", ""):gsub("^%s+", "");
+		f:close();
+		if not text:find("^%x+$") or #text ~= 64 then
+			config_error("%s must hold the %s as 64 hexadecimal characters on one line", path, what);
+		end
+		return hex.decode(text:lower());
+	end
+
+	local function data_file(suffix)
+		if host:find("[/\\]") or host:find("^%.") then config_error("cannot derive a file name from host %q", host); end
+		return (prosody.paths.data or ".") .. "/trust_path/" .. host .. suffix;
+	end
+
+	local function load_or_create_key()
+		if key_file then return read_or_create_secret(key_file, "attestation key (trust_path_key_file)", false), key_file; end
+		local path = data_file(".key");
+		return read_or_create_secret(path, "attestation key", true), path;
+	end
+
+	local seed, key_path = load_or_create_key();
+	local public_key = core.public_b64(seed);
+	for _, key in ipairs(revoked_keys) do
+		if key == public_key then config_error("the key in %s is listed in trust_path_revoked_keys; refusing to sign with it", key_path); end
+	end
+	for _, entry in ipairs(retired_keys) do
+		if entry.key == public_key then config_error("the key in %s is listed in trust_path_retired_keys; a retired key no longer signs", key_path); end
+	end
+	-- Markers are honoured only with this token, which only this server can compute.  It comes
+	-- from a secret of its own, not from the attestation key, so that messages stored (offline,
+	-- archive) before a key rotation are still signed when they are delivered.
+	local marker_token = base64.encode(hashes.hmac_sha256(read_or_create_secret(data_file(".marker-secret"), "marker secret", true),
+		"urn:xmpp:trust-path:internal:0 marker"));
+	module:log("info", "attestation key %s (from %s), max skew %ds", public_key, key_path, max_skew);
+
+	-- The form a participating server adds to its disco#info result.
+	local function disco_form()
+		local form = st.stanza("x", { xmlns = "jabber:x:data", type = "result" })
+			:tag("field", { var = "FORM_TYPE", type = "hidden" }):text_tag("value", NS):up()
+			:tag("field", { var = "key", type = "text-multi" }):text_tag("value", public_key):up()
+			:tag("field", { var = "retired-key", type = "text-multi" });
+		for _, entry in ipairs(retired_keys) do form:text_tag("value", entry.key .. " " .. entry.not_after); end
+		form:up():tag("field", { var = "revoked-key", type = "text-multi" });
+		for _, key in ipairs(revoked_keys) do form:text_tag("value", key); end
+		form:up():tag("field", { var = "max-skew", type = "text-single" }):text_tag("value", tostring(max_skew)):up();
+		return form;
+	end
+
+	return { seed = seed, public_key = public_key, key_path = key_path, marker_token = marker_token, disco_form = disco_form };
+end

@@ -1,0 +1,114 @@
+-- From a remote domain (XEP "At a Receiving Server"): check the received chain with the domain's
+-- published keys (fetched over s2s and cached; a message waits for them without blocking its
+-- stream), decide chain pass/absent/stripped/fail, refuse what does not meet its <require/>,
+-- and leave a marker with the <in/> view for the delivery attestation.
+local st = require "util.stanza";
+local jid_lib = require "util.jid";
+local cache = require "util.cache";
+
+return function (tp)
+	local core, host, max_skew = tp.core, tp.host, tp.options.max_skew;
+	local NS = core.NS;
+	local tls, markers, peers = tp.tls, tp.markers, tp.peers;
+
+	local seen_sigs = cache.new(20000); -- signatures of accepted paths: a replay cache
+	local seen_view = setmetatable({}, { __index = function (_, sig)
+		local t = seen_sigs:get(sig);
+		return t ~= nil and os.time() - t <= 2 * max_skew or nil;
+	end });
+	local reposting = {}; -- held stanzas being delivered now: already handled here
+	local held = {};     -- domain -> events waiting for that domain's disco#info
+
+	local function handle_remote(origin, stanza, domain, info, retried)
+		local fields = core.try(core.message_fields, stanza);
+		if not fields then return nil; end -- no id: cannot be attested (the path stays as it came)
+		local now = os.time();
+		local takes_part = info.takes_part or peers.is_remembered(domain, now);
+		local link_view = tls.s2s_view(origin, domain);
+		local decision = core.receive_chain(stanza, fields, { origin = domain, domain = host, takes_part = takes_part,
+			keys = info.keys, in_view = link_view, now = now, max_skew = max_skew, seen = seen_view });
+		local anchor_status = decision.report and decision.report.statuses[#decision.report.statuses].status;
+		if not retried and (anchor_status == "tampered" or anchor_status == "key-unknown") and now - info.fetched > peers.REFETCH_AFTER then
+			-- a verifier that fails with a cached key queries once more (XEP "Keys and Discovery Caching")
+			return "refetch";
+		end
+		for _, sig in ipairs(decision.accepted) do seen_sigs:set(sig, now); end
+		if decision.chain ~= "pass" then
+			module:log("info", "message %s from %s: chain %s%s%s", fields.id, fields.sender, decision.chain,
+				decision.chain_reason and (" (" .. decision.chain_reason .. ")") or "",
+				decision.error and (": " .. decision.error.text) or "");
+		end
+		local in_view = tls.in_view_of(link_view, core.received_in_view, decision);
+		if core.REQUIRED_STRENGTH[fields.require] then
+			local hop = core.received_requirement_problem(fields.require, in_view, decision);
+			if hop then
+				module:log("info", "refusing message %s from %s: the hop from %s does not meet '%s' (%s)", fields.id, fields.sender,
+					domain, fields.require, hop.reason);
+				local reply = st.error_reply(stanza, "cancel", "policy-violation",
+					("the hop from %s does not meet '%s' (%s)"):format(domain, fields.require, hop.reason), host);
+				reply:get_child("error"):tag("unverified-hop", { xmlns = NS, peer = hop.peer, method = hop.method,
+					reason = hop.reason, required = hop.required }):up();
+				module:send(reply);
+				return true;
+			end
+		end
+		stanza:add_direct_child(markers.make_marker(in_view, decision.prev_key, decision.prev_key and decision.previous.sig or nil, now));
+		return nil;
+	end
+
+	local function on_remote_message(event)
+		local origin, stanza = event.origin, event.stanza;
+		if origin.type ~= "s2sin" or reposting[stanza] then return; end
+		markers.take_markers(stanza); -- a remote server cannot bring a marker either
+		if stanza.attr.type == "error" or not stanza.attr.id then return; end
+		local domain = jid_lib.host(stanza.attr.from);
+		if not domain then return; end
+		local now = os.time();
+		local info = not peers.is_fetching(domain) and not held[domain] and peers.cached_peer_info(domain, now);
+		if info then
+			local handled = handle_remote(origin, stanza, domain, info);
+			if handled ~= "refetch" then return handled; end
+			peers.forget(domain);
+			event.retried = true;
+		end
+		-- Hold the message until the domain's disco#info arrives.  Waiting here would block the
+		-- stream it came on, and the disco#info answer may come back on that same stream.
+		local queue = held[domain];
+		if queue then queue[#queue + 1] = event; return true; end
+		held[domain] = { event };
+		peers.fetch_peer_info(domain):next(function (fetched)
+			local waiting = held[domain];
+			held[domain] = nil;
+			for _, e in ipairs(waiting) do
+				local ok, err = pcall(function ()
+					if handle_remote(e.origin, e.stanza, domain, fetched, true) == nil then
+						reposting[e.stanza] = true;
+						local posted, err = pcall(prosody.core_post_stanza, e.origin, e.stanza); -- deliver as if it had just arrived
+						reposting[e.stanza] = nil;
+						if not posted then error(err, 0); end
+					end
+				end);
+				if not ok then module:log("error", "while delivering a held message from %s: %s", domain, tostring(err)); end
+			end
+		end);
+		return true;
+	end
+	-- message/host from a remote server: for the server itself, never delivered to a client.
+	local function on_remote_host_message(event)
+		if event.origin.type == "s2sin" then markers.take_markers(event.stanza); end
+	end
+
+	-- Learn a new peer's keys as soon as it connects, so its first message need not wait.
+	local function on_s2sin_established(event)
+		local session = event.session;
+		for domain in pairs(session.hosts or {}) do
+			if not peers.cached_peer_info(domain, os.time()) then peers.fetch_peer_info(domain); end
+		end
+	end
+
+	return {
+		on_remote_message = on_remote_message,
+		on_remote_host_message = on_remote_host_message,
+		on_s2sin_established = on_s2sin_established,
+	};
+end
