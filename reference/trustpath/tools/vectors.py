@@ -21,6 +21,7 @@ from ..core.model import NS, KeySource, Result
 from ..core.signing import signing_input
 from ..testbed.sim.scenarios import VECTOR_SEED, VECTOR_START, file_stem, run_all
 from ..testbed.sim.tls import KeyFactory
+from .server_vectors import write_server
 
 #: every signer of the fixed world, with the label its key is derived from
 SIGNERS = {
@@ -311,7 +312,7 @@ def _with_attestations(message: Any, atts: tuple) -> bytes:  # type: ignore[type
 
 def main(argv: list[str]) -> int:
     root = FsPath(argv[0] if argv else "spec/vectors")
-    for sub in ("scenarios", "signing", "rejections", "findings", "receipts"):
+    for sub in ("scenarios", "signing", "rejections", "findings", "receipts", "server"):
         (root / sub).mkdir(parents=True, exist_ok=True)
         for old in (root / sub).iterdir():
             old.unlink()
@@ -327,6 +328,7 @@ def main(argv: list[str]) -> int:
     write_signing(root / "signing", outcomes)
     write_rejections(root / "rejections")
     write_findings(root / "findings")
+    write_server(root / "server")
     failed = write_receipts(root / "receipts")
     if failed:
         print(f"delivery reports not as required: {failed}", file=sys.stderr)
