@@ -20,11 +20,11 @@ from trustpath import (
     SigningKey,
     UnsupportedAlgorithm,
     Verdict,
-    verify,
     verify_stanza,
 )
 from trustpath.core.codec import decode_path, find_message, message_fields, parse_stanza, serialize
 from trustpath.core.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource
+from trustpath.core.verify import verify
 from trustpath.testbed.sim.federation import ClientNode, Federation, RequirementNotMet
 from trustpath.testbed.sim.scenarios import BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
 
