@@ -95,7 +95,6 @@ class DnsServer:
         self._sock.settimeout(0.2)
         self.address = self._sock.getsockname()
         self._stop = threading.Event()
-        self.queries: list[tuple[str, str]] = []
         self._thread = threading.Thread(target=self._serve, name="trustpath-dns", daemon=True)
 
     def start(self) -> DnsServer:
@@ -125,7 +124,6 @@ class DnsServer:
         question = query.question[0]
         name = question.name.to_text().lower()
         rdtype = question.rdtype
-        self.queries.append((name, dns.rdatatype.to_text(rdtype)))
         zone = self.zone
         known = name in zone.a or name in zone.srv or name in zone.tlsa or (zone.signed and name == APEX)
         rrset = None
