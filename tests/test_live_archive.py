@@ -22,7 +22,7 @@ from trustpath.core.receive import verify_stanza
 from trustpath.core.verify import Anchor, Report
 from trustpath.testbed.harness.clients import TrustPathClient
 from trustpath.testbed.harness.rotate import rotate_key
-from trustpath.testbed.harness.scenarios import Live, Setup, next_event, run_live, world_for
+from trustpath.testbed.harness.scenarios import Live, Setup, next_event, run_live, settle, world_for
 from trustpath.testbed.scenarios import ALICE, BOB, SCENARIOS
 
 LAPTOP, TABLET = "bob@b.example/laptop", "bob@b.example/tablet"
@@ -78,6 +78,7 @@ def in_live_federation(steps: Callable[[Live], Awaitable[None]]) -> None:
         finally:
             try:
                 await live.close()
+                await settle()
             finally:
                 await asyncio.to_thread(world.close)
 

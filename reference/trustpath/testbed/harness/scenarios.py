@@ -264,12 +264,13 @@ async def run_all_live(only: tuple[int, ...] = ()) -> list[Outcome]:
     outcomes = []
     for scenario in scenarios_on(Bed.LIVE, only):
         outcomes.append(await run_live(scenario))
-        await _settle()
+        await settle()
     return outcomes
 
 
-async def _settle() -> None:
-    """Let the closed clients' background tasks end before the next scenario starts."""
+async def settle() -> None:
+    """Cancel and await every other task of this event loop: what closed clients left running,
+    so that the next federation starts clean."""
     current = asyncio.current_task()
     leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     for task in leftovers:
@@ -277,4 +278,4 @@ async def _settle() -> None:
     await asyncio.gather(*leftovers, return_exceptions=True)
 
 
-__all__ = ["RUNS", "Live", "LiveRun", "Setup", "next_event", "run_all_live", "run_live", "world_for"]
+__all__ = ["RUNS", "Live", "LiveRun", "Setup", "next_event", "run_all_live", "run_live", "settle", "world_for"]
