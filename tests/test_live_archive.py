@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 from conftest import require_prosody
-from trustpath.client.slixmpp.plugin import wire_bytes
+from trustpath.client.slixmpp.wire import wire_bytes
 from trustpath.core.model import Verdict
 from trustpath.core.receive import verify_stanza
 from trustpath.core.verify import Anchor, Report

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...client.slixmpp.pins import PinStore
-from ...client.slixmpp.plugin import wire_bytes
+from ...client.slixmpp.wire import wire_bytes
 from ...core.timefmt import format_time
 from ..scenarios import ALICE, BOB, Bed, Outcome, Scenario, check_outcome, error_detail, scenarios_on
 from .clients import TrustPathClient
