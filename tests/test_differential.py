@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import subprocess
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import ROOT, VECTORS, load_json
+from conftest import ROOT, VECTORS, load_json, require_lua
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -47,7 +45,6 @@ from trustpath.core.timefmt import format_time, parse_time
 from trustpath.testbed.sim.scenarios import VECTOR_SEED
 from trustpath.testbed.sim.tls import KeyFactory
 
-BINDING = ROOT / "prosody" / "mod_trust_path" / "trust_path_crypto.so"
 SERVICE = ROOT / "prosody" / "tests" / "differential.lua"
 BASE = (VECTORS / "scenarios" / "01-all-pinned.xml").read_bytes()
 BASE_ANCHOR = load_json(VECTORS / "scenarios" / "01-all-pinned.anchor.json")
@@ -61,11 +58,7 @@ RANK = {Verdict.UNTRUSTED: 0, Verdict.UNKNOWN: 1, Verdict.WEAK: 2, Verdict.TRUST
 
 @pytest.fixture(scope="module")
 def lua():
-    if shutil.which("lua5.4") is None or not BINDING.exists():
-        problem = "the differential test needs lua5.4 and the built binding (make test builds it)"
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_lua()
     process = subprocess.Popen(["lua5.4", str(SERVICE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=ROOT)
 

@@ -1,6 +1,9 @@
 """Live federation: two real Prosody servers with mod_trust_path, slixmpp clients with the
 trust_path plugin, real s2s TLS on loopback.  Interop both ways: every chain the Lua module
-produces verifies with the Python reference, and the Lua side verifies the spec vectors."""
+produces verifies with the Python reference, and the Lua side verifies the spec vectors.
+
+Marked ``live`` (tests/conftest.py): ``pytest -m "not live"`` leaves it out.  The servers
+listen on TRUSTPATH_LOOPBACK's addresses (127.0.0.x unless set)."""
 
 from __future__ import annotations
 
@@ -12,33 +15,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import BINDING, ROOT, require_prosody
+from trustpath.testbed.scenarios import ALICE, Bed, scenarios_on
 
-from conftest import ROOT
-
-MODULE = ROOT / "prosody" / "mod_trust_path" / "mod_trust_path.lua"
-BINDING = ROOT / "prosody" / "mod_trust_path" / "trust_path_crypto.so"
-
-
-def _missing() -> str | None:
-    if shutil.which("prosody") is None:
-        return "Prosody is not installed (make test installs it on Debian/Ubuntu as root)"
-    if not BINDING.exists():
-        return "prosody/mod_trust_path/trust_path_crypto.so is not built (make test builds it: gcc, liblua5.4-dev, libssl-dev)"
-    return None
-
-
-def _require_live() -> None:
-    """Skip without Prosody or the built binding, except in CI, where that is a failure."""
-    problem = _missing()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+LIVE = scenarios_on(Bed.LIVE)
 
 
 @pytest.fixture(scope="module")
 def live_outcomes():
-    _require_live()
+    require_prosody()
     from trustpath.testbed.harness.scenarios import run_all_live
 
     return asyncio.run(run_all_live())
@@ -48,12 +33,12 @@ def live_outcomes():
 KNOWN_GAPS: dict[int, str] = {}
 
 
-@pytest.mark.parametrize("number", range(1, 18))  # 17: H2 by DANE-EE (beyond the brief's table)
+@pytest.mark.parametrize("number", [s.number for s in LIVE], ids=[f"{s.number:02d}-{s.name}" for s in LIVE])
 def test_every_scenario_gives_its_required_verdict_live(live_outcomes, number, request):
     if number in KNOWN_GAPS:
         request.applymarker(pytest.mark.xfail(reason=KNOWN_GAPS[number], strict=True))
     outcome = next(o for o in live_outcomes if o.number == number)
-    assert outcome.problems == []
+    assert outcome.problems == ()
 
 
 def test_every_chain_prosody_produced_verifies_with_the_reference_cli(live_outcomes, tmp_path, capsys):
@@ -74,26 +59,12 @@ def test_every_chain_prosody_produced_verifies_with_the_reference_cli(live_outco
     assert checked >= 12
 
 
-def test_the_lua_module_verifies_the_published_vectors():
-    if shutil.which("lua5.4") is None or not BINDING.exists():
-        problem = "lua5.4 and the built binding are needed"
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    result = subprocess.run(["lua5.4", str(ROOT / "prosody" / "tests" / "verify_vectors.lua")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    last = result.stdout.strip().splitlines()[-1]
-    passed, failed = (int(x.split()[0]) for x in last.split(","))
-    assert failed == 0 and passed >= 300, last
-
-
 def test_preflight_against_prosody_forecasts_the_pinned_link():
-    _require_live()
-    from trustpath.testbed.harness.scenarios import ALICE, Live, Setup, _world
+    require_prosody()
+    from trustpath.testbed.harness.scenarios import Live, Setup, world_for
 
     async def run() -> object:
-        world = _world(Setup())
+        world = world_for(Setup())
         live = Live(world)
         try:
             alice = await live.client(ALICE)
@@ -113,7 +84,7 @@ def test_preflight_against_prosody_forecasts_the_pinned_link():
 def test_harness_keep_prints_how_to_open_poezio_as_alice_and_bob_and_stops_cleanly(tmp_path):
     """``trustpath harness --keep``: what a person needs to open poezio as alice and as bob (the
     same poezio home the tmux tests use), then everything stops on SIGTERM."""
-    _require_live()
+    require_prosody()
     import re
     import signal
     import sys

@@ -4,15 +4,12 @@ vectors, the core's fast paths, the published vectors, the server-rule vectors).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require_lua
 
-BINDING = ROOT / "prosody" / "mod_trust_path" / "trust_path_crypto.so"
 SCRIPTS = {"test_crypto.lua": 16, "test_core.lua": 36, "verify_vectors.lua": 491, "server_vectors.lua": 200}
 
 
@@ -23,11 +20,7 @@ def test_every_lua_test_script_is_run_here():
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_lua_script(script):
-    if shutil.which("lua5.4") is None or not BINDING.exists():
-        problem = "lua5.4 and prosody/mod_trust_path/trust_path_crypto.so are needed (make test builds it)"
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_lua()
     result = subprocess.run(["lua5.4", str(ROOT / "prosody" / "tests" / script)], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

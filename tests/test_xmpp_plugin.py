@@ -299,7 +299,7 @@ class TestSigning(PluginTest):
 
     def test_outgoing_message_gets_one_attestation(self) -> None:
         self.bind()
-        self.plugin._view = PIN_VIEW  # as if the TLS check had pinned the server
+        self.plugin.own_hop.view = PIN_VIEW  # as if the TLS check had pinned the server
         message = self.xmpp.make_message(mto="bob@b.example", mbody="Hello\r\nBob & <co>", mtype="chat")
         del message["id"]
         message.send()
@@ -328,7 +328,7 @@ class TestSigning(PluginTest):
     def test_groupchat_messages_are_not_attested(self) -> None:
         """XEP rule 1: a room rewrites 'from' and 'to', so nothing signed before it verifies after."""
         self.bind()
-        self.plugin._view = PIN_VIEW
+        self.plugin.own_hop.view = PIN_VIEW
         self.xmpp.make_message(mto="room@rooms.b.example", mbody="hello room", mtype="groupchat").send()
         xml = self.sent()
         assert xml.get("type") == "groupchat" and xml.find(f"{{{NS}}}path") is None
@@ -353,7 +353,7 @@ class TestSigning(PluginTest):
 
     def test_require_is_signed(self) -> None:
         self.bind()
-        self.plugin._view = PIN_VIEW
+        self.plugin.own_hop.view = PIN_VIEW
         sent = self.plugin.send_message_with_requirement("bob@b.example", "only over pinned hops")
         xml = self.sent()
         assert xml.find(f"{{{NS}}}require").get("verdict") == "trusted"
@@ -366,7 +366,7 @@ class TestSigning(PluginTest):
 
     def test_require_its_own_hop_cannot_meet_is_refused(self) -> None:
         self.bind()
-        self.plugin._view = View(peer="localhost", side=Side.CLIENT, tls="1.3", cipher="1302", spki=SPKI_A,
+        self.plugin.own_hop.view = View(peer="localhost", side=Side.CLIENT, tls="1.3", cipher="1302", spki=SPKI_A,
                                  method="pkix", result=Result.PASS)
         with pytest.raises(RequirementNotMet, match="pkix"):
             self.plugin.send_message_with_requirement("bob@b.example", "x", "trusted")
@@ -390,7 +390,7 @@ class TestRequireByConfig(PluginTest):
         self.xmpp.send_message(mto="bob@b.example", mbody="no TLS on this stream")
         assert self.sent() is None
         assert self.events["trust_path_require_refused"][0].reason == "starttls-not-supported"
-        self.plugin._view = replace_method(PIN_VIEW, "pkix")
+        self.plugin.own_hop.view = replace_method(PIN_VIEW, "pkix")
         self.xmpp.send_message(mto="bob@b.example", mbody="over a CA-verified hop")
         xml = self.sent()
         assert xml.find(f"{{{NS}}}require").get("verdict") == "weak" and xml.find(f"{{{NS}}}path") is not None
@@ -490,7 +490,7 @@ class TestCarbons(VectorTest):
         first = decode_path(parse_stanza(text.encode()).find(
             "{urn:xmpp:carbons:2}sent/{urn:xmpp:forward:0}forwarded/{jabber:client}message")).attestations[0]
         assert first.signer == "alice@a.example/phone"
-        assert self.plugin._sent[("bob@b.example", "tp-0004")] == first.sig
+        assert self.plugin.receipts.sent[("bob@b.example", "tp-0004")] == first.sig
 
     def test_carbon_from_another_account_is_invalid(self) -> None:
         text = self.inject("13-carbon").replace('from="alice@a.example" to=', 'from="mallory@a.example" to=')
@@ -498,7 +498,7 @@ class TestCarbons(VectorTest):
         assert "trust_path_verdict" not in self.events
         (invalid,) = self.events["trust_path_invalid"]
         assert isinstance(invalid.error, InvalidInput) and "mallory@a.example" in str(invalid.error)
-        assert ("bob@b.example", "tp-0004") not in self.plugin._sent
+        assert ("bob@b.example", "tp-0004") not in self.plugin.receipts.sent
 
 
 
@@ -541,7 +541,7 @@ class TestDeliveryReportsSent(VectorTest):
         receipt.send()
 
     def test_the_receipt_carries_the_signed_report_of_the_acknowledged_message(self) -> None:
-        self.plugin._view = PIN_VIEW
+        self.plugin.own_hop.view = PIN_VIEW
         message_id = self._receive_with_request()
         (event,) = self.events["trust_path_verdict"]
         self._acknowledge(message_id)
@@ -600,9 +600,9 @@ class TestReceiptWaitsForTheCheck(PluginTest):
         self.sent(), self.sent()
         self._pending_message()
         TestDeliveryReportsSent._acknowledge(self, "tp-0003")  # type: ignore[arg-type]
-        assert self.sent() is None and len(self.plugin._held) == 1
+        assert self.sent() is None and len(self.plugin.receipts.held) == 1
         self.xmpp.event("session_end")
-        assert self.plugin._held == {} and not self.plugin._released and not self.plugin._unchecked
+        assert self.plugin.receipts.held == {} and not self.plugin.receipts.released and not self.plugin.receipts.unchecked
         xml = self.sent()
         assert xml is not None and xml.find("{urn:xmpp:receipts}received") is not None
         assert xml.find(f"{{{NS}}}report") is None
@@ -633,7 +633,7 @@ class TestDeliveryReportsReceived(PluginTest):
         text, anchor, now, expected = receipt_vector(name)
         self.plugin.config["now"] = lambda: now
         self.plugin.set_anchor(anchor)
-        self.plugin._sent[(expected["sent_to"], expected["sent_id"])] = origin or expected["sent_origin"]
+        self.plugin.receipts.sent[(expected["sent_to"], expected["sent_id"])] = origin or expected["sent_origin"]
         self.recv(text.replace(*edit) if edit else text)
 
     def test_a_weak_delivery_names_h2(self) -> None:
@@ -655,11 +655,11 @@ class TestDeliveryReportsReceived(PluginTest):
         assert (event.delivery.verdict.value, event.delivery.limited_by) == ("untrusted", "origin")
 
     def test_a_sent_message_is_remembered_with_its_recipient(self) -> None:
-        self.plugin._view = PIN_VIEW
+        self.plugin.own_hop.view = PIN_VIEW
         self.xmpp.make_message(mto="bob@b.example/desk", mbody="to bob", mtype="chat").send()
         xml = self.sent()
         (att,) = decode_path(parse_stanza(tostring(xml, top_level=True).encode())).attestations
-        assert self.plugin._sent[("bob@b.example", xml.get("id"))] == att.sig
+        assert self.plugin.receipts.sent[("bob@b.example", xml.get("id"))] == att.sig
 
     def test_this_accounts_own_receipt_read_back_from_the_archive_is_no_delivery(self) -> None:
         text, anchor, now, expected = receipt_vector("delivered-all-pinned")
@@ -748,9 +748,11 @@ class TestPluginEnd(PluginTest):
             return set(info["features"])
 
         assert NS in features(), "the client takes part and says so"
-        users = TrustPath._users
+        from trustpath.client.slixmpp.stanza import stanza_holders
+
+        users = stanza_holders()
         self.xmpp.plugin.disable("trust_path")
-        assert TrustPath._users == users - 1
+        assert stanza_holders() == users - 1
         text, anchor, now = scenario("01-all-pinned")
         self.recv(text)
         assert "trust_path_verdict" not in self.events
@@ -927,7 +929,7 @@ class TestPreflight(PluginTest):
     def setUp(self) -> None:
         super().setUp()
         self.bind()
-        self.plugin._view = PIN_VIEW  # H1: this client pinned localhost
+        self.plugin.own_hop.view = PIN_VIEW  # H1: this client pinned localhost
 
     def ask(self, answer: str | None, domain: str = "b.example"):  # type: ignore[no-untyped-def]
         """Start a pre-flight, check the query, answer it with ``answer`` (``{id}`` filled in)."""
@@ -992,7 +994,7 @@ class TestPreflight(PluginTest):
         assert "trusted" not in pf.forecast
 
     def test_an_unverified_own_hop_is_untrusted_whatever_h2(self) -> None:
-        self.plugin._view = None  # the mock stream: no TLS
+        self.plugin.own_hop.view = None  # the mock stream: no TLS
         pf = self.result(self.out())
         assert pf.own_view.tls == "none" and pf.forecast.endswith("the path would be untrusted")
 

@@ -15,8 +15,9 @@ from .core.anchor import anchor_to_json, load_anchor
 from .core.errors import InvalidAnchor, LimitExceeded, TrustPathError
 from .core.model import DEFAULT_MAX_SKEW, MAX_STANZA_BYTES, Verdict
 from .core.receive import verify_stanza
-from .render import badge, report_view
 from .core.timefmt import format_time, parse_time
+from .render import badge, report_view
+from .testbed.scenarios import SCENARIOS, Bed, Outcome, file_stem
 
 
 def _console() -> Console:
@@ -26,12 +27,22 @@ def _console() -> Console:
     return console
 
 
+def _only(args: argparse.Namespace, bed: Bed) -> tuple[int, ...]:
+    """The scenario numbers asked for; a word on stderr for each that ``bed`` does not run, and why."""
+    only = tuple(args.scenario or ())
+    rows = {s.number: s for s in SCENARIOS}
+    for number in only:
+        why_not = rows[number].why_not_on(bed) if number in rows else "there is no such scenario"
+        if why_not is not None:
+            print(f"trustpath {args.command}: scenario {number} is not run here: {why_not}", file=sys.stderr)
+    return only
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .testbed.sim.scenarios import VECTOR_SEED, VECTOR_START, run_all
 
-    only = tuple(args.scenario or ())
     seed, start = (VECTOR_SEED, VECTOR_START) if args.fixed else (None, None)
-    return show_outcomes(run_all(seed=seed, start=start, only=only), args)
+    return show_outcomes(run_all(seed=seed, start=start, only=_only(args, Bed.SIM)), args)
 
 
 def cmd_harness(args: argparse.Namespace) -> int:
@@ -46,14 +57,14 @@ def cmd_harness(args: argparse.Namespace) -> int:
     from .testbed.harness.scenarios import run_all_live
 
     try:
-        outcomes = asyncio.run(run_all_live(tuple(args.scenario or ())))
+        outcomes = asyncio.run(run_all_live(_only(args, Bed.LIVE)))
     except ProsodyMissing as exc:
         print(f"trustpath harness: {exc}", file=sys.stderr)
         return 2
     return show_outcomes(outcomes, args)
 
 
-def show_outcomes(outcomes: list, args: argparse.Namespace) -> int:  # type: ignore[type-arg]
+def show_outcomes(outcomes: list[Outcome], args: argparse.Namespace) -> int:
     """Print scenario outcomes as text or JSON (and write them with --emit); 0 when all are as required."""
     if getattr(args, "emit", None):
         emit(outcomes, FsPath(args.emit))
@@ -83,10 +94,8 @@ def show_outcomes(outcomes: list, args: argparse.Namespace) -> int:  # type: ign
     return 0 if all(o.ok for o in outcomes) else 1
 
 
-def emit(outcomes: list, directory: FsPath) -> None:  # type: ignore[type-arg]
+def emit(outcomes: list[Outcome], directory: FsPath) -> None:
     """Write, per scenario, what the recipient received, what it trusts, and what it must see."""
-    from .testbed.sim.scenarios import file_stem
-
     directory.mkdir(parents=True, exist_ok=True)
     for o in outcomes:
         stem = file_stem(o)
@@ -198,8 +207,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _live_bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .tools.livebench import run_live_bench
     from .testbed.harness.prosody import ProsodyMissing
+    from .tools.livebench import run_live_bench
 
     try:
         figures = asyncio.run(run_live_bench(args.messages, args.batch))

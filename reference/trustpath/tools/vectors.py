@@ -19,7 +19,8 @@ from ..core.codec import attestation_element, decode_path, find_message, message
 from ..core.keys import verify_signature
 from ..core.model import NS, KeySource, Result
 from ..core.signing import signing_input
-from ..testbed.sim.scenarios import VECTOR_SEED, VECTOR_START, file_stem, run_all
+from ..testbed.scenarios import Outcome, file_stem
+from ..testbed.sim.scenarios import VECTOR_SEED, VECTOR_START, run_all
 from ..testbed.sim.tls import KeyFactory
 from .server_vectors import write_server
 
@@ -78,7 +79,7 @@ def _signing_entries(stanza: bytes, anchor: Any) -> list[dict[str, Any]] | None:
     return entries
 
 
-def write_signing(directory: FsPath, outcomes: list) -> None:  # type: ignore[type-arg]
+def write_signing(directory: FsPath, outcomes: list[Outcome]) -> None:
     """Per delivered scenario: each attestation's exact signing input and its signature."""
     for o in outcomes:
         if not o.delivered or o.stanza is None:
@@ -340,4 +341,4 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
-__all__ = ["main", "resign_pinned", "archived"]
+__all__ = ["archived", "main", "resign_pinned"]

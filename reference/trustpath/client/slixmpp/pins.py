@@ -77,12 +77,20 @@ def normalize_domain(domain: str) -> str:
     return name
 
 
-def _check_spki(spki: str) -> str:
+def _is_pin(spki: object) -> bool:
+    if not isinstance(spki, str):
+        return False
     try:
         unb64(spki, 32, "a pin")
-    except (InvalidInput, AttributeError, TypeError):
+    except InvalidInput:
+        return False
+    return True
+
+
+def _check_spki(spki: str) -> str:
+    if not _is_pin(spki):
         raise UsageError(f"{spki!r} is not a pin: expected the base64 SHA-256 of a SubjectPublicKeyInfo "
-                         "(44 characters)") from None
+                         "(44 characters)")
     return spki
 
 
@@ -213,7 +221,7 @@ class PinStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException:  # whatever stopped the write (even ^C): no temporary file is left behind
             try:
                 os.unlink(tmp)
             except OSError:

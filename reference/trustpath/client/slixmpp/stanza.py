@@ -4,11 +4,15 @@ pre-flight query <preflight/>.
 The <path/> itself is not a stanza class: it is built and read by the reference core
 (:mod:`trustpath.core.codec`), which is strict about every attribute, and is carried in the
 message as plain XML.
+
+The registrations (:func:`register_stanzas`) are class-wide in slixmpp, shared by every client in
+the process: they are counted, and undone with the last plugin that needs them.
 """
 
 from __future__ import annotations
 
-from slixmpp.xmlstream import ET, ElementBase
+from slixmpp.stanza import Iq, Message
+from slixmpp.xmlstream import ET, ElementBase, register_stanza_plugin
 
 from ...core.model import NS
 
@@ -73,3 +77,37 @@ class Require(ElementBase):
         parent = self.parent().xml
         for element in parent.findall(f"{{{NS}}}require"):
             parent.remove(element)
+
+
+PARENTS: tuple[tuple[type[ElementBase], type[ElementBase]], ...] = (
+    (Iq, ClientKey), (Iq, Preflight), (Message, Require))
+
+_holders = 0  # plugins that registered the stanza classes and have not unregistered them
+
+
+def register_stanzas() -> None:
+    """Make ``iq['trust_path_client_key']``, ``iq['trust_path_preflight']`` and
+    ``msg['trust_path_require']`` known to slixmpp, for one more plugin."""
+    global _holders
+    for parent, plugin in PARENTS:
+        register_stanza_plugin(parent, plugin)
+    _holders += 1
+
+
+def unregister_stanzas() -> None:
+    """One plugin less needs the registrations; the last one undoes them."""
+    global _holders
+    _holders -= 1
+    if _holders > 0:
+        return
+    for parent, plugin in PARENTS:
+        tag = f"{{{plugin.namespace}}}{plugin.name}"
+        if parent.plugin_attrib_map.get(plugin.plugin_attrib) is plugin:
+            del parent.plugin_attrib_map[plugin.plugin_attrib]
+        if parent.plugin_tag_map.get(tag) is plugin:
+            del parent.plugin_tag_map[tag]
+
+
+def stanza_holders() -> int:
+    """How many plugins hold the registrations now."""
+    return _holders

@@ -8,8 +8,8 @@ import signal
 import sys
 import threading
 
-from .prosody import ProsodyMissing
 from ...client.poezio.home import write_poezio_home
+from .prosody import ProsodyMissing
 from .world import ADDRESSES, PASSWORD, build_world
 
 ROOMS = "rooms.b.example"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
-import logging
-
 import slixmpp
 
+from ...client.slixmpp import register
+from ...client.slixmpp.pins import PinStore
 from .world import PASSWORD, World
 
 # slixmpp logs through the root logger; the harness reports outcomes itself
@@ -67,3 +68,17 @@ class Client:
             await asyncio.wait_for(self.xmpp.disconnect(wait=0.5), 3)
         except (TimeoutError, asyncio.CancelledError, ConnectionError):
             pass
+
+
+class TrustPathClient(Client):
+    """A client running the trust_path plugin with ``pins`` (and no pinning on first use): the
+    verdicts it reports land in :attr:`verdicts`, the message errors it gets in :attr:`errors`."""
+
+    def __init__(self, jid: str, world: World, *, pins: PinStore) -> None:
+        register()
+        super().__init__(jid, world, plugins=("trust_path",),
+                         plugin_config={"trust_path": {"pins": pins, "first_use": False}})
+        self.verdicts: asyncio.Queue[Any] = asyncio.Queue()
+        self.errors: asyncio.Queue[Any] = asyncio.Queue()
+        self.xmpp.add_event_handler("trust_path_verdict", self.verdicts.put_nowait)
+        self.xmpp.add_event_handler("message_error", self.errors.put_nowait)

@@ -54,10 +54,15 @@ class Zone:
         return self
 
     @property
+    def dnskey(self) -> dns.rrset.RRset:
+        """The zone's DNSKEY RRset (one key, flags 257)."""
+        assert self._dnskey is not None, "the zone is not signed"
+        return self._dnskey
+
+    @property
     def trust_anchor(self) -> str:
         """The zone's DNSKEY as one presentation-format line, for ub_ctx_add_ta."""
-        assert self._dnskey is not None, "the zone is not signed"
-        return f"{APEX} IN DNSKEY {self._dnskey[0].to_text()}"
+        return f"{APEX} IN DNSKEY {self.dnskey[0].to_text()}"
 
     def add_tlsa(self, host: str, port: int, spki_sha256_hex: str, usage: int = 3) -> None:
         """Publish TLSA ``<usage> 1 1 <SHA-256 of the SPKI>`` for ``_port._tcp.host``."""
@@ -95,7 +100,6 @@ class DnsServer:
         self._sock.settimeout(0.2)
         self.address = self._sock.getsockname()
         self._stop = threading.Event()
-        self.queries: list[tuple[str, str]] = []
         self._thread = threading.Thread(target=self._serve, name="trustpath-dns", daemon=True)
 
     def start(self) -> DnsServer:
@@ -125,7 +129,6 @@ class DnsServer:
         question = query.question[0]
         name = question.name.to_text().lower()
         rdtype = question.rdtype
-        self.queries.append((name, dns.rdatatype.to_text(rdtype)))
         zone = self.zone
         known = name in zone.a or name in zone.srv or name in zone.tlsa or (zone.signed and name == APEX)
         rrset = None
@@ -137,7 +140,7 @@ class DnsServer:
         elif rdtype == dns.rdatatype.TLSA and name in zone.tlsa:
             rrset = dns.rrset.from_text_list(name, 60, "IN", "TLSA", zone.tlsa[name])
         elif rdtype == dns.rdatatype.DNSKEY and zone.signed and name == APEX:
-            rrset = zone._dnskey
+            rrset = zone.dnskey
         elif not known:
             reply.set_rcode(dns.rcode.NXDOMAIN)
         if rrset is not None:

@@ -28,7 +28,6 @@ class Interceptor:
         self._client_ctx.load_verify_locations(ca_file)
         self._client_ctx.load_cert_chain(as_sender.cert_file, as_sender.key_file)
         self._client_ctx.set_alpn_protocols(["xmpp-server"])
-        self.connections = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trustpath-mitm", daemon=True)
@@ -59,7 +58,6 @@ class Interceptor:
         self._server.close()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream, ssl=self._client_ctx,
                                                                  server_hostname=self.upstream_name)

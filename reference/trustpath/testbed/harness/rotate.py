@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ...core.keys import SigningKey
+from ...core.model import DEFAULT_MAX_SKEW
 from ...core.timefmt import format_time
 from .prosody import Instance
 
 
 def current_key(instance: Instance) -> SigningKey:
+    """The attestation key ``instance`` signs with now (mod_trust_path's own, or the configured file)."""
     configured = instance.options.get("trust_path_key_file")
     path = configured if isinstance(configured, str) else \
         str(instance.workdir / "data" / "trust_path" / f"{instance.domain}.key")
@@ -17,8 +19,11 @@ def current_key(instance: Instance) -> SigningKey:
         return SigningKey.from_seed(bytes.fromhex(handle.read().strip()))
 
 
-def rotate_key(instance: Instance, *, max_skew: int = 300) -> tuple[str, str]:
-    """Restart ``instance`` signing with a new key; return (old public key, new public key)."""
+def rotate_key(instance: Instance) -> tuple[str, str]:
+    """Restart ``instance`` signing with a new key; return (old public key, new public key).
+
+    The old key is retired from the end of the module's default clock skew on: attestations
+    it made until now stay verifiable."""
     old = current_key(instance)
     new = SigningKey.generate()
     key_file = instance.workdir / f"attestation-key-{new.public[:8].replace('/', '_')}.hex"
@@ -26,7 +31,7 @@ def rotate_key(instance: Instance, *, max_skew: int = 300) -> tuple[str, str]:
     key_file.chmod(0o600)
     retired = list(instance.options.get("trust_path_retired_keys", []))  # type: ignore[call-overload]
     retired.append({"key": old.public,
-                    "not_after": format_time(datetime.now(UTC) + timedelta(seconds=max_skew))})
+                    "not_after": format_time(datetime.now(UTC) + timedelta(seconds=DEFAULT_MAX_SKEW))})
     instance.options["trust_path_key_file"] = str(key_file)
     instance.options["trust_path_retired_keys"] = retired
     instance.restart()

@@ -39,11 +39,12 @@ class World:
     ca: Authority
     dns: DnsServer
     servers: dict[str, Instance] = field(default_factory=dict)
+    spki: dict[str, str] = field(default_factory=dict)  # each server's key: SHA-256 of its SPKI, base64
+    interceptor: Interceptor | None = None
     keep_files: bool = False
 
     def address(self, domain: str) -> str:
         return self.servers[domain].address
-    interceptor: Interceptor | None = None
 
     def close(self) -> None:
         for server in self.servers.values():
@@ -61,15 +62,17 @@ class World:
         self.close()
 
 
-def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[str, dict[str, object]] | None = None,
+def build_world(*, modules: dict[str, list[str]] | None = None,
                 users: tuple[str, ...] = ("alice", "bob"), keep_files: bool = False,
                 intercept: bool = False, env: dict[str, dict[str, str]] | None = None,
                 addresses: dict[str, str] | None = None,
                 configure: Callable[[str, dict[str, str]], dict[str, object]] | None = None,
-                drop_modules: dict[str, list[str]] | None = None, distrust: frozenset[str] = frozenset(),
-                interceptor_address: str = INTERCEPTOR_ADDRESS,
+                distrust: frozenset[str] = frozenset(), interceptor_address: str = INTERCEPTOR_ADDRESS,
                 dane: bool = False, components: dict[str, dict[str, str]] | None = None) -> World:
-    """Start DNS and both servers; ``modules``/``options`` are per domain extras.
+    """Start DNS and both servers on ``addresses`` (by default the harness's, see :func:`loopback`).
+
+    ``modules`` are extra Prosody modules per domain; ``configure(domain, spki)`` returns extra
+    config options for a domain once every server's key (``spki``, by domain) is known.
 
     With ``intercept``, a man in the middle holding CA-valid certificates for both domains
     sits on the s2s hop from a.example to b.example.
@@ -110,16 +113,13 @@ def build_world(*, modules: dict[str, list[str]] | None = None, options: dict[st
                 zone.add_tlsa(f"xmpp.{domain}", 15269, base64.b64decode(world.spki[domain]).hex())
         for domain, address in addresses.items():
             cred = creds[domain]
-            extra = dict((options or {}).get(domain, {}))
-            if configure is not None:
-                extra.update(configure(domain, world.spki))
+            extra = dict(configure(domain, world.spki)) if configure is not None else {}
             if intercept and domain == "b.example":
                 extra["s2s_direct_tls_ports"] = [DIRECT_TLS_PORT]
                 extra["s2s_direct_tls_ssl"] = {"certificate": cred.cert_file, "key": cred.key_file}
             trusted_ca = other_ca.ca_file if other_ca is not None and domain in distrust else ca.ca_file
             instance = Instance(domain, address, workdir / domain, dns.address[1], cred.cert_file, cred.key_file,
                                 trusted_ca, modules=list((modules or {}).get(domain, [])), options=extra,
-                                drop_modules=list((drop_modules or {}).get(domain, [])),
                                 trust_anchor=zone.trust_anchor if dane else None,
                                 components=dict((components or {}).get(domain, {})))
             instance.write_config()

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ...core.codec import serialize
+from ...core.codec import find_message, parse_stanza
 from ...core.delivery import Delivery, DeliveryReport, delivery_of, find_report
 from ...core.model import Verdict
 from ...core.timefmt import format_time
 from ...core.verify import Anchor
+from ..scenarios import ALICE, BOB
 from .federation import ClientNode, Federation, Inbound, Outbound
-from .scenarios import ALICE, BOB, received_message
 
 BOB_BARE = BOB.split("/", 1)[0]
 
@@ -120,7 +120,7 @@ def run_receipt(case: ReceiptCase, *, seed: bytes | None = None, start: datetime
                                 ("limited by", got.limited_by, case.limited_by)):
         if found != wanted:
             problems.append(f"{what}: {found}, required {wanted}")
-    if find_report(received_message(receipt.stanza)) is None:
+    if find_report(find_message(parse_stanza(receipt.stanza)).message) is None:
         problems.append("the receipt's <report/> did not arrive")
     return outcome
 
@@ -129,4 +129,4 @@ def run_receipts(*, seed: bytes | None = None, start: datetime | None = None) ->
     return [run_receipt(case, seed=seed, start=start) for case in RECEIPT_CASES]
 
 
-__all__ = ["RECEIPT_CASES", "ReceiptCase", "ReceiptOutcome", "run_receipt", "run_receipts", "serialize"]
+__all__ = ["RECEIPT_CASES", "ReceiptCase", "ReceiptOutcome", "run_receipt", "run_receipts"]

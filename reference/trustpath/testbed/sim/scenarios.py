@@ -1,114 +1,27 @@
-"""The brief's 15 scenarios (and one more), each run on a fresh embedded federation.
+"""How each scenario of the table (:mod:`..scenarios`) runs on the embedded federation.
 
-A scenario builds its world, sends one message, and checks what the recipient (or,
-for a refused message, the sender) got against what the brief requires.
+Each run builds a fresh federation, sends one message, and returns the client whose inbox
+holds what must be checked: the recipient's, or for a refused message the sender's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lxml import etree
 
-from ...core.codec import find_message, parse_stanza, serialize
-from ...core.model import NS, Verdict
+from ...core.codec import parse_stanza, serialize
+from ...core.model import NS
 from ...core.timefmt import format_time
-from ...core.verify import Anchor, Report
+from ..scenarios import ALICE, BOB, SCENARIOS, Bed, Outcome, Scenario, check_outcome, error_detail, scenarios_on
 from .federation import ClientNode, Federation, Inbound, Inbox, Interceptor, Outbound, ServerNode
 
-ALICE, BOB = "alice@a.example/phone", "bob@b.example/desk"
+#: the fixed keys and clock of the published test vectors (``trustpath demo --fixed``)
 VECTOR_SEED = b"trust-path test vectors v0"
 VECTOR_START = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 
-
-@dataclass(frozen=True)
-class Expectation:
-    """What the brief requires the recipient (or the refused sender) to see."""
-
-    verdict: Verdict
-    delivered: bool = True
-    hop: str | None = None  # the hop that must be named, e.g. 'H2'
-    reason: str | None = None  # the reason that hop must carry
-    note: str | None = None  # a substring one note must contain
-    text: str = ""
-
-
-@dataclass
-class Outcome:
-    """What one scenario produced."""
-
-    number: int
-    name: str
-    title: str
-    expected: Expectation
-    delivered: bool
-    report: Report | None
-    stanza: bytes | None  # as the recipient client received it (or the error the sender got)
-    anchor: Anchor | None
-    error: dict[str, str] | None = None
-    received_at: str | None = None  # the recipient's clock when it verified
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> Verdict:
-        return self.report.verdict if self.report is not None else Verdict.UNTRUSTED
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "scenario": self.number, "name": self.name, "title": self.title, "verdict": self.verdict.value,
-            "expected": self.expected.verdict.value, "expected_delivered": self.expected.delivered,
-            "delivered": self.delivered, "ok": self.ok, "problems": self.problems,
-            "requirement": self.expected.text,
-        }
-        if self.report is not None:
-            out.update(self.report.to_json())
-        else:
-            err = self.error or {}
-            refusal = {"hop": self.expected.hop, "role": "s2s", "from": err.get("by", "a.example"),
-                       "to": err.get("peer"), "method": err.get("method"), "result": "fail",
-                       "reason": err.get("reason"), "refused": True}
-            out.update({"weakest": [self.expected.hop] if self.expected.hop else [], "hops": [refusal],
-                        "notes": [f"not delivered: the sender got <{err.get('condition')}/>: {err.get('text', '')}"]})
-        if self.error is not None:
-            out["error"] = self.error
-        return out
-
-
-def _check(outcome: Outcome) -> Outcome:
-    exp = outcome.expected
-    if outcome.delivered != exp.delivered:
-        outcome.problems.append("delivered" if outcome.delivered else "not delivered")
-    if outcome.verdict is not exp.verdict:
-        outcome.problems.append(f"verdict {outcome.verdict.value}, required {exp.verdict.value}")
-    if exp.hop and exp.reason:
-        if outcome.report is not None:
-            hops = {h.label: h for h in outcome.report.hops}
-            hop = hops.get(exp.hop)
-            if hop is None or hop.reason != exp.reason:
-                found = f"{hop.label}: {hop.reason}" if hop else "no such hop"
-                outcome.problems.append(f"{exp.hop} must show {exp.reason} ({found})")
-            if exp.verdict is not Verdict.TRUSTED and exp.hop not in outcome.report.weakest:
-                outcome.problems.append(f"{exp.hop} must be named as the weakest hop")
-        elif outcome.error is None or outcome.error.get("reason") != exp.reason:
-            outcome.problems.append(f"the refusal must give reason {exp.reason}")
-    if exp.note and (outcome.report is None or not any(exp.note in n for n in outcome.report.notes)):
-        outcome.problems.append(f"a note must mention {exp.note!r}")
-    return outcome
-
-
-@dataclass(frozen=True)
-class Scenario:
-    number: int
-    name: str
-    title: str
-    expected: Expectation
-    run: Callable[[Federation], tuple[ClientNode, Inbox | None]]
+Run = Callable[[Federation], tuple[ClientNode, Inbox | None]]
 
 
 def _world(fed: Federation, *, h2: str = "pin", h2_in: str = "pin", rc_verify: str = "pin",
@@ -150,7 +63,7 @@ def s03(fed: Federation) -> tuple[ClientNode, Inbox | None]:
 
 def s04(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     fed.interceptors[("a.example", "b.example")] = Interceptor(fed, "a.example", "b.example")
-    _, _, alice, bob = _world(fed)
+    _, _, alice, _ = _world(fed)
     alice.send("bob@b.example", "A man in the middle holds a CA-valid certificate for b.example.")
     return alice, _last(alice)
 
@@ -244,7 +157,7 @@ def s12(fed: Federation) -> tuple[ClientNode, Inbox | None]:
 
 
 def s13(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    ss, _, alice, bob = _world(fed)
+    ss, _, alice, _ = _world(fed)
     laptop = ClientNode(fed, "alice@a.example/laptop", ss)
     laptop.connect()
     alice.send("bob@b.example", "Sent from the phone; the laptop gets a carbon copy.")
@@ -258,7 +171,7 @@ def s14(fed: Federation) -> tuple[ClientNode, Inbox | None]:
 
 
 def s15(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed, h2="none", h2_in="dialback", ss_cert=False)
+    _, _, alice, _ = _world(fed, h2="none", h2_in="dialback", ss_cert=False)
     alice.send("bob@b.example", "Only over verified hops, please.", require="trusted")
     return alice, _last(alice)
 
@@ -270,92 +183,32 @@ def s16(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     return bob, _last(bob)
 
 
-E = Expectation
-SCENARIOS: tuple[Scenario, ...] = (
-    Scenario(1, "all-pinned", "every hop pinned, both ends agree on every key",
-             E(Verdict.TRUSTED, text="fully trusted"), s01),
-    Scenario(2, "h2-ca-only", "H2 verified by a CA chain only",
-             E(Verdict.WEAK, hop="H2", reason="ca-only", text="verified, but weaker (names H2)"), s02),
-    Scenario(3, "h2-dialback", "H2 authenticated by dialback only",
-             E(Verdict.UNTRUSTED, hop="H2", reason="dialback-only", text="not trusted (names H2)"), s03),
-    Scenario(4, "h2-mitm-pinned", "man in the middle on H2 with a CA-valid certificate, against a pin",
-             E(Verdict.UNTRUSTED, delivered=False, hop="H2", reason="pin-mismatch",
-               text="not delivered, or failed at H2; never trusted"), s04),
-    Scenario(5, "ss-not-participating", "the sender's server does not implement trust-path",
-             E(Verdict.UNKNOWN, hop="H2", reason="not-participating", text="unknown before RS, never trusted"),
-             s05),
-    Scenario(6, "ss-stripped", "the sender server's attestation removed in transit",
-             E(Verdict.UNTRUSTED, hop="H2", reason="stripped", text="stripped, not trusted; unlike 5"), s06),
-    Scenario(7, "body-tampered", "the body changed after the sender's server signed",
-             E(Verdict.UNTRUSTED, hop="H2", reason="tampered", text="tampered at H2, not trusted"), s07),
-    Scenario(8, "client-forgery", "the sender's client adds an attestation claiming to be its server's",
-             E(Verdict.TRUSTED, note="forged", text="the forgery is removed; it never counts"), s08),
-    Scenario(9, "replayed", "a valid attestation copied from another message",
-             E(Verdict.UNTRUSTED, hop="H2", reason="replayed", text="rejected"), s09),
-    Scenario(10, "key-rotated-archive", "keys rotated; an older message read from the archive",
-             E(Verdict.TRUSTED, note="retired", text="still verifiable, or clearly 'key no longer known'"), s10),
-    Scenario(11, "h3-ca-only", "the recipient's client checks its server against a CA only",
-             E(Verdict.WEAK, hop="H3", reason="ca-only", text="verified, but weaker (names H3)"), s11),
-    Scenario(12, "offline-storage", "stored offline and delivered three hours later",
-             E(Verdict.TRUSTED, note="stored", text="same verdict as on arrival, storage shown"), s12),
-    Scenario(13, "carbon", "a carbon copy to the sender's other device",
-             E(Verdict.TRUSTED, text="a verdict for that path"), s13),
-    Scenario(14, "clock-skew", "the sender server's clock is three hours off",
-             E(Verdict.UNTRUSTED, hop="H2", reason="clock-skew", text="flagged"), s14),
-    Scenario(15, "require-refused", "the sender required verified hops; H2 cannot be verified",
-             E(Verdict.UNTRUSTED, delivered=False, hop="H2", reason="not-verified",
-               text="a defined error to the sender; no delivery"), s15),
-    Scenario(16, "h2-mitm-ca-only", "man in the middle on H2 where the sender's server checks a CA only "
-             "(the 2023 jabber.ru case)",
-             E(Verdict.UNTRUSTED, hop="H2", reason="key-mismatch", text="caught by end-point binding"), s16),
-)
-
-
-def error_detail(stanza: bytes) -> dict[str, str]:
-    root = parse_stanza(stanza)
-    error = root.find("{jabber:client}error")
-    out: dict[str, str] = {}
-    if error is None:
-        return out
-    out["by"] = error.get("by", "")
-    for child in error:
-        name = etree.QName(child).localname
-        if etree.QName(child).namespace == NS and name == "unverified-hop":
-            out.update(child.attrib)
-        elif name == "text":
-            out["text"] = child.text or ""
-        else:
-            out["condition"] = name
-    return out
+RUNS: dict[int, Run] = {1: s01, 2: s02, 3: s03, 4: s04, 5: s05, 6: s06, 7: s07, 8: s08, 9: s09, 10: s10,
+                        11: s11, 12: s12, 13: s13, 14: s14, 15: s15, 16: s16}
 
 
 def run_scenario(scenario: Scenario, *, seed: bytes | None = None, start: datetime | None = None) -> Outcome:
+    """Run ``scenario`` on a fresh embedded federation (fresh keys and clock, or ``seed``/``start``)."""
+    why_not = scenario.why_not_on(Bed.SIM)
+    if why_not is not None:
+        raise ValueError(f"scenario {scenario.number} does not run on the embedded federation: {why_not}")
     with Federation(seed=seed, start=start) as fed:
-        viewer, inbox = scenario.run(fed)
+        viewer, inbox = RUNS[scenario.number](fed)
         anchor = viewer.anchor() if viewer.view is not None else None
         received_at = format_time(viewer.now())
-    delivered = inbox is not None and not inbox.error
-    outcome = Outcome(scenario.number, scenario.name, scenario.title, scenario.expected, delivered,
-                      inbox.report if inbox else None, inbox.stanza if inbox else None, anchor,
-                      received_at=received_at)
-    if inbox is not None and inbox.error:
-        outcome.error = error_detail(inbox.stanza)
     if inbox is None:
-        outcome.problems.append("nothing arrived")
-    return _check(outcome)
+        return check_outcome(Outcome(scenario, Bed.SIM, False, anchor=anchor, received_at=received_at,
+                                     problems=("nothing arrived",)))
+    return check_outcome(Outcome(scenario, Bed.SIM, not inbox.error, inbox.report, inbox.stanza, anchor,
+                                 error=error_detail(inbox.stanza) if inbox.error else None,
+                                 received_at=received_at))
 
 
 def run_all(*, seed: bytes | None = None, start: datetime | None = None,
             only: tuple[int, ...] = ()) -> list[Outcome]:
-    return [run_scenario(s, seed=seed, start=start) for s in SCENARIOS if not only or s.number in only]
+    """Every scenario the embedded federation runs (or those numbered in ``only``), in table order."""
+    return [run_scenario(s, seed=seed, start=start) for s in scenarios_on(Bed.SIM, only)]
 
 
-def file_stem(outcome: Outcome) -> str:
-    return f"{outcome.number:02d}-{outcome.name}"
-
-
-def received_message(stanza: bytes) -> etree._Element:
-    return find_message(parse_stanza(stanza)).message
-
-
-__all__ = ["SCENARIOS", "Outcome", "Scenario", "run_all", "run_scenario", "VECTOR_SEED", "VECTOR_START"]
+# SCENARIOS is the table's, named here too for callers that index it by position
+__all__ = ["ALICE", "BOB", "RUNS", "SCENARIOS", "VECTOR_SEED", "VECTOR_START", "run_all", "run_scenario"]
