@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BINDING, ROOT, require_prosody
+from conftest import require_prosody
 from trustpath.testbed.scenarios import ALICE, Bed, scenarios_on
 
 LIVE = scenarios_on(Bed.LIVE)
