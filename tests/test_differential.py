@@ -44,6 +44,7 @@ from trustpath.core.signing import signing_input
 from trustpath.core.timefmt import format_time, parse_time
 from trustpath.testbed.sim.scenarios import VECTOR_SEED
 from trustpath.testbed.sim.tls import KeyFactory
+from trustpath.tools.vectors import resign_pinned
 
 SERVICE = ROOT / "prosody" / "tests" / "differential.lua"
 BASE = (VECTORS / "scenarios" / "01-all-pinned.xml").read_bytes()
@@ -316,23 +317,13 @@ def weakenings(draw: st.DrawFn) -> tuple[int, str, str]:
 
 
 def resigned(changes: dict[int, dict[str, dict[str, Any]]], drop: int | None = None) -> bytes:
-    message = find_message(parse_stanza(BASE)).message
-    fields = message_fields(message)
-    path = decode_path(message)
-    assert path is not None
-    atts: list[Any] = []
-    for i, (att, label) in enumerate(zip(path.attestations, LABELS)):
-        edit = changes.get(i, {})
-        in_view = replace(att.in_view, **edit.get("in", {})) if att.in_view else None
-        out_view = replace(att.out_view, **edit.get("out", {})) if att.out_view else None
-        previous = atts[-1] if atts else None
-        atts.append(attest(fields, KEYS.signing_key(label), signer=att.signer, time=att.time, previous=previous,
-                           prev_key=att.prev_key if previous else None, in_view=in_view, out_view=out_view))
-    if drop is not None:
-        del atts[drop]
-    remove_paths(message)
-    for att in atts:
-        add_attestation(message, att)
+    """Scenario 1 with ``changes`` to its views, every attestation signed anew, then ``drop`` removed."""
+    data = resign_pinned(BASE, changes)
+    if drop is None:
+        return data
+    message = parse_stanza(data)
+    path = message.find(f"{{{NS}}}path")
+    path.remove(path[drop])
     return serialize(message)
 
 

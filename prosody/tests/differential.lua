@@ -13,13 +13,7 @@ local json = require "util.json";
 local xml = require "util.xml";
 local base64 = require "util.encodings".base64;
 
-local function value(v) if v == json.null then return nil; end return v; end
-local function map(t)
-	if value(t) == nil then return nil; end
-	local out = {};
-	for k, v in pairs(t) do if value(v) ~= nil then out[k] = v; end end
-	return out;
-end
+local map = setup.map;
 local array_mt = getmetatable(require "util.array"());
 local function array(t) return setmetatable(t, array_mt); end
 

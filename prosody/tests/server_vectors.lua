@@ -8,21 +8,12 @@
 -- Prints "N passed, M failed" and exits non-zero on failure.
 local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
 local core = setup.core;
-local json = require "util.json";
 local xml = require "util.xml";
 
 local dir = setup.repo .. "/spec/vectors/server";
 local passed, failed = 0, 0;
 
-local function read(path)
-	local f = assert(io.open(path, "rb"));
-	local data = f:read("a");
-	f:close();
-	return data;
-end
-
--- JSON null is json.null here; the core uses nil.
-local function value(v) if v == json.null then return nil; end return v; end
+local read, value, map = setup.read, setup.value, setup.map;
 
 local function show(v)
 	if type(v) ~= "table" then return tostring(v); end
@@ -30,14 +21,6 @@ local function show(v)
 	for k, x in pairs(v) do parts[#parts + 1] = tostring(k) .. "=" .. show(x); end
 	table.sort(parts);
 	return "{" .. table.concat(parts, ", ") .. "}";
-end
-
--- A view or map of strings, with JSON nulls dropped.
-local function map(t)
-	if value(t) == nil then return nil; end
-	local out = {};
-	for k, v in pairs(t) do if value(v) ~= nil then out[k] = v; end end
-	return out;
 end
 
 local function same(a, b)
@@ -65,7 +48,7 @@ end
 
 local function list(t) local out = {}; for i, v in ipairs(t or {}) do out[i] = v; end return out; end
 
-local index = assert(json.decode(read(dir .. "/index.json")));
+local index = setup.read_json(dir .. "/index.json");
 for _, case in ipairs(index.cases) do
 	local name, facts, expected = case.name, case.facts, case.expected;
 	if facts.role == "sending" then

@@ -22,7 +22,6 @@
 local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
 local repo = setup.repo;
 local core = setup.core;
-local json = require "util.json";
 local xml = require "util.xml";
 local base64 = require "util.encodings".base64;
 
@@ -37,13 +36,7 @@ local function check(name, cond, detail)
 	end
 end
 
-local function read(path)
-	local f = assert(io.open(path, "rb"));
-	local data = f:read("a");
-	f:close();
-	return data;
-end
-local function read_json(path) return assert(json.decode(read(path)), "bad JSON in " .. path); end
+local read, read_json = setup.read, setup.read_json;
 local function list(dir, pattern)
 	local out = {};
 	local p = assert(io.popen(("ls %q"):format(dir)));

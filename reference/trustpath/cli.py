@@ -232,10 +232,13 @@ def main(argv: list[str] | None = None) -> int:
                                      "(urn:xmpp:trust-path:0): reference implementation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def scenario_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument("--emit", metavar="DIR", help="write each received stanza, anchor and expected verdict")
+        command.add_argument("--scenario", type=int, action="append", metavar="N", help="run only scenario N")
+
     demo = sub.add_parser("demo", help="run the brief's scenarios on the embedded federation")
-    demo.add_argument("--json", action="store_true", help="machine-readable output")
-    demo.add_argument("--emit", metavar="DIR", help="write each received stanza, anchor and expected verdict")
-    demo.add_argument("--scenario", type=int, action="append", metavar="N", help="run only scenario N")
+    scenario_options(demo)
     demo.add_argument("--fixed", action="store_true",
                       help="fixed keys and clock (the published test vectors) instead of fresh ones")
     demo.set_defaults(func=cmd_demo)
@@ -250,9 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ver.set_defaults(func=cmd_verify)
 
     harness = sub.add_parser("harness", help="run the scenarios live: two Prosody servers, slixmpp clients")
-    harness.add_argument("--json", action="store_true", help="machine-readable output, as demo --json")
-    harness.add_argument("--emit", metavar="DIR", help="write each received stanza, anchor and expected verdict")
-    harness.add_argument("--scenario", type=int, action="append", metavar="N", help="run only scenario N")
+    scenario_options(harness)
     harness.add_argument("--keep", action="store_true",
                          help="leave the federation running for a person and print how to connect")
     harness.add_argument("--intercept", action="store_true",

@@ -2,14 +2,13 @@
 packaged here as ``constants.json``): reason codes, strengths, method and key-source strengths,
 limits, cipher suite names.
 
-The enums of :mod:`trustpath.core.model` name the same values for type checkers and readers;
-:func:`check_enum` makes an import fail if one of them and this table ever differ.
+The string enums of :mod:`trustpath.core.model` (``Reason``, ``Chain``, ``KeySource``, ...) are
+made from this table, so the Python and the Lua core name the same words.
 """
 
 from __future__ import annotations
 
 import json
-from enum import Enum
 from importlib import resources
 from types import MappingProxyType
 from typing import Any
@@ -50,12 +49,3 @@ TLS_VERSIONS: tuple[str, ...] = tuple(TABLE["tls_versions"])
 CHANNEL_BINDINGS: tuple[str, ...] = tuple(TABLE["channel_bindings"])
 #: OpenSSL cipher suite names (what Python's ssl and LuaSec report) -> IANA values in hex
 CIPHER_SUITES: MappingProxyType[str, str] = MappingProxyType(TABLE["cipher_suites"])
-
-
-def check_enum(enum: type[Enum], key: str, extra: tuple[str, ...] = ()) -> None:
-    """Fail the import when ``enum``'s values are not exactly the table's ``key`` list (plus ``extra``)."""
-    values = TABLE[key]
-    wanted = (list(values) if isinstance(values, list) else list(values.keys())) + list(extra)
-    have = [member.value for member in enum]  # type: ignore[attr-defined]
-    if sorted(have) != sorted(wanted):
-        raise ImportError(f"{enum.__name__} {sorted(have)} differs from spec/constants.json {key!r} {sorted(wanted)}")

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .constants import TABLE
 from .errors import InvalidInput, UsageError
 from .timefmt import format_time, parse_time
 
@@ -108,10 +109,9 @@ def spki_sha256(certificate_der: bytes) -> str:
     return b64(hashlib.sha256(spki).digest())
 
 
-class KeyStatus(StrEnum):
-    CURRENT = "current"
-    RETIRED = "retired"
-    REVOKED = "revoked"
+KeyStatus = StrEnum("KeyStatus", [(s.upper(), s) for s in TABLE["key_statuses"]],  # type: ignore[misc]
+                    module=__name__, qualname="KeyStatus")
+KeyStatus.__doc__ = "Where a published key stands: current, retired (valid until its not-after time) or revoked."
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from lxml import etree
 
@@ -43,35 +44,27 @@ def _last(client: ClientNode) -> Inbox | None:
     return client.inbox[-1] if client.inbox else None
 
 
-def s01(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed)
-    alice.send("bob@b.example", "Hi Bob, this path is pinned end to end.")
-    return bob, _last(bob)
+def _sends(body: str, *, on_path: Callable[[bytes], bytes] | None = None, intercept: bool = False,
+           require: str | None = None, forge: bool = False, refused: bool = False, **world: Any) -> Run:
+    """A run in which alice sends ``body`` to bob once, in a world set up with ``world`` (see
+    :func:`_world`): ``on_path`` changes what a.example sends on the wire after signing, ``intercept``
+    puts a man in the middle with CA-valid certificates on H2, ``forge`` makes alice's client forge
+    its server's attestation.  What bob got is checked, or what alice got when it is ``refused``."""
+    def run(fed: Federation) -> tuple[ClientNode, Inbox | None]:
+        if intercept:
+            fed.interceptors[("a.example", "b.example")] = Interceptor(fed, "a.example", "b.example")
+        ss, _, alice, bob = _world(fed, **world)
+        ss.outbound_filter = on_path
+        alice.send("bob@b.example", body, require=require, extra=alice.forge_server_attestation if forge else None)
+        viewer = alice if refused else bob
+        return viewer, _last(viewer)
+
+    return run
 
 
-def s02(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed, h2="pkix", h2_in="pkix")
-    alice.send("bob@b.example", "H2 is checked against a CA only.")
-    return bob, _last(bob)
 
 
-def s03(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed, h2="pkix", h2_in="dialback", ss_cert=False)
-    alice.send("bob@b.example", "b.example knows a.example by dialback only.")
-    return bob, _last(bob)
 
-
-def s04(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    fed.interceptors[("a.example", "b.example")] = Interceptor(fed, "a.example", "b.example")
-    _, _, alice, _ = _world(fed)
-    alice.send("bob@b.example", "A man in the middle holds a CA-valid certificate for b.example.")
-    return alice, _last(alice)
-
-
-def s05(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed, h2="pkix", h2_in="pkix", ss_takes_part=False)
-    alice.send("bob@b.example", "a.example does not implement trust-path.")
-    return bob, _last(bob)
 
 
 def _strip(data: bytes) -> bytes:
@@ -83,28 +76,11 @@ def _strip(data: bytes) -> bytes:
     return serialize(root)
 
 
-def s06(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    ss, _, alice, bob = _world(fed)
-    ss.outbound_filter = _strip
-    alice.send("bob@b.example", "Someone removes a.example's attestation in transit.")
-    return bob, _last(bob)
-
 
 def _tamper(data: bytes) -> bytes:
     return data.replace(b"Meet at noon.", b"Meet at midnight.")
 
 
-def s07(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    ss, _, alice, bob = _world(fed)
-    ss.outbound_filter = _tamper
-    alice.send("bob@b.example", "Meet at noon.")
-    return bob, _last(bob)
-
-
-def s08(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed)
-    alice.send("bob@b.example", "My client claims to be my server.", extra=alice.forge_server_attestation)
-    return bob, _last(bob)
 
 
 def s09(fed: Federation) -> tuple[ClientNode, Inbox | None]:
@@ -142,11 +118,6 @@ def s10(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     return bob, _last(bob)
 
 
-def s11(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed, rc_verify="pkix")
-    alice.send("bob@b.example", "Bob's client trusts its server by a CA only.")
-    return bob, _last(bob)
-
 
 def s12(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     _, _, alice, bob = _world(fed, bob_online=False)
@@ -164,27 +135,28 @@ def s13(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     return laptop, _last(laptop)
 
 
-def s14(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, bob = _world(fed, ss_offset=-3 * 3600)
-    alice.send("bob@b.example", "a.example's clock is three hours slow.")
-    return bob, _last(bob)
 
 
-def s15(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    _, _, alice, _ = _world(fed, h2="none", h2_in="dialback", ss_cert=False)
-    alice.send("bob@b.example", "Only over verified hops, please.", require="trusted")
-    return alice, _last(alice)
 
-
-def s16(fed: Federation) -> tuple[ClientNode, Inbox | None]:
-    fed.interceptors[("a.example", "b.example")] = Interceptor(fed, "a.example", "b.example")
-    _, _, alice, bob = _world(fed, h2="pkix", h2_in="pkix")
-    alice.send("bob@b.example", "a.example checks b.example against a CA only.")
-    return bob, _last(bob)
-
-
-RUNS: dict[int, Run] = {1: s01, 2: s02, 3: s03, 4: s04, 5: s05, 6: s06, 7: s07, 8: s08, 9: s09, 10: s10,
-                        11: s11, 12: s12, 13: s13, 14: s14, 15: s15, 16: s16}
+RUNS: dict[int, Run] = {
+    1: _sends("Hi Bob, this path is pinned end to end."),
+    2: _sends("H2 is checked against a CA only.", h2="pkix", h2_in="pkix"),
+    3: _sends("b.example knows a.example by dialback only.", h2="pkix", h2_in="dialback", ss_cert=False),
+    4: _sends("A man in the middle holds a CA-valid certificate for b.example.", intercept=True, refused=True),
+    5: _sends("a.example does not implement trust-path.", h2="pkix", h2_in="pkix", ss_takes_part=False),
+    6: _sends("Someone removes a.example's attestation in transit.", on_path=_strip),
+    7: _sends("Meet at noon.", on_path=_tamper),
+    8: _sends("My client claims to be my server.", forge=True),
+    9: s09,
+    10: s10,
+    11: _sends("Bob's client trusts its server by a CA only.", rc_verify="pkix"),
+    12: s12,
+    13: s13,
+    14: _sends("a.example's clock is three hours slow.", ss_offset=-3 * 3600),
+    15: _sends("Only over verified hops, please.", require="trusted", refused=True, h2="none", h2_in="dialback",
+              ss_cert=False),
+    16: _sends("a.example checks b.example against a CA only.", intercept=True, h2="pkix", h2_in="pkix"),
+}
 
 
 def run_scenario(scenario: Scenario, *, seed: bytes | None = None, start: datetime | None = None) -> Outcome:
