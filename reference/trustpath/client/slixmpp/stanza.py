@@ -58,7 +58,8 @@ class Require(ElementBase):
     interfaces: ClassVar[set[str]] = {"trust_path_require"}
     is_extension = True
 
-    def setup(self, xml: ET.Element | None = None) -> bool:
+    def setup(self, xml: ET.Element | None = None) -> bool:  # slixmpp's signature; the xml is not used
+        # an extension reads and writes its parent's element: it has none of its own
         self.xml = ET.Element("")
         return True
 
