@@ -11,7 +11,7 @@ from lxml import etree
 from conftest import ROOT, VECTORS, load_json
 from trustpath.core.anchor import load_anchor
 from trustpath.core.codec import find_message, message_fields, parse_stanza, serialize
-from trustpath.core.delivery import Delivery, DeliveryReport, ReportedHop, decode_report, delivery_of, find_report, \
+from trustpath.core.delivery import DeliveryReport, ReportedHop, decode_report, delivery_of, find_report, \
     judge_delivery, report_element, report_for
 from trustpath.core.errors import LimitExceeded, MalformedStanza
 from trustpath.core.model import NS, Strength, Verdict
@@ -251,10 +251,13 @@ ORDER = [Verdict.UNTRUSTED, Verdict.UNKNOWN, Verdict.WEAK, Verdict.TRUSTED]
        st.sampled_from([SIG, None]))
 def test_never_more_than_the_report_or_the_receipt_path(reported, receipt, origin, sent):
     delivery = judge_delivery(_reported(reported, origin), _receipt(receipt), sent_origin=sent)
-    assert isinstance(delivery, Delivery)
-    assert ORDER.index(delivery.verdict) <= min(ORDER.index(reported), ORDER.index(receipt))
+    assert (delivery.reported.verdict, delivery.receipt.verdict) == (reported, receipt)
     if sent is not None and origin != sent:
-        assert delivery.verdict is Verdict.UNTRUSTED
+        assert (delivery.verdict, delivery.limited_by) == (Verdict.UNTRUSTED, "origin")
+    else:
+        # exactly the lower of the two, and named as the receipt's limit only when it is lower
+        assert delivery.verdict is min(reported, receipt, key=ORDER.index)
+        assert delivery.limited_by == ("receipt" if ORDER.index(receipt) < ORDER.index(reported) else None)
 
 
 def test_report_for_keeps_the_views_methods():

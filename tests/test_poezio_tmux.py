@@ -2,8 +2,9 @@
 bob) run in tmux against the live federation, keys are typed with ``send-keys`` and the screen is
 read with ``capture-pane``.  Each test asserts what bob's screen shows.
 
-The federation runs on 127.0.0.41 / 127.0.0.42 (not the harness's default addresses, so that a
-``trustpath harness --keep`` left running does not collide), in the test's own temporary directory.
+The federation runs on addresses .41 and .42 of TRUSTPATH_LOOPBACK's network (127.0.0.41 and
+127.0.0.42 by default; not the harness's default addresses, so that a ``trustpath harness --keep``
+left running does not collide), in the test's own temporary directory.
 poezio refuses to run as root: as root, it runs as ``nobody`` (``setpriv``).
 """
 
@@ -240,7 +241,7 @@ def test_a_trusted_exchange_shows_the_trusted_badge_and_the_path(session_factory
     session = session_factory(s2s_pins=True)
     bob = _exchange(session, "hello bob")
     screen = bob.wait_for(r"alice> hello bob \[✔ trusted\]")
-    assert "[✔ trusted]" in screen
+    assert screen.count("alice> hello bob [") == 1, "one badge on the message"
     bob.type("/path")
     screen = bob.wait_for(r"H3 recipient-c2s: b\.example → bob@b\.example")
     assert "trust path of “hello bob” from alice" in screen
@@ -386,7 +387,7 @@ def _preflight(**changes):
 
 
 def test_the_plain_text_of_a_preflight():
-    from trustpath.core.errors import MalformedStanza
+    from trustpath.core.errors import MalformedStanza, UsageError
     from trustpath.client.poezio.text import preflight_error, preflight_line, preflight_lines
     from trustpath.client.slixmpp.plugin import PreflightFailed
 
@@ -410,16 +411,53 @@ def test_the_plain_text_of_a_preflight():
         "trust_path: ✘ pre-flight to b.example: item-not-found (it is your own server's domain or a local service)")
     assert preflight_error("b.example", MalformedStanza("<out/> lacks 'tls'")).endswith(
         "your server's answer cannot be read (<out/> lacks 'tls')")
-    assert preflight_error("b.example", TimeoutError()) == "trust_path: ✘ pre-flight to b.example failed: TimeoutError"
+    assert preflight_error("b.example", UsageError("a pre-flight is for a domain (b.example), not ''")) == (
+        "trust_path: ✘ pre-flight to b.example failed: a pre-flight is for a domain (b.example), not ''")
+
+
+class _Tab:
+    """What the plugin uses of a poezio conversation tab: its JID and its lines."""
+
+    def __init__(self, jid: str, shown: list) -> None:
+        from slixmpp import JID
+
+        self.jid = JID(jid)
+        self.shown = shown
+
+    def add_message(self, message) -> None:
+        self.shown.append((str(self.jid), re.sub(r"\x19[^}]*}", "", message.txt)))  # without poezio's colour
+
+
+def _offline_plugin(shown: list, tabs: list, preflight=None):
+    """The poezio plugin with its parts, on a stand-in for poezio's core (no poezio running)."""
+    from types import SimpleNamespace
+
+    from slixmpp import JID
+    from trustpath.client.poezio.preflight import Preflights
+    from trustpath.client.poezio.require import RequireSetting
+    from trustpath.client.poezio.screen import Screen
+    from trustpath.client.poezio.trust_path import Plugin
+
+    class Tabs(list):
+        current_tab = None
+
+    core = SimpleNamespace(xmpp=SimpleNamespace(boundjid=JID("alice@a.example/r")), tabs=Tabs(tabs),
+                           refresh_window=lambda: None,
+                           get_conversation_by_jid=lambda jid, create: next(
+                               (tab for tab in tabs if tab.jid.bare == jid.bare), None))
+    tp = SimpleNamespace(preflight=preflight, policy=None, view=None)
+    screen = Screen(core, SimpleNamespace(information=lambda text, level: shown.append(("info", text)),
+                                          current_tab=lambda: None))
+    plugin = Plugin.__new__(Plugin)  # poezio's part of it (commands, configuration) is not used here
+    plugin.require = RequireSetting(core, tp, screen)
+    plugin.preflights = Preflights(core, tp, screen)
+    return plugin, core, screen
 
 
 def test_the_automatic_preflight_runs_once_per_domain_and_never_holds_a_message_back():
     pytest.importorskip("poezio")
     import asyncio
-    from types import SimpleNamespace
 
-    from slixmpp import JID
-    from trustpath.client.poezio.trust_path import Plugin
     from trustpath.client.slixmpp.plugin import PreflightFailed
 
     asked, shown = [], []
@@ -430,30 +468,14 @@ def test_the_automatic_preflight_runs_once_per_domain_and_never_holds_a_message_
             raise PreflightFailed(domain, "service-unavailable")
         return _preflight(domain=domain, out_view=None, takes_part=True)
 
-    class Tab:
-        def __init__(self, jid):
-            self.jid = JID(jid)
-
-        def add_message(self, message):
-            shown.append((str(self.jid), re.sub(r"\x19[^}]*}", "", message.txt)))  # without poezio's colour
-
-    bob, carol, me = Tab("bob@b.example"), Tab("carol@c.example"), Tab("friend@a.example")
-    plugin = Plugin.__new__(Plugin)
-    class Tabs(list):
-        current_tab = None
-
-    plugin.core = SimpleNamespace(xmpp=SimpleNamespace(boundjid=JID("alice@a.example/r")),
-                                  tabs=Tabs([bob, carol, me]), refresh_window=lambda: None)
-    plugin.tp = SimpleNamespace(preflight=preflight, policy=None)
-    plugin._api = SimpleNamespace(information=lambda text, level: shown.append(("info", text)),
-                                  current_tab=lambda: None)
-    plugin._require, plugin._preflighted, plugin._tasks = {}, set(), set()
+    bob, carol, me = _Tab("bob@b.example", shown), _Tab("carol@c.example", shown), _Tab("friend@a.example", shown)
+    plugin, _, _ = _offline_plugin(shown, [bob, carol, me], preflight)
 
     async def scenario():
         for tab in (bob, bob, carol, me, bob):
             message = {"body": "hi"}
             plugin.on_say(message, tab)
-            assert "trust_path_require" not in message  # nothing added, nothing held back
+            assert message == {"body": "hi"}  # nothing added without /require, nothing held back
         plugin.on_say({"body": ""}, carol)  # a chat state: no query
         await asyncio.sleep(0.01)
 
@@ -466,22 +488,60 @@ def test_the_automatic_preflight_runs_once_per_domain_and_never_holds_a_message_
                                 "offer the pre-flight query (it does not take part))")) in shown
     assert len(shown) == 2
     plugin.on_session_end(None)
-    assert plugin._preflighted == set(), "a new session asks again"
+    assert plugin.preflights.asked == set(), "a new session asks again"
+
+    # /require in a conversation: its messages carry the requirement from then on
+    plugin.require.command(bob, "trusted")
+    assert shown[-1][0] == "bob@b.example" and shown[-1][1].startswith("verified hops only: trusted — messages to "
+                                                                       "bob@b.example may travel only over hops")
+    message = {"body": "the door code"}
+
+    async def say():
+        plugin.on_say(message, bob)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(say())
+    assert message["trust_path_require"] == "trusted"
+    assert asked == ["b.example", "c.example", "b.example"], "asked again in the new session"
 
     # /preflight with a domain (or a JID) outside a conversation: the full answer in the info buffer
     shown.clear()
     asked.clear()
 
     async def command():
-        plugin.command_preflight("carol@b.example/phone")
-        plugin.command_preflight("")
+        plugin.preflights.command(None, "carol@b.example/phone")
+        plugin.preflights.command(None, "")
+        plugin.preflights.command(None, "not a domain")
         await asyncio.sleep(0.01)
 
     asyncio.run(command())
     assert asked == ["b.example"], "every /preflight asks, even for a domain asked about before"
     assert ("info", "usage: /preflight <domain> (or /preflight in a conversation)") in shown
+    assert ("info", "/preflight: 'not a domain' is not a domain") in shown
     (full,) = [text for who, text in shown if text.startswith("pre-flight to b.example: ")]
     assert "\n   H2 a.example → b.example: no view (your server did not connect to b.example)\n" in full
+
+
+def test_a_path_that_cannot_be_read_is_said_in_its_conversation():
+    pytest.importorskip("poezio")
+    from slixmpp.stanza import Message
+    from trustpath.client.poezio.badges import Badges, ShownReports
+    from trustpath.client.slixmpp.events import InvalidPath
+    from trustpath.core.errors import MalformedStanza
+
+    shown = []
+    bob = _Tab("bob@b.example", shown)
+    _, core, screen = _offline_plugin(shown, [bob])
+    badges = Badges(core, ShownReports(), screen, colour=lambda: True)
+    message = Message()
+    message["from"], message["to"], message["id"], message["type"] = "bob@b.example/desk", "alice@a.example/r", \
+        "m1", "chat"
+    message["body"] = "hello"
+    badges.on_invalid(InvalidPath(message, MalformedStanza("unknown attribute 'colour'")))
+    assert shown == [("bob@b.example", "✘ trust path of message m1 cannot be read: unknown attribute 'colour'")]
+    message["from"] = "carol@c.example/desk"  # no conversation open with carol: nothing to show it in
+    badges.on_invalid(InvalidPath(message, MalformedStanza("unknown attribute 'colour'")))
+    assert len(shown) == 1
 
 
 def test_a_sending_server_that_does_not_take_part_shows_unknown(session_factory):

@@ -287,11 +287,14 @@ class TestSession(PluginTest):
     def test_refused_key_stops_attesting(self) -> None:
         announce = self.sent()
         self.sent()
+        self.xmpp.send_message(mto="bob@b.example", mbody="before the answer")
+        assert self.sent().find(f"{{{NS}}}path") is not None, "the key is used until the server refuses it"
         self.recv(f"<iq type='error' id='{announce.get('id')}' from='localhost'><error type='cancel'>"
                   "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
         self.xmpp.send_message(mto="bob@b.example", mbody="hi")
         message = self.sent()
-        assert message.find(f"{{{NS}}}path") is None
+        assert message.find("{jabber:client}body").text == "hi" and message.find(f"{{{NS}}}path") is None
+        assert self.plugin.session_key is not None, "the session still has its key; the server refused it"
 
 
 class TestSigning(PluginTest):
@@ -321,9 +324,11 @@ class TestSigning(PluginTest):
     def test_messages_without_body_are_not_attested(self) -> None:
         self.bind()
         self.xmpp.send_presence()
-        self.sent()
-        self.xmpp.make_message(mto="bob@b.example").send()  # e.g. a chat state or a receipt
         assert self.sent().find(f"{{{NS}}}path") is None
+        self.xmpp.make_message(mto="bob@b.example").send()  # e.g. a chat state
+        assert self.sent().find(f"{{{NS}}}path") is None
+        self.xmpp.make_message(mto="bob@b.example", mbody="with a body").send()
+        assert self.sent().find(f"{{{NS}}}path") is not None, "the same session attests a message with a body"
 
     def test_groupchat_messages_are_not_attested(self) -> None:
         """XEP rule 1: a room rewrites 'from' and 'to', so nothing signed before it verifies after."""
@@ -458,10 +463,13 @@ class TestReceiving(VectorTest):
         assert any("archive" in note for note in event.report.notes)
 
     def test_chat_states_get_no_verdict(self) -> None:
-        self.inject("01-all-pinned")
+        text = self.inject("01-all-pinned")
         self.recv("<message from='bob@b.example/desk' to='tester@localhost/resource' type='chat'>"
                   "<active xmlns='http://jabber.org/protocol/chatstates'/></message>")
         assert not self.events.get("trust_path_verdict") and not self.events.get("trust_path_invalid")
+        self.recv(text)
+        assert [event.stanza["id"] for event in self.events["trust_path_verdict"]] == ["tp-0003"], \
+            "the next message with a body gets its verdict"
 
     def test_refusal_names_the_hop(self) -> None:
         self.recv((SCENARIOS / "15-require-refused.error.xml").read_text(encoding="utf-8"))
@@ -748,6 +756,8 @@ class TestPluginEnd(PluginTest):
             return set(info["features"])
 
         assert NS in features(), "the client takes part and says so"
+        self.xmpp.send_message(mto="bob@b.example", mbody="while loaded")
+        assert self.sent().find(f"{{{NS}}}path") is not None
         from trustpath.client.slixmpp.stanza import stanza_holders
 
         users = stanza_holders()
@@ -1037,5 +1047,6 @@ class TestPreflight(PluginTest):
             future.result()
 
     def test_a_jid_is_not_a_domain(self) -> None:
-        with pytest.raises(UsageError):
+        with pytest.raises(UsageError, match=r"a pre-flight is for a domain \(b.example\), not 'bob@b.example'"):
             self.run_coro(self.plugin.preflight("bob@b.example"))
+        assert self.sent() is None, "nothing is asked"

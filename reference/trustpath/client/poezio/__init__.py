@@ -1,5 +1,7 @@
-"""trust-path in poezio, the console XMPP client: a poezio plugin (:mod:`.trust_path`) and the
-plain-text rendering it uses (:mod:`.text`).
+"""trust-path in poezio, the console XMPP client: a poezio plugin (:mod:`.trust_path`, which
+connects the parts: :mod:`.badges`, :mod:`.path_command`, :mod:`.pins_command`,
+:mod:`.server_key`, :mod:`.require`, :mod:`.preflight`, :mod:`.screen`) and the plain-text
+rendering it uses (:mod:`.text`, without poezio).
 
 Load it in poezio with ``/load trust_path`` once this directory is on poezio's ``plugins_dir``
 (or add ``plugins_autoload = trust_path`` to poezio.cfg).  Every protocol step is done by the

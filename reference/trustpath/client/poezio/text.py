@@ -8,13 +8,16 @@ decides anything: it formats a :class:`trustpath.Report` as the core made it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ...core.delivery import Delivery, DeliveryReport, ReportedHop
-from ...core.errors import MalformedStanza
+from ...core.errors import MalformedStanza, TrustPathError
 from ...core.model import Verdict
-from ...render import BADGE, EXPLAIN, RESULT
 from ...core.verify import HopReport, Report
+from ...render import BADGE, EXPLAIN, RESULT
+
+if TYPE_CHECKING:  # only named here: these words need neither slixmpp nor poezio
+    from ..slixmpp.preflight import Preflight
 
 #: the reason codes (XEP: Reason Codes) in plain words; the codes are identifiers, not interface text
 REASON_WORDS = {
@@ -128,8 +131,8 @@ def path_lines(report: Report) -> list[str]:
 
 # --- the pre-flight query -----------------------------------------------------------------------
 
-def preflight_lines(preflight: Any) -> list[str]:
-    """A :class:`trustpath.client.slixmpp.plugin.Preflight` for ``/preflight``: the forecast, then the H2 view
+def preflight_lines(preflight: Preflight) -> list[str]:
+    """A :class:`trustpath.client.slixmpp.preflight.Preflight` for ``/preflight``: the forecast, then the H2 view
     your server would attest, whether the remote takes part, and what a pre-flight cannot know::
 
         pre-flight to b.example: H1 a.example verified by its pin; H2 b.example checked by a CA only; ...
@@ -156,13 +159,15 @@ def preflight_lines(preflight: Any) -> list[str]:
     return lines
 
 
-def preflight_line(preflight: Any) -> str:
+def preflight_line(preflight: Preflight) -> str:
     """The automatic pre-flight as one information line."""
     return f"trust_path: pre-flight to {preflight.domain}: {preflight.forecast}"
 
 
-def preflight_error(domain: str, error: BaseException) -> str:
-    """A pre-flight that failed, as one line: the server's error, or its unreadable answer."""
+def preflight_error(domain: str, error: TrustPathError) -> str:
+    """A pre-flight that failed, as one line: the server's error or no answer
+    (:class:`~trustpath.client.slixmpp.preflight.PreflightFailed`), its unreadable answer, or a
+    domain it could not be asked for."""
     if isinstance(error, MalformedStanza):
         return f"trust_path: ✘ pre-flight to {domain}: your server's answer cannot be read ({error})"
     text = str(error) or type(error).__name__

@@ -11,6 +11,8 @@ the process: they are counted, and undone with the last plugin that needs them.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from slixmpp.stanza import Iq, Message
 from slixmpp.xmlstream import ET, ElementBase, register_stanza_plugin
 
@@ -26,7 +28,7 @@ class ClientKey(ElementBase):
     namespace = NS
     name = "client-key"
     plugin_attrib = "trust_path_client_key"
-    interfaces = {"key"}
+    interfaces: ClassVar[set[str]] = {"key"}
 
 
 class Preflight(ElementBase):
@@ -38,7 +40,7 @@ class Preflight(ElementBase):
     namespace = NS
     name = "preflight"
     plugin_attrib = "trust_path_preflight"
-    interfaces = {"domain"}
+    interfaces: ClassVar[set[str]] = {"domain"}
 
 
 class Require(ElementBase):
@@ -53,10 +55,11 @@ class Require(ElementBase):
     namespace = NS
     name = "require"
     plugin_attrib = "trust_path_require"
-    interfaces = {"trust_path_require"}
+    interfaces: ClassVar[set[str]] = {"trust_path_require"}
     is_extension = True
 
-    def setup(self, xml: ET.Element | None = None) -> bool:
+    def setup(self, xml: ET.Element | None = None) -> bool:  # slixmpp's signature; the xml is not used
+        # an extension reads and writes its parent's element: it has none of its own
         self.xml = ET.Element("")
         return True
 

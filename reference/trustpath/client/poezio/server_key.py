@@ -1,0 +1,78 @@
+"""Your server and its key, as the person is told at login: whether the server takes part, the
+question to pin an unpinned server's key, and the warning when a key matches none of its pins
+(never a silent re-pin, and no reconnection on poezio's own to that key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from poezio import tabs
+
+from ...core.model import Verdict
+from ..slixmpp.events import PinMismatch
+from ..slixmpp.plugin import ServerPolicy, TrustPath
+from .screen import Screen
+from .text import verdict_words
+
+
+class ServerKey:
+    """``reconnecting``: the plugin reconnects once after a late load; the session before that was
+    set up unseen, and nothing is said about it."""
+
+    def __init__(self, core: Any, tp: TrustPath, screen: Screen) -> None:
+        self.core = core
+        self.reconnecting = False
+        self._tp = tp
+        self._screen = screen
+        self._warned: set[tuple[str, str]] = set()
+
+    def on_ready(self, policy: ServerPolicy) -> None:
+        if self.reconnecting and self._tp.view is None:
+            return  # the session this plugin did not see being set up; the reconnection follows
+        self.reconnecting = False
+        if policy.takes_part:
+            self._screen.info(f"trust_path: {policy.domain} takes part in trust-path "
+                              f"({len(policy.keys.keys)} key(s) published); received messages get a trust badge",
+                              "Info")
+        else:
+            why = f" ({policy.problem})" if policy.problem else ""
+            self._screen.info(f"trust_path: {policy.domain} does not take part in trust-path{why}; "
+                              f"messages will be shown as {verdict_words(Verdict.UNKNOWN)}", "Warning")
+        view = self._tp.view
+        store = self._tp.pin_store
+        if view is None or not view.spki or store is None or store.is_pinned(policy.domain):
+            return
+        self._screen.info(
+            f"trust_path: {policy.domain} is not pinned. This connection checked its certificate by "
+            f"'{view.method}' only, so messages are at best {verdict_words(Verdict.WEAK)}.\n"
+            f"  its key (SHA-256 of the SubjectPublicKeyInfo): {view.spki}\n"
+            f"If the administrator of {policy.domain} confirms this key (over another channel), pin it with "
+            f"/pins accept, and keep a backup pin of its next key with /pins add {policy.domain} <key> backup.",
+            "Warning")
+
+    def on_pin_mismatch(self, event: PinMismatch) -> None:
+        domain, spki = event.domain, event.spki
+        # the connection is closed; poezio must not reconnect to the same key on its own
+        self.core.legitimate_disconnect = True
+        if (domain, spki) in self._warned:
+            self._screen.info(f"trust_path: {domain} again presented the unpinned key {spki}; "
+                              "not connected (see the warning above)", "Error")
+            return
+        self._warned.add((domain, spki))
+        store = self._tp.pin_store
+        pins = store.pins(domain) if store is not None else ()
+        pinned = "\n".join(f"    {pin.spki} ({pin.source.value}, added {pin.added}{', backup' if pin.backup else ''})"
+                           for pin in pins) or "    (none)"
+        warning = (
+            f"✘ trust_path: WARNING: {domain} presented a key that matches none of your pins.\n"
+            f"The connection was closed before your password was sent, and nothing was re-pinned.\n"
+            f"  presented key: {spki}\n"
+            f"  your pins for {domain}:\n{pinned}\n"
+            f"What to check: ask the administrator of {domain}, over another channel (in person, by phone, "
+            f"their website over HTTPS), which key the server uses now. If it is the presented key, the key "
+            f"changed on purpose: /pins add {domain} {spki} then /reconnect. If it is not, someone may be "
+            f"intercepting your connection: do not add it, and do not reconnect from this network.")
+        self._screen.info(warning, "Error")
+        # and where the person is looking: every open conversation
+        for tab in self.core.get_tabs(tabs.ConversationTab):
+            self._screen.in_tab(tab, warning)
