@@ -37,8 +37,8 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from lxml import etree
-from slixmpp.test import SlixTest
 from slixmpp.xmlstream import ET
+from slixmpp_stream import MockStream, disco_result
 from trustpath.client.slixmpp.plugin import TrustPath
 from trustpath.core.attest import attest
 from trustpath.core.codec import add_attestation, serialize
@@ -54,16 +54,6 @@ T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 TICK = 2.0  # seconds the clock moves at a time
 RECEIPT_WAIT = 2 * TICK
 DISCO_INFO = "http://jabber.org/protocol/disco#info"
-DISCO_RESULT = """<iq type='result' id='{id}' from='localhost' to='{jid}'>
-  <query xmlns='http://jabber.org/protocol/disco#info'>
-    <identity category='server' type='im'/>
-    <feature var='urn:xmpp:trust-path:0'/>
-    <x xmlns='jabber:x:data' type='result'>
-      <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:trust-path:0</value></field>
-      <field var='key' type='text-multi'><value>{key}</value></field>
-    </x>
-  </query>
-</iq>"""
 
 
 def signed_message(key: SigningKey, ident: str) -> str:
@@ -81,7 +71,7 @@ def signed_message(key: SigningKey, ident: str) -> str:
     return serialize(root).decode()
 
 
-class Stream(SlixTest):
+class Stream(MockStream):
     """slixmpp's mock stream, used outside unittest's runner."""
 
     TLS = ssl.create_default_context()
@@ -91,17 +81,6 @@ class Stream(SlixTest):
         # system's CA store twice for each example
         with mock.patch("ssl.create_default_context", lambda *_, **__: self.TLS):
             super().stream_start(**kwargs)
-
-    def sent(self) -> ET.Element | None:
-        """The next stanza the client wrote, parsed, in jabber:client (as in test_xmpp_plugin.py)."""
-        self.wait_()
-        self.wait_for_send_queue()
-        data = self.xmpp.socket.next_sent()
-        if data is None:
-            return None
-        xml = self.parse_xml(data)
-        self.fix_namespaces(xml)
-        return xml
 
 
 class LoopClock:
@@ -191,7 +170,7 @@ class ReceiptMachine(RuleBasedStateMachine):
 
     def answer_disco(self) -> None:
         assert self.disco is not None
-        self.stream.recv(DISCO_RESULT.format(id=self.disco, key=self.server_key.public, jid=ME))
+        self.stream.recv(disco_result(id=self.disco, key=self.server_key.public, jid=ME))
         self.disco = None
         self.refreshing = False
         self.anchor_key = self.server_key.public

@@ -487,7 +487,7 @@ def test_the_automatic_preflight_runs_once_per_domain_and_never_holds_a_message_
     assert ("carol@c.example", ("trust_path: ✘ pre-flight to c.example: service-unavailable (your server does not "
                                 "offer the pre-flight query (it does not take part))")) in shown
     assert len(shown) == 2
-    plugin.on_session_end(None)
+    plugin.preflights.on_session_end()
     assert plugin.preflights.asked == set(), "a new session asks again"
 
     # /require in a conversation: its messages carry the requirement from then on

@@ -140,7 +140,7 @@ def test_pin_store_unreadable_file(tmp_path: Path) -> None:
 
 slixmpp = pytest.importorskip("slixmpp")
 
-from slixmpp.test import SlixTest  # noqa: E402
+from slixmpp_stream import MockStream, disco_result  # noqa: E402
 from slixmpp.xmlstream import ET  # noqa: E402
 from slixmpp.xmlstream.tostring import tostring  # noqa: E402
 
@@ -158,17 +158,6 @@ trustpath.client.slixmpp.register()
 JID_FULL = "tester@localhost/resource"
 PIN_VIEW = View(peer="localhost", side=Side.CLIENT, tls="1.3", cipher="1302", spki=SPKI_A, method="pin",
                 result=Result.PASS)
-DISCO_RESULT = """<iq type='result' id='{id}' from='{domain}' to='{jid}'>
-  <query xmlns='http://jabber.org/protocol/disco#info'>
-    <identity category='server' type='im'/>
-    <feature var='urn:xmpp:trust-path:0'/>
-    <x xmlns='jabber:x:data' type='result'>
-      <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:trust-path:0</value></field>
-      <field var='key' type='text-multi'><value>{key}</value></field>
-      <field var='max-skew' type='text-single'><value>120</value></field>
-    </x>
-  </query>
-</iq>"""
 SERVER_KEY = "WjwO6MNvMTUnq/xoRxisFJXvkSipDGp/999JA08biFo="
 
 
@@ -185,7 +174,7 @@ def _xep_disco_example() -> str:
     return next(b for b in blocks if "retired-key" in b and "<iq" in b)
 
 
-class PluginTest(SlixTest):
+class PluginTest(MockStream):
     """A client with only the trust_path plugin (and xep_0030), bound as tester@localhost/resource."""
 
     config: dict[str, object] = {}
@@ -209,16 +198,6 @@ class PluginTest(SlixTest):
         self.stream_close()
 
     # helpers
-    def sent(self) -> ET.Element | None:
-        """The next stanza the client wrote, parsed, in jabber:client."""
-        self.wait_()
-        self.wait_for_send_queue()
-        data = self.xmpp.socket.next_sent()
-        if data is None:
-            return None
-        xml = self.parse_xml(data)
-        self.fix_namespaces(xml)
-        return xml
 
     def bind(self, key: str = SERVER_KEY) -> None:
         """Answer the client-key announcement and the disco#info query sent after binding."""
@@ -232,7 +211,7 @@ class PluginTest(SlixTest):
         assert disco is not None and disco.get("to") == domain and disco.get("type") == "get"
         assert disco.find("{http://jabber.org/protocol/disco#info}query") is not None
         self.recv(f"<iq type='result' id='{announce.get('id')}'/>")
-        self.recv(DISCO_RESULT.format(id=disco.get("id"), key=key, domain=domain, jid=self.xmpp.boundjid.full))
+        self.recv(disco_result(id=disco.get("id"), key=key, domain=domain, jid=self.xmpp.boundjid.full, max_skew=120))
         self.wait_()
 
 
@@ -598,7 +577,7 @@ class TestReceiptWaitsForTheCheck(PluginTest):
         TestDeliveryReportsSent._acknowledge(self, "tp-0003")  # type: ignore[arg-type]
         assert self.sent() is None, "held while the acknowledged message waits for the server's keys"
         self.recv(f"<iq type='result' id='{announce.get('id')}'/>")
-        self.recv(DISCO_RESULT.format(id=disco.get("id"), key=SERVER_KEY, domain="b.example", jid=self.jid))
+        self.recv(disco_result(id=disco.get("id"), key=SERVER_KEY, domain="b.example", jid=self.jid, max_skew=120))
         (event,) = self.events["trust_path_verdict"]
         xml = self.sent()
         assert xml is not None and xml.find("{urn:xmpp:receipts}received") is not None
@@ -725,7 +704,7 @@ class TestLocalMessages(PluginTest):
         assert "trust_path_verdict" not in self.events, "the verdict waits for the server's current keys"
         disco = self.sent()
         assert disco.find("{http://jabber.org/protocol/disco#info}query") is not None
-        self.recv(DISCO_RESULT.format(id=disco.get("id"), key=rotated.public, domain="localhost", jid=JID_FULL))
+        self.recv(disco_result(id=disco.get("id"), key=rotated.public, domain="localhost", jid=JID_FULL, max_skew=120))
         (event,) = self.events["trust_path_verdict"]
         assert event.report.attestations[-1].status == "ok"
         # a key no one publishes, with keys fresher than the interval: reported at once, as tampered

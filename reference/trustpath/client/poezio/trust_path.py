@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 
 from poezio import tabs, xdg
 from poezio.core.structs import Completion
-from poezio.plugin import BasePlugin
+from poezio.plugin import BasePlugin, SafetyMetaclass
 
 # poezio loads this file from its plugins_dir as a top-level module: the package by its full name
 import trustpath.client.slixmpp
@@ -76,16 +76,7 @@ from trustpath.client.poezio.preflight import Preflights
 from trustpath.client.poezio.require import VERDICTS, RequireSetting
 from trustpath.client.poezio.screen import Screen
 from trustpath.client.poezio.server_key import ServerKey
-from trustpath.client.slixmpp.events import (
-    DeliveryVerdict,
-    InvalidPath,
-    PinMismatch,
-    RequireRefused,
-    TrustPathVerdict,
-    UnverifiedHop,
-)
 from trustpath.client.slixmpp.pins import PinStore
-from trustpath.client.slixmpp.policy import ServerPolicy
 
 PATH_HELP = ("Show the trust path of the last message with a trust badge in this conversation, hop by hop: hop, "
              "role, from → to, method, result, reason, key source and time. /path N: the N-th last such message. "
@@ -108,8 +99,8 @@ PREFLIGHT_HELP = ("Ask your server, before sending, how the path to a domain wou
 class Plugin(BasePlugin):
     """The poezio plugin: connects poezio's commands and events to the parts that handle them.
 
-    Every handler poezio or slixmpp calls is a method of this class, so that poezio's plugin
-    safety net shows a bug in any of them instead of letting it stop poezio.
+    Every handler poezio or slixmpp calls is a method of this class or wrapped like one, so that
+    poezio's plugin safety net shows a bug in any of them instead of letting it stop poezio.
     """
 
     default_config: ClassVar[dict[str, dict[str, Any]]] = {
@@ -132,24 +123,26 @@ class Plugin(BasePlugin):
         self.server_key = ServerKey(self.core, self.tp, screen)
         self.require = RequireSetting(self.core, self.tp, screen)
         self.preflights = Preflights(self.core, self.tp, screen)
+        # the parts' handlers get poezio's plugin safety net, as this class's own methods do
+        safe = SafetyMetaclass.safe_func
         self._handlers = (
-            ("trust_path_verdict", self.on_verdict),
-            ("trust_path_delivery", self.on_delivery),
-            ("trust_path_invalid", self.on_invalid),
-            ("trust_path_pin_mismatch", self.on_pin_mismatch),
-            ("trust_path_unverified_hop", self.on_unverified_hop),
-            ("trust_path_require_refused", self.on_require_refused),
-            ("trust_path_ready", self.on_ready),
-            ("session_end", self.on_session_end),
+            ("trust_path_verdict", safe(self.badges.on_verdict)),
+            ("trust_path_delivery", safe(self.badges.on_delivery)),
+            ("trust_path_invalid", safe(self.badges.on_invalid)),
+            ("trust_path_pin_mismatch", safe(self.server_key.on_pin_mismatch)),
+            ("trust_path_unverified_hop", safe(self.require.on_unverified_hop)),
+            ("trust_path_require_refused", safe(self.require.on_require_refused)),
+            ("trust_path_ready", safe(self.server_key.on_ready)),
+            ("session_end", safe(lambda _: self.preflights.on_session_end())),
         )
         for event, handler in self._handlers:
             xmpp.add_event_handler(event, handler)
-        self.api.add_command("path", self.command_path, usage="[N | words]",
+        self.api.add_command("path", safe(self.path.run), usage="[N | words]",
                              short="Show a message's trust path hop by hop", help=PATH_HELP)
-        self.api.add_command("pins", self.command_pins,
+        self.api.add_command("pins", safe(self.pins.run),
                              usage="[list | accept | add <domain> <key> [backup] | remove <domain> [key]]",
                              short="List, add and remove pinned server keys", help=PINS_HELP,
-                             completion=self.completion_pins)
+                             completion=safe(self.pins.completion))
         for tab_type in (tabs.ConversationTab, tabs.DynamicConversationTab, tabs.StaticConversationTab):
             # poezio keeps tab commands per class, not per class hierarchy
             self.api.add_tab_command(tab_type, "require", self.command_require, usage="[trusted | weak | off]",
@@ -183,45 +176,11 @@ class Plugin(BasePlugin):
         configured = str(self.config.get("pins_file", "") or "").strip()
         return Path(configured).expanduser() if configured else xdg.DATA_HOME / "trust_path" / "pins.json"
 
-    # --- the slixmpp plugin's events -----------------------------------------------------------
-    def on_verdict(self, event: TrustPathVerdict) -> None:
-        self.badges.on_verdict(event)
-
-    def on_delivery(self, event: DeliveryVerdict) -> None:
-        self.badges.on_delivery(event)
-
-    def on_invalid(self, event: InvalidPath) -> None:
-        self.badges.on_invalid(event)
-
-    def on_ready(self, policy: ServerPolicy) -> None:
-        self.server_key.on_ready(policy)
-
-    def on_pin_mismatch(self, event: PinMismatch) -> None:
-        self.server_key.on_pin_mismatch(event)
-
-    def on_unverified_hop(self, event: UnverifiedHop) -> None:
-        self.require.on_unverified_hop(event)
-
-    def on_require_refused(self, event: RequireRefused) -> None:
-        self.require.on_require_refused(event)
-
-    def on_session_end(self, _: Any) -> None:
-        self.preflights.on_session_end()
-
     # --- poezio's events and commands ----------------------------------------------------------
     def on_say(self, message: Any, tab: Any) -> None:
         self.require.on_say(message, tab)
         if message["body"]:
             self.preflights.before_sending(tab)
-
-    def command_path(self, args: str) -> None:
-        self.path.run(args)
-
-    def command_pins(self, args: str) -> None:
-        self.pins.run(args)
-
-    def completion_pins(self, the_input: Any) -> Completion | None:
-        return self.pins.completion(the_input)
 
     def command_require(self, args: str) -> None:
         self.require.command(self.api.current_tab(), args)

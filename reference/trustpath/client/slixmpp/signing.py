@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,17 +34,16 @@ class RequirementNotMet(TrustPathError):
     """This client's verification of its own server cannot meet the requested ``<require/>``."""
 
 
+@dataclass(eq=False)
 class Signer:
     """The outgoing filter: :meth:`filter` is what slixmpp calls for every stanza it sends."""
 
-    def __init__(self, xmpp: BaseXMPP, config: Mapping[str, Any], own_hop: OwnHop, session: Session,
-                 receipts: Receipts, clock: Callable[[], datetime]) -> None:
-        self.xmpp = xmpp
-        self._config = config
-        self._own_hop = own_hop
-        self._session = session
-        self._receipts = receipts
-        self._clock = clock
+    xmpp: BaseXMPP
+    _config: Mapping[str, Any]
+    _own_hop: OwnHop
+    _session: Session
+    _receipts: Receipts
+    _clock: Callable[[], datetime]
 
     def filter(self, message: Any) -> Any:
         """``message`` as it is sent: attested, or as it was; None when it must not go (yet)."""
