@@ -14,7 +14,7 @@ from .timefmt import format_time
 def attest(message: MessageFields, key: SigningKey, *, signer: str, time: datetime | str,
            previous: Attestation | None = None, prev_key: str | None = None,
            in_view: View | None = None, out_view: View | None = None,
-           stored: datetime | str | None = None, prefix: str | None = None) -> Attestation:
+           stored: datetime | str | None = None) -> Attestation:
     """Sign one attestation for ``message``.
 
     ``previous`` is the last attestation already in the message's path (``None`` when
@@ -32,7 +32,7 @@ def attest(message: MessageFields, key: SigningKey, *, signer: str, time: dateti
         raise UsageError("an in_view must state chain (pass, absent, stripped or fail)")
     when = time if isinstance(time, str) else format_time(time)
     stored_at = stored if stored is None or isinstance(stored, str) else format_time(stored)
-    data = fields_input(message_prefix(message) if prefix is None else prefix,
+    data = fields_input(message_prefix(message),
                         previous.sig if previous is not None else "", alg=None, for_id=message.id,
                         prev_key=prev_key, signer=signer, stored=stored_at, time=when, in_view=in_view,
                         out_view=out_view)
