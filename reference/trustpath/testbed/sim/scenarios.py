@@ -62,11 +62,6 @@ def _sends(body: str, *, on_path: Callable[[bytes], bytes] | None = None, interc
     return run
 
 
-
-
-
-
-
 def _strip(data: bytes) -> bytes:
     root = parse_stanza(data)
     for path in root.findall(f"{{{NS}}}path"):
@@ -76,11 +71,8 @@ def _strip(data: bytes) -> bytes:
     return serialize(root)
 
 
-
 def _tamper(data: bytes) -> bytes:
     return data.replace(b"Meet at noon.", b"Meet at midnight.")
-
-
 
 
 def s09(fed: Federation) -> tuple[ClientNode, Inbox | None]:
@@ -118,7 +110,6 @@ def s10(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     return bob, _last(bob)
 
 
-
 def s12(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     _, _, alice, bob = _world(fed, bob_online=False)
     alice.send("bob@b.example", "Bob is offline; b.example stores this.")
@@ -133,9 +124,6 @@ def s13(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     laptop.connect()
     alice.send("bob@b.example", "Sent from the phone; the laptop gets a carbon copy.")
     return laptop, _last(laptop)
-
-
-
 
 
 RUNS: dict[int, Run] = {
