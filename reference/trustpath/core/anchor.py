@@ -11,31 +11,27 @@ import json
 from pathlib import Path as FsPath
 from typing import Any
 
-from .errors import InvalidAnchor, InvalidInput
+from .codec import decode_view
+from .errors import InvalidAnchor, InvalidInput, MalformedStanza
 from .keys import KeySet
-from .model import DEFAULT_MAX_SKEW, Result, Side, View
+from .model import DEFAULT_MAX_SKEW, View
 from .verify import Anchor
 
-ANCHOR_VERSION = 0
-_VIEW_FIELDS = {"peer", "side", "tls", "cipher", "spki", "method", "result", "reason", "cb"}
+ANCHOR_VERSION = 1
 
 
-def view_to_json(view: View) -> dict[str, str]:
-    return view.attributes()
+def view_to_json(view: View) -> str:
+    """A view as the anchor file writes it: as a record does, ``method,result,tls,spki``."""
+    return view.text()
 
 
 def view_from_json(data: Any) -> View:
-    if not isinstance(data, dict):
-        raise InvalidAnchor("'view' must be an object")
-    unknown = set(data) - _VIEW_FIELDS
-    if unknown:
-        raise InvalidAnchor(f"'view' has unknown field(s) {sorted(unknown)}")
+    if not isinstance(data, str):
+        raise InvalidAnchor("'view' must be a view as records write it: method,result,tls,spki")
     try:
-        return View(peer=_str(data, "peer"), side=Side(_str(data, "side")), tls=_str(data, "tls"),
-                    method=_str(data, "method"), result=Result(_str(data, "result")),
-                    spki=data.get("spki"), cipher=data.get("cipher"), cb=data.get("cb"), reason=data.get("reason"))
-    except ValueError as exc:
-        raise InvalidAnchor(f"'view': {exc}") from None
+        return decode_view(data, "view")
+    except MalformedStanza as exc:
+        raise InvalidAnchor(str(exc)) from None
 
 
 def _str(data: dict[str, Any], name: str) -> str:

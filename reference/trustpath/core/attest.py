@@ -1,40 +1,73 @@
-"""Creating an attestation: the signer's side of the protocol."""
+"""Creating an attestation: the signer's side of the protocol (XEP: Records, Signing Input)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from . import constants
 from .errors import UsageError
 from .keys import SigningKey
-from .model import Attestation, MessageFields, View
-from .signing import fields_input, message_prefix
-from .timefmt import format_time
+from .model import Attestation, Chain, KeySource, MessageFields, View
+from .signing import signing_input
+from .timefmt import epoch
 
 
-def attest(message: MessageFields, key: SigningKey, *, signer: str, time: datetime | str,
-           previous: Attestation | None = None, prev_key: str | None = None,
-           in_view: View | None = None, out_view: View | None = None,
-           stored: datetime | str | None = None) -> Attestation:
-    """Sign one attestation for ``message``.
+def covered_payloads(message: MessageFields) -> tuple[str, ...] | None:
+    """What a signer lists in ``h=``: None (the default payloads) unless the message carries one
+    outside them, then every payload it carries."""
+    present = message.present
+    if all(token in constants.DEFAULT_PAYLOADS for token in present):
+        return None
+    return present
 
-    ``previous`` is the last attestation already in the message's path (``None`` when
-    this one is the first); ``prev_key`` is its signer's key as this signer checked it,
-    or ``None`` when that signer is not this one's direct peer and so cannot be vouched for.
-    Times are timezone-aware datetimes or wire-format strings.
+
+def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous: str = "",
+           signer: str | None = None, time: datetime | int | None = None, in_view: View | None = None,
+           in_peer: str | None = None, out_peer: str | None = None, chain: Chain | None = None,
+           chain_reason: str | None = None, vouch: KeySource | None = None, removed: int | None = None,
+           stored: datetime | int | None = None) -> Attestation:
+    """Sign one record for ``message``.
+
+    ``previous`` is the text of the records already in the path, joined by one space ("" for the
+    first).  ``signer`` is None for the sending client (its JID is the message's 'from'); a server
+    gives its domain, ``time``, its ``in_view`` and what it found (``chain``, ``vouch``, ``removed``).
     """
     if not message.id:
-        raise UsageError("a message without an 'id' cannot be attested (XEP business rules)")
-    if in_view is None and out_view is None:
-        raise UsageError("an attestation describes at least one hop (in_view or out_view)")
-    if previous is None and prev_key is not None:
-        raise UsageError("prev_key vouches for a previous attestation, but none was given")
-    if in_view is not None and in_view.chain is None:
-        raise UsageError("an in_view must state chain (pass, absent, stripped or fail)")
-    when = time if isinstance(time, str) else format_time(time)
-    stored_at = stored if stored is None or isinstance(stored, str) else format_time(stored)
-    data = fields_input(message_prefix(message),
-                        previous.sig if previous is not None else "", alg=None, for_id=message.id,
-                        prev_key=prev_key, signer=signer, stored=stored_at, time=when, in_view=in_view,
-                        out_view=out_view)
-    return Attestation(signer=signer, time=when, for_id=message.id, sig=key.sign(data), in_view=in_view,
-                       out_view=out_view, prev_key=prev_key, stored=stored_at)
+        raise UsageError("a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)")
+    if signer is not None and (in_view is None or chain is None):
+        raise UsageError("a server's record states its in-view and what arrived (chain)")
+    if signer is None and (in_view is not None or chain is not None or vouch is not None):
+        raise UsageError("the sending client's record has an out-view only")
+    if (chain is Chain.FAIL) != (chain_reason is not None):
+        raise UsageError("chain 'fail' and only it takes a chain_reason")
+    covers = covered_payloads(message)
+    fields: list[tuple[str, str]] = []
+    if signer is not None:
+        fields.append(("s", signer))
+    if time is not None:
+        fields.append(("t", str(epoch(time))))
+    fields.append(("k", key.public))
+    if in_view is not None:
+        fields.append(("i", in_view.text()))
+    if in_peer is not None:
+        fields.append(("f", in_peer))
+    if chain is not None:
+        fields.append(("c", chain.value if chain_reason is None else f"{chain.value}.{chain_reason}"))
+    if vouch is not None:
+        fields.append(("v", vouch.value))
+    if removed:
+        fields.append(("r", str(removed)))
+    fields.append(("o", out_view.text()))
+    if out_peer is not None:
+        fields.append(("p", out_peer))
+    if stored is not None:
+        fields.append(("st", str(epoch(stored))))
+    if covers is not None:
+        fields.append(("h", ",".join(covers)))
+    unsigned = ";".join(f"{name}={value}" for name, value in fields)
+    sig = key.sign(signing_input(message, previous, unsigned, covers))
+    return Attestation(
+        key=key.public, out_view=out_view, sig=sig, text=f"{unsigned};z={sig}", signer=signer,
+        time=epoch(time) if time is not None else None, in_view=in_view, in_peer=in_peer, out_peer=out_peer,
+        chain=chain, chain_reason=chain_reason, vouch=vouch, removed=removed or None,
+        stored=epoch(stored) if stored is not None else None, covers=covers)

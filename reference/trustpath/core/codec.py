@@ -1,9 +1,9 @@
 """XML encoding and decoding of trust-path elements, with the XEP's limits.
 
 Parsing is hardened: no DTD, no entities, no network, bounded size, depth and
-number of attestations.  Decoding is strict: an attribute the XEP does not define,
-or a value of the wrong form, is an error, because everything in an attestation is
-signed and an unknown attribute could not be.
+number of attestations.  Decoding is strict: a record field this version defines with a value of
+the wrong form is an error.  Fields it does not define are kept (they are signed like the rest)
+and otherwise ignored, so that an addition is not a flag day.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from . import constants
 from .errors import LimitExceeded, MalformedStanza, UnsupportedAlgorithm, UnsupportedVersion
 from .model import (
     MAX_ATTESTATIONS,
@@ -27,7 +28,6 @@ from .model import (
     MessageFields,
     Path,
     Result,
-    Side,
     View,
 )
 
@@ -36,21 +36,25 @@ NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_MAM = "urn:xmpp:mam:2"
 NS_DELAY = "urn:xmpp:delay"
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+NS_SID = "urn:xmpp:sid:0"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+XML_LANG = f"{{{XML_NS}}}lang"
 
-_B64_32 = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\Z")
-_B64_64 = re.compile(r"[A-Za-z0-9+/]{85}[AQgw]==\Z")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
-_CIPHER = re.compile(r"[0-9A-F]{4}\Z")
-_METHOD = re.compile(r"(pin|dane-ee|dane-ta|pkix|dialback|dialback-dnssec|none|[A-Z0-9\-_]{1,20})\Z")
-_REASON = re.compile(r"[a-z0-9\-]{1,64}\Z")
-_REMOVED = re.compile(r"[1-9][0-9]{0,2}\Z", re.ASCII)  # signed as written, so exactly one spelling
-_TLS = ("1.2", "1.3", "none")
-_CB = ("tls-unique", "tls-exporter", "tls-server-end-point")
-
-_ATTESTATION_ATTRS = frozenset({"signer", "time", "for", "alg", "prev-key", "stored", "sig"})
-_VIEW_ATTRS = frozenset({"peer", "side", "tls", "cipher", "spki", "method", "cb", "result", "reason"})
-_IN_ATTRS = _VIEW_ATTRS | {"chain", "chain-reason", "key-source", "removed"}
+_B64_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]\Z")  # 32 bytes, no padding
+SIG_PATTERN = _B64_SIG = re.compile(r"[A-Za-z0-9+/]{85}[AQgw]\Z")  # 64 bytes, no padding
+_B64_SPKI = re.compile(r"[A-Za-z0-9+/]{16}\Z")  # 12 bytes
+_DECIMAL = re.compile(r"(0|[1-9][0-9]{0,10})\Z", re.ASCII)
+_REMOVED = re.compile(r"[1-9][0-9]{0,2}\Z", re.ASCII)
+METHOD_PATTERN = _METHOD = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
+REASON_PATTERN = _REASON = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
+_KEY = re.compile(r"[a-z][a-z0-9-]{0,15}\Z")
+_TOKEN = re.compile(r"([a-z0-9][a-z0-9-]{0,31}|\{[^{}\s;,=]{1,256}\}[A-Za-z_][A-Za-z0-9_.-]{0,63})\Z")
+_RECORD = re.compile(r"[\x21-\x7e]+\Z")
+_SPACE = re.compile(r"[ \t\r\n]+")
+_TLS = frozenset(constants.TLS_VERSIONS)
+_CHAINS = {c.value: c for c in Chain}
+_KEY_SOURCES = {k.value: k for k in KeySource}
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                           remove_blank_text=False)
@@ -133,25 +137,34 @@ def find_message(root: etree._Element) -> Received:
     return Received(root)
 
 
-def message_fields(message: etree._Element) -> MessageFields:
-    """The fields of ``message`` that attestations are bound to (XEP: Signing Input)."""
+def message_fields(message: etree._Element, extra: tuple[str, ...] = ()) -> MessageFields:
+    """The fields of ``message`` that attestations can be bound to (XEP: Signing Input).
+
+    The message's identity is its 'id', else its XEP-0359 ``<origin-id/>``; it is "" when it has
+    neither, and such a message cannot be attested (XEP: no-id).  Element payloads are projected
+    for the tokens of the constants table, and for the qualified names ``{ns}name`` in ``extra``
+    (payloads a record covers that this version has no token for).
+    """
     ns = etree.QName(message).namespace
     sender = message.get("from")
     to = message.get("to")
-    ident = message.get("id")
     if not sender or not to:
         raise MalformedStanza("the message needs 'from' and 'to' to be attested")
-    if not ident:
-        raise MalformedStanza("the message needs an 'id' to be attested")
+    ident = message.get("id") or ""
     groups: dict[str, list[tuple[str | None, str]]] = {"body": [], "subject": [], "thread": []}
     wanted = {f"{{{ns}}}{name}": name for name in groups}
+    elements = {(spec["ns"], spec["name"]): token for token, spec in constants.PAYLOADS.items()
+                if spec["kind"] == "element"}
     require_tag = f"{{{NS}}}require"
     report_tag = f"{{{NS}}}report"
     require = None
     report = None
+    projections: list[tuple[str, str]] = []
     for child in message:
         tag = child.tag
-        name = wanted.get(tag) if isinstance(tag, str) else None
+        if not isinstance(tag, str):
+            continue
+        name = wanted.get(tag)
         if name is not None:
             if len(child):
                 raise MalformedStanza(f"<{name}/> must contain text only")
@@ -160,15 +173,52 @@ def message_fields(message: etree._Element) -> MessageFields:
             if require is not None:
                 raise MalformedStanza("more than one <require/>")
             require = child.get("verdict")
-            if require not in ("trusted", "weak") or set(child.attrib) != {"verdict"}:
+            if require not in constants.REQUIRED_STRENGTH or set(child.attrib) != {"verdict"}:
                 raise MalformedStanza("<require/> takes verdict='trusted' or verdict='weak'")
         elif tag == report_tag:
             if report is not None:
                 raise MalformedStanza("more than one <report/>")
             report = report_fields(child)
+        elif tag == f"{{{NS_SID}}}origin-id" and not ident:
+            ident = child.get("id") or ""
+        else:
+            qname = etree.QName(child)
+            token = elements.get((qname.namespace, qname.localname)) or (tag if tag in extra else None)
+            if token is not None:
+                if any(t == token for t, _ in projections):
+                    raise MalformedStanza(f"more than one {token} payload")
+                projections.append((token, project_element(child)))
+    if len(ident) > constants.MAX_ID_CHARS:
+        raise MalformedStanza(f"the message id is longer than {constants.MAX_ID_CHARS} characters")
     return MessageFields(sender=sender, to=to, id=ident, type=message.get("type") or "normal",
                          bodies=tuple(groups["body"]), subjects=tuple(groups["subject"]),
-                         threads=tuple(groups["thread"]), require=require, report=report)
+                         threads=tuple(groups["thread"]), require=require, report=report,
+                         elements=tuple(projections))
+
+
+def project_element(element: etree._Element) -> str:
+    """An element payload as the signing input covers it (XEP: Covered Payloads): for the element
+    and its descendants in document order, ``<`` and its ``{ns}name``, its attributes sorted by
+    name (``@name`` and value), its text nodes (``#`` and text) and ``>`` at its end."""
+    parts: list[str] = []
+
+    def walk(el: etree._Element, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise LimitExceeded(f"a payload nests deeper than {MAX_DEPTH} elements")
+        parts.extend(("<", "\x00", el.tag, "\x00"))
+        for name, value in sorted(el.attrib.items()):
+            parts.extend(("@" + name, "\x00", value, "\x00"))  # lxml writes a namespaced name {ns}name
+        if el.text:
+            parts.extend(("#", "\x00", el.text, "\x00"))
+        for child in el:
+            if isinstance(child.tag, str):
+                walk(child, depth + 1)
+            if child.tail:
+                parts.extend(("#", "\x00", child.tail, "\x00"))
+        parts.extend((">", "\x00"))
+
+    walk(element, 1)
+    return "".join(parts)
 
 
 def _signed_attributes(element: etree._Element, name: str) -> tuple[tuple[str, str], ...]:
@@ -188,6 +238,7 @@ def report_fields(report: etree._Element) -> tuple[tuple[tuple[str, str], ...], 
 
 
 def find_path_element(message: etree._Element) -> etree._Element | None:
+    """The message's ``<path/>``, or None; a path of another version is refused."""
     found = None
     for child in message:
         if not isinstance(child.tag, str):
@@ -202,211 +253,181 @@ def find_path_element(message: etree._Element) -> etree._Element | None:
     return found
 
 
+def path_records(element: etree._Element) -> list[str]:
+    """The record texts of a ``<path/>`` element, oldest first, checked for shape only."""
+    if element.attrib:
+        raise MalformedStanza("<path/> takes no attributes")
+    if len(element):
+        raise MalformedStanza("<path/> contains text only: its records")
+    records = _SPACE.split((element.text or "").strip(" \t\r\n"))
+    if records == [""]:
+        raise MalformedStanza("<path/> is empty")
+    if len(records) > MAX_ATTESTATIONS:
+        raise LimitExceeded(f"{len(records)} records; the limit is {MAX_ATTESTATIONS}")
+    return records
+
+
 def decode_path(message: etree._Element) -> Path | None:
     """The path carried by ``message``, or None when it carries none."""
     element = find_path_element(message)
     if element is None:
         return None
-    if element.attrib:
-        raise MalformedStanza("<path/> takes no attributes")
-    children = [c for c in element if isinstance(c.tag, str)]
-    if (element.text or "").strip() or any((c.tail or "").strip() for c in children):
-        raise MalformedStanza("<path/> contains text")
-    if not children:
-        raise MalformedStanza("<path/> is empty")
-    if len(children) > MAX_ATTESTATIONS:
-        raise LimitExceeded(f"{len(children)} attestations; the limit is {MAX_ATTESTATIONS}")
-    attestations = tuple(decode_attestation(c) for c in children)
+    attestations = tuple(decode_attestation(text) for text in path_records(element))
     sigs = [a.sig for a in attestations]
     if len(set(sigs)) != len(sigs):
-        raise MalformedStanza("the same attestation appears twice in <path/>")
-    for before, after in zip(attestations, attestations[1:]):
-        if before.signer == after.signer:
-            raise MalformedStanza(f"two consecutive attestations by {before.signer}: a hop is duplicated")
+        raise MalformedStanza("the same record appears twice in <path/>")
     return Path(attestations)
 
 
-_TAG_ATTESTATION = f"{{{NS}}}attestation"
-_TAG_IN = f"{{{NS}}}in"
-_TAG_OUT = f"{{{NS}}}out"
-_SIDES = {s.value: s for s in Side}
-_RESULTS = {r.value: r for r in Result}
-_CHAINS = {c.value: c for c in Chain}
-_KEY_SOURCES = {k.value: k for k in KeySource}
-
-
-def _need(attrs: dict[str, str], name: str, element: str) -> str:
-    value = attrs.get(name)
+def _need(fields: dict[str, str], name: str) -> str:
+    value = fields.get(name)
     if value is None:
-        raise MalformedStanza(f"<{element}/> lacks '{name}'")
+        raise MalformedStanza(f"a record lacks '{name}='")
     return value
 
 
-def _enum(table: dict[str, object], value: str | None, name: str, element: str) -> object:
-    try:
-        return table[value]  # type: ignore[index]
-    except KeyError:
-        raise MalformedStanza(f"<{element}/> '{name}' must be one of {sorted(table)}, got {value!r}") from None
+def _decimal(value: str, name: str) -> int:
+    if not _DECIMAL.match(value):
+        raise MalformedStanza(f"'{name}=' must be whole seconds since 1970 (decimal), got {value[:40]!r}")
+    return int(value)
 
 
-def decode_attestation(element: etree._Element) -> Attestation:
-    if element.tag != _TAG_ATTESTATION:
-        name = etree.QName(element).localname if isinstance(element.tag, str) else "?"
-        raise MalformedStanza(f"<path/> may contain only <attestation/>, not <{name}/>")
-    attrs = dict(element.attrib)
-    if not attrs.keys() <= _ATTESTATION_ATTRS:
-        raise MalformedStanza(f"<attestation/> has unknown attribute(s) {sorted(attrs.keys() - _ATTESTATION_ATTRS)}")
-    alg = attrs.get("alg")
-    if alg is not None and alg != "ed25519":
-        raise UnsupportedAlgorithm(f"attestation by {attrs.get('signer')!r} uses algorithm {alg!r}; "
-                                   "only ed25519 is defined")
-    signer = _need(attrs, "signer", "attestation")
-    time = _need(attrs, "time", "attestation")
-    for_id = _need(attrs, "for", "attestation")
-    sig = _need(attrs, "sig", "attestation")
-    prev_key = attrs.get("prev-key")
-    stored = attrs.get("stored")
-    if not signer or len(signer) > 3071:
-        raise MalformedStanza("'signer' must be a JID")
-    if not for_id or len(for_id) > 256:
-        raise MalformedStanza("'for' must be a message id of 1 to 256 characters")
-    if not _TIME.match(time):
-        raise MalformedStanza(f"'time' must look like 2026-11-25T09:00:00Z, got {time!r}")
-    if stored is not None and not _TIME.match(stored):
-        raise MalformedStanza(f"'stored' must look like 2026-11-25T09:00:00Z, got {stored!r}")
-    if not _B64_64.match(sig):
-        raise MalformedStanza("'sig' must be a base64 Ed25519 signature (88 characters)")
-    if prev_key is not None and not _B64_32.match(prev_key):
-        raise MalformedStanza("'prev-key' must be a base64 Ed25519 key (44 characters)")
-    if element.text is not None and element.text.strip():
-        raise MalformedStanza("<attestation/> contains text")
-    in_view = out_view = None
-    order = []
-    for child in element:
-        tag = child.tag
-        if tag == _TAG_IN:
-            order.append("in")
-            in_view = decode_view(child, inbound=True)
-        elif tag == _TAG_OUT:
-            order.append("out")
-            out_view = decode_view(child, inbound=False)
+def _jid(value: str, name: str) -> str:
+    if not value or len(value) > constants.MAX_JID_CHARS:
+        raise MalformedStanza(f"'{name}=' must be a JID")
+    return value
+
+
+def decode_attestation(text: str) -> Attestation:
+    """One record, read strictly (XEP: Records)."""
+    if len(text) > constants.MAX_RECORD_CHARS:
+        raise LimitExceeded(f"a record is {len(text)} characters; the limit is {constants.MAX_RECORD_CHARS}")
+    if not _RECORD.match(text):
+        raise MalformedStanza("a record is printable ASCII without spaces")
+    fields: dict[str, str] = {}
+    extra: list[tuple[str, str]] = []
+    items = text.split(";")
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not _KEY.match(key) or "=" in value:
+            raise MalformedStanza(f"a record field must be key=value, got {item[:40]!r}")
+        if key in fields or any(k == key for k, _ in extra):
+            raise MalformedStanza(f"a record gives '{key}=' twice")
+        if key in constants.RECORD_FIELDS:
+            fields[key] = value
         else:
-            name = etree.QName(child).localname if isinstance(tag, str) else "a comment or instruction"
-            raise MalformedStanza(f"<attestation/> may contain only <in/> and <out/>, not <{name}/>")
-        if (child.tail is not None and child.tail.strip()) or (child.text is not None and child.text.strip()) \
-                or len(child):
-            raise MalformedStanza(f"<{order[-1]}/> must be empty")
-    if order not in (["in"], ["out"], ["in", "out"]):
-        raise MalformedStanza("<attestation/> holds <in/>, <out/> or both, once each, in that order")
-    return Attestation(signer=signer, time=time, for_id=for_id, sig=sig, in_view=in_view, out_view=out_view,
-                       prev_key=prev_key, stored=stored, alg=alg)
+            extra.append((key, value))
+    if not items[-1].startswith("z="):
+        raise MalformedStanza("'z=' (the signature) must be a record's last field")
+    alg = fields.get("a")
+    if alg is not None and alg not in constants.ALGORITHMS:
+        raise UnsupportedAlgorithm(f"a record by {fields.get('s', 'the sending client')!r} uses algorithm {alg!r}; "
+                                   "only ed25519 is defined")
+    key, sig = _need(fields, "k"), _need(fields, "z")
+    if not _B64_KEY.match(key):
+        raise MalformedStanza("'k=' must be a base64 Ed25519 key without padding (43 characters)")
+    if not _B64_SIG.match(sig):
+        raise MalformedStanza("'z=' must be a base64 Ed25519 signature without padding (86 characters)")
+    signer = fields.get("s")
+    out_view = decode_view(_need(fields, "o"), "o")
+    in_view = decode_view(fields["i"], "i") if "i" in fields else None
+    if signer is None:
+        if in_view is not None or "c" in fields or "v" in fields or "st" in fields:
+            raise MalformedStanza("the sending client's record (no 's=') has only an out-view")
+    else:
+        _jid(signer, "s")
+        if in_view is None or "c" not in fields or "t" not in fields:
+            raise MalformedStanza("a server's record needs 't=', 'i=' and 'c='")
+    chain = chain_reason = None
+    if "c" in fields:
+        word, _, reason = fields["c"].partition(".")
+        chain = _CHAINS.get(word)
+        if chain is None or (chain is Chain.FAIL) != bool(reason) or (reason and not _REASON.match(reason)):
+            raise MalformedStanza(f"'c=' must be pass, absent, stripped or fail.<reason>, got {fields['c'][:40]!r}")
+        chain_reason = reason or None
+    vouch = None
+    if "v" in fields:
+        vouch = _KEY_SOURCES.get(fields["v"])
+        if vouch is None:
+            raise MalformedStanza(f"'v=' must be a key source, got {fields['v'][:40]!r}")
+    covers = None
+    if "h" in fields:
+        covers = tuple(fields["h"].split(","))
+        if not all(_TOKEN.match(token) for token in covers) or len(set(covers)) != len(covers):
+            raise MalformedStanza("'h=' must list payload tokens, each once")
+    removed = fields.get("r")
+    if removed is not None and not _REMOVED.match(removed):
+        raise MalformedStanza("'r=' must be a count from 1 to 999")
+    return Attestation(
+        key=key, out_view=out_view, sig=sig, text=text, signer=signer,
+        time=_decimal(fields["t"], "t") if "t" in fields else None, alg=alg, in_view=in_view,
+        in_peer=_jid(fields["f"], "f") if "f" in fields else None,
+        out_peer=_jid(fields["p"], "p") if "p" in fields else None, chain=chain, chain_reason=chain_reason,
+        vouch=vouch, removed=int(removed) if removed is not None else None,
+        stored=_decimal(fields["st"], "st") if "st" in fields else None, covers=covers, extra=tuple(extra))
 
 
-def decode_view(element: etree._Element, *, inbound: bool) -> View:
-    name = "in" if inbound else "out"
-    attrs = dict(element.attrib)
-    allowed = _IN_ATTRS if inbound else _VIEW_ATTRS
-    if not attrs.keys() <= allowed:
-        raise MalformedStanza(f"<{name}/> has unknown attribute(s) {sorted(attrs.keys() - allowed)}")
-    peer = _need(attrs, "peer", name)
-    if not peer or len(peer) > 3071:
-        raise MalformedStanza(f"<{name}/> 'peer' must be a JID")
-    side = _enum(_SIDES, attrs.get("side"), "side", name)
-    result = _enum(_RESULTS, attrs.get("result"), "result", name)
-    chain = attrs.get("chain")
-    chain = _enum(_CHAINS, chain, "chain", name) if chain is not None else None
-    key_source = attrs.get("key-source")
-    key_source = _enum(_KEY_SOURCES, key_source, "key-source", name) if key_source is not None else None
-    tls = _need(attrs, "tls", name)
-    if tls not in _TLS:
-        raise MalformedStanza(f"<{name}/> 'tls' must be one of {_TLS}")
-    method = _need(attrs, "method", name)
+def decode_view(text: str, name: str = "o") -> View:
+    """``method,result,tls,spki`` (XEP: Views)."""
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise MalformedStanza(f"'{name}=' must be method,result,tls,spki, got {text[:60]!r}")
+    method, result, tls, spki = parts
     if not _METHOD.match(method):
-        raise MalformedStanza(f"<{name}/> 'method' {method!r} is not a method name")
-    spki = attrs.get("spki")
-    if spki is not None and not _B64_32.match(spki):
-        raise MalformedStanza(f"<{name}/> 'spki' must be a base64 SHA-256 (44 characters)")
-    if spki is None and tls != "none":
-        raise MalformedStanza(f"<{name}/> over TLS must state 'spki'")
-    cipher = attrs.get("cipher")
-    if cipher is not None and not _CIPHER.match(cipher):
-        raise MalformedStanza(f"<{name}/> 'cipher' must be 4 upper-case hex digits")
-    cb = attrs.get("cb")
-    if cb is not None and cb not in _CB:
-        raise MalformedStanza(f"<{name}/> 'cb' must be one of {_CB}")
-    reason = attrs.get("reason")
-    chain_reason = attrs.get("chain-reason")
-    for attr, value in (("reason", reason), ("chain-reason", chain_reason)):
-        if value is not None and not _REASON.match(value):
-            raise MalformedStanza(f"<{name}/> '{attr}' must be a reason code")
-    if result is Result.FAIL and reason is None:
-        raise MalformedStanza(f"<{name}/> with result='fail' must give a 'reason'")
-    removed = attrs.get("removed")
-    removed_n = None
-    if removed is not None:
-        if not _REMOVED.match(removed):
-            raise MalformedStanza(f"<{name}/> 'removed' must be a positive integer")
-        removed_n = int(removed)
-    if inbound and chain is None:
-        raise MalformedStanza("<in/> must state 'chain'")
-    return View(peer=peer, side=side, tls=tls, method=method, result=result, spki=spki,  # type: ignore[arg-type]
-                cipher=cipher, cb=cb, reason=reason, chain=chain, chain_reason=chain_reason,  # type: ignore[arg-type]
-                key_source=key_source, removed=removed_n)  # type: ignore[arg-type]
+        raise MalformedStanza(f"'{name}=' method {method!r} is not a method name")
+    if tls not in _TLS:
+        raise MalformedStanza(f"'{name}=' tls must be one of {sorted(_TLS)}, got {tls!r}")
+    if spki == "-":
+        if tls != "none":
+            raise MalformedStanza(f"'{name}=' over TLS must give the server's key (spki)")
+        spki_value = None
+    elif _B64_SPKI.match(spki):
+        spki_value = spki
+    else:
+        raise MalformedStanza(f"'{name}=' spki must be 16 base64 characters (12 bytes) or -")
+    if result in ("pass", "none"):
+        return View(method, Result(result), tls, spki_value)
+    if not _REASON.match(result):
+        raise MalformedStanza(f"'{name}=' result must be pass, none or a reason code, got {result!r}")
+    return View(method, Result.FAIL, tls, spki_value, result)
+
+
+def view_problem(view: View) -> str | None:
+    """None if ``view`` is one a verifier accepts, else why not (the rules of :func:`decode_view`)."""
+    try:
+        decode_view(view.text())
+    except MalformedStanza as exc:
+        return str(exc)
+    return None
 
 
 # --- encoding -------------------------------------------------------------------------
 
-def attestation_element(attestation: Attestation) -> etree._Element:
-    element = etree.Element(f"{{{NS}}}attestation", nsmap={None: NS})
-    for name, value in attestation.attributes().items():
-        element.set(name, value)
-    for tag, view in (("in", attestation.in_view), ("out", attestation.out_view)):
-        if view is not None:
-            child = etree.SubElement(element, f"{{{NS}}}{tag}")
-            for name, value in view.attributes().items():
-                child.set(name, value)
-    return element
-
-
 def add_attestation(message: etree._Element, attestation: Attestation) -> None:
-    """Append ``attestation`` to the message's ``<path/>``, creating it if needed."""
+    """Append ``attestation``'s record to the message's ``<path/>``, creating it if needed."""
     path = find_path_element(message)
     if path is None:
         path = etree.SubElement(message, f"{{{NS}}}path", nsmap={None: NS})
-    if len([c for c in path if isinstance(c.tag, str)]) >= MAX_ATTESTATIONS:
-        raise LimitExceeded(f"a path holds at most {MAX_ATTESTATIONS} attestations")
-    path.append(attestation_element(attestation))
+        path.text = attestation.text
+        return
+    records = path_records(path)
+    if len(records) >= MAX_ATTESTATIONS:
+        raise LimitExceeded(f"a path holds at most {MAX_ATTESTATIONS} records")
+    path.text = " ".join((*records, attestation.text))
 
 
 def remove_paths(message: etree._Element) -> int:
-    """Remove every trust-path ``<path/>`` (any version); return how many attestations went."""
+    """Remove every trust-path ``<path/>`` (any version); return how many records went."""
     removed = 0
     for child in list(message):
         if not isinstance(child.tag, str):
             continue
         ns, name = _local(child)
         if name == "path" and ns.startswith(NS_PREFIX):
-            removed += len([c for c in child if isinstance(c.tag, str)])
+            text = (child.text or "").strip(" \t\r\n")
+            removed += max(1, len(_SPACE.split(text)) if text else 0)  # an empty or broken <path/> counts once
             message.remove(child)
     return removed
-
-
-def view_element(view: View, *, inbound: bool) -> etree._Element:
-    """``<in/>`` or ``<out/>`` with ``view``'s wire attributes."""
-    element = etree.Element(_TAG_IN if inbound else _TAG_OUT, nsmap={None: NS})
-    for name, value in view.attributes().items():
-        element.set(name, value)
-    return element
-
-
-def view_problem(view: View, *, inbound: bool = False) -> str | None:
-    """None if ``view`` is one a verifier accepts as an ``<out/>`` (``<in/>`` if ``inbound``), else
-    why not: the rules of :func:`decode_view` (e.g. 'spki' whenever 'tls' is not none)."""
-    try:
-        decode_view(view_element(view, inbound=inbound), inbound=inbound)
-    except MalformedStanza as exc:
-        return str(exc)
-    return None
 
 
 def serialize(element: etree._Element) -> bytes:

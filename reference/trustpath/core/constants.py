@@ -21,7 +21,10 @@ NS_PREFIX: str = TABLE["namespace_prefix"]
 _LIMITS = TABLE["limits"]
 MAX_STANZA_BYTES: int = _LIMITS["stanza_bytes"]
 MAX_DEPTH: int = _LIMITS["depth"]
-MAX_ATTESTATIONS: int = _LIMITS["attestations"]
+MAX_ATTESTATIONS: int = _LIMITS["records"]
+MAX_RECORD_CHARS: int = _LIMITS["record_chars"]
+SPKI_BYTES: int = _LIMITS["spki_bytes"]
+DEFAULT_CACHE_FOR: int = _LIMITS["default_cache_for"]
 MAX_REPORT_HOPS: int = _LIMITS["report_hops"]
 MAX_ID_CHARS: int = _LIMITS["id_chars"]
 MAX_JID_CHARS: int = _LIMITS["jid_chars"]
@@ -47,5 +50,10 @@ ATTESTATION_FAILURES: frozenset[str] = frozenset(TABLE["attestation_failures"])
 CHAIN_FAILURES: frozenset[str] = frozenset(TABLE["chain_failures"])
 TLS_VERSIONS: tuple[str, ...] = tuple(TABLE["tls_versions"])
 CHANNEL_BINDINGS: tuple[str, ...] = tuple(TABLE["channel_bindings"])
-#: OpenSSL cipher suite names (what Python's ssl and LuaSec report) -> IANA values in hex
-CIPHER_SUITES: MappingProxyType[str, str] = MappingProxyType(TABLE["cipher_suites"])
+#: c2s server-side view methods -> whether they bind the client's view of H1 to the channel
+CLIENT_BINDINGS: MappingProxyType[str, bool] = MappingProxyType(TABLE["client_bindings"])
+ALGORITHMS: tuple[str, ...] = tuple(TABLE["algorithms"])
+#: covered payload token -> {"kind": text|require|report|element, "ns", "name"}
+PAYLOADS: MappingProxyType[str, Any] = MappingProxyType(TABLE["payloads"])
+DEFAULT_PAYLOADS: tuple[str, ...] = tuple(TABLE["default_payloads"])
+RECORD_FIELDS: tuple[str, ...] = tuple(TABLE["record_fields"])

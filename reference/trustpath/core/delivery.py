@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .codec import decode_path, find_message, parse_stanza
+from . import constants
+from .timefmt import WIRE_TIME
+from .codec import METHOD_PATTERN, REASON_PATTERN, SIG_PATTERN, decode_path, find_message, parse_stanza
 from .errors import MalformedStanza
 from .model import MAX_REPORT_HOPS, NS, Strength, Verdict, is_client_jid
 from .verify import Report
@@ -28,11 +30,9 @@ _RESULTS = ("pass", "fail", "none", "unknown")
 _HOP_ATTRS = frozenset({"from", "to", "strength", "result", "reason", "client-method", "server-method", "key-source",
                         "time"})
 _REPORT_ATTRS = frozenset({"for", "verdict", "origin"})
-_REASON = re.compile(r"[a-z0-9\-]{1,64}\Z")
-_METHOD = re.compile(r"(pin|dane-ee|dane-ta|pkix|dialback|dialback-dnssec|none|[A-Z0-9\-_]{1,20})\Z")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
-_SIG = re.compile(r"[A-Za-z0-9+/]{85}[AQgw]==\Z")
-_KEY_SOURCES = ("link", "dnssec", "config", "posh", "tofu", "none", "anchor")
+_REASON, _METHOD, _SIG = REASON_PATTERN, METHOD_PATTERN, SIG_PATTERN
+_TIME = WIRE_TIME
+_KEY_SOURCES = (*constants.KEY_SOURCES, "anchor")
 NS_RECEIPTS = "urn:xmpp:receipts"
 _RANK = {Verdict.UNTRUSTED: 0, Verdict.UNKNOWN: 1, Verdict.WEAK: 2, Verdict.TRUSTED: 3}
 
@@ -181,7 +181,7 @@ def decode_report(element: etree._Element) -> DeliveryReport:
                               f"got {element.get('verdict')!r}") from None
     origin = element.get("origin")
     if origin is not None and not _SIG.match(origin):
-        raise MalformedStanza("<report/> 'origin' must be an attestation's 'sig' (86 base64 characters and '==')")
+        raise MalformedStanza("<report/> 'origin' must be an attestation's 'sig' (86 base64 characters, no padding)")
     # only the attributes and the <hop/> children are signed: text and other elements are not
     # part of the report, and are ignored rather than letting anyone on the way hide it
     children = [c for c in element if isinstance(c.tag, str) and c.tag == f"{{{NS}}}hop"]
@@ -271,7 +271,7 @@ def report_of_stanza(data: bytes, report: Report) -> DeliveryReport:
         raise MalformedStanza("a message without an 'id' cannot be acknowledged with a report")
     path = decode_path(message)
     first = path.attestations[0] if path is not None and path.attestations else None
-    origin = first.sig if first is not None and first.signer == message.get("from") else None
+    origin = first.sig if first is not None and first.signer is None else None  # the sender's own record
     return report_for(report, ident, origin)
 
 
@@ -288,4 +288,4 @@ def sent_by_another_device(data: bytes, account: str) -> tuple[tuple[str, str], 
         return None
     path = decode_path(message)
     first = path.attestations[0] if path is not None and path.attestations else None
-    return (to.split("/", 1)[0], ident), (first.sig if first is not None and first.signer == sender else None)
+    return (to.split("/", 1)[0], ident), (first.sig if first is not None and first.signer is None else None)

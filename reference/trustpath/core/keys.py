@@ -17,13 +17,23 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .constants import TABLE
+from .constants import SPKI_BYTES, TABLE
 from .errors import InvalidInput, UsageError
 from .timefmt import format_time, parse_time
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def b64_raw(data: bytes) -> str:
+    """Base64 without padding (RFC 4648 section 3.2), as records write keys and signatures."""
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def unb64_raw(text: str, length: int, what: str) -> bytes:
+    """Base64 without padding back to exactly ``length`` bytes."""
+    return unb64(text + "=" * (-len(text) % 4), length, what)
 
 
 def unb64(text: str, length: int, what: str) -> bytes:
@@ -44,8 +54,8 @@ class SigningKey:
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
         raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        #: the base64 public key, as it appears in ``prev-key`` and in discovery
-        self.public: str = b64(raw)
+        #: the base64 public key without padding, as records write it (``k=``)
+        self.public: str = b64_raw(raw)
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -63,7 +73,8 @@ class SigningKey:
                                        serialization.NoEncryption())
 
     def sign(self, data: bytes) -> str:
-        return b64(self._key.sign(data))
+        """The Ed25519 signature over ``data``, base64 without padding (``z=``)."""
+        return b64_raw(self._key.sign(data))
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self.public!r})"
@@ -73,10 +84,11 @@ _PUBLIC_CACHE: dict[str, Ed25519PublicKey] = {}
 
 
 def public_key(text: str) -> Ed25519PublicKey:
-    """Decode a base64 Ed25519 public key (cached: the same few keys recur on every message)."""
+    """Decode a base64 Ed25519 public key, with or without padding (cached: the same few keys
+    recur on every message)."""
     key = _PUBLIC_CACHE.get(text)
     if key is None:
-        raw = unb64(text, 32, "an Ed25519 public key")
+        raw = unb64_raw(text.rstrip("="), 32, "an Ed25519 public key")
         try:
             key = Ed25519PublicKey.from_public_bytes(raw)
         except ValueError as exc:
@@ -91,7 +103,7 @@ def verify_signature(public: str, sig: str, data: bytes) -> bool:
     """True when ``sig`` (base64) is ``public``'s Ed25519 signature over ``data``."""
     try:
         key = public_key(public)
-        raw = unb64(sig, 64, "a signature")
+        raw = unb64_raw(sig.rstrip("="), 64, "a signature")
     except InvalidInput:
         return False
     try:
@@ -109,6 +121,11 @@ def spki_sha256(certificate_der: bytes) -> str:
     return b64(hashlib.sha256(spki).digest())
 
 
+def short_spki(pin: str) -> str:
+    """A view's ``spki``: the first 12 bytes of a pin's SHA-256, base64 without padding (16 chars)."""
+    return b64_raw(unb64(pin, 32, "an SPKI pin")[:SPKI_BYTES])
+
+
 KeyStatus = StrEnum("KeyStatus", [(s.upper(), s) for s in TABLE["key_statuses"]],  # type: ignore[misc]
                     module=__name__, qualname="KeyStatus")
 KeyStatus.__doc__ = "Where a published key stands: current, retired (valid until its not-after time) or revoked."
@@ -116,50 +133,60 @@ KeyStatus.__doc__ = "Where a published key stands: current, retired (valid until
 
 @dataclass(frozen=True, slots=True)
 class PublishedKey:
-    """One entry of a server's published attestation keys."""
+    """One entry of a server's published attestation keys (XEP: Keys).
+
+    ``not_after`` (retired keys): signatures whose time is not later are valid.  ``since``
+    (revoked keys): the key may have been compromised from then on, so only messages an archive
+    holds from before that time stay valid.  ``alg`` is the key's algorithm."""
 
     key: str
     status: KeyStatus = KeyStatus.CURRENT
-    not_after: str | None = None  # retired keys: valid for signatures made until then
+    not_after: str | None = None
+    since: str | None = None
+    alg: str = "ed25519"
 
     def to_json(self) -> dict[str, str]:
-        out = {"key": self.key, "status": self.status.value}
+        out = {"key": self.key, "alg": self.alg, "status": self.status.value}
         if self.not_after is not None:
             out["not_after"] = self.not_after
+        if self.since is not None:
+            out["since"] = self.since
         return out
 
 
 @dataclass(frozen=True, slots=True)
 class KeySet:
-    """The attestation keys a server publishes in service discovery."""
+    """The attestation keys a domain publishes, as a verifier learned them."""
 
     domain: str
     keys: tuple[PublishedKey, ...]
-
-    def candidates(self, signed_at: datetime) -> tuple[tuple[str, str | None], ...]:
-        """Keys that may have made a signature at ``signed_at``: ``(key, problem)`` pairs.
-
-        ``problem`` is ``None`` for a usable key, else the reason code that applies if
-        only that key verifies the signature (``key-revoked``, ``key-retired``).
-        """
-        out: list[tuple[str, str | None]] = []
-        for entry in self.keys:
-            if entry.status is KeyStatus.CURRENT:
-                out.append((entry.key, None))
-            elif entry.status is KeyStatus.RETIRED:
-                ok = entry.not_after is not None and signed_at <= parse_time(entry.not_after)
-                out.append((entry.key, None if ok else "key-retired"))
-            else:
-                out.append((entry.key, "key-revoked"))
-        # usable keys first: the common case costs one verification
-        out.sort(key=lambda pair: pair[1] is not None)
-        return tuple(out)
 
     def status_of(self, key: str) -> PublishedKey | None:
         for entry in self.keys:
             if entry.key == key:
                 return entry
         return None
+
+    def problem(self, key: str, signed_at: datetime, archived_at: datetime | None = None) -> str | None:
+        """Why ``key`` cannot have made a valid signature at ``signed_at`` (XEP: Keys): None when it
+        can, else ``key-unknown`` (not published), ``key-retired`` (retired before) or
+        ``key-revoked`` (revoked; for a message read from an archive, ``archived_at`` before the
+        compromise is still valid)."""
+        entry = self.status_of(key)
+        if entry is None:
+            return "key-unknown"
+        if entry.status is KeyStatus.CURRENT:
+            return None
+        if entry.status is KeyStatus.RETIRED:
+            return None if entry.not_after is not None and signed_at <= parse_time(entry.not_after) \
+                else "key-retired"
+        if archived_at is not None and entry.since is not None and archived_at < parse_time(entry.since):
+            return None
+        return "key-revoked"
+
+    @property
+    def current(self) -> tuple[str, ...]:
+        return tuple(k.key for k in self.keys if k.status is KeyStatus.CURRENT)
 
     def rotated(self, new_key: str, at: datetime, max_skew: int) -> KeySet:
         """Publish ``new_key`` as current; current keys become retired at ``at`` + skew."""
@@ -170,9 +197,10 @@ class KeySet:
                      for k in self.keys)
         return KeySet(self.domain, (PublishedKey(new_key),) + kept)
 
-    def revoked(self, key: str) -> KeySet:
-        return KeySet(self.domain, tuple(PublishedKey(k.key, KeyStatus.REVOKED) if k.key == key else k
-                                         for k in self.keys))
+    def revoked(self, key: str, since: datetime) -> KeySet:
+        """``key`` revoked, compromised since ``since``."""
+        return KeySet(self.domain, tuple(PublishedKey(k.key, KeyStatus.REVOKED, since=format_time(since))
+                                         if k.key == key else k for k in self.keys))
 
     def to_json(self) -> dict[str, object]:
         return {"domain": self.domain, "keys": [k.to_json() for k in self.keys]}
@@ -184,24 +212,28 @@ class KeySet:
         entries = data.get("keys")
         if not isinstance(entries, list) or not entries:
             raise InvalidInput(f"key set of {data['domain']} has no 'keys'")
-        keys = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
-                raise InvalidInput("each key entry needs a 'key' string")
-            unb64(entry["key"], 32, "an Ed25519 public key")
-            try:
-                status = KeyStatus(entry.get("status", "current"))
-            except ValueError as exc:
-                raise InvalidInput(f"unknown key status {entry.get('status')!r}") from exc
-            not_after = entry.get("not_after")
-            if not_after is not None:
-                if not isinstance(not_after, str):
-                    raise InvalidInput("'not_after' must be a time string")
-                try:
-                    parse_time(not_after)
-                except InvalidInput as exc:
-                    raise InvalidInput(str(exc)) from exc
-            if status is KeyStatus.RETIRED and not_after is None:
-                raise InvalidInput("a retired key needs 'not_after'")
-            keys.append(PublishedKey(entry["key"], status, not_after))
-        return cls(data["domain"], tuple(keys))
+        return cls(data["domain"], tuple(_published_key(entry) for entry in entries))
+
+
+def _published_key(entry: object) -> PublishedKey:
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+        raise InvalidInput("each key entry needs a 'key' string")
+    unb64_raw(entry["key"].rstrip("="), 32, "an Ed25519 public key")
+    alg = entry.get("alg", "ed25519")
+    if alg not in TABLE["algorithms"]:
+        raise InvalidInput(f"key algorithm {alg!r} is not supported; only {TABLE['algorithms']}")
+    try:
+        status = KeyStatus(entry.get("status", "current"))
+    except ValueError as exc:
+        raise InvalidInput(f"unknown key status {entry.get('status')!r}") from exc
+    times = {}
+    for name in ("not_after", "since"):
+        value = entry.get(name)
+        if value is not None:
+            if not isinstance(value, str):
+                raise InvalidInput(f"'{name}' must be a time string")
+            parse_time(value)
+            times[name] = value
+    if status is KeyStatus.RETIRED and "not_after" not in times:
+        raise InvalidInput("a retired key needs 'not_after'")
+    return PublishedKey(entry["key"].rstrip("="), status, times.get("not_after"), times.get("since"), alg)

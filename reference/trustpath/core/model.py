@@ -75,9 +75,6 @@ METHOD_STRENGTH: dict[str, Strength] = {m: Strength.named(s) for m, (s, _) in co
 KEY_SOURCE_STRENGTH: dict[KeySource, Strength | None] = {
     KeySource(k): None if s is None else Strength.named(s) for k, s in constants.KEY_SOURCES.items()}
 
-#: IANA TLS cipher suite values by the OpenSSL names Python's ssl module and LuaSec report.
-CIPHER_CODES = constants.CIPHER_SUITES
-
 ATTESTATION_FAILURES: frozenset[Status] = frozenset(Status(s) for s in constants.ATTESTATION_FAILURES)
 
 
@@ -106,77 +103,79 @@ def is_client_jid(jid: str) -> bool:
     return "@" in jid or "/" in jid
 
 
+def bare(jid: str) -> str:
+    return jid.split("/", 1)[0]
+
+
+def domain_of(jid: str) -> str:
+    return bare(jid).split("@", 1)[-1]
+
+
+def binds_client(method: str) -> bool:
+    """Whether a server's view of its client's hop (H1) binds the client's own statements to
+    that channel: SASL channel binding the server checked, or a key it knew before."""
+    return constants.CLIENT_BINDINGS.get(method, False)
+
+
 @dataclass(frozen=True, slots=True)
 class View:
-    """What one end of a hop states about it.
+    """What one end of a hop states about it (XEP: Views): ``method,result,tls,spki``.
 
-    ``chain``, ``chain_reason``, ``key_source`` and ``removed`` belong to an ``<in/>``
-    view only.
+    ``result`` is pass, none (not verified) or fail; a failed view gives its ``reason``.  ``spki``
+    is the first 12 bytes of the SHA-256 of the certificate key the TLS server end presented,
+    base64 without padding; None when ``tls`` is ``none``.
     """
 
-    peer: str
-    side: Side
-    tls: str
     method: str
     result: Result
+    tls: str
     spki: str | None = None
-    cipher: str | None = None
-    cb: str | None = None
     reason: str | None = None
-    chain: Chain | None = None
-    chain_reason: str | None = None
-    key_source: KeySource | None = None
-    removed: int | None = None
 
-    def attributes(self) -> dict[str, str]:
-        """The wire attributes, exactly as they are encoded and signed."""
-        out: dict[str, str] = {"peer": self.peer, "side": self.side.value, "tls": self.tls}
-        if self.cipher is not None:
-            out["cipher"] = self.cipher
-        if self.spki is not None:
-            out["spki"] = self.spki
-        out["method"] = self.method
-        if self.cb is not None:
-            out["cb"] = self.cb
-        out["result"] = self.result.value
-        if self.reason is not None:
-            out["reason"] = self.reason
-        if self.chain is not None:
-            out["chain"] = self.chain.value
-        if self.chain_reason is not None:
-            out["chain-reason"] = self.chain_reason
-        if self.key_source is not None:
-            out["key-source"] = self.key_source.value
-        if self.removed is not None:
-            out["removed"] = str(self.removed)
-        return out
+    def text(self) -> str:
+        """The view as it is written in a record."""
+        result = self.reason if self.result is Result.FAIL else self.result.value
+        return f"{self.method},{result},{self.tls},{self.spki or '-'}"
 
 
 @dataclass(frozen=True, slots=True)
 class Attestation:
-    """One signer's signed statement about the hop(s) it saw for one message."""
+    """One signer's signed statement about the hop(s) it saw for one message: a record of the
+    ``<path/>`` (XEP: Records).  ``text`` is the record exactly as written; the signature covers
+    it as written, so it is what a verifier checks, whatever the other fields say.
 
-    signer: str
-    time: str
-    for_id: str
+    ``signer`` is None in the sending client's record (the signer is the message's 'from').
+    ``time`` and ``stored`` are seconds since the epoch.  ``vouch`` is where the signer learned
+    the previous record's ``key``.  ``covers`` is None for the default payloads.  ``extra`` holds
+    the fields this version does not define, in order: signed, and otherwise ignored.
+    """
+
+    key: str
+    out_view: View
     sig: str
-    in_view: View | None = None
-    out_view: View | None = None
-    prev_key: str | None = None
-    stored: str | None = None
+    text: str
+    signer: str | None = None
+    time: int | None = None
     alg: str | None = None
+    in_view: View | None = None
+    in_peer: str | None = None
+    out_peer: str | None = None
+    chain: Chain | None = None
+    chain_reason: str | None = None
+    vouch: KeySource | None = None
+    removed: int | None = None
+    stored: int | None = None
+    covers: tuple[str, ...] | None = None
+    extra: tuple[tuple[str, str], ...] = ()
 
-    def attributes(self, *, with_sig: bool = True) -> dict[str, str]:
-        out: dict[str, str] = {"signer": self.signer, "time": self.time, "for": self.for_id}
-        if self.alg is not None:
-            out["alg"] = self.alg
-        if self.prev_key is not None:
-            out["prev-key"] = self.prev_key
-        if self.stored is not None:
-            out["stored"] = self.stored
-        if with_sig:
-            out["sig"] = self.sig
-        return out
+    @property
+    def unsigned(self) -> str:
+        """The record without its signature: what its signing input ends with."""
+        return self.text[:self.text.rindex(";z=")]
+
+    @property
+    def payloads(self) -> tuple[str, ...]:
+        return self.covers if self.covers is not None else constants.DEFAULT_PAYLOADS
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,15 +184,19 @@ class Path:
 
     attestations: tuple[Attestation, ...] = ()
 
+    def text(self) -> str:
+        return " ".join(a.text for a in self.attestations)
+
 
 @dataclass(frozen=True, slots=True)
 class MessageFields:
-    """The parts of a ``<message/>`` an attestation is bound to.
+    """The parts of a ``<message/>`` an attestation can be bound to (XEP: Signing Input).
 
-    ``bodies``, ``subjects`` and ``threads`` are ``(xml:lang or None, text)`` pairs in
-    document order.  ``report`` is a delivery report's attributes as signed (XEP: Delivery
-    Reports): the ``<report/>``'s ``(name, value)`` pairs sorted by name, then each ``<hop/>``'s,
-    in document order; None when the message carries none.
+    ``id`` is the message's 'id', else its XEP-0359 origin-id.  ``bodies``, ``subjects`` and
+    ``threads`` are ``(xml:lang or None, text)`` pairs in document order.  ``report`` is a delivery
+    report's attributes as signed: the ``<report/>``'s ``(name, value)`` pairs sorted by name, then
+    each ``<hop/>``'s, in document order; None when the message carries none.  ``elements`` maps
+    each element payload present (omemo, oob, ...) to its projection (XEP: Covered Payloads).
     """
 
     sender: str
@@ -205,3 +208,12 @@ class MessageFields:
     threads: tuple[tuple[str | None, str], ...] = ()
     require: str | None = None
     report: tuple[tuple[tuple[str, str], ...], ...] | None = None
+    elements: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The payload tokens this message carries, in the table's order."""
+        have = {"body": bool(self.bodies), "subject": bool(self.subjects), "thread": bool(self.threads),
+                "require": self.require is not None, "report": self.report is not None}
+        have.update((token, True) for token, _ in self.elements)
+        return tuple(token for token in constants.PAYLOADS if have.get(token))

@@ -14,38 +14,37 @@ from lxml import etree
 from .codec import decode_view, view_problem
 from .constants import MAX_DOMAIN_CHARS, NS
 from .errors import MalformedStanza
-from .model import Result, Side, Strength, View, view_strength
+from .model import Result, Strength, View, view_strength
 
-_TAG_OUT = f"{{{NS}}}out"
 _TAG_PREFLIGHT = f"{{{NS}}}preflight"
 
 
 @dataclass(frozen=True, slots=True)
 class PreflightAnswer:
-    """A server's answer to a pre-flight query: how it would reach ``domain`` now (XEP: Pre-flight Query)."""
+    """A server's answer to a pre-flight query: how it would reach ``domain`` now (XEP: Pre-flight
+    Query).  ``link`` is the view it would write as the out-view of that hop."""
 
     domain: str
     takes_part: bool | None = None
-    out_view: View | None = None
+    link: View | None = None
 
 
 def preflight_element(answer: PreflightAnswer) -> etree._Element:
+    """``<preflight domain='...' takes-part='true|false' link='method,result,tls,spki'/>``"""
     element = etree.Element(_TAG_PREFLIGHT, nsmap={None: NS})
     element.set("domain", answer.domain)
     if answer.takes_part is not None:
         element.set("takes-part", "true" if answer.takes_part else "false")
-    if answer.out_view is not None:
-        out = etree.SubElement(element, _TAG_OUT)
-        for name, value in answer.out_view.attributes().items():
-            out.set(name, value)
+    if answer.link is not None:
+        element.set("link", answer.link.text())
     return element
 
 
 def decode_preflight(element: etree._Element) -> PreflightAnswer:
     """Read a ``<preflight/>`` result strictly."""
     if element.tag != _TAG_PREFLIGHT:
-        raise MalformedStanza("expected <preflight xmlns='urn:xmpp:trust-path:0'/>")
-    extra = set(element.attrib) - {"domain", "takes-part"}
+        raise MalformedStanza(f"expected <preflight xmlns='{NS}'/>")
+    extra = set(element.attrib) - {"domain", "takes-part", "link"}
     if extra:
         raise MalformedStanza(f"<preflight/> has unknown attribute(s) {sorted(extra)}")
     domain = element.get("domain")
@@ -54,32 +53,24 @@ def decode_preflight(element: etree._Element) -> PreflightAnswer:
     takes_part = {"true": True, "1": True, "false": False, "0": False, None: None}.get(element.get("takes-part"), ...)
     if takes_part is ...:
         raise MalformedStanza("<preflight/> 'takes-part' must be true or false")
-    children = list(element)
-    if len(children) > 1 or (children and children[0].tag != _TAG_OUT):
-        raise MalformedStanza("<preflight/> may contain one <out/> and nothing else")
-    if (element.text or "").strip() or any((c.tail or "").strip() or (c.text or "").strip() or len(c)
-                                           for c in children):
-        raise MalformedStanza("<preflight/> and its <out/> contain no text")
-    out_view = decode_view(children[0], inbound=False) if children else None
-    if out_view is not None and out_view.peer != domain:
-        raise MalformedStanza("the <out/> of a pre-flight answer must describe the domain asked about")
-    if out_view is not None and out_view.side is not Side.CLIENT:
-        raise MalformedStanza("the <out/> of a pre-flight is the server's outgoing view: side='client'")
-    return PreflightAnswer(domain, takes_part, out_view)
+    if len(element) or (element.text or "").strip():
+        raise MalformedStanza("<preflight/> is empty: its answer is in its attributes")
+    link = element.get("link")
+    return PreflightAnswer(domain, takes_part, decode_view(link, "link") if link is not None else None)
 
 
-def preflight_answer(domain: str, takes_part: bool | None, out_view: View | None) -> PreflightAnswer:
-    """What a server answers about ``domain``: whether it takes part (None: not known) and the
-    ``<out/>`` view of its outgoing link, left out when there is no link or the view is not one a
-    client could read (a server never answers with what :func:`decode_preflight` would refuse)."""
-    if out_view is not None and (out_view.peer != domain or out_view.side is not Side.CLIENT
-                                 or view_problem(out_view) is not None):
-        out_view = None
-    return PreflightAnswer(domain, takes_part, out_view)
+def preflight_answer(domain: str, takes_part: bool | None, link: View | None) -> PreflightAnswer:
+    """What a server answers about ``domain``: whether it takes part (None: not known) and the view
+    of its outgoing link, left out when there is no link or the view is not one a client could
+    read (a server never answers with what :func:`decode_preflight` would refuse)."""
+    if link is not None and view_problem(link) is not None:
+        link = None
+    return PreflightAnswer(domain, takes_part, link)
 
 
 _METHOD_WORDS = {
     "pin": "verified by its pin",
+    "tofu": "verified by a pin taken on first use, not yet confirmed",
     "dane-ee": "verified by DANE",
     "dane-ta": "verified by DANE",
     "pkix": "checked by a CA only",
@@ -101,13 +92,18 @@ def view_words(view: View) -> str:
     return _METHOD_WORDS.get(view.method, f"verified by '{view.method}' (not a known method)")
 
 
-def forecast(domain: str, takes_part: bool | None, out_view: View | None,
-                       own_view: View | None) -> str:
-    """The forecast sentence of a pre-flight: H1 (this client's view), H2 (its server's outgoing
-    view) and whether ``domain`` takes part, then what that allows at best.  Never "trusted":
-    the remote's inbound check and the recipient's hop are only known once a message arrives.
+def forecast(domain: str, takes_part: bool | None, out_view: View | None, own_view: View | None,
+             own_server: str, *, bound: bool = True) -> str:
+    """The forecast sentence of a pre-flight: H1 (this client's view of ``own_server``), H2 (its
+    server's outgoing view) and whether ``domain`` takes part, then what that allows at best.
+    ``bound``: this session's login used channel binding, without which H1 is at most weak.
+    Never "trusted": the remote's inbound check and the recipient's hop are only known once a
+    message arrives.
     """
-    h1 = f"H1 {own_view.peer} {view_words(own_view)}" if own_view is not None else "H1 not known"
+    h1 = f"H1 {own_server} {view_words(own_view)}" if own_view is not None else "H1 not known"
+    if own_view is not None and not bound and view_strength(own_view) > Strength.CA:
+        h1 += " but not bound to your login (no channel binding), so weak at best"
+        own_view = View("pkix", own_view.result, own_view.tls, own_view.spki)
     if out_view is not None:
         h2 = f"H2 {domain} {view_words(out_view)}"
     else:

@@ -1,14 +1,20 @@
-"""The recipient's whole check of one received stanza: bytes in, report out."""
+"""The recipient's whole check of one received stanza: bytes in, report out (XEP: At the
+Recipient Client, steps 1 and 2, then :func:`trustpath.core.verify.verify`)."""
 
 from __future__ import annotations
 
 from collections.abc import Container
+from dataclasses import replace
 from datetime import datetime
 
-from .codec import decode_path, find_message, message_fields, parse_stanza
+from .codec import NS_MUC_USER, decode_path, find_message, message_fields, parse_stanza
 from .errors import ForgedWrapper
-from .model import DEFAULT_MAX_SKEW
+from .model import DEFAULT_MAX_SKEW, bare
+from .timefmt import parse_stamp
 from .verify import Anchor, Report, verify
+
+WRAPPER_NOTES = {"carbon-sent": "a carbon copy of a message sent from another device",
+                 "carbon-received": "a carbon copy of a message received on another device"}
 
 
 def verify_stanza(data: bytes, anchor: Anchor, now: datetime, *, max_skew: int = DEFAULT_MAX_SKEW,
@@ -19,20 +25,28 @@ def verify_stanza(data: bytes, anchor: Anchor, now: datetime, *, max_skew: int =
     not an acceptable stanza; every other finding is in the report.
     """
     received = find_message(parse_stanza(data))
-    if received.wrapper is not None:
-        # XEP-0280 and XEP-0313: only the account itself may hand a forwarded message to its
-        # own client; anyone else could wrap a stanza it once saw around its own words.
-        own = anchor.me.split("/", 1)[0]
-        allowed = (own,) if received.wrapper.startswith("carbon") else (own, None)
-        if received.outer_from not in allowed:
+    message = received.message
+    own = bare(anchor.me)
+    via_room = message.find(f"{{{NS_MUC_USER}}}x") is not None
+    if received.wrapper is not None and received.outer_from not in (own, *((None,) if received.wrapper == "archive"
+                                                                          else ())):
+        if received.wrapper == "archive" and message.get("type") == "groupchat":
+            via_room = True  # a room's own archive (XEP-0313 on a MUC): rooms do not take part
+        else:
+            # XEP-0280 and XEP-0313: only the account itself may hand a forwarded message to its
+            # own client; anyone else could wrap a stanza it once saw around its own words.
             raise ForgedWrapper(f"a {received.wrapper.replace('-', ' ')} wrapper from "
                                 f"{received.outer_from or 'nobody'}; only {own} may send one to {anchor.me}")
-    report = verify(message_fields(received.message), decode_path(received.message), anchor, now,
-                    max_skew=max_skew, seen=seen, archived=received.wrapper == "archive")
-    if received.wrapper is not None:
-        where = {"carbon-sent": "a carbon copy of a message sent from another device",
-                 "carbon-received": "a carbon copy of a message received on another device",
-                 "archive": f"read from the archive (archived {received.delay or 'at an unknown time'})"}
-        return Report(report.verdict, report.hops, report.weakest, report.attestations,
-                      report.notes + (where[received.wrapper],), report.anchor_key)
-    return report
+    path = decode_path(message)
+    extra = tuple({token for a in (path.attestations if path else ()) for token in (a.covers or ())
+                   if token.startswith("{")})
+    archived_at = None
+    if received.wrapper == "archive":
+        archived_at = parse_stamp(received.delay) if received.delay else now
+    report = verify(message_fields(message, extra), path, anchor, now, max_skew=max_skew, seen=seen,
+                    archived_at=archived_at, wrapper=received.wrapper, via_room=via_room)
+    if received.wrapper is None:
+        return report
+    where = WRAPPER_NOTES.get(received.wrapper) or \
+        f"read from the archive (archived {received.delay or 'at an unknown time'})"
+    return replace(report, notes=report.notes + (where,))

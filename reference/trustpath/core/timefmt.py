@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from .errors import MalformedStanza, UsageError
 
-_WIRE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+#: the one time format of forms, anchors and reports
+WIRE_TIME = _WIRE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 
 
 def format_time(moment: datetime) -> str:
@@ -28,4 +29,26 @@ def parse_time(text: str) -> datetime:
 def require_aware(moment: datetime, name: str = "now") -> datetime:
     if moment.tzinfo is None:
         raise UsageError(f"{name} must be timezone-aware (use datetime.now(UTC))")
+    return moment
+
+
+def epoch(moment: datetime | int) -> int:
+    """Whole seconds since 1970-01-01T00:00:00Z, as records write times (a datetime is rounded down)."""
+    if isinstance(moment, int):
+        return moment
+    return int(require_aware(moment, "a time").timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def parse_stamp(text: str) -> datetime:
+    """A XEP-0082 DateTime as servers write it in ``<delay stamp=.../>`` (fractions and offsets allowed)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MalformedStanza(f"stamp {text[:40]!r} is not a XEP-0082 date and time") from None
+    if moment.tzinfo is None:
+        raise MalformedStanza(f"stamp {text[:40]!r} has no time zone")
     return moment

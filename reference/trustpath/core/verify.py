@@ -1,19 +1,22 @@
-"""Checking a received path and computing the verdict (XEP: Verification, Verdict).
+"""Checking a received path and computing the verdict (XEP: At the Recipient Client, Hop
+Strength and Verdict).
 
-Pure: the message, its path, what the verifier trusts (:class:`Anchor`) and the
-current time go in; a :class:`Report` comes out.  Used by a recipient client, and by
-a recipient server to check what it received before it adds its own attestation.
+Pure: the message, its path, what the verifier trusts (:class:`Anchor`) and the current time go
+in; a :class:`Report` comes out.  The steps have the XEP's names, and the Lua core's verifier has
+the same functions: :func:`node_order`, :func:`check_replay`, :func:`check_anchor`,
+:func:`walk_backwards`, :func:`reconstruct_hops`, :func:`check_clock_skew`, :func:`evaluate_hop`,
+:func:`overall_verdict`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from .keys import KeySet, verify_signature
 from . import constants
-from .errors import UsageError
+from .errors import MalformedStanza, UsageError
+from .keys import KeySet, verify_signature
 from .model import (
     ATTESTATION_FAILURES,
     DEFAULT_MAX_SKEW,
@@ -26,27 +29,28 @@ from .model import (
     Path,
     Reason,
     Result,
-    Side,
     Status,
     Strength,
     Verdict,
     View,
+    bare,
+    binds_client,
+    domain_of,
     is_client_jid,
     method_reason,
     method_strength,
 )
-from .signing import message_prefix, signing_input
-from .timefmt import parse_time, require_aware
+from .signing import message_prefix, payload_input, signing_input
+from .timefmt import epoch, format_time, from_epoch, require_aware
 
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
     """What the verifier already trusts.
 
-    ``server`` signed the last attestation and ``keys`` are its published keys, learned
-    over the verifier's own verified link; ``me`` is the verifier's own JID (the
-    recipient's full JID, or a recipient server's domain); ``view`` is the verifier's own
-    view of the last hop; ``takes_part`` says whether ``server`` is known to attest.
+    ``server`` signed the last record and ``keys`` are its published keys, learned over the
+    verifier's own verified link; ``me`` is the verifier's own full JID; ``view`` is its own view
+    of the last hop; ``takes_part`` says whether ``server`` announces trust-path.
     """
 
     server: str
@@ -74,8 +78,8 @@ class HopReport:
     time: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        def view(v: View | None) -> dict[str, str] | None:
-            return None if v is None else v.attributes()
+        def view(v: View | None) -> str | None:
+            return None if v is None else v.text()
 
         return {"hop": self.label, "role": self.role, "from": self.sender, "to": self.receiver,
                 "method": self.method, "result": self.result, "reason": self.reason,
@@ -91,55 +95,246 @@ class AttestationCheck:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The verdict on one message's path, hop by hop."""
+    """The verdict on one message's path, hop by hop.  ``covers`` are the payloads the sender's
+    record covers (XEP: Covered Payloads); the notes name what the message carries beyond them."""
 
     verdict: Verdict
     hops: tuple[HopReport, ...]
     weakest: tuple[str, ...]
     attestations: tuple[AttestationCheck, ...]
     notes: tuple[str, ...] = field(default=())
-    #: the anchor key that verified the last attestation (what a server vouches for next)
-    anchor_key: str | None = None
-
-    @property
-    def chain_ok(self) -> bool:
-        """Every attestation verified and none was stripped (used by a server's <in chain/>)."""
-        return self.chain_problem is None
-
-    @property
-    def chain_problem(self) -> Reason | None:
-        """What a server writes into 'chain-reason' (XEP: At a Receiving Server), or None."""
-        for check in self.attestations:
-            if check.status not in (Status.OK, Status.UNVOUCHED):
-                return Reason(check.status)
-        for hop in self.hops:
-            if hop.result is HopResult.FAIL and hop.reason in constants.CHAIN_FAILURES:
-                return Reason(hop.reason)
-        return None
+    covers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"verdict": self.verdict.value, "weakest": list(self.weakest),
                 "hops": [h.to_json() for h in self.hops],
                 "attestations": [{"signer": a.signer, "status": a.status} for a in self.attestations],
-                "notes": list(self.notes)}
+                "notes": list(self.notes), "covers": list(self.covers)}
 
 
 @dataclass(slots=True)
 class _Hop:
-    """A hop while it is being reconstructed (XEP step 5), before it is evaluated (step 6)."""
+    """A hop while it is being reconstructed (step 6), before it is evaluated."""
 
     sender: str
     receiver: str
-    up: View | None = None  # the sending node's <out/>
-    down: View | None = None  # the receiving node's <in/> (or the verifier's own view)
-    up_index: int | None = None
-    down_index: int | None = None  # None with down set: the verifier's own view
-    missing: Reason | None = None  # why a view is absent: not-participating, stripped, chain-broken, ...
-    problem: Reason | None = None  # a failure found across attestations (clock-skew)
+    up: int | None = None  # the record of the sending node (its out-view describes this hop)
+    down: int | None = None  # the record of the receiving node (its in-view), if it signed
+    own: View | None = None  # the verifier's own view, on the last hop
+    missing: Reason | str | None = None  # why a view is absent: not-participating, stripped, ...
+    problem: Reason | None = None  # a failure found across records (clock-skew)
+    covered_by_own: bool = False  # the last hop of an archive result: judged by today's connection
+
+
+def node_order(message: MessageFields, anchor: Anchor, wrapper: str | None) -> list[str]:
+    """The nodes a message crossed to reach the verifier (XEP: Nodes, Hops, Implied Peers)."""
+    sender, to = message.sender, message.to
+    if wrapper == "carbon-sent" or domain_of(sender) == domain_of(to):
+        return [sender, domain_of(sender), anchor.me]
+    return [sender, domain_of(sender), domain_of(to), anchor.me]
+
+
+def place_records(atts: tuple[Attestation, ...], nodes: list[str]) -> list[int]:
+    """The node index of each record's signer, in node order: the sending client's record (no
+    signer) is node 0, a server's record is its domain's node.  Refuses any other signer, a signer
+    twice, or records out of order."""
+    places: list[int] = []
+    servers = {node: i for i, node in enumerate(nodes[1:-1], 1)}
+    for att in atts:
+        place = 0 if att.signer is None else servers.get(att.signer)
+        if place is None:
+            raise MalformedStanza(f"a record by {att.signer!r}, which is not on this message's path "
+                                  f"({' → '.join(nodes)})")
+        if places and place <= places[-1]:
+            raise MalformedStanza("records out of order, or a signer twice: records follow the message's path")
+        places.append(place)
+    return places
+
+
+def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datetime, *,
+           max_skew: int = DEFAULT_MAX_SKEW, seen: Container[str] = (), archived_at: datetime | None = None,
+           wrapper: str | None = None, via_room: bool = False) -> Report:
+    """Check ``path`` as received with ``message`` and return the report (XEP: At the Recipient
+    Client, steps 3 to 7; :func:`trustpath.core.receive.verify_stanza` does steps 1 and 2).
+
+    ``seen`` holds signatures already accepted (a replay cache kept by the caller).
+    ``archived_at`` is the archive's stamp when the message is read from an archive; ``wrapper``
+    how it was forwarded (``carbon-sent``, ``carbon-received``, ``archive``); ``via_room`` that a
+    room reflected it.  Raises only :class:`~trustpath.core.errors.InvalidInput` subclasses, for
+    a path that cannot be read at all.
+    """
+    require_aware(now)
+    if not 0 <= max_skew <= constants.MAX_SKEW_LIMIT:
+        raise UsageError(f"max_skew must be from 0 to {constants.MAX_SKEW_LIMIT} seconds")
+    if now.year >= 9000:
+        raise UsageError("now must be a time before the year 9000")
+    atts = path.attestations if path is not None else ()
+    nodes = node_order(message, anchor, wrapper)
+    if not message.id:
+        return _not_described(nodes, Reason.NO_ID, "no-id: the message has neither an id nor an origin-id, so no "
+                              "node could attest it")
+    if via_room or message.type == "groupchat":
+        return _through_a_room(message, atts, anchor, now, max_skew, nodes)
+    places = place_records(atts, nodes)
+    archived = archived_at is not None
+    status = check_replay(atts, () if archived else seen)  # an archive holds what was accepted before
+    notes: list[str] = []
+    anchored = bool(atts) and places[-1] == len(nodes) - 2 and atts[-1].signer == anchor.server
+    prefix = message_prefix(message)
+
+    def data(i: int) -> bytes:
+        previous = " ".join(a.text for a in atts[:i])
+        return signing_input(message, previous, atts[i].unsigned, atts[i].covers, prefix=prefix)
+
+    if anchored:
+        check_anchor(atts, anchor, now, max_skew, status, data, archived_at)
+    else:
+        status = [s or Status.UNVOUCHED for s in status]
+    walk_backwards(atts, places, status, data)
+    hops = reconstruct_hops(atts, places, nodes, anchor, anchored, archived)
+    check_clock_skew(atts, places, hops, status, now, max_skew, anchored=anchored, archived=archived)
+    notes += _path_notes(atts, anchor, anchored, status)
+    reports = [evaluate_hop(k, hop, atts, places, status, anchor) for k, hop in enumerate(hops)]
+    if wrapper == "carbon-sent":
+        reports.append(_undescribed(len(reports), nodes[1], domain_of(message.to), Reason.SENT_COPY))
+        notes.append("sent-copy: a copy of a message sent from another device; it says how the copy reached you, "
+                     "not how the message was delivered")
+    verdict, weakest, reports = overall_verdict(reports, anchor, notes)
+    covers = _covers(atts, status)
+    missing = [token for token in message.present if token not in covers]
+    if covers and missing:
+        notes.append(f"not covered by the sender's signature: {', '.join(missing)}")
+    checks = tuple(AttestationCheck(a.signer or message.sender, status[i] or Status.UNVOUCHED)
+                   for i, a in enumerate(atts))
+    return Report(verdict=verdict, hops=tuple(reports), weakest=weakest, attestations=checks, notes=tuple(notes),
+                  covers=covers)
+
+
+def check_replay(atts: tuple[Attestation, ...], seen: Container[str]) -> list[Status | None]:
+    """The caller's replay cache: ``replayed`` for a signature already accepted; None (not yet
+    known) for the others.  A record copied onto another message fails as tampered: the message's
+    id is in its signing input."""
+    return [Status.REPLAYED if a.sig in seen else None for a in atts]
+
+
+def check_anchor(atts: tuple[Attestation, ...], anchor: Anchor, now: datetime, max_skew: int,
+                 status: list[Status | None], data, archived_at: datetime | None) -> None:  # type: ignore[no-untyped-def]
+    """Step 3: the last record, by the verifier's own server, must name one of its keys valid at its
+    time, and verify with it."""
+    last = len(atts) - 1
+    if status[last] is not None:
+        return
+    att = atts[last]
+    signed_at = from_epoch(att.time) if att.time is not None else now
+    problem = anchor.keys.problem(att.key, signed_at, archived_at)
+    if problem == "key-unknown":
+        # A live record must name a current key (a retired key stays listed for the skew after a
+        # rotation), so an unknown key there is tampering; only an older one may name a key
+        # withdrawn since.
+        status[last] = Status.KEY_UNKNOWN if epoch(now) - epoch(signed_at) > max_skew else Status.TAMPERED
+    elif problem is not None:
+        status[last] = Status(problem)
+    else:
+        status[last] = Status.OK if verify_signature(att.key, att.sig, data(last)) else Status.TAMPERED
+
+
+def vouches(before: int, here: int, atts: tuple[Attestation, ...], places: list[int]) -> bool:
+    """Whether record ``here`` vouches for record ``before``'s key: it received the message from
+    that signer (the next node on the path), found it there (``c=pass``) and says where it learned
+    the key (``v=``)."""
+    att = atts[here]
+    return places[here] == places[before] + 1 and att.chain is Chain.PASS and att.vouch is not None
+
+
+def walk_backwards(atts: tuple[Attestation, ...], places: list[int], status: list[Status | None],
+                   data) -> None:  # type: ignore[no-untyped-def]
+    """Step 4: each record before the last is checked with its own key, which the record after it
+    vouched for, from the last one back, while every later one verified; the rest are unvouched."""
+    for i in range(len(atts) - 1, 0, -1):
+        if status[i] is not Status.OK:
+            for j in range(i - 1, -1, -1):
+                status[j] = status[j] or Status.UNVOUCHED
+            return
+        if not vouches(i - 1, i, atts, places):
+            # a node between them did not sign, or this one did not find the record: nobody vouched
+            status[i - 1] = status[i - 1] or (Status.CHAIN_BROKEN if places[i] == places[i - 1] + 1
+                                              and atts[i].chain is Chain.PASS else Status.UNVOUCHED)
+            continue
+        if status[i - 1] is None:
+            status[i - 1] = Status.OK if verify_signature(atts[i - 1].key, atts[i - 1].sig, data(i - 1)) \
+                else Status.TAMPERED
+
+
+def _missing_reason(att: Attestation) -> Reason | str:
+    """What a record's chain statement says about the hop before it, when no record is there."""
+    if att.chain is Chain.ABSENT:
+        return Reason.NOT_PARTICIPATING
+    if att.chain is Chain.FAIL:
+        return _reason(att.chain_reason) or Reason.CHAIN_BROKEN
+    return Reason.STRIPPED  # stripped, or pass for a record that is no longer here
+
+
+def reconstruct_hops(atts: tuple[Attestation, ...], places: list[int], nodes: list[str], anchor: Anchor,
+                     anchored: bool, archived: bool) -> list[_Hop]:
+    """Step 6: one hop between each pair of neighbouring nodes, described by the sending node's
+    out-view and the receiving node's in-view (on the last hop, the verifier's own view)."""
+    at = {place: i for i, place in enumerate(places)}
+    hops: list[_Hop] = []
+    last = len(nodes) - 2
+    for k in range(len(nodes) - 1):
+        hop = _Hop(nodes[k], nodes[k + 1], up=at.get(k), down=at.get(k + 1) if k + 1 <= last else None)
+        if k == last:
+            hop.own = anchor.view
+            if not anchored:
+                hop.missing = Reason.STRIPPED if anchor.takes_part else Reason.NOT_PARTICIPATING
+            elif hop.up is not None and not _delivered_here(atts[hop.up], anchor, archived):
+                hop.missing = Reason.CHAIN_BROKEN
+            hop.covered_by_own = archived
+        elif hop.down is not None and hop.up is None:
+            hop.missing = _missing_reason(atts[hop.down])
+        elif hop.down is None:
+            # nobody received it here and signed: the next record says why
+            later = next((i for i, place in enumerate(places) if place > k), None)
+            hop.missing = _missing_reason(atts[later]) if later is not None else (
+                Reason.STRIPPED if anchor.takes_part else Reason.NOT_PARTICIPATING)
+        hops.append(hop)
+    return hops
+
+
+def _delivered_here(att: Attestation, anchor: Anchor, archived: bool) -> bool:
+    """The last record delivered to this resource, or (from an archive) to another of the account."""
+    peer = att.out_peer
+    return peer is not None and (peer == anchor.me or (archived and bare(peer) == bare(anchor.me)))
+
+
+def check_clock_skew(atts: tuple[Attestation, ...], places: list[int], hops: list[_Hop], status: list[Status | None],
+                     now: datetime, max_skew: int, *, anchored: bool, archived: bool) -> None:
+    """Step 5, charged to hops: consecutive servers at most the skew apart (by arrival time), no
+    server time further in the future than the skew, and a live last record no older than the
+    skew.  The sending client's time is not checked (its clock is its own)."""
+    current = epoch(now)
+    if anchored and not archived and atts[-1].time is not None and current - atts[-1].time > max_skew \
+            and status[-1] is Status.OK:
+        # the recipient's own server signs at delivery: a live stanza this old is a replay
+        hops[-1].problem = Reason.CLOCK_SKEW
+    for hop in hops:
+        if hop.up is None or hop.down is None:
+            continue
+        sent, received = atts[hop.up], atts[hop.down]
+        if sent.signer is None or sent.time is None or received.time is None:
+            continue
+        arrival = received.stored if received.stored is not None else received.time
+        if abs(arrival - sent.time) > max_skew:
+            hop.problem = Reason.CLOCK_SKEW
+    for i, att in enumerate(atts):
+        if att.signer is not None and att.time is not None and att.time > current + max_skew \
+                and status[i] is Status.OK:
+            for hop in hops:
+                if hop.up == i:
+                    hop.problem = hop.problem or Reason.CLOCK_SKEW
 
 
 def _reason(code: str | None) -> Reason | str | None:
-    """A code from a view as a :class:`Reason` when this version defines it."""
     if code is None:
         return None
     try:
@@ -148,265 +343,39 @@ def _reason(code: str | None) -> Reason | str | None:
         return code
 
 
-def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datetime, *,
-           max_skew: int = DEFAULT_MAX_SKEW, seen: Container[str] = (), archived: bool = False) -> Report:
-    """Check ``path`` as received with ``message`` and return the report (XEP: At the Recipient
-    Client, steps 3 to 6; :func:`trustpath.core.receive.verify_stanza` does steps 1 and 2).
-
-    ``seen`` holds signatures already accepted within the skew window (a replay cache
-    kept by the caller).  ``archived`` says the message is read from the archive, so it
-    may be old and may have been delivered to another resource of the same account.
-    Raises only :class:`~trustpath.core.errors.InvalidInput` subclasses, for input that is
-    not a valid path at all.
-    """
-    require_aware(now)
-    if not 0 <= max_skew <= constants.MAX_SKEW_LIMIT:
-        raise UsageError(f"max_skew must be from 0 to {constants.MAX_SKEW_LIMIT} seconds")
-    if now.year >= 9000:
-        raise UsageError("now must be a time before the year 9000")
-    given = path.attestations if path is not None else ()
-    room = is_reflected_by_room(message, given, anchor)
-    atts = () if room else given
-    skew = timedelta(seconds=max_skew)
-    prefix = message_prefix(message)
-
-    def data(i: int) -> bytes:
-        return signing_input(message, atts[i - 1].sig if i > 0 else "", atts[i], prefix=prefix)
-
-    notes: list[str] = []
-    status = check_replay(message, atts, seen)
-    anchored = len(atts) > 0 and atts[-1].signer == anchor.server
-    anchor_key = None
-    if anchored:
-        anchor_key = check_anchor(atts, anchor, now, skew, status, data, notes)
-    else:
-        status = [s or Status.UNVOUCHED for s in status]
-    walk_backwards(atts, status, data)
-    hops = reconstruct_hops(atts, anchor, anchored, message.sender, archived, room)
-    if room:
-        notes.append("not-participating: a groupchat message came through a room, and rooms do not take part "
-                     "in this version of trust-path, so its path is not checked")
-    check_clock_skew(atts, hops, status, now, skew, anchored=anchored, archived=archived)
-    notes += _path_notes(atts, anchor, anchored, status)
-    reports = [evaluate_hop(k, hop, atts, status) for k, hop in enumerate(hops)]
-    verdict, weakest, reports = overall_verdict(reports, anchor, notes)
-    checks = tuple(AttestationCheck(a.signer, status[i] or Status.UNVOUCHED) for i, a in enumerate(atts))
-    return Report(verdict=verdict, hops=tuple(reports), weakest=weakest, attestations=checks, notes=tuple(notes),
-                  anchor_key=anchor_key)
-
-
-def is_reflected_by_room(message: MessageFields, atts: tuple[Attestation, ...], anchor: Anchor) -> bool:
-    """A groupchat message a room reflected to a recipient client (XEP rule 57).
-
-    Rooms do not take part in this version, and a room rewrites 'from' and 'to': whatever path
-    a groupchat message carries cannot be checked over the reflected stanza.  Only a recipient
-    client concludes that (a server keeps checking what it vouches for), and not for a message
-    its 'from' signed itself, which no room reflected: that is a retyped chat message.
-    """
-    return message.type == "groupchat" and is_client_jid(anchor.me) and \
-        not any(a.signer == message.sender for a in atts)
-
-
-def check_replay(message: MessageFields, atts: tuple[Attestation, ...], seen: Container[str]) -> list[Status | None]:
-    """Step 4's 'for' rule, and the caller's replay cache: ``replayed`` where an attestation was
-    made for another message or already accepted; None (not yet known) for the others."""
-    return [Status.REPLAYED if a.for_id != message.id or a.sig in seen else None for a in atts]
-
-
-def check_anchor(atts: tuple[Attestation, ...], anchor: Anchor, now: datetime, skew: timedelta,
-                 status: list[Status | None], data: Callable[[int], bytes], notes: list[str]) -> str | None:
-    """Step 3: the last attestation, signed by the verifier's own server, must verify with one
-    of its keys valid at its 'time'.  Sets its status; returns the key that verified it."""
-    last = len(atts) - 1
-    if status[last] is not None:
-        return None
-    signed_at = parse_time(atts[last].time)
-    # A live attestation must verify with a current key (a retired key stays listed for the skew
-    # after a rotation), so failing is tampering; only an older one may have been signed with a
-    # key withdrawn since.
-    status[last] = Status.KEY_UNKNOWN if now - signed_at > skew else Status.TAMPERED
-    for candidate, problem in anchor.keys.candidates(signed_at):
-        if verify_signature(candidate, atts[last].sig, data(last)):
-            status[last] = Status(problem) if problem else Status.OK
-            entry = anchor.keys.status_of(candidate)
-            if problem is None and entry is not None and entry.not_after is not None:
-                notes.append(f"{anchor.server} signed with a key retired since "
-                             f"(valid for signatures until {entry.not_after})")
-            return candidate
-    return None
-
-
-def walk_backwards(atts: tuple[Attestation, ...], status: list[Status | None],
-                   data: Callable[[int], bytes]) -> None:
-    """Step 4: attestation i is checked with the key attestation i+1 vouched for, from the last
-    one back, while every later one verified; the rest are unvouched."""
-    for i in range(len(atts) - 1, 0, -1):
-        if status[i] is not Status.OK:
-            for j in range(i - 1, -1, -1):
-                status[j] = status[j] or Status.UNVOUCHED
-            return
-        before, here = atts[i - 1], atts[i]
-        if here.in_view is None:
-            status[i - 1] = status[i - 1] or Status.CHAIN_BROKEN
-            continue
-        adjacent = before.out_view is not None and before.out_view.peer == here.signer
-        if not adjacent or here.in_view.peer != before.signer:
-            # a node between them did not sign: nobody vouched for the earlier key
-            status[i - 1] = status[i - 1] or Status.UNVOUCHED
-            continue
-        if here.prev_key is None:
-            status[i - 1] = status[i - 1] or Status.CHAIN_BROKEN
-            continue
-        if status[i - 1] is None:
-            status[i - 1] = Status.OK if verify_signature(here.prev_key, before.sig, data(i - 1)) else Status.TAMPERED
-
-
-def check_clock_skew(atts: tuple[Attestation, ...], hops: list[_Hop], status: list[Status | None], now: datetime,
-                     skew: timedelta, *, anchored: bool, archived: bool) -> None:
-    """Step 4's time rules, charged to hops: consecutive signers at most the skew apart (by
-    arrival time), no time further in the future than the skew, and a live last attestation no
-    older than the skew."""
-    times = [parse_time(a.time) for a in atts]
-    arrivals = [parse_time(a.stored) if a.stored else t for a, t in zip(atts, times)]
-    if anchored and not archived and now - times[-1] > skew and status[-1] is Status.OK:
-        # the recipient's own server signs at delivery: a live stanza this old is a replay
-        hops[-1].problem = Reason.CLOCK_SKEW
-    for hop in hops:
-        if hop.up_index is not None and hop.down_index is not None:
-            if abs(arrivals[hop.down_index] - times[hop.up_index]) > skew:
-                hop.problem = Reason.CLOCK_SKEW
-    for i, t in enumerate(times):
-        if t > now + skew and status[i] is Status.OK:
-            for hop in hops:
-                if hop.up_index == i:
-                    hop.problem = hop.problem or Reason.CLOCK_SKEW
-
-
-def _path_notes(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool,
-                status: list[Status | None]) -> list[str]:
-    notes = []
-    if anchored and atts[-1].out_view is not None and atts[-1].out_view.peer != anchor.me \
-            and _bare(atts[-1].out_view.peer) == _bare(anchor.me):
-        notes.append(f"delivered to {atts[-1].out_view.peer}, read here as {anchor.me}")
-    for i, att in enumerate(atts):
-        if att.stored and status[i] is Status.OK:
-            notes.append(f"stored by {att.signer} from {att.stored} until delivery at {att.time}")
-        if att.in_view is not None and att.in_view.removed and status[i] is Status.OK:
-            notes.append(f"forgery-removed: {att.signer} removed {att.in_view.removed} forged attestation(s) "
-                         f"sent by {att.in_view.peer}")
-    return notes
-
-
-def reconstruct_hops(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, origin: str,
-                     archived: bool, room: bool = False) -> list[_Hop]:
-    """Step 5: rebuild the hops from the views' peers; a node that did not sign leaves a gap.
-
-    The path always starts at the message's sender, so hops before the first attestation
-    that no one describes are added as not participating: H1 is always the sender's hop.
-    """
-    hops = _described_hops(atts, anchor, anchored, archived, room)
-    first = hops[0].sender
-    if first != origin:
-        origin_domain = origin.split("/", 1)[0].split("@", 1)[-1]
-        before = [_Hop(origin, origin_domain, missing=Reason.NOT_PARTICIPATING)] if origin_domain != origin else []
-        if origin_domain != first:
-            before.append(_Hop(origin_domain if before else origin, first, missing=Reason.NOT_PARTICIPATING))
-        hops = before + hops
-    return hops
-
-
-def _described_hops(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool, archived: bool,
-                    room: bool = False) -> list[_Hop]:
-    hops: list[_Hop] = []
-    if not atts:
-        hops.append(_Hop(anchor.server, anchor.me, down=anchor.view,
-                         missing=Reason.STRIPPED if anchor.takes_part and not room else Reason.NOT_PARTICIPATING))
-        return hops
-    first = atts[0]
-    if first.in_view is not None:
-        missing = _missing_reason(first.in_view)
-        if first.prev_key is not None:
-            missing = Reason.STRIPPED  # it vouched for an attestation that is no longer there
-        hops.append(_Hop(first.in_view.peer, first.signer, down=first.in_view, down_index=0, missing=missing))
-    for i in range(len(atts) - 1):
-        a, b = atts[i], atts[i + 1]
-        if b.in_view is None:
-            hops.append(_Hop(a.signer, b.signer, up=a.out_view, up_index=i, missing=Reason.CHAIN_BROKEN))
-            continue
-        if a.out_view is not None and a.out_view.peer == b.signer and b.in_view.peer == a.signer:
-            hops.append(_Hop(a.signer, b.signer, up=a.out_view, down=b.in_view, up_index=i, down_index=i + 1))
-        elif a.out_view is not None and b.in_view.peer == a.out_view.peer:
-            gap = b.in_view.peer
-            missing = _missing_reason(b.in_view)
-            hops.append(_Hop(a.signer, gap, up=a.out_view, up_index=i, missing=missing))
-            hops.append(_Hop(gap, b.signer, down=b.in_view, down_index=i + 1, missing=missing))
-        else:
-            hops.append(_Hop(b.in_view.peer, b.signer, down=b.in_view, down_index=i + 1,
-                             missing=Reason.CHAIN_BROKEN))
-    last_index = len(atts) - 1
-    last = atts[last_index]
-    if anchored:
-        delivered_here = last.out_view is not None and (
-            last.out_view.peer == anchor.me or (archived and _bare(last.out_view.peer) == _bare(anchor.me)))
-        hops.append(_Hop(anchor.server, anchor.me, up=last.out_view, down=anchor.view, up_index=last_index,
-                         missing=None if delivered_here else Reason.CHAIN_BROKEN))
-    else:
-        missing = Reason.STRIPPED if anchor.takes_part else Reason.NOT_PARTICIPATING
-        if last.out_view is not None and last.out_view.peer == anchor.server:
-            hops.append(_Hop(last.signer, anchor.server, up=last.out_view, up_index=last_index, missing=missing))
-        hops.append(_Hop(anchor.server, anchor.me, down=anchor.view, missing=missing))
-    return hops
-
-
-def _bare(jid: str) -> str:
-    return jid.split("/", 1)[0]
-
-
-def _missing_reason(in_view: View) -> Reason | str:
-    if in_view.chain is Chain.ABSENT:
-        return Reason.NOT_PARTICIPATING
-    if in_view.chain is Chain.STRIPPED:
-        return Reason.STRIPPED
-    if in_view.chain is Chain.FAIL:
-        return _reason(in_view.chain_reason) or Reason.CHAIN_BROKEN
-    return Reason.STRIPPED  # the signer checked a chain that is no longer here
-
-
 def _role(hop: _Hop, index: int) -> str:
     if is_client_jid(hop.sender) and index == 0:
         return "sender-c2s"
     if is_client_jid(hop.receiver):
         return "recipient-c2s"
-    if is_client_jid(hop.sender):
-        return "c2s"
     return "s2s"
 
 
-def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], status: list[Status | None]) -> HopReport:
-    """Step 6 for one hop: the first failure that applies, in the XEP's order (an attestation that
-    cannot be believed, a time, a view's own failure, the signer's chain check, a missing view,
-    end-point binding), else the weakest of its views' methods, capped by one view alone and by
-    the key source."""
+def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], places: list[int], status: list[Status | None],
+                 anchor: Anchor) -> HopReport:
+    """Step 7 for one hop: the first failure that applies, in the XEP's order (a record that cannot
+    be believed, a time, a view's own failure, the signer's chain statement, a missing view,
+    end-point binding), else the weakest of its views, capped when the sending client's view of H1
+    is not bound to the channel, by one view alone, and by the key source."""
     label = f"H{k + 1}"
     role = _role(hop, k)
-    up_ok = hop.up is not None and hop.up_index is not None and status[hop.up_index] is Status.OK
-    down_is_own = hop.down is not None and hop.down_index is None
-    down_ok = hop.down is not None and (down_is_own or status[hop.down_index] is Status.OK)
-    up = hop.up if up_ok else None
-    down = hop.down if down_ok else None
-    views = [v for v in (up, down) if v is not None]
-    client = next((v for v in views if v.side is Side.CLIENT), None)
-    server = next((v for v in views if v.side is Side.SERVER), None)
-    s2s = not is_client_jid(hop.sender) and not is_client_jid(hop.receiver)
+    up_status = status[hop.up] if hop.up is not None else None
+    up = atts[hop.up].out_view if hop.up is not None and up_status is Status.OK else None
+    down_att = atts[hop.down] if hop.down is not None and status[hop.down] is Status.OK else None
+    down = hop.own if hop.own is not None else (down_att.in_view if down_att is not None else None)
+    # the TLS client end opened the connection: the sender of an s2s hop or of H1, the receiver of a delivery
+    delivery = is_client_jid(hop.receiver)
+    client, server = (down, up) if delivery else (up, down)
+    views = [v for v in (client, server) if v is not None]
     key_source = None
-    if hop.down_index is not None and hop.down is not None and hop.down.key_source is not None:
-        key_source = hop.down.key_source.value
-    elif hop.down_index is not None and atts[hop.down_index].prev_key is not None and hop.up_index is not None:
-        key_source = KeySource.NONE.value  # vouched without saying where the key came from
-    elif down_is_own and hop.up_index is not None:
+    if down_att is not None and down_att.vouch is not None and hop.up is not None and vouches(
+            hop.up, hop.down, atts, places):  # type: ignore[arg-type]
+        key_source = down_att.vouch.value
+    elif hop.own is not None and hop.up is not None:
         key_source = "anchor"
-    when = atts[hop.up_index].time if hop.up_index is not None else (
-        atts[hop.down_index].time if hop.down_index is not None else None)
+    when = None
+    if hop.up is not None and atts[hop.up].time is not None:
+        when = format_time(from_epoch(atts[hop.up].time))  # type: ignore[arg-type]
     method = " / ".join(v.method for v in (client, server) if v is not None) or "unknown"
 
     def report(reason: Reason | str | None, strength: Strength) -> HopReport:
@@ -414,8 +383,6 @@ def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], status: list[
                          server_view=server, method=method, result=strength.hop_result, reason=reason,
                          strength=strength, key_source=key_source, time=when)
 
-    # An attestation that fails its checks was altered or moved on the hop after its signer.
-    up_status = status[hop.up_index] if hop.up_index is not None else None
     if up_status in ATTESTATION_FAILURES:
         return report(Reason(up_status), Strength.FAILED)
     if up_status is Status.KEY_UNKNOWN:
@@ -425,34 +392,36 @@ def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], status: list[
     for view in views:
         if view.result is Result.FAIL:
             return report(_reason(view.reason) or Reason.VALIDATION_FAILURE, Strength.FAILED)
-    if down is not None and down.chain is Chain.FAIL and hop.down_index is not None and not hop.missing:
-        return report(_reason(down.chain_reason) or Reason.CHAIN_BROKEN, Strength.FAILED)
+    if down_att is not None and down_att.chain is Chain.FAIL and hop.missing is None:
+        return report(_reason(down_att.chain_reason) or Reason.CHAIN_BROKEN, Strength.FAILED)
     if hop.missing is not None and hop.missing != Reason.NOT_PARTICIPATING:
         return report(hop.missing, Strength.FAILED)
-    if len(views) == 2:
-        if client is None or server is None:
-            return report(Reason.CHAIN_BROKEN, Strength.FAILED)
-        if client.spki != server.spki:
-            return report(Reason.KEY_MISMATCH, Strength.FAILED)
-
-    strength = Strength.STRONG
-    reason: Reason | None = None
-    for view in views:
+    if client is not None and server is not None and client.spki != server.spki and not hop.covered_by_own:
+        return report(Reason.KEY_MISMATCH, Strength.FAILED)
+    strength, reason = Strength.STRONG, None
+    for view, is_server_side_of_c2s in ((client, False), (server, role != "s2s")):
+        if view is None:
+            continue
         if view.tls == "none":
             strength, reason = Strength.UNVERIFIED, Reason.STARTTLS_NOT_SUPPORTED
             break
-        if view.side is Side.SERVER and not s2s:
+        if is_server_side_of_c2s:
             if view.result is not Result.PASS:
                 strength, reason = min(strength, Strength.UNVERIFIED), Reason.NOT_VERIFIED
-            continue  # a SASL mechanism: the client's check of the server decides
+            continue  # SASL, and how it was bound: it does not make the hop stronger
         value = method_strength(view.method) if view.result is Result.PASS else Strength.UNVERIFIED
         if value < strength:
             strength, reason = value, method_reason(view.method)
-    if len(views) < 2 and strength > Strength.UNKNOWN:
+    if role == "sender-c2s" and server is not None and not binds_client(server.method) and strength > Strength.CA:
+        # the sending client's view came over this very hop: without channel binding (or a key the
+        # server knew before), a man in the middle could have written it
+        strength, reason = Strength.CA, Reason.UNBOUND
+    if hop.covered_by_own and hop.own is not None and strength > Strength.UNKNOWN:
+        pass  # an archive result: today's connection alone carries it, and describes it
+    elif len(views) < 2 and strength > Strength.UNKNOWN:
         # one end's statement alone cannot show a man in the middle
         strength = Strength.UNKNOWN
         reason = Reason.NOT_PARTICIPATING if hop.missing == Reason.NOT_PARTICIPATING else Reason.UNVOUCHED
-    # The key of the attestation before this hop is only as good as where it came from.
     if key_source is not None and key_source != "anchor" and strength > Strength.UNVERIFIED:
         cap = KEY_SOURCE_STRENGTH.get(KeySource(key_source))
         if cap is not None and cap < strength:
@@ -460,9 +429,67 @@ def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], status: list[
     return report(reason, strength)
 
 
+def _undescribed(k: int, sender: str, receiver: str, reason: Reason) -> HopReport:
+    return HopReport(label=f"H{k + 1}", role="s2s" if not is_client_jid(receiver) else "recipient-c2s",
+                     sender=sender, receiver=receiver, client_view=None, server_view=None, method="unknown",
+                     result=HopResult.UNKNOWN, reason=reason, strength=Strength.UNKNOWN)
+
+
+def _not_described(nodes: list[str], reason: Reason, note: str) -> Report:
+    hops = tuple(_undescribed(k, nodes[k], nodes[k + 1], reason) for k in range(len(nodes) - 1))
+    return Report(Verdict.UNKNOWN, hops, tuple(h.label for h in hops), (), (note,))
+
+
+def _through_a_room(message: MessageFields, atts: tuple[Attestation, ...], anchor: Anchor, now: datetime,
+                    max_skew: int, nodes: list[str]) -> Report:
+    """A message a room reflected (XEP rule 57): rooms do not take part in this version and
+    rewrite 'from' and 'to', so the path is not checked; what the verifier's own server signed
+    about what reached it is kept as a note."""
+    notes = ["not-participating: the message came through a room, and rooms do not take part in this version of "
+             "trust-path, so its path is not checked"]
+    if atts and atts[-1].signer == anchor.server and anchor.keys.problem(
+            atts[-1].key, from_epoch(atts[-1].time) if atts[-1].time else now) is None:
+        previous = " ".join(a.text for a in atts[:-1])
+        if verify_signature(atts[-1].key, atts[-1].sig, signing_input(message, previous, atts[-1].unsigned,
+                                                                      atts[-1].covers)):
+            chain = atts[-1].chain.value if atts[-1].chain else "?"
+            notes.append(f"{anchor.server} states what reached it: chain {chain}"
+                         + (f" ({atts[-1].chain_reason})" if atts[-1].chain_reason else ""))
+    report = _not_described(nodes, Reason.NOT_PARTICIPATING, notes[0])
+    return replace(report, notes=tuple(notes))
+
+
+def _path_notes(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool,
+                status: list[Status | None]) -> list[str]:
+    notes = []
+    if anchored:
+        entry = anchor.keys.status_of(atts[-1].key)
+        if status[-1] is Status.OK and entry is not None and entry.not_after is not None:
+            notes.append(f"{anchor.server} signed with a key retired since (valid for signatures until "
+                         f"{entry.not_after})")
+        peer = atts[-1].out_peer
+        if peer is not None and peer != anchor.me and bare(peer) == bare(anchor.me):
+            notes.append(f"delivered to {peer}, read here as {anchor.me}")
+    for i, att in enumerate(atts):
+        if att.stored is not None and att.time is not None and status[i] is Status.OK:
+            notes.append(f"stored by {att.signer} from {format_time(from_epoch(att.stored))} until delivery at "
+                         f"{format_time(from_epoch(att.time))}")
+        if att.removed and status[i] is Status.OK:
+            notes.append(f"forgery-removed: {att.signer} removed {att.removed} forged record(s) sent by its client")
+    return notes
+
+
+def _covers(atts: tuple[Attestation, ...], status: list[Status | None]) -> tuple[str, ...]:
+    """The payloads the first verified record covers: the sender's, if it verified."""
+    for i, att in enumerate(atts):
+        if status[i] is Status.OK:
+            return att.payloads
+    return ()
+
+
 def overall_verdict(reports: list[HopReport], anchor: Anchor,
                     notes: list[str]) -> tuple[Verdict, tuple[str, ...], list[HopReport]]:
-    """Step 6 for the path: the weakest hop decides, never more than unknown when the verifier's
+    """Step 7 for the path: the weakest hop decides, never more than unknown when the verifier's
     own server does not take part; the weakest hops are named unless the path is trusted."""
     overall = min((r.strength for r in reports), default=Strength.UNKNOWN)
     if not anchor.takes_part and overall > Strength.UNKNOWN:
@@ -474,3 +501,8 @@ def overall_verdict(reports: list[HopReport], anchor: Anchor,
     verdict = overall.verdict
     weakest = tuple(r.label for r in reports if r.strength == overall) if verdict is not Verdict.TRUSTED else ()
     return verdict, weakest, reports
+
+
+__all__ = ["Anchor", "AttestationCheck", "HopReport", "Report", "check_anchor", "check_clock_skew", "check_replay",
+           "evaluate_hop", "node_order", "overall_verdict", "payload_input", "place_records", "reconstruct_hops",
+           "verify", "walk_backwards"]

@@ -1,4 +1,4 @@
-"""The one table of scenarios both test beds run: the brief's 15, and two more.
+"""The one table of scenarios both test beds run: the brief's 15, and more.
 
 Each row says what the scenario is and what the brief requires the recipient (or, for a
 refused message, the sender) to see.  Where a bed cannot show a scenario exactly as the row
@@ -51,6 +51,7 @@ class Expectation:
     note: str | None = None  # a substring one note must contain
     text: str = ""  # the requirement in the brief's words
     methods: tuple[ViewMethod, ...] = ()  # methods the report's views must show
+    covers: tuple[str, ...] = ()  # payloads the verdict must cover (XEP: Covered Payloads)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(12, "offline-storage", "stored offline and delivered three hours later",
              E(Verdict.TRUSTED, note="stored", text="same verdict as on arrival, storage shown")),
     Scenario(13, "carbon", "a carbon copy to the sender's other device",
-             E(Verdict.TRUSTED, text="a verdict for that path")),
+             E(Verdict.UNKNOWN, hop="H3", reason="sent-copy", text="a verdict for that path: how the copy came, "
+               "and that the delivery is not known from a copy")),
     Scenario(14, "clock-skew", "the sender server's clock is three hours off",
              E(Verdict.UNTRUSTED, hop="H2", reason="clock-skew", text="flagged")),
     Scenario(15, "require-refused", "the sender required verified hops; H2 cannot be verified",
@@ -151,6 +153,22 @@ SCENARIOS: tuple[Scenario, ...] = (
              differences=(Difference(
                  Bed.SIM, "the embedded federation resolves no names: DANE needs a DNSSEC-signed zone with "
                  "TLSA records, which only the live harness serves"),)),
+    # attacks found on version 0: each must never show trusted
+    Scenario(18, "h1-mitm-careful", "a man in the middle on H1 with a CA-valid certificate relays the login, "
+             "swaps the sender's key and re-signs her record claiming a pin",
+             E(Verdict.WEAK, hop="H1", reason="unbound", text="never trusted: the sender's view of H1 counts "
+               "only when her server checked channel binding")),
+    Scenario(19, "first-use-pin-mitm", "the sender's client pinned, on first use, the key of a man in the "
+             "middle on H1",
+             E(Verdict.UNTRUSTED, hop="H1", reason="key-mismatch", text="never trusted: a first-use pin is not "
+               "strong, and the two ends of H1 name different keys")),
+    Scenario(20, "key-fetch-poisoned", "a man in the middle on b.example's own link to a.example answers its "
+             "key query with his own key",
+             E(Verdict.UNTRUSTED, hop="H2", reason="key-unknown", text="never trusted: a key is as good as "
+               "the link it was learned over")),
+    Scenario(21, "omemo", "an end-to-end encrypted message (OMEMO) with a fallback body",
+             E(Verdict.TRUSTED, covers=("body", "omemo"), text="trusted, and the verdict covers the encrypted "
+               "payload, not only the fallback body")),
 )
 
 
@@ -242,6 +260,8 @@ def _shortfalls(outcome: Outcome) -> list[str]:
                 problems.append(f"{exp.hop} must be named as the weakest hop")
         elif outcome.error is None or outcome.error.get("reason") != exp.reason:
             problems.append(f"the refusal must give reason {exp.reason}")
+    if exp.covers and (outcome.report is None or not set(exp.covers) <= set(outcome.report.covers)):
+        problems.append(f"the verdict must cover {', '.join(exp.covers)}")
     if exp.note and (outcome.report is None or not any(exp.note in n for n in outcome.report.notes)):
         problems.append(f"a note must mention {exp.note!r}")
     if exp.methods and outcome.report is None:

@@ -10,32 +10,20 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from scramp import ScramClient
+
 from ...core.attest import attest
-from ...core.codec import (
-    add_attestation,
-    decode_path,
-    find_message,
-    message_fields,
-    parse_stanza,
-    serialize,
-)
+from ...core.codec import add_attestation, decode_path, find_message, find_path_element, message_fields, \
+    parse_stanza, serialize
 from ...core.delivery import NS_RECEIPTS, DeliveryReport, report_element, report_of_stanza
 from ...core.keys import KeySet, SigningKey
-from ...core.model import (
-    NS,
-    Chain,
-    KeySource,
-    MessageFields,
-    Result,
-    Side,
-    View,
-)
+from ...core.model import NS, Chain, KeySource, MessageFields, Result, Status, View
 from ...core.preflight import PreflightAnswer, decode_preflight
 from ...core.receive import verify_stanza
 from ...core.require import requirement_problem
 from ...core.verify import Anchor, Report
 from .server import Refused
-from .stanzas import NS_CLIENT, SCRAM, bare, domain_of
+from .stanzas import NS_CLIENT, SCRAM_PLUS, bare
 from .tls import HandshakeFailed, TlsLink, client_context, server_context
 
 if TYPE_CHECKING:
@@ -59,7 +47,8 @@ class ClientNode:
     """A client with the trust-path plugin: pins its server, signs what it sends, verifies what it gets."""
 
     def __init__(self, fed: Federation, jid: str, server: ServerNode, *, password: str = "pencil",
-                 verify: str = "pin", takes_part: bool = True, clock_offset: float = 0) -> None:
+                 verify: str = "pin", takes_part: bool = True, clock_offset: float = 0,
+                 channel_binding: bool = True) -> None:
         self.fed = fed
         self.jid = jid
         self.server = server
@@ -67,7 +56,12 @@ class ClientNode:
         self.verify_method = verify
         self.takes_part = takes_part
         self.clock_offset = clock_offset
-        self.pins = frozenset({server.credential.spki})  # pinned at first use, before this scenario
+        #: pinned by the user before this scenario ('pin'), or taken on first use and not confirmed
+        #: ('tofu': then the pin is of whatever key the first connection saw)
+        self.pins = frozenset({server.credential.spki})
+        self.channel_binding = channel_binding
+        #: signatures of records already accepted: the replay cache
+        self.seen: set[str] = set()
         self.sessions_opened = 0
         self.key = fed.keys.signing_key(f"client/{jid}")
         self.view: View | None = None
@@ -82,18 +76,28 @@ class ClientNode:
     def now(self) -> datetime:
         return self.fed.clock.now + timedelta(seconds=self.clock_offset)
 
+    def scram(self, mechanism: str, link: TlsLink) -> ScramClient:
+        """This client's side of SASL on ``link``: with tls-server-end-point channel binding to the
+        certificate it saw, for the -PLUS mechanism."""
+        binding = ("tls-server-end-point", link.facts(side="client").end_point) if mechanism == SCRAM_PLUS else None
+        return ScramClient([mechanism], self.jid.split("@")[0], self.password, channel_binding=binding)
+
     def connect(self) -> None:
         server = self.server
+        interceptor = self.fed.c2s_interceptors.get(self.jid)
+        credential = interceptor.credential if interceptor is not None else server.credential
         ctx = client_context((self.fed.public_ca.ca_file,), verify=self.verify_method == "pkix")
-        link = TlsLink(ctx, server_context(server.credential), server.domain, server.credential)
+        link = TlsLink(ctx, server_context(credential), server.domain, credential)
         facts = link.facts(side="client")
-        if self.verify_method == "pin" and facts.server_spki not in self.pins:
+        if self.verify_method in ("pin", "tofu") and facts.server_spki not in self.pins:
             # abort before any credential is sent
             raise HandshakeFailed("pin-mismatch", f"{server.domain} presented an unpinned key")
-        self.view = View(peer=server.domain, side=Side.CLIENT, tls=facts.version, cipher=facts.cipher,
-                         spki=facts.server_spki, method=self.verify_method,
-                         result=Result.PASS if self.verify_method != "none" else Result.NONE)
-        self.session = server.accept_c2s(self, link)
+        self.view = View(self.verify_method, Result.PASS if self.verify_method != "none" else Result.NONE,
+                         facts.version, facts.spki)
+        if interceptor is not None:
+            self.session = interceptor.accept(self, link)
+        else:
+            self.session = server.accept_c2s(self, link)
         self.sessions_opened += 1
         if self.sessions_opened > 1:  # a new attestation key for every session
             self.key = self.fed.keys.signing_key(f"client/{self.jid}/{self.sessions_opened}")
@@ -103,7 +107,7 @@ class ClientNode:
             iq.set("id", self.fed.next_id())
             key = etree.SubElement(iq, f"{{{NS}}}client-key", nsmap={None: NS})
             key.set("key", self.key.public)
-            server.client_key_announced(self.session, link.client_to_server(serialize(iq)))
+            server.client_key_announced(self.session, self.session.link.client_to_server(serialize(iq)))
             _, self.anchor_keys = server.disco()  # learned over this verified link
         server.deliver_offline(self.session)
 
@@ -125,7 +129,9 @@ class ClientNode:
         return Anchor(server=self.server.domain, keys=self.anchor_keys or KeySet(self.server.domain, ()),
                       me=self.jid, view=self.view, takes_part=self.server.takes_part)
 
-    def message(self, to: str, body: str, *, require: str | None = None) -> tuple[etree._Element, MessageFields]:
+    def message(self, to: str, body: str, *, require: str | None = None,
+                payload: Callable[[etree._Element], None] | None = None
+                ) -> tuple[etree._Element, MessageFields]:
         mid = self.fed.next_id()
         root = etree.Element(f"{{{NS_CLIENT}}}message", nsmap={None: NS_CLIENT})
         root.set("to", to)
@@ -134,9 +140,13 @@ class ClientNode:
         etree.SubElement(root, f"{{{NS_CLIENT}}}body").text = body
         if require:
             etree.SubElement(root, f"{{{NS}}}require", nsmap={None: NS}).set("verdict", require)
-        fields = MessageFields(sender=self.jid, to=to, id=mid, type="chat", bodies=((None, body),), require=require)
+        if payload is not None:
+            payload(root)
+        root.set("from", self.jid)
+        fields = message_fields(root)
+        del root.attrib["from"]  # the server stamps it
         if self.takes_part and self.view is not None:
-            att = attest(fields, self.key, signer=self.jid, time=self.now(), out_view=self.view)
+            att = attest(fields, self.key, out_view=self.view)
             add_attestation(root, att)
             self.sent[(bare(to), mid)] = att.sig
         else:
@@ -162,18 +172,21 @@ class ClientNode:
         fields = message_fields(root)
         del root.attrib["from"]  # the server stamps it
         if self.takes_part:
-            add_attestation(root, attest(fields, self.key, signer=self.jid, time=self.now(), out_view=self.view))
+            add_attestation(root, attest(fields, self.key, out_view=self.view))
         self.server.from_client(self.session, self.session.link.client_to_server(serialize(root)))
         return fields.id
 
     def send(self, to: str, body: str, *, require: str | None = None,
-             extra: Callable[[etree._Element, MessageFields], None] | None = None) -> str:
+             extra: Callable[[etree._Element, MessageFields], None] | None = None,
+             payload: Callable[[etree._Element], None] | None = None) -> str:
+        """Send ``body`` to ``to``, signed; ``payload`` adds elements before signing (e.g. an OMEMO
+        payload), ``extra`` changes the message after (a malicious client)."""
         assert self.session is not None and self.view is not None
         if require is not None:
             if requirement_problem(self.view, require) is not None:
                 raise RequirementNotMet(f"this client verified {self.server.domain} by '{self.view.method}', "
                                         f"which cannot meet require='{require}'")
-        root, fields = self.message(to, body, require=require)
+        root, fields = self.message(to, body, require=require, payload=payload)
         if extra is not None:
             extra(root, fields)
         try:
@@ -184,17 +197,21 @@ class ClientNode:
 
     def receive(self, data: bytes) -> None:
         received = find_message(parse_stanza(data))
-        report = verify_stanza(data, self.anchor(), self.now(), max_skew=self.fed.max_skew)
+        report = verify_stanza(data, self.anchor(), self.now(), max_skew=self.fed.max_skew, seen=self.seen)
+        path = decode_path(received.message)
+        if received.wrapper != "archive":
+            for att, check in zip(path.attestations if path else (), report.attestations):
+                if check.status is Status.OK:
+                    self.seen.add(att.sig)
         self.inbox.append(Inbox(data, report, wrapper=received.wrapper))
 
     def forge_server_attestation(self, root: etree._Element, fields: MessageFields) -> None:
-        """A malicious client: add an attestation that claims to be its server's."""
+        """A malicious client: add a record that claims to be its server's."""
         fake = SigningKey.generate() if not self.fed.seeded else self.fed.keys.signing_key("forger")
-        path = decode_path(root)
-        previous = path.attestations[-1] if path else None
-        view = View(peer=self.jid, side=Side.SERVER, tls="1.3", cipher="1302", spki=self.view.spki if self.view
-                    else None, method=SCRAM, result=Result.PASS, chain=Chain.PASS, key_source=KeySource.LINK)
-        out = View(peer=domain_of(fields.to), side=Side.CLIENT, tls="1.3", cipher="1302",
-                   spki=self.view.spki if self.view else None, method="pin", result=Result.PASS)
-        add_attestation(root, attest(fields, fake, signer=self.server.domain, time=self.now(), previous=previous,
-                                     prev_key=self.key.public if previous else None, in_view=view, out_view=out))
+        element = find_path_element(root)
+        previous = (element.text or "").strip() if element is not None else ""
+        view = self.view or View("pin", Result.PASS, "1.3")
+        add_attestation(root, attest(fields, fake, previous=previous, signer=self.server.domain, time=self.now(),
+                                     in_view=View("tls-server-end-point", Result.PASS, view.tls, view.spki),
+                                     chain=Chain.PASS, vouch=KeySource.LINK, out_view=View("pin", Result.PASS,
+                                                                                           view.tls, view.spki)))

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path as FsPath
 
+from ...core.keys import KeySet
 from ...core.model import DEFAULT_MAX_SKEW
 from .client import ClientNode, Inbox, RequirementNotMet
-from .interceptor import Interceptor
+from .interceptor import C2SInterceptor, Interceptor
 from .server import Inbound, Outbound, Refused, ServerNode
 from .stanzas import renamespace
 from .tls import Authority, KeyFactory, new_workdir
@@ -45,6 +46,8 @@ class Federation:
         self.public_ca = Authority("Public CA", self.keys, self.dir)
         self.servers: dict[str, ServerNode] = {}
         self.interceptors: dict[tuple[str, str], Interceptor] = {}
+        #: a man in the middle on a client's c2s hop, by the client's full JID
+        self.c2s_interceptors: dict[str, C2SInterceptor] = {}
         self._ids = itertools.count(1)
         #: fixed keys and ids (the published vectors): every key comes from the seed
         self.seeded = seed is not None
@@ -72,6 +75,15 @@ class Federation:
     def endpoint(self, origin: str, target: str) -> ServerNode | Interceptor:
         return self.interceptors.get((origin, target)) or self.servers[target]
 
+    def key_answer(self, asker: str, target: str) -> KeySet | None:
+        """What ``asker`` learns when it asks ``target`` for its keys over its outgoing link: the
+        man in the middle's keys when one sits on that link."""
+        interceptor = self.interceptors.get((asker, target))
+        if interceptor is not None:
+            return interceptor.keys
+        return self.servers[target].disco()[1]
 
-__all__ = ["ClientNode", "Clock", "Federation", "Inbound", "Inbox", "Interceptor", "Outbound", "Refused",
+
+__all__ = ["C2SInterceptor", "ClientNode", "Clock", "Federation", "Inbound", "Inbox", "Interceptor", "Outbound",
+           "Refused",
            "RequirementNotMet", "ServerNode", "renamespace"]

@@ -30,8 +30,9 @@ class ReceiptCase:
     reported: Verdict  # what Bob's client reported
     receipt: Verdict  # the verdict on the receipt's own path
     limited_by: str | None
-    forward_h2: str = "pin"  # how a.example checks b.example (Alice's message)
-    back_h2: str = "pin"  # how b.example checks a.example (the receipt)
+    forward_h2: str = "pin"  # how a.example checks b.example (Alice's message; and a.example's fetch of b.example's keys)
+    back_h2: str = "pin"  # how b.example checks a.example (the receipt; and b.example's fetch of a.example's keys)
+    back_in: str | None = None  # how a.example authenticates b.example when the receipt comes (default: back_h2)
     edit: Callable[[DeliveryReport], DeliveryReport] | None = None
     #: an on-path change of the receipt on its way back (between b.example's signing and the wire)
     on_path: Callable[[bytes], bytes] | None = None
@@ -55,7 +56,7 @@ class ReceiptOutcome:
 
 def _forged_origin(report: DeliveryReport) -> DeliveryReport:
     # a report about another copy of the message: the first attestation Bob saw is not Alice's
-    return replace(report, origin="A" * 85 + "Q==")
+    return replace(report, origin="A" * 85 + "Q")
 
 
 def _raise_verdict(data: bytes) -> bytes:
@@ -67,10 +68,11 @@ def _raise_verdict(data: bytes) -> bytes:
 RECEIPT_CASES: tuple[ReceiptCase, ...] = (
     ReceiptCase("delivered-all-pinned", "every hop pinned both ways: the report is trusted",
                 Verdict.TRUSTED, Verdict.TRUSTED, Verdict.TRUSTED, None),
-    ReceiptCase("delivered-h2-ca-only", "the message's H2 checked by a CA only: the report says weak, naming H2",
-                Verdict.WEAK, Verdict.WEAK, Verdict.TRUSTED, None, forward_h2="pkix"),
-    ReceiptCase("receipt-h2-ca-only", "the receipt came back over an s2s link checked by a CA only: at best weak",
-                Verdict.WEAK, Verdict.TRUSTED, Verdict.WEAK, "receipt", back_h2="pkix"),
+    ReceiptCase("delivered-h2-ca-only", "the message's H2 checked by a CA only: the report says weak, naming H2 "
+                "(and a.example learned b.example's keys over that link, so the receipt's path is weak too)",
+                Verdict.WEAK, Verdict.WEAK, Verdict.WEAK, None, forward_h2="pkix"),
+    ReceiptCase("receipt-h2-ca-only", "the receipt came back over an s2s stream that a.example checked by a CA only: "
+                "at best weak", Verdict.WEAK, Verdict.TRUSTED, Verdict.WEAK, "receipt", back_in="pkix"),
     ReceiptCase("report-for-another-copy", "the report names another first attestation than Alice's",
                 Verdict.UNTRUSTED, Verdict.TRUSTED, Verdict.TRUSTED, "origin", edit=_forged_origin),
     ReceiptCase("report-raised-in-transit", "the report was changed from weak to trusted after b.example signed",
@@ -87,7 +89,8 @@ def run_receipt(case: ReceiptCase, *, seed: bytes | None = None, start: datetime
         ss.outbound["b.example"] = Outbound(case.forward_h2, pins_rs if case.forward_h2 == "pin" else frozenset())
         rs.inbound["a.example"] = Inbound(case.forward_h2, pins_ss if case.forward_h2 == "pin" else frozenset())
         rs.outbound["a.example"] = Outbound(case.back_h2, pins_ss if case.back_h2 == "pin" else frozenset())
-        ss.inbound["b.example"] = Inbound(case.back_h2, pins_rs if case.back_h2 == "pin" else frozenset())
+        back_in = case.back_in or case.back_h2
+        ss.inbound["b.example"] = Inbound(back_in, pins_rs if back_in == "pin" else frozenset())
         alice, bob = ClientNode(fed, ALICE, ss), ClientNode(fed, BOB, rs)
         alice.connect()
         bob.connect()

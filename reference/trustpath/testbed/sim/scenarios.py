@@ -12,27 +12,43 @@ from typing import Any
 
 from lxml import etree
 
-from ...core.codec import parse_stanza, serialize
-from ...core.model import NS
+from ...core.codec import find_path_element, parse_stanza, path_records, serialize
 from ...core.timefmt import format_time
 from ..scenarios import ALICE, BOB, SCENARIOS, Bed, Outcome, Scenario, check_outcome, error_detail, scenarios_on
-from .federation import ClientNode, Federation, Inbound, Inbox, Interceptor, Outbound, ServerNode
+from .federation import C2SInterceptor, ClientNode, Federation, Inbound, Inbox, Interceptor, Outbound, ServerNode
 
 #: the fixed keys and clock of the published test vectors (``trustpath demo --fixed``)
-VECTOR_SEED = b"trust-path test vectors v0"
+VECTOR_SEED = b"trust-path test vectors v1"
 VECTOR_START = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 
 Run = Callable[[Federation], tuple[ClientNode, Inbox | None]]
 
 
-def _world(fed: Federation, *, h2: str = "pin", h2_in: str = "pin", rc_verify: str = "pin",
-           ss_takes_part: bool = True, ss_cert: bool = True, ss_offset: float = 0,
-           bob_online: bool = True) -> tuple[ServerNode, ServerNode, ClientNode, ClientNode]:
+def _world(fed: Federation, *, h2: str = "pin", h2_in: str = "pin", h2_back: str | None = None,
+           rc_verify: str = "pin", sc_verify: str = "pin", ss_takes_part: bool = True, ss_cert: bool = True,
+           ss_offset: float = 0, bob_online: bool = True, h1_attack: str | None = None,
+           key_fetch_attack: bool = False) -> tuple[ServerNode, ServerNode, ClientNode, ClientNode]:
+    """a.example and b.example, alice and bob.  ``h2`` is how a.example checks b.example, ``h2_in`` how
+    b.example authenticates a.example on that stream, ``h2_back`` how b.example checks a.example on its
+    own outgoing link (where it asks for a.example's keys): like ``h2`` unless given.
+    ``h1_attack`` puts a man in the middle on alice's hop: ``careful`` (alice checks a CA only, he
+    re-signs her record) or ``first-use`` (alice pinned his key on first use, he relays).
+    ``key_fetch_attack`` puts one on b.example's own link to a.example (checked by a CA only)."""
+    if h1_attack is not None:
+        fed.c2s_interceptors[ALICE] = C2SInterceptor(fed, "a.example", ALICE, forge=h1_attack == "careful")
+        sc_verify = "pkix" if h1_attack == "careful" else "tofu"
+    if key_fetch_attack:
+        fed.interceptors[("b.example", "a.example")] = Interceptor(fed, "b.example", "a.example")
+        h2_back = "pkix"
     ss = fed.server("a.example", takes_part=ss_takes_part, clock_offset=ss_offset, client_certificate=ss_cert)
     rs = fed.server("b.example")
+    back = h2_back or ("pin" if h2 == "pin" else "pkix")
     ss.outbound["b.example"] = Outbound(h2, frozenset({rs.credential.spki}) if h2 == "pin" else frozenset())
     rs.inbound["a.example"] = Inbound(h2_in, frozenset({ss.credential.spki}) if h2_in == "pin" else frozenset())
-    alice = ClientNode(fed, ALICE, ss)
+    rs.outbound["a.example"] = Outbound(back, frozenset({ss.credential.spki}) if back == "pin" else frozenset())
+    alice = ClientNode(fed, ALICE, ss, verify=sc_verify)
+    if h1_attack == "first-use":
+        alice.pins = frozenset({fed.c2s_interceptors[ALICE].credential.spki})  # taken when he was there
     bob = ClientNode(fed, BOB, rs, verify=rc_verify)
     alice.connect()
     if bob_online:
@@ -62,13 +78,17 @@ def _sends(body: str, *, on_path: Callable[[bytes], bytes] | None = None, interc
     return run
 
 
-def _strip(data: bytes) -> bytes:
+def _records(data: bytes, edit: Callable[[list[str]], list[str]]) -> bytes:
+    """``data`` with the records of its path changed by ``edit`` (an attacker on the wire)."""
     root = parse_stanza(data)
-    for path in root.findall(f"{{{NS}}}path"):
-        for att in list(path):
-            if att.get("signer") == "a.example":
-                path.remove(att)
+    path = find_path_element(root)
+    if path is not None:
+        path.text = " ".join(edit(path_records(path)))
     return serialize(root)
+
+
+def _strip(data: bytes) -> bytes:
+    return _records(data, lambda records: [r for r in records if not r.startswith("s=a.example;")])
 
 
 def _tamper(data: bytes) -> bytes:
@@ -77,18 +97,16 @@ def _tamper(data: bytes) -> bytes:
 
 def s09(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     ss, _, alice, bob = _world(fed)
-    captured: list[etree._Element] = []
+    captured: list[str] = []
+
+    def swap(records: list[str]) -> list[str]:
+        if not captured:  # the first message: remember a.example's record
+            captured.extend(r for r in records if r.startswith("s=a.example;"))
+            return records
+        return [captured[0] if r.startswith("s=a.example;") else r for r in records]
 
     def replay(data: bytes) -> bytes:
-        root = parse_stanza(data)
-        path = root.find(f"{{{NS}}}path")
-        if not captured:  # the first message: remember its attestation from a.example
-            captured.append(next(a for a in path if a.get("signer") == "a.example"))
-            return data
-        for att in list(path):
-            if att.get("signer") == "a.example":
-                path.replace(att, captured[0])
-        return serialize(root)
+        return _records(data, swap)
 
     ss.outbound_filter = replay
     alice.send("bob@b.example", "An earlier message.")
@@ -107,6 +125,25 @@ def s10(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     assert bob.session is not None
     for data in rs.archive_query(bob.session):
         bob.receive(data)
+    return bob, _last(bob)
+
+
+OMEMO = "eu.siacs.conversations.axolotl"
+
+
+def _omemo(root: etree._Element) -> None:
+    """An OMEMO-shaped payload (XEP-0384): a header with a key per device and an encrypted payload."""
+    encrypted = etree.SubElement(root, f"{{{OMEMO}}}encrypted", nsmap={None: OMEMO})
+    header = etree.SubElement(encrypted, f"{{{OMEMO}}}header", sid="27183")
+    etree.SubElement(header, f"{{{OMEMO}}}key", rid="31415").text = "MwohLsQ+Wz0QhK9hKcoHGhIIARIbCiEF"
+    etree.SubElement(header, f"{{{OMEMO}}}iv").text = "dGhpcyBpcyBub3Q="
+    etree.SubElement(encrypted, f"{{{OMEMO}}}payload").text = "ZW5jcnlwdGVkIHRleHQ="
+
+
+def s21(fed: Federation) -> tuple[ClientNode, Inbox | None]:
+    _, _, alice, bob = _world(fed)
+    alice.send("bob@b.example", "I sent you an OMEMO encrypted message but your client doesn't seem to support "
+               "that.", payload=_omemo)
     return bob, _last(bob)
 
 
@@ -144,6 +181,10 @@ RUNS: dict[int, Run] = {
     15: _sends("Only over verified hops, please.", require="trusted", refused=True, h2="none", h2_in="dialback",
               ss_cert=False),
     16: _sends("a.example checks b.example against a CA only.", intercept=True, h2="pkix", h2_in="pkix"),
+    18: _sends("Written by a man in the middle, signed as if I had pinned a.example.", h1_attack="careful"),
+    19: _sends("Relayed by the man in the middle whose key I pinned on first use.", h1_attack="first-use"),
+    20: _sends("b.example asked for a.example's keys over a link a man in the middle holds.", key_fetch_attack=True),
+    21: s21,
 }
 
 

@@ -14,41 +14,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from lxml import etree
-from scramp import ScramClient, ScramMechanism
+from scramp import ScramMechanism
 
 from ...core.attest import attest
-from ...core.codec import (
-    NS_CARBONS,
-    NS_DELAY,
-    NS_FORWARD,
-    NS_MAM,
-    add_attestation,
-    decode_path,
-    message_fields,
-    parse_stanza,
-    serialize,
-)
+from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_attestation, find_path_element, \
+    message_fields, parse_stanza, path_records, serialize
 from ...core.keys import KeySet, PublishedKey, spki_sha256
-from ...core.model import (
-    MAX_ATTESTATIONS,
-    NS,
-    Attestation,
-    MessageFields,
-    Reason,
-    Result,
-    Side,
-    View,
-)
+from ...core.model import MAX_ATTESTATIONS, NS, Chain, KeySource, MessageFields, Reason, Result, View
 from ...core.preflight import preflight_answer, preflight_element
-from ...core.server import (
-    UnverifiedHop,
-    filter_client_path,
-    receive_chain,
-    received_requirement_problem,
-    unmet_requirement,
-)
+from ...core.server import UnverifiedHop, filter_client_path, receive_chain, received_requirement_problem, \
+    unmet_requirement
 from ...core.timefmt import format_time
-from .stanzas import NS_CLIENT, NS_SERVER, NS_STANZAS, SCRAM, bare, domain_of, renamespace
+from .stanzas import NS_CLIENT, NS_SERVER, NS_STANZAS, SCRAM, SCRAM_PLUS, bare, domain_of, renamespace
 from .tls import Credential, HandshakeFailed, TlsLink, client_context, server_context
 
 if TYPE_CHECKING:
@@ -88,9 +65,20 @@ class Session:
     jid: str
     link: TlsLink
     client: ClientNode
-    view: View  # the server's view of this hop (server side)
+    view: View  # the server's view of this hop (server side): method = how SASL was bound
     client_key: str | None = None
     carbons: bool = True
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What a server found when a message reached it: the fields of its record before its out-view."""
+
+    in_view: View
+    chain: Chain
+    chain_reason: Reason | None = None
+    vouch: KeySource | None = None
+    removed: int | None = None
 
 
 @dataclass
@@ -124,9 +112,8 @@ class ServerNode:
         self.remember_for = timedelta(days=7)
         self.sessions: dict[str, Session] = {}
         self.links: dict[str, S2SLink] = {}
-        self.offline: dict[str, list[tuple[bytes, datetime, View, str | None]]] = {}
+        self.offline: dict[str, list[tuple[bytes, datetime, Arrival | None]]] = {}
         self.archive: dict[str, list[tuple[bytes, datetime]]] = {}
-        self.replay_cache: set[str] = set()
         self.users: dict[str, tuple[bytes, bytes, bytes, int]] = {}
         self.dialback_secret = fed.keys.signing_key(f"dialback/{domain}").seed()
         #: an on-path attacker between this server's signing and the wire (strip, tamper, replay)
@@ -153,18 +140,23 @@ class ServerNode:
         mech = ScramMechanism(SCRAM)
         self.users[node] = mech.make_auth_info(password, iteration_count=4096)
 
-    def accept_c2s(self, client: ClientNode, link: TlsLink) -> Session:
-        """SASL SCRAM-SHA-256 through the TLS link, then resource binding."""
-        mech = ScramMechanism(SCRAM)
-        server = mech.make_server(lambda username: self.users[username])
-        scram = ScramClient([SCRAM], client.jid.split("@")[0], client.password)
+    def accept_c2s(self, client: ClientNode, link: TlsLink, *, offer_plus: bool = True) -> Session:
+        """SASL through the TLS link, then resource binding.  The client uses SCRAM-SHA-256-PLUS
+        with tls-server-end-point channel binding when the server offers it and the client wants
+        it; a man in the middle on the TLS link then fails SASL (the two ends bind different
+        certificates), so this server's view of the hop says whether it checked that binding."""
+        plus = offer_plus and client.channel_binding
+        name = SCRAM_PLUS if plus else SCRAM
+        facts = link.facts(side="server")
+        server = ScramMechanism(name).make_server(
+            lambda username: self.users[username],
+            channel_binding=("tls-server-end-point", facts.end_point) if plus else None)
+        scram = client.scram(name, link)
         server.set_client_first(link.client_to_server(scram.get_client_first().encode()).decode())
         scram.set_server_first(link.server_to_client(server.get_server_first().encode()).decode())
         server.set_client_final(link.client_to_server(scram.get_client_final().encode()).decode())
         scram.set_server_final(link.server_to_client(server.get_server_final().encode()).decode())
-        facts = link.facts(side="server")
-        view = View(peer=client.jid, side=Side.SERVER, tls=facts.version, cipher=facts.cipher,
-                    spki=facts.server_spki, method=SCRAM, result=Result.PASS)
+        view = View("tls-server-end-point" if plus else "sasl", Result.PASS, facts.version, facts.spki)
         session = Session(client.jid, link, client, view)
         self.sessions[client.jid] = session
         return session
@@ -181,19 +173,30 @@ class ServerNode:
         root.set("from", session.jid)
         fields = message_fields(root)
         if not self.takes_part:
-            self._route_remote(session, root, fields, None, None, None)
+            self._route_remote(session, root, fields, None)
             return
-        decision = filter_client_path(root, fields, session.jid, domain=self.domain, client_key=session.client_key,
-                                      now=self.now(), max_skew=self.fed.max_skew)
-        in_view = decision.in_view(session.view)
-        prev_key = session.client_key if decision.kept is not None else None
+        decision = filter_client_path(root, session.client_key)
+        arrival = Arrival(session.view, decision.chain, decision.chain_reason, decision.vouch, decision.removed or None)
         if decision.removed:
-            self.log.append(f"{self.domain}: removed {decision.removed} forged attestation(s) from {session.jid}")
+            self.log.append(f"{self.domain}: removed {decision.removed} forged record(s) from {session.jid}")
         if domain_of(fields.to) != self.domain:
-            self._route_remote(session, copy.deepcopy(root), fields, decision.kept, prev_key, in_view)
+            self._route_remote(session, copy.deepcopy(root), fields, arrival,
+                               decision.kept.out_view if decision.kept is not None else None)
         for other in self.sessions.values():
             if bare(other.jid) == bare(session.jid) and other.jid != session.jid and other.carbons:
-                self._carbon(other, root, fields, decision.kept, prev_key, in_view)
+                self._carbon(other, root, fields, arrival)
+
+    def _sign(self, root: etree._Element, fields: MessageFields, arrival: Arrival, out_view: View, *,
+              out_peer: str | None = None, stored: datetime | None = None) -> None:
+        """Add this server's record to ``root``'s path (at the limit, the path goes on unchanged)."""
+        element = find_path_element(root)
+        previous = path_records(element) if element is not None else []
+        if len(previous) >= MAX_ATTESTATIONS:
+            return
+        add_attestation(root, attest(fields, self.signing, previous=" ".join(previous), signer=self.domain,
+                                     time=self.now(), in_view=arrival.in_view, chain=arrival.chain,
+                                     chain_reason=arrival.chain_reason, vouch=arrival.vouch,
+                                     removed=arrival.removed, out_view=out_view, out_peer=out_peer, stored=stored))
 
     def _error(self, fields: MessageFields, condition: str, text: str, hop: UnverifiedHop | None) -> etree._Element:
         """The error a refused message turns into, addressed to its sender."""
@@ -220,7 +223,7 @@ class ServerNode:
         raise Refused(session.link.server_to_client(serialize(self._error(fields, condition, text, hop))))
 
     def _route_remote(self, session: Session, root: etree._Element, fields: MessageFields,
-                      previous: Attestation | None, prev_key: str | None, in_view: View | None) -> None:
+                      arrival: Arrival | None, client_view: View | None = None) -> None:
         remote = domain_of(fields.to)
         try:
             link = self.link_to(remote)
@@ -234,16 +237,13 @@ class ServerNode:
                          f"{remote} does not take part in trust-path, so its hops cannot be verified",
                          UnverifiedHop(remote, link.out_view.method, Reason.NOT_PARTICIPATING, fields.require))
         if self.takes_part and fields.require:
-            hop = unmet_requirement(fields.require, (link.out_view, previous.out_view if previous else None))
+            hop = unmet_requirement(fields.require, ((remote, link.out_view), (self.domain, client_view)))
             if hop is not None:
                 self._refuse(session, fields, "policy-violation",
                              f"the hop to {hop.peer} is verified by '{hop.method}' only, "
                              f"and the sender required '{fields.require}'", hop)
-        if self.takes_part and not _path_full(root):
-            assert in_view is not None
-            att = attest(fields, self.signing, signer=self.domain, time=self.now(), previous=previous,
-                         prev_key=prev_key, in_view=in_view, out_view=link.out_view)
-            add_attestation(root, att)
+        if self.takes_part and arrival is not None:
+            self._sign(root, fields, arrival, link.out_view)
         data = serialize(renamespace(root, NS_CLIENT, NS_SERVER))
         if self.outbound_filter is not None:
             data = self.outbound_filter(data)
@@ -266,9 +266,8 @@ class ServerNode:
         facts = tls.facts(side="client")
         if policy.method == "pin" and facts.server_spki not in policy.pins:
             raise HandshakeFailed("pin-mismatch", f"{remote} presented a key that matches none of its pins", facts)
-        out_view = View(peer=remote, side=Side.CLIENT, tls=facts.version, cipher=facts.cipher,
-                        spki=facts.server_spki, method=policy.method,
-                        result=Result.PASS if policy.method != "none" else Result.NONE)
+        out_view = View(policy.method, Result.PASS if policy.method != "none" else Result.NONE, facts.version,
+                        facts.spki)
         in_view = receiver.accept_s2s(self.domain, tls)
         link = S2SLink(self.domain, remote, tls, out_view, in_view, receiver)
         self.links[remote] = link
@@ -288,9 +287,7 @@ class ServerNode:
             view = self.link_to(domain).out_view if domain in self.fed.servers else None
         except HandshakeFailed as exc:
             facts = exc.facts
-            view = None if facts is None else View(peer=domain, side=Side.CLIENT, tls=facts.version,
-                                                   cipher=facts.cipher, spki=facts.server_spki,
-                                                   method=policy.method, result=Result.FAIL, reason=exc.reason)
+            view = None if facts is None else View(policy.method, Result.FAIL, facts.version, facts.spki, exc.reason)
         takes_part = self.fed.servers[domain].disco()[0] if domain in self.fed.servers else None
         answer.append(preflight_element(preflight_answer(domain or "", takes_part, view)))
         return session.link.server_to_client(serialize(answer))
@@ -314,10 +311,8 @@ class ServerNode:
         if method == "dialback" and not self.fed.servers[origin].dialback_verify(
                 origin, self.domain, stream_id := uuid.uuid4().hex,
                 self.fed.servers[origin].dialback_key(origin, self.domain, stream_id)):
-            return View(peer=origin, side=Side.SERVER, tls=facts.version, cipher=facts.cipher,
-                        spki=facts.server_spki, method="dialback", result=Result.FAIL, reason="validation-failure")
-        return View(peer=origin, side=Side.SERVER, tls=facts.version, cipher=facts.cipher, spki=facts.server_spki,
-                    method=method, result=Result.PASS)
+            return View("dialback", Result.FAIL, facts.version, facts.spki, "validation-failure")
+        return View(method, Result.PASS, facts.version, facts.spki)
 
     def dialback_key(self, sender: str, receiver: str, stream_id: str) -> str:
         """XEP-0185: HMAC-SHA256 keyed with the hex SHA-256 of a secret."""
@@ -335,67 +330,67 @@ class ServerNode:
         until = self.remembered.get(origin)
         return feature or (until is not None and self.now() <= until)
 
+    def fetch_keys(self, origin: str) -> tuple[KeySet | None, KeySource]:
+        """``origin``'s published keys, asked for over this server's own outgoing link to it, and
+        the key source that link makes them: as strong as this server's check of that link."""
+        link = self.link_to(origin)
+        answer = self.fed.key_answer(self.domain, origin)
+        method = link.out_view.method if link.out_view.result is Result.PASS else "none"
+        return answer, KeySource({"pin": "s2s-pin", "dane-ee": "s2s-dane", "dane-ta": "s2s-dane",
+                                  "pkix": "s2s-pkix"}.get(method, "s2s-none"))
+
     def from_server(self, link: S2SLink, data: bytes) -> None:
-        """A message from a remote server: check its chain, then deliver with our attestation."""
+        """A message from a remote server: decide what arrived, then deliver with our record."""
         root = parse_stanza(data)
         if not self.takes_part:
-            self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), None, None, None)
+            self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), None)
             return
         fields = message_fields(root)
         origin = link.origin
         takes_part = self.upstream_takes_part(origin)
-        decision = receive_chain(root, fields, origin=origin, domain=self.domain, takes_part=takes_part,
-                                 keys=self.fed.servers[origin].disco()[1], in_view=link.in_view, now=self.now(),
-                                 max_skew=self.fed.max_skew, seen=self.replay_cache)
+        keys, source = self.fetch_keys(origin) if takes_part else (None, KeySource.NONE)
+        decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source)
+        if decision.refetch:  # a key not in the cached set: ask once more (XEP: Keys)
+            keys, source = self.fetch_keys(origin)
+            decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source)
         if decision.error is not None:
             self.log.append(f"{self.domain}: removed an invalid path from {origin}: {decision.error}")
-        self.replay_cache.update(decision.accepted)
-        view = decision.in_view(link.in_view)
         if fields.require:
-            hop = received_requirement_problem(fields.require, view, decision)
+            hop = received_requirement_problem(fields.require, origin, link.in_view, decision)
             if hop is not None:
                 raise Refused(serialize(self._error(fields, "policy-violation", f"the hop from {origin} does not "
                                                     f"meet '{fields.require}' ({hop.reason})", hop)))
-        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), decision.previous, decision.prev_key, view)
+        arrival = Arrival(link.in_view, decision.chain, decision.chain_reason, decision.vouch)
+        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), arrival)
 
-    def _deliver_all(self, root: etree._Element, previous: Attestation | None, prev_key: str | None,
-                     in_view: View | None) -> None:
+    def _deliver_all(self, root: etree._Element, arrival: Arrival | None) -> None:
         to = root.get("to")
         targets = [s for s in self.sessions.values() if bare(s.jid) == bare(to)]
         if "/" in to:
             targets = [s for s in targets if s.jid == to] or targets
         if not targets:
-            self.offline.setdefault(bare(to), []).append((serialize(root), self.now(), in_view, prev_key))
+            self.offline.setdefault(bare(to), []).append((serialize(root), self.now(), arrival))
             return
         for session in targets:
-            self._deliver(session, copy.deepcopy(root), previous, prev_key, in_view)
+            self._deliver(session, copy.deepcopy(root), arrival)
 
-    def _deliver(self, session: Session, root: etree._Element, previous: Attestation | None,
-                 prev_key: str | None, in_view: View | None, stored: datetime | None = None) -> None:
-        if self.takes_part and in_view is not None and not _path_full(root):
-            fields = message_fields(root)
-            att = attest(fields, self.signing, signer=self.domain, time=self.now(), previous=previous,
-                         prev_key=prev_key, in_view=in_view, out_view=session.view, stored=stored)
-            add_attestation(root, att)
+    def _deliver(self, session: Session, root: etree._Element, arrival: Arrival | None,
+                 stored: datetime | None = None) -> None:
+        if self.takes_part and arrival is not None:
+            self._sign(root, message_fields(root), arrival, session.view, out_peer=session.jid, stored=stored)
         data = serialize(root)
         self.archive.setdefault(bare(session.jid), []).append((data, self.now()))
         session.client.receive(session.link.server_to_client(data))
 
     def deliver_offline(self, session: Session) -> None:
         """Deliver what was stored while the client was offline, signed now, with 'stored'."""
-        for data, arrived, in_view, prev_key in self.offline.pop(bare(session.jid), []):
-            root = parse_stanza(data)
-            path = decode_path(root)
-            previous = path.attestations[-1] if path else None
-            self._deliver(session, root, previous, prev_key, in_view, stored=arrived)
+        for data, arrived, arrival in self.offline.pop(bare(session.jid), []):
+            self._deliver(session, parse_stanza(data), arrival, stored=arrived)
 
-    def _carbon(self, other: Session, root: etree._Element, fields: MessageFields, previous: Attestation | None,
-                prev_key: str | None, in_view: View | None) -> None:
+    def _carbon(self, other: Session, root: etree._Element, fields: MessageFields, arrival: Arrival) -> None:
         inner = copy.deepcopy(root)
-        if self.takes_part and in_view is not None:
-            att = attest(fields, self.signing, signer=self.domain, time=self.now(), previous=previous,
-                         prev_key=prev_key, in_view=in_view, out_view=other.view)
-            add_attestation(inner, att)
+        if self.takes_part:
+            self._sign(inner, fields, arrival, other.view, out_peer=other.jid)
         outer = etree.Element(f"{{{NS_CLIENT}}}message", nsmap={None: NS_CLIENT})
         outer.set("from", bare(other.jid))
         outer.set("to", other.jid)
@@ -422,12 +417,6 @@ class ServerNode:
             forwarded.append(message)
             out.append(session.link.server_to_client(serialize(outer)))
         return out
-
-
-def _path_full(root: etree._Element) -> bool:
-    """At the limit, a server forwards the path unchanged rather than break it."""
-    path = root.find(f"{{{NS}}}path")
-    return path is not None and len(path) >= MAX_ATTESTATIONS
 
 
 def _names(der: bytes, domain: str) -> bool:

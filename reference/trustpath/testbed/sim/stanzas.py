@@ -11,6 +11,7 @@ NS_CLIENT = "jabber:client"
 NS_SERVER = "jabber:server"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 SCRAM = "SCRAM-SHA-256"
+SCRAM_PLUS = "SCRAM-SHA-256-PLUS"
 
 
 def bare(jid: str) -> str:

@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ...core.keys import SigningKey, spki_sha256
-from ...core.model import CIPHER_CODES
+from ...core.keys import short_spki, SigningKey, spki_sha256
 
 _VALID_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 _VALID_UNTIL = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
@@ -161,9 +160,19 @@ class TlsFacts:
     """What one end of a handshake knows about it."""
 
     version: str  # '1.3'
-    cipher: str  # IANA value, 4 hex digits
-    server_spki: str  # SHA-256 of the SPKI the TLS server presented (seen, or sent)
+    server_spki: str  # SHA-256 of the SPKI the TLS server presented (seen, or sent): a pin
     peer_der: bytes | None  # the peer's certificate, if it sent one
+    server_der: bytes  # the certificate the TLS server presented (seen, or sent)
+
+    @property
+    def spki(self) -> str:
+        """The server's key as a view states it (XEP: Views)."""
+        return short_spki(self.server_spki)
+
+    @property
+    def end_point(self) -> bytes:
+        """tls-server-end-point channel binding data (RFC 5929): the SHA-256 of that certificate."""
+        return hashlib.sha256(self.server_der).digest()
 
 
 class TlsLink:
@@ -221,15 +230,11 @@ class TlsLink:
     def facts(self, *, side: str) -> TlsFacts:
         end = self.client if side == "client" else self.server
         version = (end.version() or "none").removeprefix("TLSv")
-        name = end.cipher()[0] if end.cipher() else ""
         if side == "client":
-            seen = self.client.getpeercert(binary_form=True)
-            server_spki = spki_sha256(seen) if seen else ""
-            peer = seen
-        else:
-            server_spki = self._server_credential.spki
-            peer = self.server.getpeercert(binary_form=True)
-        return TlsFacts(version, CIPHER_CODES.get(name, "0000"), server_spki, peer)
+            seen = self.client.getpeercert(binary_form=True) or b""
+            return TlsFacts(version, spki_sha256(seen) if seen else "", seen, seen)
+        return TlsFacts(version, self._server_credential.spki, self.server.getpeercert(binary_form=True),
+                        self._server_credential.der)
 
     # Application data, encrypted by one end and decrypted by the other.
     def client_to_server(self, data: bytes) -> bytes:
