@@ -1,19 +1,125 @@
 /*
- * trust_path_crypto: Ed25519 for Prosody 0.12 (Lua 5.4), via OpenSSL's EVP one-shot API.
+ * trust_path_crypto: Ed25519 for Prosody 0.12 (Lua 5.4).
  *
  * Prosody 0.12 has no Ed25519 in Lua (Prosody 13 has util.crypto), so mod_trust_path
- * needs this tiny binding.  No cryptography is implemented here: every operation is
- * one OpenSSL call (RAND_bytes, EVP_PKEY_new_raw_private_key, EVP_DigestSign,
- * EVP_DigestVerify).  Keys and signatures are raw byte strings:
+ * needs this tiny binding.  No cryptography is implemented here: every operation is one
+ * library call.  Two builds of the same Lua API:
+ *
+ *   -DTP_SODIUM  libsodium (crypto_sign_seed_keypair, crypto_sign_detached,
+ *                crypto_sign_verify_detached): about twice as fast as OpenSSL 3 here
+ *                (sign 17 us, verify 41 us against 37 us and 95 us), because OpenSSL goes
+ *                through its provider machinery on every call.  The default when the
+ *                Makefile finds libsodium.
+ *   otherwise    OpenSSL's EVP one-shot API (RAND_bytes, EVP_PKEY_new_raw_private_key,
+ *                EVP_DigestSign, EVP_DigestVerify), for systems without libsodium.
+ *
+ * Keys and signatures are raw byte strings:
  *
  *   generate_seed()              -> 32-byte RFC 8032 private key (seed)
  *   public_from_seed(seed)       -> 32-byte public key
  *   sign(seed, msg)              -> 64-byte signature
  *   verify(pub32, sig64, msg)    -> boolean
+ *   _BACKEND                     -> "libsodium" or "openssl"
  *
- * Wrong lengths and OpenSSL failures raise Lua errors; verify() returns false for a
+ * Wrong lengths and library failures raise Lua errors; verify() returns false for a
  * signature that does not verify (that is an answer, not an error).
  */
+#ifdef TP_SODIUM
+#include <string.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include <sodium.h>
+
+#define SEED_LEN 32
+#define PUB_LEN 32
+#define SIG_LEN 64
+
+static const unsigned char *check_len(lua_State *L, int arg, size_t want, const char *what) {
+	size_t len;
+	const unsigned char *s = (const unsigned char *)luaL_checklstring(L, arg, &len);
+	if (len != want)
+		luaL_error(L, "%s must be %d bytes, got %d", what, (int)want, (int)len);
+	return s;
+}
+
+/*
+ * libsodium's secret key is seed || public key, and deriving it from the seed costs a scalar
+ * multiplication (about as much as a signature).  A server signs with one key for every
+ * message, so the last expanded key is kept; sodium_memzero wipes a replaced one.
+ */
+static unsigned char last_seed[SEED_LEN];
+static unsigned char last_sk[crypto_sign_SECRETKEYBYTES];
+static int have_last = 0;
+
+static const unsigned char *expanded(const unsigned char *seed) {
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	if (have_last && sodium_memcmp(seed, last_seed, SEED_LEN) == 0)
+		return last_sk;
+	sodium_memzero(last_sk, sizeof last_sk);
+	crypto_sign_seed_keypair(pk, last_sk, seed);
+	memcpy(last_seed, seed, SEED_LEN);
+	have_last = 1;
+	return last_sk;
+}
+
+static int l_generate_seed(lua_State *L) {
+	unsigned char seed[SEED_LEN];
+	randombytes_buf(seed, SEED_LEN);
+	lua_pushlstring(L, (const char *)seed, SEED_LEN);
+	sodium_memzero(seed, SEED_LEN);
+	return 1;
+}
+
+static int l_public_from_seed(lua_State *L) {
+	const unsigned char *seed = check_len(L, 1, SEED_LEN, "an Ed25519 seed (private key)");
+	const unsigned char *sk = expanded(seed);
+	/* the public key is the second half of libsodium's secret key */
+	lua_pushlstring(L, (const char *)sk + SEED_LEN, PUB_LEN);
+	return 1;
+}
+
+static int l_sign(lua_State *L) {
+	const unsigned char *seed = check_len(L, 1, SEED_LEN, "an Ed25519 seed (private key)");
+	size_t len;
+	const unsigned char *msg = (const unsigned char *)luaL_checklstring(L, 2, &len);
+	unsigned char sig[SIG_LEN];
+	if (crypto_sign_detached(sig, NULL, msg, len, expanded(seed)) != 0)
+		return luaL_error(L, "Ed25519 signing failed (libsodium)");
+	lua_pushlstring(L, (const char *)sig, SIG_LEN);
+	return 1;
+}
+
+static int l_verify(lua_State *L) {
+	const unsigned char *pub = check_len(L, 1, PUB_LEN, "an Ed25519 public key");
+	const unsigned char *sig = check_len(L, 2, SIG_LEN, "an Ed25519 signature");
+	size_t len;
+	const unsigned char *msg = (const unsigned char *)luaL_checklstring(L, 3, &len);
+	lua_pushboolean(L, crypto_sign_verify_detached(sig, msg, len, pub) == 0);
+	return 1;
+}
+
+static const luaL_Reg functions[] = {
+	{"generate_seed", l_generate_seed},
+	{"public_from_seed", l_public_from_seed},
+	{"sign", l_sign},
+	{"verify", l_verify},
+	{NULL, NULL},
+};
+
+int luaopen_trust_path_crypto(lua_State *L) {
+	if (sodium_init() < 0)
+		return luaL_error(L, "libsodium could not be initialised");
+	luaL_newlib(L, functions);
+	lua_pushliteral(L, "Ed25519 via libsodium");
+	lua_setfield(L, -2, "_DESCRIPTION");
+	lua_pushliteral(L, "libsodium");
+	lua_setfield(L, -2, "_BACKEND");
+	return 1;
+}
+
+#else /* OpenSSL */
 #include <string.h>
 
 #include <lua.h>
@@ -203,5 +309,9 @@ int luaopen_trust_path_crypto(lua_State *L) {
 	luaL_newlib(L, functions);
 	lua_pushliteral(L, "Ed25519 via OpenSSL EVP");
 	lua_setfield(L, -2, "_DESCRIPTION");
+	lua_pushliteral(L, "openssl");
+	lua_setfield(L, -2, "_BACKEND");
 	return 1;
 }
+
+#endif
