@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # What the live federation tests need from Debian/Ubuntu: Prosody 0.12, a C toolchain with the
 # Lua 5.4 and OpenSSL headers (for the module's Ed25519 binding), and faketime (the clock-skew
 # scenario), tmux and the Python headers (poezio, in the client tests).
-LIVE_PACKAGES := prosody lua5.4 liblua5.4-dev libssl-dev gcc make faketime tmux python3-dev
+LIVE_PACKAGES := prosody lua5.4 liblua5.4-dev libsodium-dev libssl-dev gcc make faketime tmux python3-dev
 
 setup: $(STAMP)
 
