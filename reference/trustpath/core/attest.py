@@ -25,12 +25,13 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
            signer: str | None = None, time: datetime | int | None = None, in_view: View | None = None,
            in_peer: str | None = None, out_peer: str | None = None, chain: Chain | None = None,
            chain_reason: str | None = None, vouch: KeySource | None = None, removed: int | None = None,
-           stored: datetime | int | None = None) -> Attestation:
+           stored: datetime | int | None = None, alg: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Attestation:
     """Sign one record for ``message``.
 
     ``previous`` is the text of the records already in the path, joined by one space ("" for the
     first).  ``signer`` is None for the sending client (its JID is the message's 'from'); a server
     gives its domain, ``time``, its ``in_view`` and what it found (``chain``, ``vouch``, ``removed``).
+    ``extra`` are fields a later version defines, written before the signature and signed.
     """
     if not message.id:
         raise UsageError("a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)")
@@ -46,6 +47,10 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
         fields.append(("s", signer))
     if time is not None:
         fields.append(("t", str(epoch(time))))
+    if alg is not None:
+        if alg not in constants.TABLE["algorithms"]:
+            raise UsageError(f"algorithm {alg!r} is not one this version signs with: {constants.TABLE['algorithms']}")
+        fields.append(("a", alg))
     fields.append(("k", key.public))
     if in_view is not None:
         fields.append(("i", in_view.text()))
@@ -64,10 +69,15 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
         fields.append(("st", str(epoch(stored))))
     if covers is not None:
         fields.append(("h", ",".join(covers)))
+    known = {name for name, _ in fields} | set(constants.RECORD_FIELDS)
+    for name, value in extra:
+        if name in known:
+            raise UsageError(f"extra field {name!r} is a field this version defines")
+        fields.append((name, value))
     unsigned = ";".join(f"{name}={value}" for name, value in fields)
     sig = key.sign(signing_input(message, previous, unsigned, covers))
     return Attestation(
         key=key.public, out_view=out_view, sig=sig, text=f"{unsigned};z={sig}", signer=signer,
         time=epoch(time) if time is not None else None, in_view=in_view, in_peer=in_peer, out_peer=out_peer,
         chain=chain, chain_reason=chain_reason, vouch=vouch, removed=removed or None,
-        stored=epoch(stored) if stored is not None else None, covers=covers)
+        stored=epoch(stored) if stored is not None else None, covers=covers, alg=alg, extra=tuple(extra))

@@ -330,7 +330,7 @@ def resign_pinned(stanza: bytes, edit: dict[int, dict[str, Any]]) -> bytes:
         out_view = _view(att.out_view, change.pop("out", {}))
         record = {"signer": att.signer, "time": att.time, "in_view": in_view, "chain": att.chain,
                   "chain_reason": att.chain_reason, "vouch": att.vouch, "removed": att.removed,
-                  "out_view": out_view, "out_peer": att.out_peer, "stored": att.stored}
+                  "out_view": out_view, "out_peer": att.out_peer, "stored": att.stored, "alg": att.alg, "extra": att.extra}
         record.update(change)
         signed = attest(fields, keys.signing_key(labels[att.signer]), previous=" ".join(texts), **record)
         texts.append(signed.text)
