@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -22,12 +23,18 @@ class Client:
     """One account's connection; received messages land in :attr:`inbox` with their arrival time."""
 
     def __init__(self, jid: str, world: World, *, plugins: tuple[str, ...] = (),
-                 plugin_config: dict[str, dict[str, Any]] | None = None) -> None:
+                 plugin_config: dict[str, dict[str, Any]] | None = None, address: str | None = None,
+                 tls12: bool = False) -> None:
         self.jid = jid
         self.world = world
+        self.address = address  # where it connects, if not to its server (a man in the middle)
         self.xmpp = slixmpp.ClientXMPP(jid, PASSWORD)
         self.xmpp.ca_certs = world.ca.ca_file
         self.xmpp.enable_direct_tls = False  # the harness serves STARTTLS only
+        if tls12:
+            # SCRAM-*-PLUS in slixmpp binds with tls-unique only, which TLS 1.3 does not define:
+            # a client that wants its server to check channel binding speaks TLS 1.2
+            self.xmpp.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
         self.xmpp.register_plugin("xep_0030")
         for name in plugins:
             self.xmpp.register_plugin(name, (plugin_config or {}).get(name))
@@ -53,7 +60,7 @@ class Client:
         self.xmpp.add_event_handler("failed_auth", on_fail)
         self.xmpp.add_event_handler("connection_failed", on_fail)
         domain = self.xmpp.boundjid.domain
-        self.xmpp.connect(self.world.address(domain), 15222)
+        self.xmpp.connect(self.address or self.world.address(domain), 15222)
         await asyncio.wait_for(started, timeout)
         return self
 
@@ -71,13 +78,15 @@ class Client:
 
 
 class TrustPathClient(Client):
-    """A client running the trust_path plugin with ``pins`` (and no pinning on first use): the
-    verdicts it reports land in :attr:`verdicts`, the message errors it gets in :attr:`errors`."""
+    """A client running the trust_path plugin with ``pins`` (and no pinning on first use), over
+    TLS 1.2 so that it logs in with SCRAM-*-PLUS (tls-unique): the verdicts it reports land in
+    :attr:`verdicts`, the message errors it gets in :attr:`errors`."""
 
-    def __init__(self, jid: str, world: World, *, pins: PinStore) -> None:
+    def __init__(self, jid: str, world: World, *, pins: PinStore, address: str | None = None,
+                 config: dict[str, Any] | None = None) -> None:
         register()
-        super().__init__(jid, world, plugins=("trust_path",),
-                         plugin_config={"trust_path": {"pins": pins, "first_use": False}})
+        super().__init__(jid, world, plugins=("trust_path",), address=address, tls12=True,
+                         plugin_config={"trust_path": {"pins": pins, "first_use": False, **(config or {})}})
         self.verdicts: asyncio.Queue[Any] = asyncio.Queue()
         self.errors: asyncio.Queue[Any] = asyncio.Queue()
         self.xmpp.add_event_handler("trust_path_verdict", self.verdicts.put_nowait)

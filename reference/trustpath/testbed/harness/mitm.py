@@ -9,6 +9,7 @@ DNS points ``_xmpps-server._tcp.b.example`` at it.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import threading
 
@@ -80,3 +81,182 @@ class Interceptor:
         except asyncio.CancelledError:
             writer.close()
             up_writer.close()
+
+
+# --- a man in the middle on a client's c2s hop (H1) ---------------------------------------
+
+NS_STREAMS = b"http://etherx.jabber.org/streams"
+_TAG = re.compile(rb"<(/?)([^\s/>!?]+)[^>]*?(/?)>")
+
+
+class ElementSplitter:
+    """Cuts a client's XML stream into its stream header and its top-level elements, so that the
+    attacker can rewrite whole stanzas.  slixmpp escapes '<' and '>' in text and attribute values,
+    so the tags alone tell where an element ends."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The complete pieces in the data so far: stream headers, white space, elements, the end."""
+        self._buffer += data
+        pieces: list[bytes] = []
+        depth, start, pos = 0, 0, 0
+        while True:
+            match = _TAG.search(self._buffer, pos)
+            if match is None:
+                break
+            closing, name, empty = match.group(1), match.group(2), match.group(3)
+            pos = match.end()
+            if depth == 0 and name == b"stream:stream" and not closing:  # a stream header (not closed)
+                pieces.append(self._buffer[start:pos])
+                start = pos
+                continue
+            if depth == 0 and closing:  # </stream:stream>
+                pieces.append(self._buffer[start:pos])
+                start = pos
+                continue
+            if closing:
+                depth -= 1
+            elif not empty:
+                depth += 1
+            if depth == 0:
+                pieces.append(self._buffer[start:pos])
+                start = pos
+        self._buffer = self._buffer[start:]
+        return pieces
+
+
+class C2SInterceptor:
+    """A man in the middle on a client's c2s hop with a CA-valid certificate for the server's
+    domain (``h1-mitm-careful``, ``first-use-pin-mitm``).
+
+    The client connects to it with STARTTLS; it relays the stream in the clear up to the server's
+    <proceed/>, then ends TLS towards the client with its own certificate and opens TLS 1.3 to
+    the server (where Prosody offers no SCRAM-PLUS: tls-unique is undefined in TLS 1.3, so the
+    client's login, without channel binding, is relayed as it is).  With ``forge`` (the careful
+    attacker) it replaces the session key the client announces with its own, and re-signs the
+    client's record of every message with it, claiming the pin of the real server's key.
+    """
+
+    def __init__(self, listen: tuple[str, int], upstream: tuple[str, int], domain: str, jid: str,
+                 credential: Credential, ca_file: str, *, forge: bool) -> None:
+        from ...core.keys import SigningKey
+
+        self.listen, self.upstream, self.domain, self.jid, self.forge = listen, upstream, domain, jid, forge
+        self.credential = credential
+        self.key = SigningKey.generate()
+        self._server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._server_ctx.load_cert_chain(credential.cert_file, credential.key_file)
+        self._client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self._client_ctx.load_verify_locations(ca_file)
+        self._client_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.real_view: tuple[str, str] | None = None  # (tls version, short spki) of the real server
+        self.rewritten: list[str] = []  # what it changed, for the test's positive control
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trustpath-c2s-mitm", daemon=True)
+
+    def start(self) -> C2SInterceptor:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("the c2s interceptor did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._shutdown)
+        self._thread.join(timeout=5)
+
+    def _shutdown(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+        self._loop.call_later(0.05, self._loop.stop)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._relay, *self.listen))
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+    @staticmethod
+    async def _until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
+        data = b""
+        while marker not in data:
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise ConnectionError("closed before " + marker.decode())
+            data += chunk
+        return data
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        try:
+            # in the clear: header, features, <starttls/>, <proceed/>
+            up_writer.write(await self._until(reader, b">"))
+            writer.write(await self._until(up_reader, b"</stream:features>"))
+            up_writer.write(await self._until(reader, b"starttls"))
+            writer.write(await self._until(up_reader, b"proceed"))
+            await writer.drain()
+            await up_writer.drain()
+            await up_writer.start_tls(self._client_ctx, server_hostname=self.domain)
+            await writer.start_tls(self._server_ctx)
+            tls = up_writer.get_extra_info("ssl_object")
+            from ...core.keys import short_spki, spki_sha256
+
+            version = {"TLSv1.3": "1.3", "TLSv1.2": "1.2"}.get(tls.version(), "none")
+            self.real_view = (version, short_spki(spki_sha256(tls.getpeercert(True))))
+        except (OSError, ssl.SSLError, ConnectionError):
+            writer.close()
+            up_writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, rewrite: bool) -> None:
+            splitter = ElementSplitter()
+            try:
+                while data := await src.read(65536):
+                    if rewrite:
+                        data = b"".join(self._rewrite(piece) for piece in splitter.feed(data))
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                dst.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer, self.forge), pipe(up_reader, writer, False))
+        except asyncio.CancelledError:
+            writer.close()
+            up_writer.close()
+
+    def _rewrite(self, piece: bytes) -> bytes:
+        """One top-level element from the client, as the careful attacker passes it on."""
+        from ...core.attest import attest
+        from ...core.codec import add_attestation, find_path_element, message_fields, remove_paths
+        from ...core.model import NS, Result, View
+
+        if not piece.lstrip().startswith((b"<iq", b"<message")) or NS.encode() not in piece:
+            return piece
+        from lxml import etree
+
+        wrapper = etree.fromstring(b"<w xmlns='jabber:client'>" + piece + b"</w>")
+        root = wrapper[0]
+        for element in root.iter(f"{{{NS}}}session-key", f"{{{NS}}}client-key"):  # the key she announces
+            if element.get("key"):
+                element.set("key", self.key.public)  # ... becomes the one he holds
+                self.rewritten.append("session-key")
+        if root.tag == "{jabber:client}message" and find_path_element(root) is not None and self.real_view:
+            root.set("from", self.jid)
+            fields = message_fields(root)
+            del root.attrib["from"]
+            remove_paths(root)
+            claim = View("pin", Result.PASS, *self.real_view)
+            add_attestation(root, attest(fields, self.key, out_view=claim))
+            self.rewritten.append("record")
+        return etree.tostring(root)

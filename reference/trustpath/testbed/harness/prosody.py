@@ -119,6 +119,11 @@ class Instance:
             "default_archive_policy = true",
             f"unbound = {{ {unbound}" + 'options = { ["do-not-query-localhost:"] = "no" } }',
             f"ssl = {{ cafile = {_lua(self.ca_file)} }}",
+            # every federation the harness starts runs with these, so that measurements compare like
+            # with like: without Nagle a change of stanza size does not stall on delayed ACKs, and
+            # Lua 5.4's generational collector is Prosody's fastest
+            "network_settings = { nagle = false }",
+            'gc = { mode = "generational" }',
         ]
         self.options.setdefault("s2s_direct_tls_ports", [])
         if self.trust_anchor:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,8 @@ from ...client.slixmpp.wire import wire_bytes
 from ...core.timefmt import format_time
 from ..scenarios import ALICE, BOB, Bed, Outcome, Scenario, check_outcome, error_detail, scenarios_on
 from .clients import TrustPathClient
-from .world import World, build_world
+from .mitm import C2SInterceptor
+from .world import C2S_INTERCEPTOR_ADDRESS, World, build_world
 
 FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1")
@@ -36,6 +37,10 @@ class Setup:
     bob_pins: bool = True  # False: bob's client checks b.example against the CA only
     dane: bool = False  # a DNSSEC-signed zone with TLSA (DANE-EE) records; servers use_dane
     b_pins_a: bool = False  # b.example pins a.example (the inbound H2) even without s2s_pins
+    #: a man in the middle on alice's c2s hop (H1) with a CA-valid certificate for a.example:
+    #: ``careful`` (alice checks a.example by the CA only; he swaps her session key and re-signs her
+    #: record claiming a pin) or ``first-use`` (alice took his key as a first-use pin; he relays)
+    h1_attack: str | None = None
 
 
 @dataclass
@@ -44,6 +49,12 @@ class Live:
 
     world: World
     clients: dict[str, TrustPathClient] = field(default_factory=dict)
+    #: what went wrong beside the verdict (e.g. an attack that did not happen): added to the outcome
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def c2s_interceptor(self) -> C2SInterceptor | None:
+        return next((a for a in self.world.attackers if isinstance(a, C2SInterceptor)), None)
 
     async def client(self, jid: str, *, pins: bool = True, carbons: bool = False, mam: bool = False,
                      extra_filter: Callable[[Any], Any] | None = None) -> TrustPathClient:
@@ -52,9 +63,17 @@ class Live:
         server's keys.  ``extra_filter`` runs on each outgoing stanza after the plugin signed it."""
         domain = jid.split("@")[1].split("/")[0]
         store = PinStore()
-        if pins:
+        address = None
+        mitm = self.c2s_interceptor
+        if mitm is not None and jid == mitm.jid:
+            # alice's hop runs through the man in the middle: she either checks a CA only, or
+            # pinned, on first use, the key he showed her then
+            address = mitm.listen[0]
+            if not mitm.forge:
+                store.pin_first_use(domain, mitm.credential.spki)
+        elif pins:
             store.add(domain, self.world.spki[domain])
-        client = TrustPathClient(jid, self.world, pins=store)
+        client = TrustPathClient(jid, self.world, pins=store, address=address, config={"bind_channel": True})
         if carbons:
             client.xmpp.register_plugin("xep_0280")
         if mam:
@@ -107,8 +126,18 @@ def world_for(setup: Setup) -> World:
             raise RuntimeError("the clock-skew scenario needs libfaketime: apt-get install faketime")
         env["a.example"] = {"LD_PRELOAD": lib, "FAKETIME": setup.a_clock, "FAKETIME_DONT_RESET": "1"}
     distrust = frozenset() if setup.b_certificate_auth else frozenset({"b.example"})
-    return build_world(modules=modules, intercept=setup.intercept, env=env, configure=_configure(setup),
-                       distrust=distrust, dane=setup.dane, keep_files=bool(os.environ.get("TRUSTPATH_HARNESS_KEEP")))
+    world = build_world(modules=modules, intercept=setup.intercept, env=env, configure=_configure(setup),
+                        distrust=distrust, dane=setup.dane, keep_files=bool(os.environ.get("TRUSTPATH_HARNESS_KEEP")))
+    try:
+        if setup.h1_attack is not None:
+            world.attackers.append(C2SInterceptor(
+                (C2S_INTERCEPTOR_ADDRESS, 15222), (world.address("a.example"), 15222), "a.example", ALICE,
+                world.ca.issue("a.example", "mitm-c2s-a.example"), world.ca.ca_file,
+                forge=setup.h1_attack == "careful").start())
+    except BaseException:
+        world.close()
+        raise
+    return world
 
 
 async def next_event(queue: asyncio.Queue[Any], timeout: float = 10) -> Any:
@@ -197,6 +226,47 @@ async def s_rotation(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
     return bob, await next_event(bob.verdicts)
 
 
+async def s_h1_mitm(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
+    """Alice's hop runs through the man in the middle; positive controls: he was on the path, and
+    alice's login had no channel binding the server could check."""
+    bob, event = await _delivered(live, setup, "Through the man in the middle on my own hop.")
+    mitm = live.c2s_interceptor
+    assert mitm is not None
+    if mitm.real_view is None:
+        live.problems.append("alice's hop did not run through the man in the middle")
+    if mitm.forge and "record" not in mitm.rewritten:
+        live.problems.append(f"the careful attacker did not re-sign alice's record (he changed: {mitm.rewritten})")
+    if live.clients[ALICE].xmpp.plugin["trust_path"].channel_binding is not None:
+        live.problems.append("alice's login through the man in the middle used channel binding")
+    return bob, event
+
+
+OMEMO = "eu.siacs.conversations.axolotl"
+
+
+async def s_omemo(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
+    """An OMEMO-shaped message (XEP-0384): a header with a key per device, an encrypted payload,
+    and the usual fallback body; the plugin signs it in its last outgoing filter."""
+    from slixmpp.xmlstream import ET
+
+    alice = await live.client(ALICE)
+    bob = await live.client(BOB, pins=setup.bob_pins)
+    message = alice.xmpp.make_message(mto="bob@b.example", mtype="chat",
+                                      mbody="I sent you an OMEMO encrypted message but your client doesn't "
+                                            "seem to support that.")
+    message["id"] = alice.xmpp.new_id()
+    encrypted = ET.SubElement(message.xml, f"{{{OMEMO}}}encrypted")
+    header = ET.SubElement(encrypted, f"{{{OMEMO}}}header", sid="27183")
+    ET.SubElement(header, f"{{{OMEMO}}}key", rid="31415").text = "MwohLsQ+Wz0QhK9hKcoHGhIIARIbCiEF"
+    ET.SubElement(header, f"{{{OMEMO}}}iv").text = "dGhpcyBpcyBub3Q="
+    ET.SubElement(encrypted, f"{{{OMEMO}}}payload").text = "ZW5jcnlwdGVkIHRleHQ="
+    message.send()
+    event = await next_event(bob.verdicts)
+    if OMEMO.encode() not in wire_bytes(event.stanza.xml):
+        live.problems.append("bob's copy carries no OMEMO payload")
+    return bob, event
+
+
 @dataclass(frozen=True)
 class LiveRun:
     """How one scenario is run live: the federation's setup, and what the clients do on it.
@@ -229,6 +299,9 @@ RUNS: dict[int, LiveRun] = {
     # H2 by DANE-EE over the harness's DNSSEC-signed zone; b.example pins a.example (Prosody
     # 0.12 does no DANE for inbound streams)
     17: LiveRun(Setup(s2s_pins=False, dane=True, b_pins_a=True), s_plain),
+    18: LiveRun(Setup(h1_attack="careful"), s_h1_mitm),
+    19: LiveRun(Setup(h1_attack="first-use"), s_h1_mitm),
+    21: LiveRun(Setup(), s_omemo),
 }
 
 
@@ -237,7 +310,9 @@ async def run_live(scenario: Scenario, *, timeout: float = 60) -> Outcome:
     why_not = scenario.why_not_on(Bed.LIVE)
     if why_not is not None:
         raise ValueError(f"scenario {scenario.number} does not run live: {why_not}")
-    run = RUNS[scenario.number]
+    run = RUNS.get(scenario.number)
+    if run is None:
+        return Outcome(scenario, Bed.LIVE, False, problems=("the live harness has no run for this scenario yet",))
     world = await asyncio.to_thread(world_for, run.setup)
     live = Live(world)
     try:
@@ -249,8 +324,9 @@ async def run_live(scenario: Scenario, *, timeout: float = 60) -> Outcome:
         else:
             stanza = wire_bytes(event.xml)
             outcome = Outcome(scenario, Bed.LIVE, False, stanza=stanza, error=error_detail(stanza))
+        outcome = replace(outcome, problems=outcome.problems + tuple(live.problems))
     except TimeoutError:
-        return Outcome(scenario, Bed.LIVE, False, problems=("nothing arrived in time",))
+        return Outcome(scenario, Bed.LIVE, False, problems=("nothing arrived in time", *live.problems))
     finally:
         try:
             await live.close()

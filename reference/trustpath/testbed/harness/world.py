@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def loopback(last: int) -> str:
 
 ADDRESSES = {"a.example": loopback(2), "b.example": loopback(3)}
 INTERCEPTOR_ADDRESS = loopback(4)
+#: where a man in the middle on a client's own hop (H1) listens
+C2S_INTERCEPTOR_ADDRESS = loopback(7)
 DIRECT_TLS_PORT = 15270
 PASSWORD = "pencil"
 
@@ -41,6 +44,8 @@ class World:
     servers: dict[str, Instance] = field(default_factory=dict)
     spki: dict[str, str] = field(default_factory=dict)  # each server's key: SHA-256 of its SPKI, base64
     interceptor: Interceptor | None = None
+    #: further attackers a scenario started (anything with a stop()), stopped with the world
+    attackers: list[Any] = field(default_factory=list)
     keep_files: bool = False
 
     def address(self, domain: str) -> str:
@@ -51,6 +56,8 @@ class World:
             server.stop()
         if self.interceptor is not None:
             self.interceptor.stop()
+        for attacker in self.attackers:
+            attacker.stop()
         self.dns.stop()
         if not self.keep_files:
             shutil.rmtree(self.workdir, ignore_errors=True)
