@@ -110,15 +110,15 @@ def test_signing_inputs_reproduce_every_signature():
     checked, altered = 0, set()
     for file in files:
         doc = load_json(file)
-        for entry in doc["attestations"]:
+        for entry in doc["records"]:
             data = entry["signing_input"].encode("utf-8")
-            assert data.startswith(b"urn:xmpp:trust-path:0\x00from\x00")
+            assert data.startswith(b"urn:xmpp:trust-path:1\x00from\x00")
             assert base64.b64decode(entry["signing_input_base64"]) == data
             if not entry["public_key"] or entry["public_key"] not in keys:
                 continue
             seed = bytes.fromhex(keys[entry["public_key"]]["private_seed_hex"])
             same = SigningKey.from_seed(seed).sign(data) == entry["sig"]
-            assert same == entry["reproducible"] == verify_signature(entry["public_key"], entry["sig"], data)
+            assert same == entry["reproducible"] == entry["verifies"] == verify_signature(entry["public_key"], entry["sig"], data)
             if same:
                 checked += 1
             else:

@@ -177,7 +177,7 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
         return _through_a_room(message, atts, anchor, now, max_skew, nodes)
     places = place_records(atts, nodes)
     archived = archived_at is not None
-    status = check_replay(atts, () if archived else seen)  # an archive holds what was accepted before
+    status: list[Status | None] = [None] * len(atts)
     notes: list[str] = []
     anchored = bool(atts) and places[-1] == len(nodes) - 2 and atts[-1].signer == anchor.server
     prefix = message_prefix(message)
@@ -191,6 +191,7 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     else:
         status = [s or Status.UNVOUCHED for s in status]
     walk_backwards(atts, places, status, data)
+    check_replay(atts, status, () if archived else seen)  # an archive holds what was accepted before
     hops = reconstruct_hops(atts, places, nodes, anchor, anchored, archived)
     check_clock_skew(atts, places, hops, status, now, max_skew, anchored=anchored, archived=archived)
     notes += _path_notes(atts, anchor, anchored, status)
@@ -210,11 +211,13 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
                   covers=covers)
 
 
-def check_replay(atts: tuple[Attestation, ...], seen: Container[str]) -> list[Status | None]:
-    """The caller's replay cache: ``replayed`` for a signature already accepted; None (not yet
-    known) for the others.  A record copied onto another message fails as tampered: the message's
-    id is in its signing input."""
-    return [Status.REPLAYED if a.sig in seen else None for a in atts]
+def check_replay(atts: tuple[Attestation, ...], status: list[Status | None], seen: Container[str]) -> None:
+    """The caller's replay cache: a record that verified and whose signature was accepted before is
+    ``replayed``.  A record copied onto another message does not verify (the message's id is in
+    its signing input) and stays ``tampered``."""
+    for i, att in enumerate(atts):
+        if status[i] is Status.OK and att.sig in seen:
+            status[i] = Status.REPLAYED
 
 
 def check_anchor(atts: tuple[Attestation, ...], anchor: Anchor, now: datetime, max_skew: int,

@@ -119,7 +119,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(8, "client-forgery", "the sender's client adds an attestation claiming to be its server's",
              E(Verdict.TRUSTED, note="forged", text="the forgery is removed; it never counts")),
     Scenario(9, "replayed", "a valid attestation copied from another message",
-             E(Verdict.UNTRUSTED, hop="H2", reason="replayed", text="rejected")),
+             E(Verdict.UNTRUSTED, hop="H2", reason="tampered", text="rejected")),
     Scenario(10, "key-rotated-archive", "keys rotated; an older message read from the archive",
              E(Verdict.TRUSTED, note="retired", text="still verifiable, or clearly 'key no longer known'")),
     Scenario(11, "h3-ca-only", "the recipient's client checks its server against a CA only",
