@@ -180,16 +180,6 @@ class C2SInterceptor:
         self._loop.run_forever()
         server.close()
 
-    @staticmethod
-    async def _until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
-        data = b""
-        while marker not in data:
-            chunk = await reader.read(65536)
-            if not chunk:
-                raise ConnectionError("closed before " + marker.decode())
-            data += chunk
-        return data
-
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
@@ -197,11 +187,20 @@ class C2SInterceptor:
             writer.close()
             return
         try:
-            # in the clear: header, features, <starttls/>, <proceed/>
-            up_writer.write(await self._until(reader, b">"))
-            writer.write(await self._until(up_reader, b"</stream:features>"))
-            up_writer.write(await self._until(reader, b"starttls"))
-            writer.write(await self._until(up_reader, b"proceed"))
+            # in the clear, both ways, until the server's <proceed/> (its answer to <starttls/>)
+            async def clear_up() -> None:
+                while data := await reader.read(65536):
+                    up_writer.write(data)
+
+            forward = asyncio.ensure_future(clear_up())
+            seen = b""
+            while b"proceed" not in seen:
+                chunk = await up_reader.read(65536)
+                if not chunk:
+                    raise ConnectionError("the server closed before <proceed/>")
+                writer.write(chunk)
+                seen = seen[-16:] + chunk
+            forward.cancel()
             await writer.drain()
             await up_writer.drain()
             await up_writer.start_tls(self._client_ctx, server_hostname=self.domain)
