@@ -22,16 +22,17 @@ class MockStream(SlixTest):
 
 
 def disco_result(*, id: str, jid: str, key: str, domain: str = "localhost", max_skew: int | None = None) -> str:
-    """A server's disco#info answer that announces trust-path and publishes ``key``."""
+    """A server's disco#info answer that announces trust-path (v1) and publishes ``key`` (base64,
+    written as ``ed25519:<key>`` without padding)."""
     skew = "" if max_skew is None else \
         f"<field var='max-skew' type='text-single'><value>{max_skew}</value></field>"
     return f"""<iq type='result' id='{id}' from='{domain}' to='{jid}'>
   <query xmlns='http://jabber.org/protocol/disco#info'>
     <identity category='server' type='im'/>
-    <feature var='urn:xmpp:trust-path:0'/>
+    <feature var='urn:xmpp:trust-path:1'/>
     <x xmlns='jabber:x:data' type='result'>
-      <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:trust-path:0</value></field>
-      <field var='key' type='text-multi'><value>{key}</value></field>{skew}
+      <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:trust-path:1</value></field>
+      <field var='key' type='text-multi'><value>ed25519:{key.rstrip('=')}</value></field>{skew}
     </x>
   </query>
 </iq>"""

@@ -3,6 +3,12 @@ any credential is sent, and this client's view of the hop that every attestation
 
 slixmpp emits ``ssl_cert`` synchronously, after the TLS handshake and before the stream header:
 the only moment a mismatch can still close the connection before a password goes out.
+
+Channel binding (XEP: the sending server's view of H1 binds the client's statements only when it
+checked SASL channel binding): slixmpp 1.17 chooses SCRAM-SHA-*-PLUS by itself when the server
+offers it and the connection has a binding to give, but Python's ssl module only has
+``tls-unique``, which TLS 1.3 does not define.  With ``bind_channel`` the plugin caps the c2s TLS
+version at 1.2 so that the binding exists, and records whether SASL used it.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ from typing import Any
 from slixmpp import BaseXMPP
 
 from ...core.errors import TrustPathError
-from ...core.keys import spki_sha256
-from ...core.model import CIPHER_CODES, Result, Side, View
+from ...core.keys import short_spki, spki_sha256
+from ...core.model import Result, View
 from .events import PinMismatch
 from .pins import PinStore
 
@@ -38,6 +44,10 @@ class OwnHop:
         self.xmpp = xmpp
         self.store = store
         self.view: View | None = None
+        #: the full pin (base64 SHA-256 of the SPKI) of the key the server presented on this connection
+        self.server_pin: str | None = None
+        #: the SASL channel binding this session authenticated with ("tls-unique"), or None
+        self.channel_binding: str | None = None
         self._config = config
         self._clock = clock
         self._sasl_default: SecurityCallback | None = None
@@ -46,11 +56,39 @@ class OwnHop:
         """The view this client attests: what TLS showed, or an unverified hop without TLS."""
         if self.view is not None:
             return self.view
-        return View(peer=self.xmpp.boundjid.domain, side=Side.CLIENT, tls="none", method="none", result=Result.NONE)
+        return View(method="none", result=Result.NONE, tls="none")
+
+    def cap_tls_for_binding(self) -> None:
+        """With ``bind_channel``: no TLS above 1.2 on the c2s stream, so that ``tls-unique`` exists
+        and slixmpp can use SCRAM-*-PLUS (Python's ssl has no ``tls-exporter``)."""
+        if self._config.get("bind_channel"):
+            ctx = self.xmpp.ssl_context
+            if ctx is None:
+                return
+            if ctx.minimum_version is not ssl.TLSVersion.MINIMUM_SUPPORTED \
+                    and ctx.minimum_version > ssl.TLSVersion.TLSv1_2:
+                # capping would leave no protocol at all: say why there will be no binding instead
+                log.warning("trust_path: bind_channel needs TLS 1.2, but the SSL context requires %s; "
+                            "this client authenticates without channel binding", ctx.minimum_version.name)
+                return
+            if ctx.maximum_version is ssl.TLSVersion.MAXIMUM_SUPPORTED or ctx.maximum_version > ssl.TLSVersion.TLSv1_2:
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def refresh_method(self) -> None:
+        """After a pin changed (e.g. a first-use pin was confirmed): the method this connection's
+        view states follows the pin's provenance."""
+        if self.view is None or self.server_pin is None or self.store is None:
+            return
+        pin = self.store.check(self.xmpp.boundjid.domain, self.server_pin)
+        if pin is not None:
+            self.view = replace(self.view, method=pin.source.method, result=Result.PASS)
 
     # --- slixmpp events ------------------------------------------------------------------------
     def on_connecting(self, _: Any) -> None:
         self.view = None
+        self.server_pin = None
+        self.channel_binding = None
+        self.cap_tls_for_binding()
 
     def on_ssl_cert(self, pem: str) -> None:
         try:
@@ -67,8 +105,13 @@ class OwnHop:
         sasl = self.xmpp.plugin.get("feature_mechanisms", None)
         mech = sasl.mech if sasl is not None else None
         # only slixmpp's SCRAM mechanisms have the attribute; SCRAM-PLUS binds with tls-unique (TLS 1.2 only)
-        if self.view is not None and getattr(mech, "use_channel_binding", False):
-            self.view = replace(self.view, cb="tls-unique")
+        if self.view is not None and getattr(mech, "use_channel_binding", False) \
+                and getattr(mech, "credentials", {}).get("channel_binding"):
+            self.channel_binding = "tls-unique"
+        elif self._config.get("bind_channel"):
+            log.warning("trust_path: %s authenticated without channel binding (it offers no SCRAM-*-PLUS, or the "
+                        "stream is not TLS 1.2); its record of this hop will say so, and recipients rate H1 at "
+                        "most 'ca' (unbound)", self.xmpp.boundjid.domain)
 
     # --- SASL ----------------------------------------------------------------------------------
     def guard_sasl(self) -> None:
@@ -110,24 +153,27 @@ class OwnHop:
         spki = spki_sha256(der)
         domain = self.xmpp.boundjid.domain
         tls = TLS_VERSIONS.get(ssl_object.version() or "") if ssl_object is not None else None
-        cipher_info = ssl_object.cipher() if ssl_object is not None else None
-        cipher = CIPHER_CODES.get(cipher_info[0]) if cipher_info else None
         if self._ca_verified():
             method, result = "pkix", Result.PASS
         else:
             method, result = "none", Result.NONE
         store = self.store
+        self.server_pin = spki
         if store is not None and store.is_pinned(domain):
-            if store.check(domain, spki) is None:
+            pin = store.check(domain, spki)
+            if pin is None:
                 self.view = None
                 log.error("trust_path: %s presented the key %s, which matches none of its pins; "
                           "closing the connection before any credential is sent", domain, spki)
                 self._abort()
                 self.xmpp.event("trust_path_pin_mismatch", PinMismatch(domain, spki))
                 return
-            method, result = "pin", Result.PASS
+            # a configured or confirmed pin is 'pin'; a first-use pin nobody confirmed is 'tofu'
+            # (XEP: an attacker on the first connection would have chosen it)
+            method, result = pin.source.method, Result.PASS
         elif store is not None and self._config["first_use"]:
-            # this session stays as verified as it was: the pin protects the next ones
+            # this session stays as verified as it was: the pin (a 'tofu' one until a person
+            # confirms it) protects the next ones
             try:
                 store.pin_first_use(domain, spki, now=self._clock())
                 log.info("trust_path: pinned %s to %s on first use", domain, spki)
@@ -137,10 +183,9 @@ class OwnHop:
             # older than TLS 1.2: not a version the XEP can state; describe it as unprotected
             log.warning("trust_path: %s negotiated %s; the hop is reported as unverified", domain,
                         ssl_object.version() if ssl_object is not None else "?")
-            self.view = View(peer=domain, side=Side.CLIENT, tls="none", method="none", result=Result.NONE)
+            self.view = View(method="none", result=Result.NONE, tls="none")
             return
-        self.view = View(peer=domain, side=Side.CLIENT, tls=tls, cipher=cipher, spki=spki, method=method,
-                         result=result)
+        self.view = View(method=method, result=result, tls=tls, spki=short_spki(spki))
 
     def _abort(self) -> None:
         if self.xmpp.transport is not None:

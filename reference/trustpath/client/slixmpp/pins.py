@@ -14,7 +14,10 @@ The file is meant to be read and edited by people::
 
 A pin is the base64 SHA-256 of a certificate's SubjectPublicKeyInfo
 (:func:`trustpath.core.keys.spki_sha256`), so it survives a renewal with the same key.
-``source`` says where it came from (``first-use``, ``configured``, ``dane``);
+``source`` says where it came from: ``configured`` (a person entered it), ``confirmed`` (taken on
+first use, then confirmed by a person, e.g. after comparing it out of band), ``first-use`` (taken
+automatically on the first connection and not confirmed: the XEP rates it ``tofu``, as weak as a
+CA, because an attacker on that first connection chose it) or ``dane``;
 ``backup`` marks a key that is not in use yet but may be (the lesson of HPKP, RFC 7469:
 without a backup pin, losing the key locks the user out).  Any pin of a domain, backup
 or not, accepts a connection.
@@ -31,7 +34,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path as FsPath
@@ -51,7 +54,14 @@ class PinSource(StrEnum):
 
     FIRST_USE = "first-use"
     CONFIGURED = "configured"
+    CONFIRMED = "confirmed"
     DANE = "dane"
+
+    @property
+    def method(self) -> str:
+        """The verification method a connection checked by this pin states (XEP: Views): a pin a
+        person configured or confirmed is ``pin``; one taken on first use is only ``tofu``."""
+        return "tofu" if self is PinSource.FIRST_USE else "pin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +312,24 @@ class PinStore:
     def pin_first_use(self, domain: str, spki: str, *, now: datetime | None = None) -> Pin:
         """Pin the key seen on the first connection to an unpinned domain (trust on first use)."""
         return self.add(domain, spki, source=PinSource.FIRST_USE, now=now)
+
+    def confirm(self, domain: str, spki: str | None = None) -> tuple[Pin, ...]:
+        """A person confirmed the first-use pin(s) of ``domain`` (all of them, or the one of
+        ``spki``): they become ``confirmed`` and count as pins from now on.  Returns the pins
+        confirmed; raises :class:`UsageError` when there is no such first-use pin."""
+        name = normalize_domain(domain)
+        pins = self._pins.get(name, [])
+        if spki is not None:
+            _check_spki(spki)
+        chosen = [p for p in pins if p.source is PinSource.FIRST_USE and (spki is None or p.spki == spki)]
+        if not chosen:
+            have = ", ".join(f"{p.spki} ({p.source.value})" for p in pins) or "no pins"
+            raise UsageError(f"{name} has no first-use pin{'' if spki is None else ' ' + spki} to confirm "
+                             f"(it has {have})")
+        confirmed = tuple(replace(p, source=PinSource.CONFIRMED) for p in chosen)
+        self._pins[name] = [replace(p, source=PinSource.CONFIRMED) if p in chosen else p for p in pins]
+        self._changed()
+        return confirmed
 
     def remove(self, domain: str, spki: str | None = None) -> int:
         """Remove one pin of ``domain`` (``spki``), or all of them; return how many went."""

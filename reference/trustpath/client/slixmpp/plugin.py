@@ -6,17 +6,21 @@ its own module; :class:`TrustPath` is what slixmpp registers, and composes them:
 
 * :mod:`.own_hop`: TLS.  On ``ssl_cert`` (synchronous, before the stream header and any
   credential) it hashes the server's SubjectPublicKeyInfo, checks it against the pin store and
-  records this client's own view of the c2s hop.  A key that matches no pin of a pinned domain
-  closes the connection and emits ``trust_path_pin_mismatch``.
+  records this client's own view of the c2s hop (``method,result,tls,spki``): ``pin`` for a
+  configured or confirmed pin, ``tofu`` for a first-use pin nobody confirmed.  A key that matches
+  no pin of a pinned domain closes the connection and emits ``trust_path_pin_mismatch``.  With
+  ``bind_channel`` it caps c2s TLS at 1.2, so that slixmpp authenticates with SCRAM-*-PLUS and
+  ``tls-unique`` when the server offers it, and the server can state that binding.
 * :mod:`.session`: after resource binding, a fresh Ed25519 key announced with
   ``<client-key/>``, and the server's keys from disco#info (:mod:`.policy`): with this client's
   own TLS view they are the anchor; asked again when a message's key is unknown.
 * :mod:`.signing`: in the last outgoing filter (``out_sce``) one attestation for each message
   with a body (:func:`trustpath.core.attest.attest`), ``<require/>`` when asked, and a refusal of
   a requirement this client's own hop cannot meet.
-* :mod:`.receiving`: every message with a body or a path (also carbons and archive results) is
-  checked with :func:`trustpath.core.receive.verify_stanza`; the report is emitted as
-  ``trust_path_verdict``, a path that cannot be read as ``trust_path_invalid``.
+* :mod:`.receiving`: every message with a body, a covered payload or a path (also carbons and
+  archive results) is checked with :func:`trustpath.core.receive.verify_stanza` and a replay
+  cache; the report is emitted as ``trust_path_verdict`` (``report.covers`` says which payloads
+  it covers, its notes name what it does not), a path that cannot be read as ``trust_path_invalid``.
 * :mod:`.receipts`: delivery receipts carry this client's report (held until the message they
   acknowledge is checked), and the reports in received receipts become ``trust_path_delivery``.
 * :mod:`.refusals`: a server's ``<unverified-hop/>`` error becomes ``trust_path_unverified_hop``.
@@ -46,7 +50,7 @@ from ...core.verify import Anchor, Report
 from . import stanza
 from .events import DeliveryVerdict, InvalidPath, PinMismatch, RequireRefused, TrustPathVerdict, UnverifiedHop
 from .own_hop import TLS_VERSIONS, OwnHop
-from .pins import PinStore
+from .pins import Pin, PinStore
 from .policy import DiscoveryFailed, ServerPolicy, ask_policy, unanswered
 from .preflight import (
     PREFLIGHT_ERRORS,
@@ -72,12 +76,17 @@ __all__ = [
 
 
 class TrustPath(BasePlugin):
-    """Trust Path (urn:xmpp:trust-path:0), client side.
+    """Trust Path (urn:xmpp:trust-path:1), client side.
 
     Configuration:
 
     ``pins``          a :class:`~trustpath.client.slixmpp.pins.PinStore`, or the path of its file, or None
-    ``first_use``     pin the server's key on the first connection to an unpinned domain (True)
+    ``first_use``     pin the server's key on the first connection to an unpinned domain (False).  Such a
+                      pin is ``tofu`` (rated like a CA) until a person confirms it (:meth:`confirm_pin`)
+    ``bind_channel``  cap c2s TLS at 1.2 so that SASL can use SCRAM-*-PLUS with ``tls-unique`` (False);
+                      without a binding the server checked, recipients rate this client's H1 at most
+                      ``ca`` (reason ``unbound``).  Python's ssl module has no ``tls-exporter``
+    ``replay_cache``  record signatures remembered to detect replays (10000)
     ``require``       None, ``'trusted'`` or ``'weak'``: add ``<require/>`` to every message
     ``max_skew``      seconds; used unless the server publishes ``max-skew`` (300)
     ``now``           a callable returning an aware datetime (default: ``datetime.now(UTC)``)
@@ -107,12 +116,14 @@ class TrustPath(BasePlugin):
     """
 
     name = "trust_path"
-    description = "Trust Path: signed per-hop attestations (urn:xmpp:trust-path:0)"
+    description = "Trust Path: signed per-hop attestations (urn:xmpp:trust-path:1)"
     dependencies: ClassVar[set[str]] = {"xep_0030"}
     stanza = stanza
     default_config: ClassVar[dict[str, Any]] = {
         "pins": None,
-        "first_use": True,
+        "first_use": False,
+        "bind_channel": False,
+        "replay_cache": 10000,
         "require": None,
         "max_skew": DEFAULT_MAX_SKEW,
         "now": None,
@@ -137,6 +148,7 @@ class TrustPath(BasePlugin):
             raise UsageError(f"require is None, 'trusted' or 'weak', not {self.require!r}")
         store = self.pins if self.pins is None or isinstance(self.pins, PinStore) else PinStore.open(self.pins)
         self.own_hop = OwnHop(self.xmpp, store, self.config, self._now)
+        self.own_hop.cap_tls_for_binding()
         self.receipts = Receipts(self.xmpp, self.config)
         self.session = Session(self.xmpp, self.config, self.own_hop, on_keys=self._keys_known)
         self.receiver = Receiver(self.xmpp, self.config, self.session, self.receipts, self._now)
@@ -209,6 +221,25 @@ class TrustPath(BasePlugin):
         return self.own_hop.view
 
     @property
+    def channel_binding(self) -> str | None:
+        """The SASL channel binding this session authenticated with (``'tls-unique'``), or None."""
+        return self.own_hop.channel_binding
+
+    def confirm_pin(self, domain: str | None = None, spki: str | None = None) -> tuple[Pin, ...]:
+        """A person confirmed the first-use pin of ``domain`` (default: this client's server), e.g.
+        after comparing ``spki`` out of band: it becomes a ``confirmed`` pin, and this connection's
+        view (and every record signed from now on) states ``pin`` instead of ``tofu``.
+
+        Raises :class:`~trustpath.core.errors.UsageError` without a pin store, or when the domain
+        has no first-use pin (of ``spki``)."""
+        store = self.own_hop.store
+        if store is None:
+            raise UsageError("no pin store: configure 'pins' to keep pins")
+        confirmed = store.confirm(domain or self.xmpp.boundjid.domain, spki)
+        self.own_hop.refresh_method()
+        return confirmed
+
+    @property
     def session_key(self) -> str | None:
         """The public attestation key of this session (base64), once bound."""
         key = self.session.key
@@ -258,7 +289,7 @@ class TrustPath(BasePlugin):
         problem = self.requirement_problem(verdict)
         if problem is not None:
             view = self.own_hop.own_view()
-            raise RequirementNotMet(f"this client verified {view.peer} by '{view.method}' ({problem}), "
+            raise RequirementNotMet(f"this client verified {self.xmpp.boundjid.domain} by '{view.method}' ({problem}), "
                                     f"which cannot meet require='{verdict}'")
         message = self.xmpp.make_message(mto, mbody=mbody, mtype=mtype, **kwargs)
         message["trust_path_require"] = verdict
@@ -283,7 +314,8 @@ class TrustPath(BasePlugin):
         """
         domain = preflight_domain(domain)
         takes_part, out_view = await ask_preflight(self.xmpp, domain, self.disco_timeout)
-        return preflight_of(domain, takes_part, out_view, self.own_hop.own_view())
+        return preflight_of(domain, takes_part, out_view, self.own_hop.own_view(), self.xmpp.boundjid.domain,
+                            bound=self.own_hop.channel_binding is not None)
 
     async def refresh_keys(self) -> ServerPolicy:
         """Ask the server for its keys again (e.g. after a rotation) and return its policy."""

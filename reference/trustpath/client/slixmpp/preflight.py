@@ -55,10 +55,12 @@ class Preflight:
     own_view: View | None
 
 
-def preflight_of(domain: str, takes_part: bool | None, out_view: View | None, own_view: View) -> Preflight:
-    """The pre-flight result with its forecast."""
+def preflight_of(domain: str, takes_part: bool | None, out_view: View | None, own_view: View, own_server: str, *,
+                 bound: bool) -> Preflight:
+    """The pre-flight result with its forecast; ``bound``: this session's login used channel
+    binding (without it, recipients rate H1 at most weak)."""
     return Preflight(domain=domain, takes_part=takes_part, out_view=out_view, own_view=own_view,
-                     forecast=forecast(domain, takes_part, out_view, own_view))
+                     forecast=forecast(domain, takes_part, out_view, own_view, own_server, bound=bound))
 
 
 def preflight_domain(domain: str) -> str:
@@ -78,7 +80,7 @@ def read_preflight(iq_xml: ET.Element, domain: str) -> tuple[bool | None, View |
     answer = decode_preflight(parse_stanza(xml_text(found[0]).encode("utf-8")))
     if answer.domain.lower() != domain.lower():
         raise MalformedStanza(f"<preflight/> answers for {answer.domain!r}, not {domain!r}")
-    return answer.takes_part, answer.out_view
+    return answer.takes_part, answer.link
 
 
 async def ask_preflight(xmpp: BaseXMPP, domain: str, timeout: float) -> tuple[bool | None, View | None]:

@@ -1,12 +1,17 @@
-"""Receiving: every message with a body or a path (also carbons and archive results) is checked
-with :func:`trustpath.core.receive.verify_stanza` and its report emitted as
+"""Receiving: every message with a body, a covered payload or a path (also carbons and archive
+results) is checked with :func:`trustpath.core.receive.verify_stanza` and its report emitted as
 ``trust_path_verdict``; a path that cannot be read is ``trust_path_invalid``.  Messages that
-arrive before the server's keys are known wait for them (at most ``pending_limit``)."""
+arrive before the server's keys are known wait for them (at most ``pending_limit``).
+
+The replay cache (XEP: At the Recipient Client, step 4) holds the signatures of the records this
+client accepted (at most ``replay_cache`` of them, the oldest forgotten first): the same record
+arriving again is ``replayed``.  Archive results are exempt: an archive holds what was accepted
+before.  Extensions that no signature covers are named in a note (:mod:`.coverage`)."""
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -15,12 +20,15 @@ from slixmpp import BaseXMPP
 from slixmpp.stanza import Message
 from slixmpp.xmlstream import ET
 
-from ...core.codec import NS_CARBONS, NS_FORWARD, NS_MAM
+from ...core.codec import NS_CARBONS, NS_FORWARD, NS_MAM, decode_path, find_message, parse_stanza
 from ...core.delivery import sent_by_another_device
 from ...core.errors import InvalidInput
+from ...core.model import Status
 from ...core.receive import verify_stanza
+from ...core.verify import Report
+from .coverage import with_coverage_note
 from .events import InvalidPath, TrustPathVerdict
-from .receipts import Receipts
+from .receipts import Receipts, remember
 from .refusals import unverified_hop
 from .session import Session
 from .wire import NS_RECEIPTS, carries_content, wire_bytes
@@ -38,6 +46,8 @@ class Receiver:
                  clock: Callable[[], datetime]) -> None:
         self.xmpp = xmpp
         self.pending: deque[tuple[Message, datetime]] = deque()
+        #: the replay cache: signatures of records already accepted (oldest first)
+        self.seen: OrderedDict[str, None] = OrderedDict()
         self._config = config
         self._session = session
         self._receipts = receipts
@@ -83,7 +93,8 @@ class Receiver:
         key = (str(message["from"]), message["id"])
         data = wire_bytes(message.xml)
         try:
-            report = verify_stanza(data, anchor, now, max_skew=self._session.max_skew(int(self._config["max_skew"])))
+            report = verify_stanza(data, anchor, now, max_skew=self._session.max_skew(int(self._config["max_skew"])),
+                                   seen=self.seen)
         except InvalidInput as exc:
             self._receipts.unreadable(key)
             self.xmpp.event("trust_path_invalid", InvalidPath(message, exc))
@@ -93,6 +104,10 @@ class Receiver:
             self.pending.append((message, now))
             self._session.refresh()
             return
+        self._remember_accepted(data, report)
+        inner = self._inner(message)
+        if inner is not None:
+            report = with_coverage_note(report, inner, message.namespace)
         self._receipts.checked(key, data, report)
         if message.xml.find(f"{{{NS_CARBONS}}}sent") is not None:
             # another device of this account sent it: its recipient's report can be bound here too
@@ -104,6 +119,29 @@ class Receiver:
                 self._receipts.remember_sent(*sent)
         self.xmpp.event("trust_path_verdict", TrustPathVerdict(message, report))
         self._receipts.judge(message, data, report)
+
+    def _inner(self, message: Message) -> ET.Element | None:
+        """The message the report is about: the stanza, or the one a carbon or archive result forwards."""
+        for child in message.xml:
+            if child.tag in WRAPPERS:
+                forwarded = child.find(f"{{{NS_FORWARD}}}forwarded")
+                return forwarded.find(f"{{{message.namespace}}}message") if forwarded is not None else None
+        return message.xml
+
+    def _remember_accepted(self, data: bytes, report: Report) -> None:
+        """Put the signatures of the records that verified into the replay cache (not for an
+        archive result: reading history again is not a replay)."""
+        try:
+            received = find_message(parse_stanza(data))
+            path = decode_path(received.message) if received.wrapper != "archive" else None
+        except InvalidInput:
+            return
+        if path is None:
+            return
+        limit = int(self._config.get("replay_cache", 10000))
+        for att, check in zip(path.attestations, report.attestations):
+            if check.status is Status.OK:
+                remember(self.seen, att.sig, None, limit)
 
     def flush(self) -> None:
         """Check every message that waited for the anchor, if there is one now."""

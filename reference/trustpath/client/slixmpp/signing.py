@@ -1,7 +1,13 @@
-"""Sending: in the last outgoing filter (``out_sce``) every message with a body, a subject or a
-receipt gets one attestation by this client (:func:`trustpath.core.attest.attest`), and
+"""Sending: in the last outgoing filter (``out_sce``) every message with a body, a subject, a
+covered element payload (OMEMO, OOB, ...; XEP: Covered Payloads) or a receipt gets one record by
+this client (:func:`trustpath.core.attest.attest`: its session key, its view of H1, and ``h=``
+listing the payloads present), and
 ``<require/>`` when asked; a requirement this client's own hop cannot meet is refused there
-(XEP rule 44), and a receipt waits for the report of the message it acknowledges."""
+(XEP rule 44), and a receipt waits for the report of the message it acknowledges.
+
+The signing input names the message by its 'id', else its XEP-0359 origin-id; a message with
+neither cannot be attested.  Every attested message gets an ``<origin-id/>`` (the 'id' when it
+has one), so that it keeps an identity where a server or a room rewrites the 'id'."""
 
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ from slixmpp.stanza import Message
 from slixmpp.xmlstream import ET
 
 from ...core.attest import attest
-from ...core.codec import add_attestation, find_path_element, message_fields, parse_stanza, remove_paths, serialize
+from ...core.codec import NS_SID, add_attestation, find_path_element, message_fields, parse_stanza, remove_paths, \
+    serialize
 from ...core.errors import InvalidInput, TrustPathError
 from ...core.model import NS
 from ...core.require import requirement_problem
@@ -68,8 +75,13 @@ class Signer:
             if message["id"] and message["to"]:
                 self._receipts.remember_sent((message["to"].bare, message["id"]), None)
             return message
-        if not message["id"]:
-            message["id"] = self.xmpp.new_id()
+        origin = xml.find(f"{{{NS_SID}}}origin-id")
+        if origin is None or not origin.get("id"):
+            if origin is not None:
+                xml.remove(origin)
+            # XEP-0359: the sender's own id for the message; without an 'id' it is what is signed
+            origin = ET.SubElement(xml, f"{{{NS_SID}}}origin-id")
+            origin.set("id", message["id"] or self.xmpp.new_id())
         if self._config["delivery_reports"] and not self._receipts.add_report(message):
             return None  # held until the acknowledged message is checked
         for child in list(xml):
@@ -82,8 +94,9 @@ class Signer:
         if not root.get("to"):
             return message  # addressed to the account itself; nothing to attest across hops
         fields = message_fields(root)
-        attestation = attest(fields, key, signer=self.xmpp.boundjid.full, time=self._clock(),
-                             out_view=self._own_hop.own_view())
+        # the sending client's record: no signer (it is the message's 'from'), no time (its clock
+        # is not checked), its view of H1; attest() lists in h= every payload present
+        attestation = attest(fields, key, out_view=self._own_hop.own_view())
         add_attestation(root, attestation)
         path = find_path_element(root)
         assert path is not None

@@ -22,7 +22,7 @@ REQUIRE_VERDICTS = ("trusted", "weak")
 
 
 class ClientKey(ElementBase):
-    """``<iq type='set'><client-key xmlns='urn:xmpp:trust-path:0' key='...'/></iq>`` (XEP: Client Key
+    """``<iq type='set'><client-key xmlns='urn:xmpp:trust-path:1' key='...'/></iq>`` (XEP: Client Key
     Announcement); ``iq['trust_path_client_key']['key']``."""
 
     namespace = NS
@@ -32,7 +32,7 @@ class ClientKey(ElementBase):
 
 
 class Preflight(ElementBase):
-    """``<iq type='get'><preflight xmlns='urn:xmpp:trust-path:0' domain='b.example'/></iq>``: ask this
+    """``<iq type='get'><preflight xmlns='urn:xmpp:trust-path:1' domain='b.example'/></iq>``: ask this
     client's own server how the path to ``domain`` would be verified now (the pre-flight query);
     ``iq['trust_path_preflight']['domain']``.  The answer is read strictly by the plugin
     (:meth:`trustpath.client.slixmpp.plugin.TrustPath.preflight`), not through this class."""
@@ -44,7 +44,7 @@ class Preflight(ElementBase):
 
 
 class Require(ElementBase):
-    """``<require xmlns='urn:xmpp:trust-path:0' verdict='trusted'/>`` on a message.
+    """``<require xmlns='urn:xmpp:trust-path:1' verdict='trusted'/>`` on a message.
 
     Used as ``msg['trust_path_require'] = 'trusted'`` (or ``'weak'``); reads ``''`` when
     absent.  Like XEP-0184's request, it works on the parent message directly, so that

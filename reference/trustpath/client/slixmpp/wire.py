@@ -6,8 +6,13 @@ from __future__ import annotations
 from slixmpp.xmlstream import ET
 from slixmpp.xmlstream.tostring import tostring
 
+from ...core import constants
 from ...core.delivery import NS_RECEIPTS
 from ...core.model import NS_PREFIX
+
+#: the element payloads a record can cover (omemo, oob, ...): a message carrying one is attested
+ELEMENT_PAYLOADS = frozenset(f"{{{spec['ns']}}}{spec['name']}" for spec in constants.PAYLOADS.values()
+                             if spec["kind"] == "element")
 
 __all__ = ["NS_RECEIPTS", "carries_content", "is_path", "wire_bytes", "xml_text"]
 
@@ -38,12 +43,13 @@ def is_path(tag: str) -> bool:
 
 
 def carries_content(message: ET.Element, ns: str, *, with_path: bool = True) -> bool:
-    """Whether a message is attested: it has a body or subject, or is a delivery receipt
-    (XEP: Sender Asks How It Was Delivered); received, also whether it has a path at all.
+    """Whether a message is attested: it has a body or subject, an element payload the XEP can
+    cover (an OMEMO message may have no body), or is a delivery receipt (XEP: Sender Asks How It
+    Was Delivered); received, also whether it has a path at all.
     Chat states and other notifications are not."""
     for child in message:
         tag = child.tag if isinstance(child.tag, str) else ""
-        if tag in (f"{{{ns}}}body", f"{{{ns}}}subject", f"{{{NS_RECEIPTS}}}received"):
+        if tag in (f"{{{ns}}}body", f"{{{ns}}}subject", f"{{{NS_RECEIPTS}}}received") or tag in ELEMENT_PAYLOADS:
             return True
         if with_path and is_path(tag):
             return True
