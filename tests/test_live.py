@@ -58,6 +58,20 @@ def test_every_chain_prosody_produced_verifies_with_the_reference_cli(live_outco
     assert checked >= 12
 
 
+def test_scenario_1_path_adds_at_most_250_bytes_per_hop_at_the_recipient(live_outcomes):
+    """Brief: "a message must not triple in size".  The stanza bob got in scenario 1 against the
+    same stanza with every trust-path element removed, over the hops of its path."""
+    from trustpath.testbed.harness.size import path_size
+
+    outcome = next(o for o in live_outcomes if o.number == 1)
+    assert outcome.stanza is not None and outcome.report is not None, outcome.problems
+    size = path_size(outcome.stanza, len(outcome.report.hops))
+    print(f"scenario 1 live: {size.total} bytes, {size.without} without trust-path, {size.hops} hops, "
+          f"{size.per_hop:.0f} bytes per hop")
+    assert size.hops == 3 and size.added > 0
+    assert size.per_hop <= 250
+
+
 def test_preflight_against_prosody_forecasts_the_pinned_link():
     require_prosody()
     from trustpath.testbed.harness.scenarios import Live, Setup, world_for

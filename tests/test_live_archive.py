@@ -149,3 +149,30 @@ def test_the_senders_own_archive_holds_a_verifiable_path():
                      archived=True)
 
     in_live_federation(steps)
+
+
+def test_an_archive_read_after_the_servers_certificate_renewal_is_judged_by_todays_connection():
+    """b.example renews its TLS certificate (a new key) after the message was delivered; bob,
+    pinning the new key, reads it back from the archive: H3 is judged by today's connection, so
+    the old key named in b.example's record is no key-mismatch (XEP: archives, no false alarms)."""
+    from trustpath.testbed.harness.rotate import renew_certificate
+
+    async def steps(live: Live) -> None:
+        alice = await live.client(ALICE)
+        bob = await live.client(BOB)
+        alice.send("bob@b.example", "Delivered before b.example renews its certificate.")
+        delivered = await seen(bob)
+        assert_shown("delivered", delivered, Verdict.TRUSTED)
+        old_view = bob.xmpp.plugin["trust_path"].view
+        await live.drop(BOB)
+        old = live.world.spki["b.example"]
+        new = await asyncio.to_thread(renew_certificate, live.world, "b.example")
+        assert new != old
+        bob = await read_archive(live, BOB)
+        # positive control: today's connection shows the new key, not the one the message came by
+        assert bob.xmpp.plugin["trust_path"].view.spki != old_view.spki
+        archived = await seen(bob)
+        assert_shown("read from the archive after the renewal", archived, Verdict.TRUSTED, archived=True)
+        assert all(h.reason != "key-mismatch" for h in archived.report.hops), archived.report.to_json()
+
+    in_live_federation(steps)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from ...core.keys import SigningKey
 from ...core.model import DEFAULT_MAX_SKEW
 from ...core.timefmt import format_time
 from .prosody import Instance
+from .world import World
 
 
 def current_key(instance: Instance) -> SigningKey:
@@ -36,3 +38,14 @@ def rotate_key(instance: Instance) -> tuple[str, str]:
     instance.options["trust_path_retired_keys"] = retired
     instance.restart()
     return old.public, new.public
+
+
+def renew_certificate(world: World, domain: str) -> str:
+    """Restart ``domain``'s server with a new TLS certificate and key (a renewal, as with ACME);
+    return the new key's pin.  Clients that pin it (the harness's own) pin the new key from now on."""
+    instance = world.servers[domain]
+    credential = world.ca.issue(domain, f"prosody-{domain}-renewed-{secrets.token_hex(4)}")
+    instance.cert_file, instance.key_file = credential.cert_file, credential.key_file
+    world.spki[domain] = credential.spki
+    instance.restart()
+    return credential.spki

@@ -7,9 +7,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..sim.tls import Authority, KeyFactory
 from .dns import DnsServer, Zone
