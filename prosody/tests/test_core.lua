@@ -1,6 +1,7 @@
--- Unit tests of trust_path_core.lua's fast paths: each must give exactly what the plain
--- version gives (the signing input byte for byte, the same base64 checks, elements that
--- serialize and parse like util.stanza's).  Run from anywhere: lua5.4 prosody/tests/test_core.lua
+-- Unit tests of the Lua core's own code paths that the vectors do not reach: the base64
+-- checks against their plain definition, the projection of element payloads and of text split
+-- over several nodes, <report/> signing, the path encoder, try(), the key form, the pre-flight
+-- element.  Run from anywhere: lua5.4 prosody/tests/test_core.lua
 local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
 local core = setup.core;
 local st = require "util.stanza";
@@ -11,8 +12,8 @@ local function check(name, cond, detail)
 	if cond then passed = passed + 1; else failed = failed + 1; print("FAIL: " .. name .. (detail and (" -- " .. detail) or "")); end
 end
 
--- The base64 checks, against the plain definition (XEP schema: 43 or 86 characters of the
--- alphabet, the last one restricted to the values whose unused bits are zero, then padding).
+-- The base64 checks, against the plain definition (XEP: 43 or 86 characters of the alphabet
+-- without padding, the last one restricted to the values whose unused bits are zero).
 local function plain_b64(text, length, last, pad)
 	if type(text) ~= "string" or #text ~= length then return false; end
 	local body = length - #pad - 1;
@@ -43,133 +44,154 @@ local function candidate(body, pad)
 end
 local agree, valid = true, 0;
 for _ = 1, 20000 do
-	for _, c in ipairs({ { candidate(43, "="), 44, "AEIMQUYcgkosw048", "=", core.is_b64_32 },
-		{ candidate(86, "=="), 88, "AQgw", "==", core.is_b64_64 } }) do
+	for _, c in ipairs({ { candidate(43, ""), 43, "AEIMQUYcgkosw048", "", core.is_key },
+		{ candidate(86, ""), 86, "AQgw", "", core.is_sig } }) do
 		local expected = plain_b64(c[1], c[2], c[3], c[4]);
 		if expected then valid = valid + 1; end
 		if c[5](c[1]) ~= expected then agree = false; print("differs: " .. c[1]); end
 	end
 end
-check("is_b64_32/64 agree with the plain definition on 40000 strings", agree);
+check("is_key/is_sig agree with the plain definition on 40000 strings", agree);
 check("and some of them are valid", valid > 100, tostring(valid));
-check("a real key", core.is_b64_32("+UXL5a5lI4zDn624+M0g1KqFKL+Vhqu9elA0yplwo14="));
-check("unused bits set", not core.is_b64_32("+UXL5a5lI4zDn624+M0g1KqFKL+Vhqu9elA0yplwo15="));
-check("not a string", not core.is_b64_32(nil) and not core.is_b64_64(42));
+check("a real key", core.is_key("+UXL5a5lI4zDn624+M0g1KqFKL+Vhqu9elA0yplwo14"));
+check("unused bits set", not core.is_key("+UXL5a5lI4zDn624+M0g1KqFKL+Vhqu9elA0yplwo15"));
+check("padding is not part of a record's key", not core.is_key("+UXL5a5lI4zDn624+M0g1KqFKL+Vhqu9elA0yplwo14="));
+check("not a string", not core.is_key(nil) and not core.is_sig(42));
+check("b64_raw round trip", core.unb64_raw(core.b64_raw("\1\2\3\4")) == "\1\2\3\4" and core.b64_raw("\1\2\3\4") == "AQIDBA");
 
--- The signing input: a view marked for reuse is encoded once and gives the same bytes.
-local fields = { sender = "alice@a.example/phone", to = "bob@b.example", id = "x1", type = "chat",
-	bodies = { { text = "hi" }, { lang = "de", text = "hallo" } }, subjects = {}, threads = { { text = "t" } },
-	require = "trusted" };
-local function view() return { peer = "a.example", side = "server", tls = "1.3", cipher = "1301",
-	spki = "yCNcipaTusUs2cWP0cnTltwKS03ddEHWqKSiXPHwcLg=", method = "pin", result = "pass", chain = "pass",
-	["key-source"] = "link", removed = 2 }; end
-local att = { signer = "b.example", time = "2026-11-25T09:00:00Z", for_id = "x1", prev_key = "k", in_view = view(),
-	out_view = { peer = "bob@b.example/desk", side = "server", tls = "1.3", method = "SCRAM-SHA-1", result = "pass",
-		spki = "yCNcipaTusUs2cWP0cnTltwKS03ddEHWqKSiXPHwcLg=" } };
-local plain = core.signing_input(fields, "prev", att);
-local reused = { signer = att.signer, time = att.time, for_id = att.for_id, prev_key = att.prev_key,
-	in_view = core.reuse_view(view()), out_view = core.reuse_view(att.out_view) };
-check("reused views: same signing input (first)", core.signing_input(fields, "prev", reused) == plain);
-check("reused views: same signing input (cached)", core.signing_input(fields, "prev", reused) == plain);
-local expected_prefix = table.concat({ core.NS, "from", "alice@a.example/phone", "to", "bob@b.example", "type", "chat",
-	"body", "hi", "body@de", "hallo", "thread", "t", "require", "trusted", "" }, "\0");
-check("message prefix", core.message_prefix(fields) == expected_prefix, (core.message_prefix(fields):gsub("%z", "|")));
-check("view input", core.view_input("in.", view()) == core.view_input("in.", reused.in_view));
 
--- message_fields: a message without subject or thread gets read-only empty lists.
-local m = st.message({ from = "a@a.example/r", to = "b@b.example", id = "i", type = "chat" }):text_tag("body", "x");
+
+local NS = core.NS;
+local function parse(text) return assert(xml.parse(text), "not well-formed: " .. text); end
+local function refused(f, ...)
+	local ok, err = pcall(f, ...);
+	return not ok and type(err) == "table" and err.tp_error == true and err;
+end
+
+-- message_fields: text split over several nodes is one text; empty lists are read-only.
+local m = st.message({ from = "a@x/r", to = "b@y", id = "i" }):text_tag("body", "x");
 local f = core.message_fields(m);
 check("one body", #f.bodies == 1 and f.bodies[1].text == "x");
 check("no subject", #f.subjects == 0 and #f.threads == 0);
 check("empty lists are read-only", not pcall(function () f.subjects[1] = {}; end));
-local multi = st.message({ from = "a@a.example/r", to = "b@b.example", id = "i" }):tag("body"):text("a"):text("b"):up();
+local multi = st.message({ from = "a@x/r", to = "b@y", id = "i" }):tag("body"):text("a"):text("b"):up();
 check("text of several nodes", core.message_fields(multi).bodies[1].text == "ab");
-check("empty body", core.message_fields(st.message({ from = "a", to = "b", id = "i" }):tag("body"):up()).bodies[1].text == "");
+check("origin-id when there is no id", core.message_fields(parse(
+	"<message xmlns='jabber:client' from='a@x/r' to='b@y'><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>")).id == "o1");
+check("no id at all: id is empty (cannot be attested)", core.message_fields(st.message({ from = "a", to = "b" })).id == "");
+check("attest refuses a message without id", not pcall(core.attest, core.message_fields(st.message({ from = "a", to = "b" })),
+	core.signing_key(("\7"):rep(32)), { out_view = { method = "pin", result = "pass", tls = "none" } }));
+check("a body with markup is refused", refused(core.message_fields, parse(
+	"<message xmlns='jabber:client' from='a' to='b' id='i'><body>a<b xmlns='x'/></body></message>")));
+
+-- Element payloads: the same projection whether the parser set xmlns on every element
+-- (util.xml) or only where it changes (Prosody's stream parser, util.stanza builders).
+local omemo_text = "<message xmlns='jabber:client' from='a@x/r' to='b@y' id='i'><encrypted xmlns='urn:xmpp:omemo:2'>"
+	.. "<header sid='7'><keys jid='b@y'><key rid='1' kex='true'>AAA=</key></keys></header><payload>QkJC</payload>"
+	.. "</encrypted></message>";
+local parsed = core.message_fields(parse(omemo_text));
+local built = st.message({ from = "a@x/r", to = "b@y", id = "i" }):tag("encrypted", { xmlns = "urn:xmpp:omemo:2" })
+	:tag("header", { sid = "7" }):tag("keys", { jid = "b@y" }):tag("key", { rid = "1", kex = "true" }):text("AAA="):up():up():up()
+	:tag("payload"):text("QkJC"):up():up();
+local from_builder = core.message_fields(built);
+check("omemo2 projected", parsed.elements.omemo2 ~= nil and parsed.elements.omemo2 == from_builder.elements.omemo2,
+	(tostring(parsed.elements.omemo2):gsub("%z", "|")) .. "\n  vs " .. (tostring(from_builder.elements.omemo2):gsub("%z", "|")));
+check("projection: names qualified, attributes sorted", parsed.elements.omemo2:find(
+	"<\0{urn:xmpp:omemo:2}key\0@kex\0true\0@rid\0001\0#\0AAA=\0>\0", 1, true) ~= nil);
+check("present payloads in the table's order", table.concat(parsed.present, ",") == "omemo2");
+check("covered_payloads lists a payload outside the defaults", table.concat(core.covered_payloads(parsed), ",") == "omemo2");
+check("covered_payloads: nil for a plain message", core.covered_payloads(f) == nil);
+local lang = core.project_element(parse("<x xmlns='jabber:x:oob' xml:lang='en' b='2' a='1'>t<url>u</url>tail</x>"));
+check("projection: xml:lang as {xml-ns}lang, text and tails in order", lang ==
+	"<\0{jabber:x:oob}x\0@a\0001\0@b\0002\0@{http://www.w3.org/XML/1998/namespace}lang\0en\0#\0t\0"
+	.. "<\0{jabber:x:oob}url\0#\0u\0>\0#\0tail\0>\0", (lang:gsub("%z", "|")));
+check("two payloads of one kind are refused", refused(core.message_fields, parse(
+	"<message xmlns='jabber:client' from='a' to='b' id='i'><x xmlns='jabber:x:oob'/><x xmlns='jabber:x:oob'/></message>")));
 
 -- A delivery <report/> is signed generically: its attributes sorted by name as "report."
 -- fields, then per <hop/> a "hop" field with its position and its attributes as "hop." fields.
-local REPORT = [[<message xmlns='jabber:client' from='b@b.example/r' to='a@a.example/p' id='r1'>]]
-	.. [[<received xmlns='urn:xmpp:receipts' id='m1'/>]]
-	.. [[<report xmlns='urn:xmpp:trust-path:0' xmlns:x='urn:example:x' verdict='weak' for='m1' origin='O'>]]
-	.. [[<hop to='a.example' from='a@a.example/p' strength='strong'/>text<other/>]]
-	.. [[<hop xmlns='urn:example:other' from='ignored'/>]]
-	.. [[<hop from='a.example' to='b.example' strength='weak' Z='upper' key-source='link'><ignored/></hop>]]
-	.. [[</report><body>ok</body></message>]];
-local report_msg = assert(xml.parse(REPORT));
-local report_fields = core.message_fields(report_msg);
-local expected_report_prefix = table.concat({ core.NS, "from", "b@b.example/r", "to", "a@a.example/p", "type", "normal",
-	"body", "ok",
-	"report.for", "m1", "report.origin", "O", "report.verdict", "weak",
-	"hop", "1", "hop.from", "a@a.example/p", "hop.strength", "strong", "hop.to", "a.example",
-	"hop", "2", "hop.Z", "upper", "hop.from", "a.example", "hop.key-source", "link", "hop.strength", "weak", "hop.to", "b.example",
-	"" }, "\0");
-check("report: message prefix", core.message_prefix(report_fields) == expected_report_prefix,
-	(core.message_prefix(report_fields):gsub("%z", "|")));
-check("no report: fields.report is nil", core.message_fields(m).report == nil);
-local function refused(text)
-	local ok, why = core.try(core.message_fields, assert(xml.parse(text)));
-	return ok == nil and why.reason == "malformed", why and tostring(why);
-end
 local function with_report(inner)
-	return "<message xmlns='jabber:client' from='b@b.example/r' to='a@a.example/p' id='r1'>" .. inner .. "</message>";
+	return "<message xmlns='jabber:client' from='a@x/r' to='b@y' id='i'>" .. inner .. "</message>";
 end
-check("report: two <report/> refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0' for='a'/>"
-	.. "<report xmlns='urn:xmpp:trust-path:0' for='b'/>")));
-check("report: a namespaced attribute on <hop/> refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0' for='a'>"
-	.. "<hop xmlns:x='urn:example:x' from='a' x:to='b'/></report>")));
-check("report: xml:lang on <report/> refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0' xml:lang='en'/>")));
-check("report: 16 hops accepted", #core.message_fields(assert(xml.parse(with_report("<report xmlns='urn:xmpp:trust-path:0'>"
-	.. ("<hop n='x'/>"):rep(16) .. "</report>")))).report == 17);
-check("report: 17 hops refused", refused(with_report("<report xmlns='urn:xmpp:trust-path:0'>"
-	.. ("<hop n='x'/>"):rep(17) .. "</report>")));
-check("report: a <report/> in another namespace is not signed", core.message_fields(assert(xml.parse(
-	with_report("<report xmlns='urn:example:other' for='a'/>")))).report == nil);
+local rf = core.message_fields(parse(with_report("<report xmlns='" .. NS .. "' for='m1' b='2'><hop peer='p' a='1'/></report>")));
+check("report: payload input", core.payload_input(rf, { "report" }) ==
+	"report.b\0002\0report.for\0m1\0hop\0001\0hop.a\0001\0hop.peer\0p\0", (core.payload_input(rf, { "report" }):gsub("%z", "|")));
+check("report: an empty report is not no report", core.payload_input(core.message_fields(parse(with_report(
+	"<report xmlns='" .. NS .. "'/>"))), { "report" }) == "" and core.message_fields(parse(with_report(
+	"<report xmlns='" .. NS .. "'/>"))).report ~= nil);
+check("report: two refused", refused(core.message_fields, parse(with_report("<report xmlns='" .. NS .. "'/><report xmlns='" .. NS .. "'/>"))));
+check("report: xml:lang on <report/> refused", refused(core.message_fields, parse(with_report("<report xmlns='" .. NS .. "' xml:lang='en'/>"))));
+check("report: 16 hops accepted", #core.message_fields(parse(with_report("<report xmlns='" .. NS .. "'>"
+	.. ("<hop a='1'/>"):rep(16) .. "</report>"))).report == 17);
+local seventeen = refused(core.message_fields, parse(with_report("<report xmlns='" .. NS .. "'>" .. ("<hop a='1'/>"):rep(17) .. "</report>")));
+check("report: 17 hops refused as a limit", seventeen and seventeen.limit == true);
 
--- Elements built without util.stanza's checks serialize and parse like util.stanza's.
-local SIG = ("A"):rep(86) .. "==";
-local with_quotes = { signer = "b.example", time = "2026-11-25T09:00:00Z", for_id = "it's \"quoted\" & <ok>", sig = SIG,
-	in_view = att.in_view, out_view = att.out_view };
-local el = core.attestation_element(with_quotes);
-local reference = st.stanza("attestation", { xmlns = core.NS, signer = "b.example", time = "2026-11-25T09:00:00Z",
-	["for"] = "it's \"quoted\" & <ok>", sig = SIG });
-local parsed = xml.parse(tostring(el));
-check("attestation element parses back", parsed and parsed.attr["for"] == with_quotes.for_id and #parsed.tags == 2);
-check("views in order", parsed.tags[1].name == "in" and parsed.tags[2].name == "out" and parsed.tags[1].attr.removed == "2");
-check("same top attributes as util.stanza", xml.parse(tostring(reference)).attr["for"] == parsed.attr["for"]);
-local decoded = core.decode_attestation(parsed);
-check("decodes strictly", decoded.in_view.chain == "pass" and decoded.out_view.method == "SCRAM-SHA-1");
+-- The path encoder: records joined by one space, the limit of 8, and remove_paths' count.
+local key = core.signing_key(("\1"):rep(32));
+local view = { method = "pin", result = "pass", tls = "1.3", spki = "AAAAAAAAAAAAAAAA" };
+local msg = st.message({ from = "a@x/r", to = "b@y", id = "i" }):text_tag("body", "hi");
+local fields = core.message_fields(msg);
+local previous = "";
+for i = 1, 8 do
+	local att = core.attest(fields, key, { signer = i > 1 and ("s" .. i) or nil, time = i > 1 and 1000 or nil,
+		in_view = i > 1 and view or nil, chain = i > 1 and "pass" or nil, out_view = view, previous = previous });
+	core.add_attestation(msg, att);
+	previous = core.previous_records(msg);
+end
+local path_text = core.text_of(core.find_path_element(msg));
+check("eight records, one space apart", #core.decode_path(msg) == 8 and not path_text:find("  ", 1, true));
+local full = refused(core.add_attestation, msg, core.decode_path(msg)[1]);
+check("a ninth record is refused as a limit", full and full.limit == true);
+check("each record verifies over what came before", (function ()
+	local atts, texts = core.decode_path(msg), {};
+	for _, a in ipairs(atts) do
+		if not core.verify_signature(a.key, a.sig, core.signing_input(fields, table.concat(texts, " "), core.unsigned_text(a), a.covers)) then
+			return false;
+		end
+		texts[#texts + 1] = a.text;
+	end
+	return true;
+end)());
+check("serialized and parsed again, the same records", core.text_of(core.find_path_element(parse(tostring(msg)))) == path_text);
+check("remove_paths counts records", core.remove_paths(msg) == 8 and core.find_path_element(msg) == nil);
+check("an empty <path/> counts once", core.remove_paths(parse(with_report("<path xmlns='" .. NS .. "'/>"))) == 1);
+check("a v0 <path/> is removed too", core.remove_paths(parse(with_report("<path xmlns='urn:xmpp:trust-path:0'><a/></path>"))) == 1);
+check("removed is capped at 999", core.attest(fields, key, { signer = "s", time = 1, in_view = view, chain = "pass", removed = 5000,
+	out_view = view }).text:find(";r=999;", 1, true) ~= nil);
 
 -- try() passes results through and turns only trust-path errors into (nil, err).
-local a, b, c = core.try(function (x) return x, nil, 3; end, 1);
+local a, b, c = core.try(function () return 1, nil, 3; end);
 check("try: results", a == 1 and b == nil and c == 3);
-local none, err = core.try(core.message_fields, st.message({ to = "b" }));
+local none, err = core.try(core.decode_attestation, "k=x");
 check("try: malformed", none == nil and err.reason == "malformed");
 check("try: other errors propagate", not pcall(core.try, function () error("bug"); end));
 
--- The pre-flight answer: <preflight/> with 'takes-part' and the <out/> view, which is left out
--- unless it is well-formed by the same rules as an attestation's <out/>.
-local SPKI = "FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw=";
-local pin_fail = { peer = "b.example", side = "client", tls = "1.3", cipher = "1302", spki = SPKI, method = "pin",
-	result = "fail", reason = "pin-mismatch" };
-check("view_problem: a failed pin view is well-formed", core.view_problem(pin_fail) == nil);
-check("view_problem: spki is required over TLS", core.view_problem({ peer = "b.example", side = "client", tls = "1.3",
-	method = "pin", result = "fail", reason = "pin-mismatch" }) ~= nil);
-check("view_problem: a failure needs a reason", core.view_problem({ peer = "b.example", side = "client", tls = "none",
-	method = "none", result = "fail" }) ~= nil);
-local pf = xml.parse(tostring(core.preflight_element(core.preflight_answer("b.example", true, pin_fail))));
-local pf_out = pf and pf:get_child("out", core.NS);
-check("preflight: parses back", pf and pf.name == "preflight" and pf.attr.xmlns == core.NS and pf.attr.domain == "b.example"
-	and pf.attr["takes-part"] == "true");
-check("preflight: <out/> in the namespace, decodes like an attestation's", pf_out ~= nil
-	and core.try(core.decode_attestation, xml.parse(tostring(core.attestation_element({ signer = "a.example",
-		time = "2026-11-25T09:00:00Z", for_id = "x", sig = SIG, out_view = pf_out.attr })))) ~= nil
-	and pf_out.attr.reason == "pin-mismatch" and pf_out.attr.spki == SPKI);
-local pf_false = xml.parse(tostring(core.preflight_element(core.preflight_answer("b.example", false, nil))));
-check("preflight: takes-part false, no <out/>", pf_false.attr["takes-part"] == "false" and #pf_false.tags == 0);
-local pf_unknown = xml.parse(tostring(core.preflight_element(core.preflight_answer("b.example", nil, { peer = "b.example", side = "client",
-	tls = "1.3", method = "pin", result = "fail", reason = "pin-mismatch" }))));
-check("preflight: unknown participation, a view without spki left out", pf_unknown.attr["takes-part"] == nil
-	and #pf_unknown.tags == 0);
+-- The key form, read back.
+local keys = { { key = key.public, status = "current" }, { key = core.signing_key(("\2"):rep(32)).public, status = "retired",
+	not_after = "2026-11-25T09:05:00Z" }, { key = core.signing_key(("\3"):rep(32)).public, status = "revoked",
+	since = "2026-11-20T00:00:00Z" } };
+local query = st.stanza("query", { xmlns = core.NS_DISCO_INFO }):tag("feature", { var = NS }):up()
+	:add_child(core.key_form(keys, 120, 600));
+local published = core.read_disco_info(parse(tostring(query)), "a.example");
+check("key form: read back", published.takes_part and #published.keys == 3 and published.max_skew == 120
+	and published.cache_for == 600 and published.keys[2].not_after == "2026-11-25T09:05:00Z"
+	and published.keys[3].since == "2026-11-20T00:00:00Z" and published.keys[1].key == key.public);
+check("key form: values are alg:key", tostring(query):find("ed25519:" .. key.public, 1, true) ~= nil);
+check("key form: no feature, no keys", core.read_disco_info(st.stanza("query", { xmlns = core.NS_DISCO_INFO }), "a").takes_part == false);
+check("key form: the feature without a form is refused", refused(core.read_disco_info,
+	st.stanza("query", { xmlns = core.NS_DISCO_INFO }):tag("feature", { var = NS }):up(), "a"));
+check("key problems", core.key_problem(keys, keys[1].key, 0) == nil and core.key_problem(keys, keys[2].key, 1795597500) == nil
+	and core.key_problem(keys, keys[2].key, 1795597501) == "key-retired" and core.key_problem(keys, keys[3].key, 0) == "key-revoked"
+	and core.key_problem(keys, "nope", 0) == "key-unknown");
+
+-- The pre-flight answer leaves out a view a client could not read.
+check("preflight: a failed pin view is kept", core.preflight_answer("b.example", true,
+	{ method = "pin", result = "fail", reason = "pin-mismatch", tls = "1.3", spki = "AAAAAAAAAAAAAAAA" }).link ~= nil);
+check("preflight: spki is required over TLS", core.preflight_answer("b.example", true,
+	{ method = "pin", result = "pass", tls = "1.3" }).link == nil);
+local pf = parse(tostring(core.preflight_element(core.preflight_answer("b.example", false, view))));
+check("preflight: element", pf.name == "preflight" and pf.attr.xmlns == NS and pf.attr["takes-part"] == "false"
+	and pf.attr.link == "pin,pass,1.3,AAAAAAAAAAAAAAAA");
 
 print(("%d passed, %d failed"):format(passed, failed));
 os.exit(failed == 0 and 0 or 1);

@@ -1,18 +1,47 @@
--- Creating an attestation: the signer's side (reference/trustpath/core/attest.py).
+-- Creating a record: the signer's side of the protocol (XEP "Records", "Signing Input";
+-- reference/trustpath/core/attest.py).
 local M = ...;
 
--- Sign one attestation for the message `fields`.  opts: signer, time (epoch seconds), seed
--- (32 raw bytes), previous (the last attestation already in the path, or nil), prev_key,
--- in_view, out_view, stored (epoch seconds or nil).
-function M.attest(fields, opts)
-	assert(opts.in_view or opts.out_view, "an attestation describes at least one hop");
-	assert(opts.previous or opts.prev_sig or not opts.prev_key, "prev_key vouches for a previous attestation, but none was given");
-	assert(not opts.in_view or opts.in_view.chain, "an in_view must state chain");
-	local att = { signer = opts.signer, time = M.format_time(opts.time), for_id = fields.id,
-		prev_key = opts.prev_key, stored = opts.stored and M.format_time(opts.stored) or nil,
-		in_view = opts.in_view, out_view = opts.out_view };
-	local prev_sig = opts.prev_sig or (opts.previous and opts.previous.sig) or "";
-	local data = M.fields_input(M.message_prefix(fields), prev_sig, att);
-	att.sig = M.sign(opts.seed, data);
-	return att;
+-- What a signer lists in 'h=': nil (the default payloads) unless the message carries one
+-- outside them, then every payload it carries, in the table's order.
+function M.covered_payloads(fields)
+	for _, token in ipairs(fields.present) do
+		if not M.IS_DEFAULT_PAYLOAD[token] then return fields.present; end
+	end
+	return nil;
+end
+
+-- Sign one record for the message `fields` with `key` (signing_key()).  opts: out_view
+-- (required), previous (the records already in the path, joined by one space; "" or nil for
+-- the first), signer (nil for the sending client: its JID is the message's 'from'), time,
+-- in_view, in_peer, out_peer, chain, chain_reason, vouch, removed, stored (epoch seconds), and
+-- prefix (a precomputed message_prefix).  Returns the record as decode_attestation() reads it.
+function M.attest(fields, key, opts)
+	assert(fields.id ~= "", "a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)");
+	local signer = opts.signer;
+	assert(signer == nil or (opts.in_view and opts.chain), "a server's record states its in-view and what arrived (chain)");
+	assert(signer ~= nil or not (opts.in_view or opts.chain or opts.vouch), "the sending client's record has an out-view only");
+	assert((opts.chain == "fail") == (opts.chain_reason ~= nil), "chain 'fail' and only it takes a chain_reason");
+	local covers = M.covered_payloads(fields);
+	local parts = {};
+	local function field(name, value) parts[#parts + 1] = name .. "=" .. value; end
+	if signer then field("s", signer); end
+	if opts.time then field("t", ("%d"):format(opts.time)); end
+	field("k", key.public);
+	if opts.in_view then field("i", M.view_text(opts.in_view)); end
+	if opts.in_peer then field("f", opts.in_peer); end
+	if opts.chain then field("c", opts.chain_reason and (opts.chain .. "." .. opts.chain_reason) or opts.chain); end
+	if opts.vouch then field("v", opts.vouch); end
+	if opts.removed and opts.removed > 0 then field("r", ("%d"):format(math.min(opts.removed, M.MAX_REMOVED))); end
+	field("o", M.view_text(opts.out_view));
+	if opts.out_peer then field("p", opts.out_peer); end
+	if opts.stored then field("st", ("%d"):format(opts.stored)); end
+	if covers then field("h", table.concat(covers, ",")); end
+	local unsigned = table.concat(parts, ";");
+	local sig = M.sign(key, M.signing_input(fields, opts.previous or "", unsigned, covers, opts.prefix));
+	local removed = opts.removed and opts.removed > 0 and math.min(opts.removed, M.MAX_REMOVED) or nil;
+	return { key = key.public, out_view = opts.out_view, sig = sig, text = unsigned .. ";z=" .. sig, signer = signer,
+		time = opts.time, in_view = opts.in_view, in_peer = opts.in_peer, out_peer = opts.out_peer, chain = opts.chain,
+		chain_reason = opts.chain_reason, vouch = opts.vouch, removed = removed, stored = opts.stored,
+		covers = covers, extra = {} };
 end

@@ -1,14 +1,27 @@
--- Reading and writing trust-path elements (reference/trustpath/core/codec.py): the signed fields
--- of a <message/>, the strict decoder of <path/> and its views (XEP "The Path and Its
--- Attestations"), unwrapping carbons and archive results, and the encoder.
+-- Reading and writing trust-path elements (reference/trustpath/core/codec.py): the fields of a
+-- <message/> a record is bound to (with its covered payloads), the strict decoder of <path/>
+-- and its records (XEP "The Path Element"), unwrapping carbons and archive results, and the
+-- encoder.  Stanzas are util.stanza trees, as Prosody hands them to the module.
 local M = ...;
 local st = require "util.stanza";
 local NS, NS_PREFIX = M.NS, M.NS_PREFIX;
 local fail, bare = M.fail, M.bare;
-local set = M.set;
 
 local STANZA_NS = { ["jabber:client"] = true, ["jabber:server"] = true };
 local XML_LANG = "xml:lang";
+local XML_NS = "http://www.w3.org/XML/1998/namespace";
+M.NS_CARBONS, M.NS_FORWARD, M.NS_MAM, M.NS_DELAY = "urn:xmpp:carbons:2", "urn:xmpp:forward:0", "urn:xmpp:mam:2", "urn:xmpp:delay";
+M.NS_SID, M.NS_MUC_USER = "urn:xmpp:sid:0", "http://jabber.org/protocol/muc#user";
+local NS_SID = M.NS_SID;
+
+-- A limit of the XEP was exceeded (Python: LimitExceeded, a kind of malformed input).
+local function fail_limit(text, ...)
+	local ok, err = pcall(fail, "malformed", text, ...);
+	assert(not ok);
+	err.limit = true;
+	error(err, 2);
+end
+M.fail_limit = fail_limit;
 
 -- Is `child` in the same namespace as the stanza?  Prosody leaves xmlns unset on elements in
 -- the stream's default namespace (jabber:client or jabber:server); util.xml sets it.
@@ -18,8 +31,11 @@ local function in_stanza_ns(stanza, child)
 	return ns == nil and STANZA_NS[cns] == true;
 end
 
--- A delivery report (<report/> with its <hop/> children) is signed generically: every
--- attribute, whatever it says (the client that reads the report checks it strictly).
+-- The namespace of `element` whose parent is in `parent_ns`: Prosody's stream parser sets
+-- xmlns only where it differs from the stream's, util.xml on every element.
+local function ns_of(element, parent_ns)
+	return element.attr.xmlns or parent_ns;
+end
 
 -- a < b in code point order (UTF-8 byte order), whatever the C locale's collation says.
 local function code_point_less(a, b)
@@ -30,14 +46,37 @@ local function code_point_less(a, b)
 	return #a < #b;
 end
 
+-- The text of an element as one string (the parser may split it into several nodes).
+local function text_of(element)
+	if element[2] == nil and type(element[1]) == "string" then return element[1]; end
+	local parts = {};
+	for _, node in ipairs(element) do
+		if type(node) == "string" then parts[#parts + 1] = node; end
+	end
+	return table.concat(parts);
+end
+M.text_of = text_of;
+
+-- An attribute name as the reference (lxml) spells it: a namespaced one as {ns}name.
+-- util.xml keys a namespaced attribute "ns\1name", and xml:lang "xml:lang".
+local function qualified_attribute(name)
+	local ns, localname = name:match("^(.-)\1(.*)$");
+	if ns then return "{" .. ns .. "}" .. localname; end
+	local xml_local = name:match("^xml:(.*)$");
+	if xml_local then return "{" .. XML_NS .. "}" .. xml_local; end
+	return name;
+end
+
+local function is_declaration(name) return name == "xmlns" or name:find("^xmlns:") ~= nil; end
+
 -- The attributes of `element` as signed: { name1, value1, name2, value2, ... } sorted by
--- name.  Namespace declarations are not attributes; a namespaced attribute (util.xml keys it
--- "namespace\1name", or "xml:lang" and the like) would not be signed, so it is refused.
+-- name.  A namespaced attribute is refused: servers sign <report/> and <hop/> without
+-- reading them, and a namespaced attribute has no one spelling across XML libraries.
 local function signed_attributes(element, what)
 	local attr = element.attr;
 	local names = {};
 	for k in pairs(attr) do
-		if k ~= "xmlns" and not k:find("^xmlns:") then
+		if not is_declaration(k) then
 			if k:find("[:\1]") then
 				fail("malformed", "<%s/> must not carry namespaced attributes: they are not signed", what);
 			end
@@ -50,200 +89,151 @@ local function signed_attributes(element, what)
 	return out;
 end
 
--- A <report/> as the signing input covers it: { report's attributes, hop 1's, hop 2's, ... }.
-local function report_fields(report)
+-- A <report/> as the signing input covers it, whatever its attributes say: { the report's
+-- attributes, hop 1's, hop 2's, ... } (codec.report_fields).
+function M.report_fields(report, report_ns)
+	report_ns = ns_of(report, report_ns);
 	local out = { signed_attributes(report, "report") };
 	for _, child in ipairs(report.tags) do
-		if child.name == "hop" and child.attr.xmlns == NS then
-			if #out > M.MAX_REPORT_HOPS then
-				fail("malformed", "more than %d hops in a <report/>", M.MAX_REPORT_HOPS);
-			end
+		if child.name == "hop" and ns_of(child, report_ns) == NS then
 			out[#out + 1] = signed_attributes(child, "hop");
 		end
 	end
+	if #out - 1 > M.MAX_REPORT_HOPS then
+		fail_limit("%d hops in a <report/>; the limit is %d", #out - 1, M.MAX_REPORT_HOPS);
+	end
 	return out;
 end
-M.report_fields = report_fields;
 
-local TEXT_FIELD = { body = true, subject = true, thread = true };
+-- An element payload as the signing input covers it (XEP "Covered Payloads"): for the
+-- element and its descendants in document order, "<" and its {ns}name, its attributes
+-- sorted by name ("@name" and value), its text nodes ("#" and text) and ">" at its end.
+function M.project_element(element, parent_ns)
+	local parts, n = {}, 0;
+	local NUL = "\0";
+	local function add(a, b, c, d) parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = a, b, c, d; n = n + 4; end
+	local function walk(el, inherited, depth)
+		if depth > M.MAX_DEPTH then fail_limit("a payload nests deeper than %d elements", M.MAX_DEPTH); end
+		local ns = ns_of(el, inherited);
+		n = n + 1; parts[n] = "<"; n = n + 1; parts[n] = NUL;
+		n = n + 1; parts[n] = "{" .. ns .. "}" .. el.name; n = n + 1; parts[n] = NUL;
+		local names, qualified = {}, {};
+		for k in pairs(el.attr) do
+			if not is_declaration(k) then
+				local q = qualified_attribute(k);
+				names[#names + 1], qualified[q] = q, k;
+			end
+		end
+		table.sort(names, code_point_less);
+		for _, q in ipairs(names) do add("@" .. q, NUL, el.attr[qualified[q]], NUL); end
+		local run; -- adjacent text nodes are one text node
+		for _, node in ipairs(el) do
+			if type(node) == "string" then
+				run = run and (run .. node) or node;
+			else
+				if run and run ~= "" then add("#", NUL, run, NUL); end
+				run = nil;
+				walk(node, ns, depth + 1);
+			end
+		end
+		if run and run ~= "" then add("#", NUL, run, NUL); end
+		n = n + 1; parts[n] = ">"; n = n + 1; parts[n] = NUL;
+	end
+	walk(element, parent_ns, 1);
+	return table.concat(parts, "", 1, n);
+end
+
+local TEXT_FIELD = { body = "bodies", subject = "subjects", thread = "threads" };
 local NONE = setmetatable({}, { __newindex = function () error("read-only", 2); end }); -- no such children
+local ELEMENT_TOKENS = {}; -- ns -> name -> token
+for token, spec in pairs(M.PAYLOADS) do
+	if spec.kind == "element" then
+		ELEMENT_TOKENS[spec.ns] = ELEMENT_TOKENS[spec.ns] or {};
+		ELEMENT_TOKENS[spec.ns][spec.name] = token;
+	end
+end
 
--- The fields of a <message/> that attestations are bound to.  Raises "malformed" if the
--- message cannot be attested (no from/to/id, a body with child elements, a bad <require/>,
--- two <report/>s, a namespaced attribute on <report/> or <hop/>, more than 16 hops).
--- `report` is nil without a <report/>, else what report_fields() gives.
-function M.message_fields(stanza)
+-- The fields of a <message/> a record can be bound to (codec.message_fields):
+-- { sender, to, id, type, bodies, subjects, threads ({ lang, text } in document order),
+--   require, report, elements (token -> projection), present (tokens in the table's order) }.
+-- The id is the 'id' attribute, else the XEP-0359 <origin-id/>; "" when it has neither (such
+-- a message cannot be attested).  `extra` is a set of {ns}name payloads to project too.
+-- Raises "malformed" for a message a record cannot be bound to.
+function M.message_fields(stanza, extra)
 	local a = stanza.attr;
 	if not a.from or a.from == "" or not a.to or a.to == "" then
 		fail("malformed", "the message needs 'from' and 'to' to be attested");
 	end
-	if not a.id or a.id == "" then fail("malformed", "the message needs an 'id' to be attested"); end
+	local stanza_ns = a.xmlns;
+	local ident = a.id or "";
 	local groups; -- made only when the message has such children (most have one body)
 	local require_verdict, report;
+	local elements, have = {}, {};
 	for _, child in ipairs(stanza.tags) do
 		local name = child.name;
+		local cns = ns_of(child, stanza_ns);
 		if TEXT_FIELD[name] and in_stanza_ns(stanza, child) then
 			if #child.tags > 0 then fail("malformed", "<%s/> must contain text only", name); end
 			if not groups then groups = {}; end
 			local group = groups[name];
 			if not group then group = {}; groups[name] = group; end
-			group[#group + 1] = { lang = child.attr[XML_LANG], text = child[2] == nil and (child[1] or "") or table.concat(child) };
-		elseif child.name == "require" and child.attr.xmlns == NS then
+			group[#group + 1] = { lang = child.attr[XML_LANG], text = text_of(child) };
+			have[name] = true;
+		elseif name == "require" and cns == NS then
 			if require_verdict then fail("malformed", "more than one <require/>"); end
 			require_verdict = child.attr.verdict;
-			local extra = false;
+			local extra_attr = false;
 			for k in pairs(child.attr) do
-				if k ~= "verdict" and k ~= "xmlns" then extra = true; end
+				if k ~= "verdict" and not is_declaration(k) then extra_attr = true; end
 			end
-			if (require_verdict ~= "trusted" and require_verdict ~= "weak") or extra then
+			if not M.REQUIRED_STRENGTH[require_verdict] or extra_attr then
 				fail("malformed", "<require/> takes verdict='trusted' or verdict='weak'");
 			end
-		elseif name == "report" and child.attr.xmlns == NS then
+			have.require = true;
+		elseif name == "report" and cns == NS then
 			if report then fail("malformed", "more than one <report/>"); end
-			report = report_fields(child);
+			report = M.report_fields(child, cns);
+			have.report = true;
+		elseif name == "origin-id" and cns == NS_SID and ident == "" then
+			ident = child.attr.id or "";
+		else
+			local by_name = cns and ELEMENT_TOKENS[cns];
+			local token = by_name and by_name[name];
+			if not token and extra and cns and extra["{" .. cns .. "}" .. name] then token = "{" .. cns .. "}" .. name; end
+			if token then
+				if elements[token] then fail("malformed", "more than one %s payload", token); end
+				elements[token] = M.project_element(child, stanza_ns);
+				have[token] = true;
+			end
 		end
 	end
-	return { sender = a.from, to = a.to, id = a.id, type = a.type or "normal",
+	if #ident > M.MAX_ID_CHARS then fail("malformed", "the message id is longer than %d characters", M.MAX_ID_CHARS); end
+	local present = {};
+	for _, token in ipairs(M.PAYLOAD_ORDER) do
+		if have[token] then present[#present + 1] = token; end
+	end
+	return { sender = a.from, to = a.to, id = ident, type = a.type or "normal",
 		bodies = groups and groups.body or NONE, subjects = groups and groups.subject or NONE,
-		threads = groups and groups.thread or NONE, require = require_verdict, report = report };
+		threads = groups and groups.thread or NONE, require = require_verdict, report = report,
+		elements = elements, present = present };
 end
 
 -- Decoding <path/> strictly.
 
-local ATTESTATION_ATTRS = set { "signer", "time", "for", "alg", "prev-key", "stored", "sig" };
-local VIEW_ATTRS = set { "peer", "side", "tls", "cipher", "spki", "method", "cb", "result", "reason" };
-local IN_ATTRS = set { "peer", "side", "tls", "cipher", "spki", "method", "cb", "result", "reason",
-	"chain", "chain-reason", "key-source", "removed" };
-local SIDES, RESULTS, CHAINS, KEY_SOURCES = M.SIDES, M.RESULTS, M.CHAINS, M.KEY_SOURCES;
-local TLS, CB, METHODS = M.TLS_VERSIONS, M.CHANNEL_BINDINGS, M.METHODS;
-local MAX_JID, MAX_ID = M.MAX_JID_CHARS, M.MAX_ID_CHARS;
-
--- Attributes of an element without namespace declarations (they are not attributes).
-local function attributes(element)
-	local out = {};
-	for k, v in pairs(element.attr) do
-		if k ~= "xmlns" and not k:find("^xmlns:") then out[k] = v; end
-	end
-	return out;
+local function is_path(child)
+	local ns = child.attr.xmlns;
+	return child.name == "path" and ns ~= nil and ns:sub(1, #NS_PREFIX) == NS_PREFIX;
 end
-
-local function has_text(element)
-	for _, node in ipairs(element) do
-		if type(node) == "string" and node:find("%S") then return true; end
-	end
-	return false;
-end
-
-local function is_method(m)
-	return METHODS[m] or (#m >= 1 and #m <= 20 and m:find("^[A-Z0-9%-_]+$") ~= nil);
-end
-local function is_reason(r) return #r >= 1 and #r <= 64 and r:find("^[a-z0-9%-]+$") ~= nil; end
-
-local VIEW_REQUIRED = { "peer", "side", "tls", "method", "result" };
-local VIEW_REASONS = { "reason", "chain-reason" };
-local ATTESTATION_REQUIRED = { "signer", "time", "for", "sig" };
-
-local function decode_view(element, inbound)
-	local name = inbound and "in" or "out";
-	local attrs = attributes(element);
-	local allowed = inbound and IN_ATTRS or VIEW_ATTRS;
-	for k in pairs(attrs) do
-		if not allowed[k] then fail("malformed", "<%s/> has unknown attribute '%s'", name, k); end
-	end
-	for _, required in ipairs(VIEW_REQUIRED) do
-		if attrs[required] == nil then fail("malformed", "<%s/> lacks '%s'", name, required); end
-	end
-	if attrs.peer == "" or #attrs.peer > MAX_JID then fail("malformed", "<%s/> 'peer' must be a JID", name); end
-	if not SIDES[attrs.side] then fail("malformed", "<%s/> 'side' must be client or server", name); end
-	if not RESULTS[attrs.result] then fail("malformed", "<%s/> 'result' must be pass, fail or none", name); end
-	if attrs.chain ~= nil and not CHAINS[attrs.chain] then fail("malformed", "<%s/> 'chain' is not a chain value", name); end
-	if attrs["key-source"] ~= nil and not KEY_SOURCES[attrs["key-source"]] then
-		fail("malformed", "<%s/> 'key-source' is not a key source", name);
-	end
-	if not TLS[attrs.tls] then fail("malformed", "<%s/> 'tls' must be 1.2, 1.3 or none", name); end
-	if not is_method(attrs.method) then fail("malformed", "<%s/> 'method' %q is not a method name", name, attrs.method); end
-	if attrs.spki ~= nil and not M.is_b64_32(attrs.spki) then
-		fail("malformed", "<%s/> 'spki' must be a base64 SHA-256 (44 characters)", name);
-	end
-	if attrs.spki == nil and attrs.tls ~= "none" then fail("malformed", "<%s/> over TLS must state 'spki'", name); end
-	if attrs.cipher ~= nil and not attrs.cipher:find("^[0-9A-F][0-9A-F][0-9A-F][0-9A-F]$") then
-		fail("malformed", "<%s/> 'cipher' must be 4 upper-case hex digits", name);
-	end
-	if attrs.cb ~= nil and not CB[attrs.cb] then fail("malformed", "<%s/> 'cb' is not a channel binding type", name); end
-	for _, attr in ipairs(VIEW_REASONS) do
-		if attrs[attr] ~= nil and not is_reason(attrs[attr]) then
-			fail("malformed", "<%s/> '%s' must be a reason code", name, attr);
-		end
-	end
-	if attrs.result == "fail" and attrs.reason == nil then
-		fail("malformed", "<%s/> with result='fail' must give a 'reason'", name);
-	end
-	if attrs.removed ~= nil then
-		-- signed as written, so exactly one spelling: 1 to 999, no leading zero
-		if not attrs.removed:find("^[1-9][0-9]?[0-9]?$") then
-			fail("malformed", "<%s/> 'removed' must be a positive integer", name);
-		end
-	end
-	if inbound and attrs.chain == nil then fail("malformed", "<in/> must state 'chain'"); end
-	return attrs;
-end
-
-local function decode_attestation(element)
-	if element.name ~= "attestation" or element.attr.xmlns ~= NS then
-		fail("malformed", "<path/> may contain only <attestation/>, not <%s/>", element.name);
-	end
-	local attrs = attributes(element);
-	for k in pairs(attrs) do
-		if not ATTESTATION_ATTRS[k] then fail("malformed", "<attestation/> has unknown attribute '%s'", k); end
-	end
-	if attrs.alg ~= nil and attrs.alg ~= "ed25519" then
-		fail("unsupported-algorithm", "attestation by %s uses algorithm %q; only ed25519 is defined",
-			tostring(attrs.signer), attrs.alg);
-	end
-	for _, required in ipairs(ATTESTATION_REQUIRED) do
-		if attrs[required] == nil then fail("malformed", "<attestation/> lacks '%s'", required); end
-	end
-	if attrs.signer == "" or #attrs.signer > MAX_JID then fail("malformed", "'signer' must be a JID"); end
-	if attrs["for"] == "" or #attrs["for"] > MAX_ID then fail("malformed", "'for' must be a message id of 1 to %d characters", MAX_ID); end
-	local ok, why = M.parse_time(attrs.time);
-	if not ok then fail("malformed", "'time': %s", why); end
-	if attrs.stored ~= nil then
-		ok, why = M.parse_time(attrs.stored);
-		if not ok then fail("malformed", "'stored': %s", why); end
-	end
-	if not M.is_b64_64(attrs.sig) then fail("malformed", "'sig' must be a base64 Ed25519 signature (88 characters)"); end
-	if attrs["prev-key"] ~= nil and not M.is_b64_32(attrs["prev-key"]) then
-		fail("malformed", "'prev-key' must be a base64 Ed25519 key (44 characters)");
-	end
-	if has_text(element) then fail("malformed", "<attestation/> contains text"); end
-	local in_view, out_view;
-	local order = {};
-	for _, child in ipairs(element.tags) do
-		if child.attr.xmlns ~= NS or (child.name ~= "in" and child.name ~= "out") then
-			fail("malformed", "<attestation/> may contain only <in/> and <out/>, not <%s/>", child.name);
-		end
-		if #child.tags > 0 or has_text(child) then fail("malformed", "<%s/> must be empty", child.name); end
-		order[#order + 1] = child.name;
-		if child.name == "in" then in_view = decode_view(child, true); else out_view = decode_view(child, false); end
-	end
-	local shape = table.concat(order, ",");
-	if shape ~= "in" and shape ~= "out" and shape ~= "in,out" then
-		fail("malformed", "<attestation/> holds <in/>, <out/> or both, once each, in that order");
-	end
-	return { signer = attrs.signer, time = attrs.time, for_id = attrs["for"], sig = attrs.sig, alg = attrs.alg,
-		prev_key = attrs["prev-key"], stored = attrs.stored, in_view = in_view, out_view = out_view };
-end
-M.decode_attestation = decode_attestation;
 
 -- The <path/> child of `message`, or nil.  Raises on a second path or another version.
 function M.find_path_element(message)
 	local found;
 	for _, child in ipairs(message.tags) do
-		local ns = child.attr.xmlns;
-		if child.name == "path" and ns and ns:sub(1, #NS_PREFIX) == NS_PREFIX and ns ~= NS then
-			fail("unsupported-version", "trust-path namespace %q is not supported; this implementation speaks %s", ns, NS);
-		end
-		if child.name == "path" and ns == NS then
+		if is_path(child) then
+			local ns = child.attr.xmlns;
+			if ns ~= NS then
+				fail("unsupported-version", "trust-path namespace %q is not supported; this implementation speaks %s", ns, NS);
+			end
 			if found then fail("malformed", "more than one <path/> in a message"); end
 			found = child;
 		end
@@ -251,32 +241,174 @@ function M.find_path_element(message)
 	return found;
 end
 
--- The attestations carried by `message` (oldest first), or nil when it carries no path.
+-- The record texts of a <path/> element, oldest first, checked for shape only.
+function M.path_records(element)
+	for k in pairs(element.attr) do
+		if not is_declaration(k) then fail("malformed", "<path/> takes no attributes"); end
+	end
+	if #element.tags > 0 then fail("malformed", "<path/> contains text only: its records"); end
+	local records = {};
+	for record in text_of(element):gmatch("[^ \t\r\n]+") do
+		records[#records + 1] = record;
+		if #records > M.MAX_ATTESTATIONS then break; end -- a thousand records need not be split
+	end
+	if #records == 0 then fail("malformed", "<path/> is empty"); end
+	if #records > M.MAX_ATTESTATIONS then
+		local count = 0;
+		for _ in text_of(element):gmatch("[^ \t\r\n]+") do count = count + 1; end
+		fail_limit("%d records; the limit is %d", count, M.MAX_ATTESTATIONS);
+	end
+	return records;
+end
+
+local DECIMAL = { "^0$", "^[1-9]" .. ("[0-9]?"):rep(10) .. "$" };
+local function is_decimal(v) return v:find(DECIMAL[1]) ~= nil or v:find(DECIMAL[2]) ~= nil; end
+local function decimal(value, name)
+	if not is_decimal(value) then
+		fail("malformed", "'%s=' must be whole seconds since 1970 (decimal), got %q", name, value:sub(1, 40));
+	end
+	return math.tointeger(tonumber(value));
+end
+local function jid(value, name)
+	if value == "" or #value > M.MAX_JID_CHARS then fail("malformed", "'%s=' must be a JID", name); end
+	return value;
+end
+local function is_method(m) return #m <= 32 and m:find("^[a-z0-9][a-z0-9%-]*$") ~= nil; end
+local function is_reason(r) return #r <= 64 and r:find("^[a-z0-9][a-z0-9%-]*$") ~= nil; end
+local function is_field_key(k) return #k <= 16 and k:find("^[a-z][a-z0-9%-]*$") ~= nil; end
+local function is_token(t)
+	if #t <= 32 and t:find("^[a-z0-9][a-z0-9%-]*$") then return true; end
+	local ns, name = t:match("^{([^{}%s;,=]+)}([A-Za-z_][A-Za-z0-9_.%-]*)$");
+	return ns ~= nil and #ns <= 256 and #name <= 64;
+end
+local SPKI = "^" .. ("[A-Za-z0-9+/]"):rep(16) .. "$";
+
+-- `method,result,tls,spki` (XEP "Views") to a view table; raises "malformed".
+function M.decode_view(text, name)
+	name = name or "o";
+	local method, result, tls, spki = text:match("^([^,]*),([^,]*),([^,]*),([^,]*)$");
+	if not method then fail("malformed", "'%s=' must be method,result,tls,spki, got %q", name, text:sub(1, 60)); end
+	if not is_method(method) then fail("malformed", "'%s=' method %q is not a method name", name, method); end
+	if not M.TLS_VERSIONS[tls] then fail("malformed", "'%s=' tls must be 1.2, 1.3 or none, got %q", name, tls); end
+	if spki == "-" then
+		if tls ~= "none" then fail("malformed", "'%s=' over TLS must give the server's key (spki)", name); end
+		spki = nil;
+	elseif not spki:find(SPKI) then
+		fail("malformed", "'%s=' spki must be 16 base64 characters (12 bytes) or -", name);
+	end
+	if result == "pass" or result == "none" then
+		return { method = method, result = result, tls = tls, spki = spki };
+	end
+	if not is_reason(result) then
+		fail("malformed", "'%s=' result must be pass, none or a reason code, got %q", name, result);
+	end
+	return { method = method, result = "fail", tls = tls, spki = spki, reason = result };
+end
+
+-- nil if `view` is one a verifier accepts, else why not (the rules of decode_view).
+function M.view_problem(view)
+	local ok, err = M.try(M.decode_view, M.view_text(view));
+	if ok then return nil; end
+	return err.text;
+end
+
+local function need(fields, name)
+	local value = fields[name];
+	if value == nil then fail("malformed", "a record lacks '%s='", name); end
+	return value;
+end
+
+-- One record, read strictly (XEP "Records"): { key, out_view, sig, text, signer, time, alg,
+-- in_view, in_peer, out_peer, chain, chain_reason, vouch, removed, stored, covers, extra }.
+-- `covers` is nil for the default payloads; `extra` the fields this version does not define,
+-- in order (signed, and otherwise ignored).
+function M.decode_attestation(text)
+	if #text > M.MAX_RECORD_CHARS then
+		fail_limit("a record is %d characters; the limit is %d", #text, M.MAX_RECORD_CHARS);
+	end
+	if not text:find("^[\33-\126]+$") then fail("malformed", "a record is printable ASCII without spaces"); end
+	local fields, extra, seen = {}, {}, {};
+	local last;
+	for item in (text .. ";"):gmatch("([^;]*);") do
+		local key, value = item:match("^([^=]*)=(.*)$");
+		if not key or not is_field_key(key) or value:find("=", 1, true) then
+			fail("malformed", "a record field must be key=value, got %q", item:sub(1, 40));
+		end
+		if seen[key] then fail("malformed", "a record gives '%s=' twice", key); end
+		seen[key] = true;
+		if M.RECORD_FIELDS[key] then fields[key] = value; else extra[#extra + 1] = { key, value }; end
+		last = item;
+	end
+	if not last:find("^z=") then fail("malformed", "'z=' (the signature) must be a record's last field"); end
+	local alg = fields.a;
+	if alg ~= nil and not M.ALGORITHMS[alg] then
+		fail("unsupported-algorithm", "a record by %s uses algorithm %q; only ed25519 is defined",
+			fields.s or "the sending client", alg);
+	end
+	local key, sig = need(fields, "k"), need(fields, "z");
+	if not M.is_key(key) then fail("malformed", "'k=' must be a base64 Ed25519 key without padding (43 characters)"); end
+	if not M.is_sig(sig) then fail("malformed", "'z=' must be a base64 Ed25519 signature without padding (86 characters)"); end
+	local signer = fields.s;
+	local out_view = M.decode_view(need(fields, "o"), "o");
+	local in_view = fields.i and M.decode_view(fields.i, "i") or nil;
+	if signer == nil then
+		if in_view or fields.c or fields.v or fields.st then
+			fail("malformed", "the sending client's record (no 's=') has only an out-view");
+		end
+	else
+		jid(signer, "s");
+		if not in_view or not fields.c or not fields.t then fail("malformed", "a server's record needs 't=', 'i=' and 'c='"); end
+	end
+	local chain, chain_reason;
+	if fields.c then
+		local word, dot, reason = fields.c:match("^([^.]*)(%.?)(.*)$");
+		local is_fail = word == "fail";
+		if not M.CHAINS[word] or is_fail ~= (dot == "." and reason ~= "") or (dot == "." and reason == "")
+				or (reason ~= "" and not is_reason(reason)) then
+			fail("malformed", "'c=' must be pass, absent, stripped or fail.<reason>, got %q", fields.c:sub(1, 40));
+		end
+		chain, chain_reason = word, reason ~= "" and reason or nil;
+	end
+	if fields.v and not M.KEY_SOURCES[fields.v] then fail("malformed", "'v=' must be a key source, got %q", fields.v:sub(1, 40)); end
+	local covers;
+	if fields.h then
+		covers = {};
+		local listed = {};
+		for token in (fields.h .. ","):gmatch("([^,]*),") do
+			if not is_token(token) or listed[token] then fail("malformed", "'h=' must list payload tokens, each once"); end
+			listed[token] = true;
+			covers[#covers + 1] = token;
+		end
+	end
+	local removed = fields.r;
+	if removed ~= nil and not removed:find("^[1-9][0-9]?[0-9]?$") then fail("malformed", "'r=' must be a count from 1 to 999"); end
+	return { key = key, out_view = out_view, sig = sig, text = text, signer = signer,
+		time = fields.t and decimal(fields.t, "t") or nil, alg = alg, in_view = in_view,
+		in_peer = fields.f and jid(fields.f, "f") or nil, out_peer = fields.p and jid(fields.p, "p") or nil,
+		chain = chain, chain_reason = chain_reason, vouch = fields.v, removed = removed and math.tointeger(tonumber(removed)) or nil,
+		stored = fields.st and decimal(fields.st, "st") or nil, covers = covers, extra = extra };
+end
+
+-- The record without its signature: what its signing input ends with.
+function M.unsigned_text(att)
+	return att.text:match("^(.*);z=[^;]*$");
+end
+
+-- The records carried by `message` (oldest first), or nil when it carries no path.
 function M.decode_path(message)
 	local element = M.find_path_element(message);
 	if not element then return nil; end
-	if next(attributes(element)) then fail("malformed", "<path/> takes no attributes"); end
-	if has_text(element) then fail("malformed", "<path/> contains text"); end
-	local children = element.tags;
-	if #children == 0 then fail("malformed", "<path/> is empty"); end
-	if #children > M.MAX_ATTESTATIONS then
-		fail("malformed", "%d attestations; the limit is %d", #children, M.MAX_ATTESTATIONS);
-	end
 	local atts, sigs = {}, {};
-	for i, child in ipairs(children) do
-		local att = decode_attestation(child);
-		if sigs[att.sig] then fail("malformed", "the same attestation appears twice in <path/>"); end
+	for i, text in ipairs(M.path_records(element)) do
+		local att = M.decode_attestation(text);
+		if sigs[att.sig] then fail("malformed", "the same record appears twice in <path/>"); end
 		sigs[att.sig] = true;
-		if i > 1 and atts[i - 1].signer == att.signer then
-			fail("malformed", "two consecutive attestations by %s: a hop is duplicated", att.signer);
-		end
 		atts[i] = att;
 	end
 	return atts;
 end
 
-local NS_CARBONS, NS_FORWARD, NS_MAM, NS_DELAY = "urn:xmpp:carbons:2", "urn:xmpp:forward:0", "urn:xmpp:mam:2", "urn:xmpp:delay";
-M.NS_CARBONS, M.NS_FORWARD, M.NS_DELAY = NS_CARBONS, NS_FORWARD, NS_DELAY;
+local NS_CARBONS, NS_FORWARD, NS_MAM, NS_DELAY = M.NS_CARBONS, M.NS_FORWARD, M.NS_MAM, M.NS_DELAY;
 
 -- The message to verify in a received stanza: the stanza itself, or the one a carbon
 -- (<sent/>/<received/>) or archive result (<result/>) forwards.  Returns the message, the
@@ -327,81 +459,51 @@ function M.check_wrapper(wrapper, outer_from, me)
 	fail("malformed", "a %s wrapper from %s; only %s may send one to %s", wrapper, tostring(outer_from or "nobody"), own, me);
 end
 
--- Depth of an element tree (the message itself is 1).
-function M.depth(element, limit)
-	local max = 0;
-	for _, child in ipairs(element.tags) do
-		local d = M.depth(child, limit);
-		if d > max then max = d; end
-		if limit and max >= limit then break; end
-	end
-	return max + 1;
-end
 
 -- Encoding.
 
 -- Elements are built directly (util.stanza's constructor checks every name and value for
--- XML validity; everything here comes from checked views and our own encodings).
+-- XML validity; everything here comes from checked records and our own encodings).
 local stanza_mt = st.stanza_mt;
 local function element(name, attr)
 	return setmetatable({ name = name, attr = attr, tags = {} }, stanza_mt);
 end
 M.element = element;
 
-local function view_element(name, view)
-	local attr = { xmlns = NS };
-	for _, k in ipairs(M.VIEW_ORDER) do
-		local v = view[k];
-		if v ~= nil then attr[k] = tostring(v); end
-	end
-	return element(name, attr);
-end
-
-M.view_element = view_element;
-
--- nil if `view` is a well-formed <out/> view (<in/> if `inbound`), else why not: the same
--- rules as for a received view (e.g. 'spki' whenever 'tls' is not none, 'reason' with 'fail').
-function M.view_problem(view, inbound)
-	local ok, err = M.try(decode_view, view_element(inbound and "in" or "out", view), inbound);
-	if ok then return nil; end
-	return err.text;
-end
-
-function M.attestation_element(att)
-	local el = element("attestation", { xmlns = NS, signer = att.signer, time = att.time, ["for"] = att.for_id,
-		sig = att.sig, alg = att.alg, ["prev-key"] = att.prev_key, stored = att.stored });
-	local n = 0;
-	if att.in_view then n = n + 1; local v = view_element("in", att.in_view); el[n], el.tags[n] = v, v; end
-	if att.out_view then n = n + 1; local v = view_element("out", att.out_view); el[n], el.tags[n] = v, v; end
-	return el;
-end
-
--- Append `att` to the message's <path/>, creating it if needed.
+-- Append `att` (its text) to the message's <path/>, creating it if needed.  Raises when the
+-- path already holds the most records a path may.
 function M.add_attestation(message, att)
 	local path = M.find_path_element(message);
 	if not path then
-		path = st.stanza("path", { xmlns = NS });
+		path = element("path", { xmlns = NS });
+		path[1] = att.text;
 		message:add_direct_child(path);
+		return path;
 	end
-	if #path.tags >= M.MAX_ATTESTATIONS then fail("malformed", "a path holds at most %d attestations", M.MAX_ATTESTATIONS); end
-	path:add_direct_child(M.attestation_element(att));
+	local records = M.path_records(path);
+	if #records >= M.MAX_ATTESTATIONS then fail_limit("a path holds at most %d records", M.MAX_ATTESTATIONS); end
+	records[#records + 1] = att.text;
+	for i = #path, 1, -1 do path[i] = nil; end
+	path[1] = table.concat(records, " ");
+	return path;
 end
 
--- Remove every trust-path <path/> (any version); return how many attestations went.
-local function is_path(child)
-	local ns = child.attr.xmlns;
-	return child.name == "path" and ns ~= nil and ns:sub(1, #NS_PREFIX) == NS_PREFIX;
-end
+-- Remove every trust-path <path/> (any version); return how many records went (an empty or
+-- unreadable <path/> counts once).
 function M.remove_paths(message)
-	local removed, any = 0, false;
+	local any = false;
 	for _, child in ipairs(message.tags) do
 		if is_path(child) then any = true; break; end
 	end
 	if not any then return 0; end
+	local removed = 0;
 	message:maptags(function (child)
-		local ns = child.attr.xmlns;
-		if child.name == "path" and ns and ns:sub(1, #NS_PREFIX) == NS_PREFIX then
-			removed = removed + #child.tags;
+		if is_path(child) then
+			local count = 0;
+			if #child.tags == 0 then
+				for _ in text_of(child):gmatch("[^ \t\r\n]+") do count = count + 1; end
+			end
+			removed = removed + math.max(1, count);
 			return nil;
 		end
 		return child;
@@ -409,8 +511,14 @@ function M.remove_paths(message)
 	return removed;
 end
 
--- True when the message's path is at the limit: a server then forwards it unchanged.
-function M.path_full(message)
-	local ok, path = pcall(M.find_path_element, message);
-	return ok and path ~= nil and #path.tags >= M.MAX_ATTESTATIONS;
+-- The records of the message's path as one string ("" without a path), and how many:
+-- what a new record's signing input names as 'prev'.  nil and the error for a path that
+-- cannot be read.
+function M.previous_records(message)
+	local path, err = M.try(M.find_path_element, message);
+	if err then return nil, err; end
+	if not path then return "", 0; end
+	local records, err2 = M.try(M.path_records, path);
+	if not records then return nil, err2; end
+	return table.concat(records, " "), #records;
 end

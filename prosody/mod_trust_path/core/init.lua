@@ -8,25 +8,27 @@
 --   timefmt    the wire time format
 --   keys       Ed25519 (Prosody 13's util.crypto, else trust_path_crypto.so), published key sets
 --   signing    the signing input (XEP "Signing Input")
---   codec      the strict decoder and the encoder of <path/> and its views (XEP "The Path ...")
---   attest     signing one attestation
+--   codec      the strict decoder and the encoder of <path/> and its records (XEP "The Path Element")
+--   attest     signing one record
+--   disco      the published key form (XEP "Keys")
 --   preflight  the answer to a pre-flight query (XEP "Pre-flight Query")
 --   require    whether a hop meets <require/> (XEP "Requiring Verified Hops")
---   verify     the verifier, step by step (XEP "At the Recipient Client", "Hop Strength and Verdict")
 --   server     what a server decides (XEP "At the Sending Server", "At a Receiving Server")
+--
+-- There is no verifier here: in urn:xmpp:trust-path:1 servers sign but do not verify
+-- signatures (the recipient client verifies every record), so a server needs none.
 --
 -- It needs Prosody's util.stanza, util.encodings and util.json, and nothing of a running
 -- server: the standalone tests load it with dofile(".../core/init.lua").
 --
--- Views and attestations are plain tables.  A view is keyed by its wire attribute names
--- ({ peer = "a.example", side = "client", ["key-source"] = "link", ... }); an attestation is
--- { signer, time, for_id, sig, prev_key, stored, alg, in_view, out_view }.
--- Times are integers (seconds since the epoch, UTC).
+-- Views and records are plain tables: a view { method, result, tls, spki, reason }, a record
+-- { key, out_view, sig, text, signer, time, in_view, chain, chain_reason, vouch, ... } (see
+-- codec.decode_attestation).  Times are integers (seconds since the epoch, UTC).
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".";
 local M = {};
 for _, part in ipairs { "constants", "errors", "model", "timefmt", "keys", "signing", "codec", "attest",
-		"preflight", "require", "verify", "server" } do
+		"disco", "require", "preflight", "server" } do
 	assert(loadfile(here .. "/" .. part .. ".lua"))(M, here);
 end
 return M;

@@ -71,7 +71,7 @@ local function load_backend()
 	local open, err = package.loadlib(dir .. "/trust_path_crypto.so", "luaopen_trust_path_crypto");
 	if not open then
 		error(("trust-path needs Ed25519: build %s/trust_path_crypto.so with `make -C %s` (Prosody 0.12, "
-			.. "gcc, liblua5.4-dev, libssl-dev), or run Prosody 13 (util.crypto): %s"):format(dir, dir, tostring(err)), 0);
+			.. "gcc, liblua5.4-dev, libsodium-dev or libssl-dev), or run Prosody 13 (util.crypto): %s"):format(dir, dir, tostring(err)), 0);
 	end
 	return c_backend(open());
 end
@@ -83,52 +83,70 @@ function M.crypto()
 end
 function M.set_crypto(b) backend = b; end
 
--- Base64 values of fixed length, checked exactly as the XEP's schema does.
--- The whole value in one anchored pattern (no substrings to allocate).
-local B64_32 = "^" .. ("[A-Za-z0-9+/]"):rep(42) .. "[AEIMQUYcgkosw048]=$";
-local B64_64 = "^" .. ("[A-Za-z0-9+/]"):rep(85) .. "[AQgw]==$";
-function M.is_b64_32(text) return type(text) == "string" and #text == 44 and text:find(B64_32) ~= nil; end
-function M.is_b64_64(text) return type(text) == "string" and #text == 88 and text:find(B64_64) ~= nil; end
+-- Base64 without padding (RFC 4648 section 3.2), as records write keys and signatures, checked
+-- exactly: the last character may only carry the bits the length leaves.
+local B64_KEY = "^" .. ("[A-Za-z0-9+/]"):rep(42) .. "[AEIMQUYcgkosw048]$";
+local B64_SIG = "^" .. ("[A-Za-z0-9+/]"):rep(85) .. "[AQgw]$";
+function M.is_key(text) return type(text) == "string" and #text == 43 and text:find(B64_KEY) ~= nil; end
+function M.is_sig(text) return type(text) == "string" and #text == 86 and text:find(B64_SIG) ~= nil; end
 
-function M.b64(raw) return base64.encode(raw); end
+-- base64 without padding, and back (util.encodings wants the padding)
+function M.b64_raw(raw) return (base64.encode(raw):gsub("=+$", "")); end
+function M.unb64_raw(text)
+	return base64.decode(text .. ("="):rep(-#text % 4));
+end
 
--- True when `sig_b64` is `pub_b64`'s signature over `data`; false for anything malformed.
+-- True when `sig` (base64, no padding) is `public`'s signature over `data`; false for
+-- anything malformed.
 local raw_keys = {}; -- base64 public key -> raw bytes (keys repeat: every message of a domain)
 local raw_key_count = 0;
-local function raw_key(pub_b64)
-	local pub = raw_keys[pub_b64];
+local function raw_key(public)
+	local pub = raw_keys[public];
 	if pub == nil then
-		pub = base64.decode(pub_b64);
+		pub = M.unb64_raw(public);
 		if raw_key_count >= 256 then raw_keys, raw_key_count = {}, 0; end
-		raw_keys[pub_b64], raw_key_count = pub, raw_key_count + 1;
+		raw_keys[public], raw_key_count = pub, raw_key_count + 1;
 	end
 	return pub;
 end
-function M.verify_signature(pub_b64, sig_b64, data)
-	if not M.is_b64_32(pub_b64) or not M.is_b64_64(sig_b64) then return false; end
-	local pub, sig = raw_key(pub_b64), base64.decode(sig_b64);
-	if not pub or #pub ~= 32 or not sig or #sig ~= 64 then return false; end
-	return M.crypto().verify(pub, sig, data);
+function M.verify_signature(public, sig, data)
+	if not M.is_key(public) or not M.is_sig(sig) then return false; end
+	local pub, raw_sig = raw_key(public), M.unb64_raw(sig);
+	if not pub or #pub ~= 32 or not raw_sig or #raw_sig ~= 64 then return false; end
+	return M.crypto().verify(pub, raw_sig, data);
 end
 
-function M.sign(seed, data) return base64.encode(M.crypto().sign(seed, data)); end
-function M.public_b64(seed) return base64.encode(M.crypto().public_from_seed(seed)); end
+-- A signing key (reference: keys.SigningKey): { seed = 32 raw bytes, public = base64 without
+-- padding, as records write it in 'k=' }.
+function M.signing_key(seed)
+	assert(type(seed) == "string" and #seed == 32, "an Ed25519 seed is 32 bytes");
+	return { seed = seed, public = M.b64_raw(M.crypto().public_from_seed(seed)) };
+end
+function M.sign(key, data) return M.b64_raw(M.crypto().sign(key.seed, data)); end
 
--- Keys that may have made a signature at `signed_at`: { key, problem } pairs, usable first.
--- keyset = { { key = <b64>, status = "current"|"retired"|"revoked", not_after = <wire time> }, ... }
-function M.candidates(keyset, signed_at)
-	local usable, others = {}, {};
-	for _, entry in ipairs(keyset) do
-		if entry.status == "retired" then
-			local limit = entry.not_after and M.parse_time(entry.not_after);
-			if limit and signed_at <= limit then usable[#usable + 1] = { entry.key };
-			else others[#others + 1] = { entry.key, "key-retired" }; end
-		elseif entry.status == "revoked" then
-			others[#others + 1] = { entry.key, "key-revoked" };
-		else
-			usable[#usable + 1] = { entry.key };
-		end
+-- A published key set is a list of { key, status = current|retired|revoked, not_after, since,
+-- alg }.  The entry that names `key`, or nil (KeySet.status_of).
+function M.status_of(keys, key)
+	if not keys then return nil; end
+	for _, entry in ipairs(keys) do
+		if entry.key == key then return entry; end
 	end
-	for _, c in ipairs(others) do usable[#usable + 1] = c; end
-	return usable;
+	return nil;
+end
+
+-- Why `key` cannot have made a valid signature at `signed_at` (KeySet.problem): nil when it
+-- can, else key-unknown, key-retired or key-revoked (an archived copy from before the
+-- compromise, `archived_at` < since, is still valid).
+function M.key_problem(keys, key, signed_at, archived_at)
+	local entry = M.status_of(keys, key);
+	if not entry then return "key-unknown"; end
+	if entry.status == "current" then return nil; end
+	if entry.status == "retired" then
+		local limit = entry.not_after and M.parse_time(entry.not_after);
+		if limit and signed_at <= limit then return nil; end
+		return "key-retired";
+	end
+	local since = entry.since and M.parse_time(entry.since);
+	if archived_at and since and archived_at < since then return nil; end
+	return "key-revoked";
 end

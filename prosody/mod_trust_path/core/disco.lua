@@ -1,0 +1,108 @@
+-- A domain's published attestation keys in its disco#info (XEP "Keys"; the disco part of
+-- reference/trustpath/core/disco.py): the XEP-0128 form this server publishes and the reading
+-- of a peer's.  DNSSEC TXT records and POSH documents are not read by this core.
+local M = ...;
+local st = require "util.stanza";
+local NS = M.NS;
+local NS_DISCO_INFO, NS_DATA = "http://jabber.org/protocol/disco#info", "jabber:x:data";
+M.NS_DISCO_INFO, M.NS_DATA = NS_DISCO_INFO, NS_DATA;
+
+-- "ed25519:<base64>" to alg, key (without padding); raises "malformed".
+function M.parse_key(text)
+	local alg, key = text:match("^([^:]*):(.*)$");
+	if not alg then M.fail("malformed", "a published key is alg:key, e.g. ed25519:<base64>, got %q", text:sub(1, 60)); end
+	if not M.ALGORITHMS[alg] then M.fail("malformed", "key algorithm %q is not supported; only ed25519", alg); end
+	key = key:gsub("=+$", "");
+	if not M.is_key(key) then M.fail("malformed", "a published key must be 32 bytes of base64"); end
+	return alg, key;
+end
+
+local function key_entry(text, status)
+	local token, when = text:match("^(%S+) (.*)$");
+	token = token or text;
+	local alg, key = M.parse_key(token);
+	if status == "current" then
+		if when then M.fail("malformed", "a current key is given alone"); end
+		return { key = key, status = status, alg = alg };
+	end
+	local ok, why = M.parse_time(when or "");
+	if not ok then M.fail("malformed", "%s", why); end
+	if status == "retired" then return { key = key, status = status, not_after = when, alg = alg }; end
+	return { key = key, status = status, since = when, alg = alg };
+end
+
+local function seconds(values, name, domain, default)
+	local v = values[1];
+	if v == nil then return default; end
+	if not v:find("^%d+$") or tonumber(v) > M.MAX_SKEW_LIMIT * 365 then
+		M.fail("malformed", "%s's %s must be whole seconds", domain, name);
+	end
+	return math.tointeger(tonumber(v));
+end
+
+-- The feature and the urn:xmpp:trust-path:1 form of a disco#info <query/>:
+-- { takes_part, keys (a key set or nil), max_skew, cache_for }; raises "malformed" for a
+-- domain that announces the feature with no usable key form.
+function M.read_disco_info(query, domain)
+	if not query or query.name ~= "query" or query.attr.xmlns ~= NS_DISCO_INFO then
+		M.fail("malformed", "expected a disco#info <query/>");
+	end
+	local takes_part, form = false, nil;
+	for feature in query:childtags("feature") do
+		if feature.attr.var == NS then takes_part = true; end
+	end
+	for x in query:childtags("x", NS_DATA) do
+		local fields = {};
+		for field in x:childtags("field") do
+			local values = {};
+			for value in field:childtags("value") do values[#values + 1] = (value:get_text() or ""):match("^%s*(.-)%s*$"); end
+			fields[field.attr.var or ""] = values;
+		end
+		if fields.FORM_TYPE and fields.FORM_TYPE[1] == NS then form = fields; end
+	end
+	if not takes_part then return { takes_part = false, max_skew = M.DEFAULT_MAX_SKEW, cache_for = M.DEFAULT_CACHE_FOR }; end
+	if not form then M.fail("malformed", "%s announces %s but publishes no key form", domain, NS); end
+	local keys, current = {}, false;
+	for _, pair in ipairs { { "key", "current" }, { "retired-key", "retired" }, { "revoked-key", "revoked" } } do
+		for _, value in ipairs(form[pair[1]] or {}) do
+			local ok, entry = pcall(key_entry, value, pair[2]);
+			if not ok then M.fail("malformed", "%s's key form: %s", domain, type(entry) == "table" and entry.text or tostring(entry)); end
+			keys[#keys + 1] = entry;
+			current = current or entry.status == "current";
+		end
+	end
+	if not current then M.fail("malformed", "%s publishes no current key", domain); end
+	local max_skew = seconds(form["max-skew"] or {}, "max-skew", domain, M.DEFAULT_MAX_SKEW);
+	if max_skew > M.MAX_SKEW_LIMIT then
+		M.fail("malformed", "%s's max-skew must be whole seconds from 0 to %d", domain, M.MAX_SKEW_LIMIT);
+	end
+	return { takes_part = true, keys = keys, max_skew = max_skew,
+		cache_for = seconds(form["cache-for"] or {}, "cache-for", domain, M.DEFAULT_CACHE_FOR) };
+end
+
+-- The key, retired-key and revoked-key values, as the form writes them.
+function M.key_values(keys)
+	local out = { key = {}, ["retired-key"] = {}, ["revoked-key"] = {} };
+	for _, k in ipairs(keys) do
+		local token = (k.alg or "ed25519") .. ":" .. k.key;
+		if k.status == "current" then table.insert(out.key, token);
+		elseif k.status == "retired" then table.insert(out["retired-key"], token .. " " .. k.not_after);
+		else table.insert(out["revoked-key"], token .. " " .. k.since); end
+	end
+	return out;
+end
+
+-- The XEP-0128 form a participating server puts into its disco#info result.
+function M.key_form(keys, max_skew, cache_for)
+	local form = st.stanza("x", { xmlns = NS_DATA, type = "result" })
+		:tag("field", { var = "FORM_TYPE", type = "hidden" }):text_tag("value", NS):up();
+	local values = M.key_values(keys);
+	for _, name in ipairs { "key", "retired-key", "revoked-key" } do
+		form:tag("field", { var = name, type = "text-multi" });
+		for _, v in ipairs(values[name]) do form:text_tag("value", v); end
+		form:up();
+	end
+	form:tag("field", { var = "max-skew", type = "text-single" }):text_tag("value", ("%d"):format(max_skew or M.DEFAULT_MAX_SKEW)):up();
+	form:tag("field", { var = "cache-for", type = "text-single" }):text_tag("value", ("%d"):format(cache_for or M.DEFAULT_CACHE_FOR)):up();
+	return form;
+end
