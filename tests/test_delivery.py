@@ -16,7 +16,7 @@ from trustpath.core.delivery import DeliveryReport, ReportedHop, decode_report, 
 from trustpath.core.errors import LimitExceeded, MalformedStanza
 from trustpath.core.model import NS, Strength, Verdict
 from trustpath.core.receive import verify_stanza
-from trustpath.core.signing import message_prefix
+from trustpath.core.signing import payload_input, signing_input
 from trustpath.testbed.sim.federation import ClientNode, Federation, Inbound, Outbound
 from trustpath.testbed.sim.receipts import RECEIPT_CASES, run_receipt
 from trustpath.testbed.sim.scenarios import ALICE, BOB
@@ -163,9 +163,11 @@ def test_signing_input_covers_the_report_exactly():
     message = parse_stanza(
         f"<message xmlns='jabber:client' from='b@b/r' to='a@a/r' id='r1'><report xmlns='{NS}' verdict='weak' "
         f"for='m1'><hop to='b' from='a' strength='ca'/><hop from='b' to='c'/></report></message>".encode())
-    prefix = message_prefix(message_fields(message))
-    assert prefix.endswith("type\0normal\0report.for\0m1\0report.verdict\0weak\0hop\0001\0hop.from\0a\0"
-                           "hop.strength\0ca\0hop.to\0b\0hop\0002\0hop.from\0b\0hop.to\0c\0")
+    fields = message_fields(message)
+    assert payload_input(fields, ["report"]) == ("report.for\0m1\0report.verdict\0weak\0hop\0001\0hop.from\0a\0"
+                                                 "hop.strength\0ca\0hop.to\0b\0hop\0002\0hop.from\0b\0hop.to\0c\0")
+    # a report is among the default payloads: every record covers it unless its h= says otherwise
+    assert "report.verdict\0weak\0" in signing_input(fields, "", "k=x").decode()
 
 
 @pytest.mark.parametrize("body,error", [
@@ -265,7 +267,7 @@ def test_report_for_keeps_the_views_methods():
     report = _receipt_report(data, "delivered-h2-ca-only")
     reported = report_for(report, "r1", None)
     assert [h.method for h in reported.hops] == [h.method for h in report.hops] == \
-        ["pin / SCRAM-SHA-256", "pin / pin", "pin / SCRAM-SHA-256"]
+        ["pin / tls-server-end-point", "pin / pin", "pin / tls-server-end-point"]
 
 
 def _sent(expected: dict) -> dict:

@@ -33,6 +33,7 @@ class ReceiptCase:
     forward_h2: str = "pin"  # how a.example checks b.example (Alice's message; and a.example's fetch of b.example's keys)
     back_h2: str = "pin"  # how b.example checks a.example (the receipt; and b.example's fetch of a.example's keys)
     back_in: str | None = None  # how a.example authenticates b.example when the receipt comes (default: back_h2)
+    configured: bool = False  # a.example's operator configured b.example's keys (key source config)
     edit: Callable[[DeliveryReport], DeliveryReport] | None = None
     #: an on-path change of the receipt on its way back (between b.example's signing and the wire)
     on_path: Callable[[bytes], bytes] | None = None
@@ -68,9 +69,11 @@ def _raise_verdict(data: bytes) -> bytes:
 RECEIPT_CASES: tuple[ReceiptCase, ...] = (
     ReceiptCase("delivered-all-pinned", "every hop pinned both ways: the report is trusted",
                 Verdict.TRUSTED, Verdict.TRUSTED, Verdict.TRUSTED, None),
-    ReceiptCase("delivered-h2-ca-only", "the message's H2 checked by a CA only: the report says weak, naming H2 "
-                "(and a.example learned b.example's keys over that link, so the receipt's path is weak too)",
-                Verdict.WEAK, Verdict.WEAK, Verdict.WEAK, None, forward_h2="pkix"),
+    ReceiptCase("delivered-h2-ca-only", "the message's H2 checked by a CA only: the report says weak, naming H2; "
+                "a.example's operator configured b.example's keys, so the receipt's own path is trusted",
+                Verdict.WEAK, Verdict.WEAK, Verdict.TRUSTED, None, forward_h2="pkix", configured=True),
+    ReceiptCase("keys-over-a-ca-link", "a.example learned b.example's keys over the link it checks by a CA only: "
+                "the receipt's path is weak too", Verdict.WEAK, Verdict.WEAK, Verdict.WEAK, None, forward_h2="pkix"),
     ReceiptCase("receipt-h2-ca-only", "the receipt came back over an s2s stream that a.example checked by a CA only: "
                 "at best weak", Verdict.WEAK, Verdict.TRUSTED, Verdict.WEAK, "receipt", back_in="pkix"),
     ReceiptCase("report-for-another-copy", "the report names another first attestation than Alice's",
@@ -91,6 +94,8 @@ def run_receipt(case: ReceiptCase, *, seed: bytes | None = None, start: datetime
         rs.outbound["a.example"] = Outbound(case.back_h2, pins_ss if case.back_h2 == "pin" else frozenset())
         back_in = case.back_in or case.back_h2
         ss.inbound["b.example"] = Inbound(back_in, pins_rs if back_in == "pin" else frozenset())
+        if case.configured:
+            ss.configured_keys["b.example"] = rs.keyset
         alice, bob = ClientNode(fed, ALICE, ss), ClientNode(fed, BOB, rs)
         alice.connect()
         bob.connect()

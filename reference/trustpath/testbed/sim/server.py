@@ -110,6 +110,8 @@ class ServerNode:
         #: domains seen taking part, and until when that is remembered (like MTA-STS max_age)
         self.remembered: dict[str, datetime] = {}
         self.remember_for = timedelta(days=7)
+        #: other domains' keys the operator configured (key source ``config``): never fetched
+        self.configured_keys: dict[str, KeySet] = {}
         self.sessions: dict[str, Session] = {}
         self.links: dict[str, S2SLink] = {}
         self.offline: dict[str, list[tuple[bytes, datetime, Arrival | None]]] = {}
@@ -332,7 +334,10 @@ class ServerNode:
 
     def fetch_keys(self, origin: str) -> tuple[KeySet | None, KeySource]:
         """``origin``'s published keys, asked for over this server's own outgoing link to it, and
-        the key source that link makes them: as strong as this server's check of that link."""
+        the key source that link makes them: as strong as this server's check of that link.
+        Keys the operator configured are used as they are."""
+        if origin in self.configured_keys:
+            return self.configured_keys[origin], KeySource.CONFIG
         link = self.link_to(origin)
         answer = self.fed.key_answer(self.domain, origin)
         method = link.out_view.method if link.out_view.result is Result.PASS else "none"
