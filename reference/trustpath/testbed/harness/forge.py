@@ -1,4 +1,4 @@
-"""A malicious sending client for scenario 8: it adds an attestation that claims to be its server's."""
+"""A malicious sending client for scenario 8: it adds a record that claims to be its server's."""
 
 from __future__ import annotations
 
@@ -9,31 +9,33 @@ from lxml import etree
 from slixmpp.xmlstream import ET
 
 from ...core.attest import attest
-from ...core.codec import attestation_element
+from ...core.codec import add_attestation, find_path_element, message_fields
 from ...core.keys import SigningKey
-from ...core.model import NS, Chain, KeySource, MessageFields, Result, Side, View
+from ...core.model import NS, Chain, KeySource, Result, View
 
 
-def forged_attestation_filter(server: str) -> Any:
-    """An ``out_sce`` filter, registered after the trust_path plugin's, that appends a forgery."""
+def forged_attestation_filter(server: str, jid: str) -> Any:
+    """An ``out_sce`` filter, registered after the trust_path plugin's, that appends to the path a
+    record signed with a key of its own, claiming to be ``server``'s (``jid`` is the sender's own JID)."""
     key = SigningKey.generate()
 
     def forge(stanza: Any) -> Any:
         if stanza.name != "message" or not stanza["body"]:
             return stanza
-        fields = MessageFields(sender=str(stanza["from"]) or "x@y/z", to=str(stanza["to"]), id=stanza["id"] or "x",
-                               type=stanza["type"] or "normal", bodies=((None, stanza["body"]),))
-        spki = "A" * 43 + "="
-        fake = attest(fields, key, signer=server, time=datetime.now(UTC),
-                      in_view=View(peer=fields.sender, side=Side.SERVER, tls="1.3", spki=spki, method="SCRAM-SHA-256",
-                                   result=Result.PASS, chain=Chain.PASS, key_source=KeySource.LINK),
-                      out_view=View(peer=fields.to.split("@")[-1].split("/")[0], side=Side.CLIENT, tls="1.3",
-                                    spki=spki, method="pin", result=Result.PASS))
-        element = ET.fromstring(etree.tostring(attestation_element(fake)))
-        path = stanza.xml.find(f"{{{NS}}}path")
-        if path is None:
-            path = ET.SubElement(stanza.xml, f"{{{NS}}}path")
-        path.append(element)
+        root = etree.fromstring(ET.tostring(stanza.xml))
+        root.set("from", jid)
+        fields = message_fields(root)
+        path = find_path_element(root)
+        previous = (path.text or "").strip() if path is not None else ""
+        claim = View("tls-unique", Result.PASS, "1.2", "A" * 16)
+        forged = attest(fields, key, previous=previous, signer=server, time=datetime.now(UTC), in_view=claim,
+                        chain=Chain.PASS, vouch=KeySource.LINK, out_view=View("pin", Result.PASS, "1.3", "A" * 16))
+        add_attestation(root, forged)
+        text = find_path_element(root).text
+        element = stanza.xml.find(f"{{{NS}}}path")
+        if element is None:
+            element = ET.SubElement(stanza.xml, f"{{{NS}}}path")
+        element.text = text
         return stanza
 
     return forge

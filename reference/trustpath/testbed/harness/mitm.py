@@ -259,3 +259,159 @@ class C2SInterceptor:
             add_attestation(root, attest(fields, self.key, out_view=claim))
             self.rewritten.append("record")
         return etree.tostring(root)
+
+
+# --- a man in the middle on the receiving server's own link to the sender's (key-fetch-poisoned) ---
+
+_STREAM_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                  "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
+                  "from='{me}' to='{peer}' version='1.0'{extra}>")
+_ATTR = r"""{name}=(?:'([^']*)'|"([^"]*)")"""
+
+
+def _attr(tag: bytes, name: str) -> str | None:
+    match = re.search(_ATTR.format(name=name).encode(), tag)
+    return None if match is None else (match.group(1) or match.group(2) or b"").decode()
+
+
+class KeyFetchAttacker:
+    """A man in the middle holding a CA-valid certificate for ``victim`` (a.example) on the
+    receiving server's (b.example's) OWN link to it: the harness's DNS sends b.example's
+    direct-TLS s2s connections for a.example to him.  He accepts that stream as a.example (b.example
+    checks his certificate against the CA; he accepts its dialback), reads what b.example asks
+    a.example, and answers every disco#info query with the trust-path key form of a key of his
+    own.  Prosody 0.12 takes no stanzas on a stream it opened (no bidi), so the answer goes back
+    the way a.example's own would: on a stream he opens to b.example as a.example, authenticated
+    with SASL EXTERNAL by the same CA-valid certificate."""
+
+    def __init__(self, listen: tuple[str, int], victim: str, target: tuple[str, str, int], credential: Credential,
+                 ca_file: str) -> None:
+        from ...core.keys import SigningKey
+
+        self.listen, self.victim, self.credential = listen, victim, credential
+        self.target_domain, self.target = target[0], (target[1], target[2])
+        self.key = SigningKey.generate()
+        self.answered: list[str] = []  # ids of the queries he answered with his key
+        self._server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._server_ctx.load_cert_chain(credential.cert_file, credential.key_file)
+        self._server_ctx.set_alpn_protocols(["xmpp-server"])
+        self._client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self._client_ctx.load_verify_locations(ca_file)
+        self._client_ctx.load_cert_chain(credential.cert_file, credential.key_file)
+        self._answers: asyncio.Queue[bytes] | None = None
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trustpath-keyfetch-mitm", daemon=True)
+
+    def start(self) -> KeyFetchAttacker:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("the key-fetch attacker did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._shutdown)
+        self._thread.join(timeout=5)
+
+    def _shutdown(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+        self._loop.call_later(0.05, self._loop.stop)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._answers = asyncio.Queue()
+        server = self._loop.run_until_complete(asyncio.start_server(self._accept, *self.listen,
+                                                                    ssl=self._server_ctx))
+        self._loop.create_task(self._answer_back())
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+    def _poisoned(self, query: bytes) -> bytes:
+        """The disco#info result he sends for ``query`` (one of b.example's iq gets to a.example)."""
+        from lxml import etree
+
+        from ...core.disco import key_form
+        from ...core.keys import KeySet, PublishedKey
+        from ...core.model import NS
+
+        iq = etree.fromstring(b"<w xmlns='jabber:server'>" + query + b"</w>")[0]
+        result = etree.Element("{jabber:server}iq", nsmap={None: "jabber:server"}, type="result",
+                               id=iq.get("id", ""), to=iq.get("from", self.target_domain), **{"from": self.victim})
+        asked = iq.find("{http://jabber.org/protocol/disco#info}query")
+        answer = etree.SubElement(result, "{http://jabber.org/protocol/disco#info}query",
+                                  nsmap={None: "http://jabber.org/protocol/disco#info"})
+        if asked is not None and asked.get("node"):
+            answer.set("node", asked.get("node"))
+        etree.SubElement(answer, "{http://jabber.org/protocol/disco#info}identity", category="server", type="im")
+        for var in ("http://jabber.org/protocol/disco#info", NS):
+            etree.SubElement(answer, "{http://jabber.org/protocol/disco#info}feature", var=var)
+        answer.append(key_form(KeySet(self.victim, (PublishedKey(self.key.public),))))
+        return etree.tostring(result)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """b.example's own stream to 'a.example': dialback accepted, disco#info queries answered."""
+        splitter = ElementSplitter()
+        try:
+            while data := await reader.read(65536):
+                for piece in splitter.feed(data):
+                    head = piece.lstrip()
+                    if head.startswith((b"<?xml", b"<stream:stream")):
+                        writer.write(_STREAM_HEADER.format(me=self.victim, peer=self.target_domain,
+                                                           extra=" id='mitm-in'").encode()
+                                     + b"<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
+                                       b"</stream:features>")
+                    elif head.startswith(b"<db:result"):
+                        writer.write(f"<db:result from='{self.victim}' to='{self.target_domain}' "
+                                     f"type='valid'/>".encode())
+                    elif head.startswith(b"<iq") and b"disco#info" in head and _attr(head[:200], "type") == "get":
+                        assert self._answers is not None
+                        await self._answers.put(self._poisoned(head))
+                await writer.drain()
+        except (OSError, ssl.SSLError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _until(self, reader: asyncio.StreamReader, *markers: bytes) -> bytes:
+        data = b""
+        while not any(m in data for m in markers):
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise ConnectionError(f"b.example closed the stream: {data[-300:]!r}")
+            data += chunk
+        return data
+
+    async def _answer_back(self) -> None:
+        """His stream to b.example as a.example, opened on the first answer and kept."""
+        assert self._answers is not None
+        writer: asyncio.StreamWriter | None = None
+        header = _STREAM_HEADER.format(me=self.victim, peer=self.target_domain, extra="").encode()
+        while True:
+            answer = await self._answers.get()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(*self.target)
+                    writer.write(header)
+                    await self._until(reader, b"</stream:features>")
+                    writer.write(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+                    await self._until(reader, b"proceed")
+                    await writer.start_tls(self._client_ctx, server_hostname=self.target_domain)
+                    writer.write(header)
+                    features = await self._until(reader, b"</stream:features>")
+                    if b"EXTERNAL" not in features:
+                        raise ConnectionError(f"b.example offers no SASL EXTERNAL: {features[-300:]!r}")
+                    writer.write(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+                    await self._until(reader, b"success", b"failure")
+                    writer.write(header)
+                    await self._until(reader, b"</stream:features>")
+                writer.write(answer)
+                await writer.drain()
+                self.answered.append(_attr(answer[:300], "id") or "")
+            except (OSError, ssl.SSLError, ConnectionError) as exc:
+                import logging
+
+                logging.getLogger(__name__).warning("key-fetch attacker: %s", exc)
+                writer = None

@@ -16,8 +16,8 @@ from ...client.slixmpp.wire import wire_bytes
 from ...core.timefmt import format_time
 from ..scenarios import ALICE, BOB, Bed, Outcome, Scenario, check_outcome, error_detail, scenarios_on
 from .clients import TrustPathClient
-from .mitm import C2SInterceptor
-from .world import C2S_INTERCEPTOR_ADDRESS, World, build_world
+from .mitm import C2SInterceptor, KeyFetchAttacker
+from .world import C2S_INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT, KEY_FETCH_ATTACKER_ADDRESS, World, build_world
 
 FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                  "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1")
@@ -41,6 +41,10 @@ class Setup:
     #: ``careful`` (alice checks a.example by the CA only; he swaps her session key and re-signs her
     #: record claiming a pin) or ``first-use`` (alice took his key as a first-use pin; he relays)
     h1_attack: str | None = None
+    #: a man in the middle on b.example's own link to a.example answers its key query with his key
+    #: (b.example checks a.example by the CA only, a.example pins b.example)
+    key_fetch_attack: bool = False
+    a_pins_b: bool = False  # a.example pins b.example (the outbound H2) even without s2s_pins
 
 
 @dataclass
@@ -103,7 +107,7 @@ def _configure(setup: Setup) -> Callable[[str, dict[str, str]], dict[str, object
     def configure(domain: str, spki: dict[str, str]) -> dict[str, object]:
         options: dict[str, object] = {}
         other = "b.example" if domain == "a.example" else "a.example"
-        if setup.s2s_pins or (setup.b_pins_a and domain == "b.example"):
+        if setup.s2s_pins or (setup.b_pins_a and domain == "b.example") or (setup.a_pins_b and domain == "a.example"):
             options["trust_path_s2s_pins"] = {other: [spki[other]]}
         if setup.attack and domain == "a.example":
             options["trust_path_test_attack"] = setup.attack
@@ -126,14 +130,21 @@ def world_for(setup: Setup) -> World:
             raise RuntimeError("the clock-skew scenario needs libfaketime: apt-get install faketime")
         env["a.example"] = {"LD_PRELOAD": lib, "FAKETIME": setup.a_clock, "FAKETIME_DONT_RESET": "1"}
     distrust = frozenset() if setup.b_certificate_auth else frozenset({"b.example"})
+    direct_tls = {"a.example": (KEY_FETCH_ATTACKER_ADDRESS, DIRECT_TLS_PORT)} if setup.key_fetch_attack else None
     world = build_world(modules=modules, intercept=setup.intercept, env=env, configure=_configure(setup),
-                        distrust=distrust, dane=setup.dane, keep_files=bool(os.environ.get("TRUSTPATH_HARNESS_KEEP")))
+                        distrust=distrust, dane=setup.dane, keep_files=bool(os.environ.get("TRUSTPATH_HARNESS_KEEP")),
+                        direct_tls=direct_tls)
     try:
         if setup.h1_attack is not None:
             world.attackers.append(C2SInterceptor(
                 (C2S_INTERCEPTOR_ADDRESS, 15222), (world.address("a.example"), 15222), "a.example", ALICE,
                 world.ca.issue("a.example", "mitm-c2s-a.example"), world.ca.ca_file,
                 forge=setup.h1_attack == "careful").start())
+        if setup.key_fetch_attack:
+            world.attackers.append(KeyFetchAttacker(
+                (KEY_FETCH_ATTACKER_ADDRESS, DIRECT_TLS_PORT), "a.example",
+                ("b.example", world.address("b.example"), 15269),
+                world.ca.issue("a.example", "mitm-keyfetch-a.example"), world.ca.ca_file).start())
     except BaseException:
         world.close()
         raise
@@ -190,7 +201,7 @@ async def s_replay(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
 async def s_forgery(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
     from .forge import forged_attestation_filter
 
-    alice = await live.client(ALICE, extra_filter=forged_attestation_filter("a.example"))
+    alice = await live.client(ALICE, extra_filter=forged_attestation_filter("a.example", ALICE))
     bob = await live.client(BOB)
     alice.send("bob@b.example", "My client claims to be my server.")
     return bob, await next_event(bob.verdicts)
@@ -238,6 +249,17 @@ async def s_h1_mitm(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
         live.problems.append(f"the careful attacker did not re-sign alice's record (he changed: {mitm.rewritten})")
     if live.clients[ALICE].xmpp.plugin["trust_path"].channel_binding is not None:
         live.problems.append("alice's login through the man in the middle used channel binding")
+    return bob, event
+
+
+async def s_key_fetch(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
+    """b.example asks for a.example's keys over its own link, which the attacker holds; positive
+    control: he answered a query."""
+    bob, event = await _delivered(live, setup, "b.example asked for a.example's keys over a link a man in the "
+                                  "middle holds.")
+    attacker = next(a for a in live.world.attackers if isinstance(a, KeyFetchAttacker))
+    if not attacker.answered:
+        live.problems.append("the attacker on b.example's link to a.example answered no key query")
     return bob, event
 
 
@@ -301,6 +323,7 @@ RUNS: dict[int, LiveRun] = {
     17: LiveRun(Setup(s2s_pins=False, dane=True, b_pins_a=True), s_plain),
     18: LiveRun(Setup(h1_attack="careful"), s_h1_mitm),
     19: LiveRun(Setup(h1_attack="first-use"), s_h1_mitm),
+    20: LiveRun(Setup(s2s_pins=False, a_pins_b=True, key_fetch_attack=True), s_key_fetch),
     21: LiveRun(Setup(), s_omemo),
 }
 

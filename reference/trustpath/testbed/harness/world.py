@@ -30,6 +30,8 @@ ADDRESSES = {"a.example": loopback(2), "b.example": loopback(3)}
 INTERCEPTOR_ADDRESS = loopback(4)
 #: where a man in the middle on a client's own hop (H1) listens
 C2S_INTERCEPTOR_ADDRESS = loopback(7)
+#: where a man in the middle on b.example's own s2s link to a.example listens
+KEY_FETCH_ATTACKER_ADDRESS = loopback(8)
 DIRECT_TLS_PORT = 15270
 PASSWORD = "pencil"
 
@@ -75,7 +77,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
                 addresses: dict[str, str] | None = None,
                 configure: Callable[[str, dict[str, str]], dict[str, object]] | None = None,
                 distrust: frozenset[str] = frozenset(), interceptor_address: str = INTERCEPTOR_ADDRESS,
-                dane: bool = False, components: dict[str, dict[str, str]] | None = None) -> World:
+                dane: bool = False, components: dict[str, dict[str, str]] | None = None,
+                direct_tls: dict[str, tuple[str, int]] | None = None) -> World:
     """Start DNS and both servers on ``addresses`` (by default the harness's, see :func:`loopback`).
 
     ``modules`` are extra Prosody modules per domain; ``configure(domain, spki)`` returns extra
@@ -87,6 +90,9 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
     With ``dane``, the DNS zone is DNSSEC-signed, every server validates with its trust
     anchor and uses DANE (``use_dane``), and each domain publishes TLSA 3 1 1 (DANE-EE, the
     SHA-256 of its certificate's SPKI) for its s2s port.
+
+    ``direct_tls`` publishes direct-TLS s2s (XEP-0368) records pointing at other addresses, e.g.
+    ``{"a.example": (address, port)}``: where an attacker listens for connections to a.example.
 
     ``components`` adds internal components per domain, e.g. ``{"b.example": {"rooms.b.example":
     "muc"}}`` for a room service that b.example's own clients use.
@@ -105,6 +111,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
         zone.sign()
     if intercept:
         zone.direct_tls("b.example", interceptor_address, DIRECT_TLS_PORT)
+    for domain, (address, port) in (direct_tls or {}).items():
+        zone.direct_tls(domain, address, port)
     dns = DnsServer(zone).start()
     world = World(workdir, ca, dns, keep_files=keep_files)
     try:
