@@ -456,6 +456,47 @@ class TestReceiving(VectorTest):
         assert [h.result for h in report.hops] == ["pass", "pass", "pass"]
         assert "trust_path_invalid" not in self.events
 
+    def test_the_same_records_again_are_replayed(self) -> None:
+        text = self.inject("01-all-pinned")
+        self.recv(text)
+        self.recv(text)
+        first, second = self.events["trust_path_verdict"]
+        assert first.report.verdict.value == "trusted"
+        assert second.report.verdict.value == "untrusted"
+        assert {a.status for a in second.report.attestations} == {"replayed"}
+        assert len(self.plugin.receiver.seen) == 3, "the three accepted signatures are remembered"
+
+    def test_an_archive_result_is_not_a_replay(self) -> None:
+        text = self.inject("01-all-pinned")
+        self.recv(text)
+        self.recv("<message to='tester@localhost/resource' id='q1'><result xmlns='urn:xmpp:mam:2' queryid='f'"
+                  " id='28482'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay'"
+                  f" stamp='2026-11-25T09:00:00Z'/>{text}</forwarded></result></message>")
+        assert [e.report.verdict.value for e in self.events["trust_path_verdict"]] == ["trusted", "trusted"]
+
+    def test_the_omemo_payload_is_covered(self) -> None:
+        self.recv(self.inject("21-omemo"))
+        (event,) = self.events["trust_path_verdict"]
+        assert event.report.verdict.value == "trusted" and event.report.covers == ("body", "omemo")
+        assert not any("not covered" in note for note in event.report.notes)
+
+    def test_content_outside_the_covered_payloads_is_noted(self) -> None:
+        """XEP (Covered Payloads): an extension no token covers is shown as not covered; the
+        verdict is about the signed parts only."""
+        text = self.inject("01-all-pinned").replace(
+            "</body>", "</body><x xmlns='urn:example:poll'><option>yes</option></x>", 1)
+        self.recv(text)
+        (event,) = self.events["trust_path_verdict"]
+        assert event.report.verdict.value == "trusted", "the signed parts did not change"
+        assert any(note.startswith("not covered") and "{urn:example:poll}x" in note for note in event.report.notes)
+
+    def test_a_payload_added_after_signing_is_noted(self) -> None:
+        text = self.inject("01-all-pinned").replace(
+            "</body>", "</body><x xmlns='jabber:x:oob'><url>https://evil.example/</url></x>", 1)
+        self.recv(text)
+        (event,) = self.events["trust_path_verdict"]
+        assert any("not covered" in note and "oob" in note for note in event.report.notes)
+
     def test_tampered_body_is_untrusted(self) -> None:
         text = self.inject("01-all-pinned").replace("this path is pinned", "this path is NOT pinned")
         self.recv(text)
@@ -514,7 +555,9 @@ class TestCarbons(VectorTest):
         expected = json.loads((SCENARIOS / "13-carbon.expected.json").read_text())["verdict"]
         self.recv(text)
         (event,) = self.events["trust_path_verdict"]
-        assert event.report.verdict.value == expected
+        assert event.report.verdict.value == expected == "unknown"
+        assert any(h.reason == "sent-copy" for h in event.report.hops), \
+            "a sent copy says how it reached this device, not how the message was delivered"
         assert any("carbon copy" in note for note in event.report.notes)
 
     def test_a_message_the_phone_sent_is_remembered_for_its_delivery_report(self) -> None:
@@ -1008,7 +1051,7 @@ def test_register_by_module_name() -> None:
 
 # --- the pre-flight query (preflight-design.md) ---------------------------------------------------
 
-SPKI_OUT = "FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw="
+SPKI_OUT = short_spki("FokyVHZlU152vi+vktLOnPtR4RnrCR+Z0jAC3o/hlKw=")
 NO_DELIVERY = "a message would not be delivered"
 
 
@@ -1034,25 +1077,27 @@ class TestPreflight(PluginTest):
         self.wait_()
         return future
 
-    def result(self, inner: str, takes_part: str | None = "true", domain: str = "b.example"):  # type: ignore[no-untyped-def]
+    def result(self, link: str | None, takes_part: str | None = "true", domain: str = "b.example"):  # type: ignore[no-untyped-def]
         flag = f" takes-part='{takes_part}'" if takes_part is not None else ""
+        attr = f" link='{link}'" if link is not None else ""
         future = self.ask(f"<iq type='result' id='{{id}}' from='localhost' to='{JID_FULL}'>"
-                          f"<preflight xmlns='{NS}' domain='{domain}'{flag}>{inner}</preflight></iq>")
+                          f"<preflight xmlns='{NS}' domain='{domain}'{flag}{attr}/></iq>")
         assert future.done()
         return future.result()
 
     @staticmethod
-    def out(**attrs: str) -> str:
-        base = {"peer": "b.example", "side": "client", "tls": "1.3", "cipher": "1302", "spki": SPKI_OUT,
-                "method": "pin", "result": "pass"}
-        base.update(attrs)
-        return "<out " + " ".join(f"{k}='{v}'" for k, v in base.items() if v) + "/>"
+    def out(method: str = "pin", result: str = "pass", tls: str = "1.3", spki: str = SPKI_OUT) -> str:
+        """The server's view of its outgoing link, as the pre-flight answer's 'link' carries it."""
+        return f"{method},{result},{tls},{spki}"
 
     def test_pinned_h2_of_a_remote_that_takes_part(self) -> None:
         pf = self.result(self.out())
         assert pf.domain == "b.example" and pf.takes_part is True and pf.own_view == PIN_VIEW
-        assert pf.out_view == View(peer="b.example", side=Side.CLIENT, tls="1.3", cipher="1302", spki=SPKI_OUT,
-                                   method="pin", result=Result.PASS)
+        assert pf.out_view == View("pin", Result.PASS, "1.3", SPKI_OUT)
+        assert pf.forecast == ("H1 localhost verified by its pin but not bound to your login (no channel binding), so "
+                               "weak at best; H2 b.example verified by its pin; b.example takes part: at best weak")
+        self.plugin.own_hop.channel_binding = "tls-unique"  # as after SCRAM-*-PLUS
+        pf = self.result(self.out())
         assert pf.forecast == ("H1 localhost verified by its pin; H2 b.example verified by its pin; b.example takes "
                                "part: the path can be trusted if b.example's side is verified too")
         from dataclasses import FrozenInstanceError
@@ -1067,7 +1112,7 @@ class TestPreflight(PluginTest):
         assert "trusted" not in pf.forecast
 
     def test_failed_h2_would_not_be_delivered(self) -> None:
-        pf = self.result(self.out(result="fail", reason="pin-mismatch"))
+        pf = self.result(self.out(result="pin-mismatch"))
         assert pf.out_view.result is Result.FAIL and pf.out_view.reason == "pin-mismatch"
         assert "H2 b.example failed (pin-mismatch)" in pf.forecast and pf.forecast.endswith(NO_DELIVERY)
 
@@ -1077,7 +1122,7 @@ class TestPreflight(PluginTest):
         assert pf.forecast.endswith("b.example does not take part: the path would be unknown")
 
     def test_no_connection_and_not_known_whether_it_takes_part(self) -> None:
-        pf = self.result("", takes_part=None)
+        pf = self.result(None, takes_part=None)
         assert pf.takes_part is None and pf.out_view is None
         assert "H2 b.example not known" in pf.forecast and "not known whether b.example takes part" in pf.forecast
         assert "trusted" not in pf.forecast
@@ -1087,23 +1132,20 @@ class TestPreflight(PluginTest):
         pf = self.result(self.out())
         assert pf.own_view.tls == "none" and pf.forecast.endswith("the path would be untrusted")
 
-    def test_an_h2_view_from_the_server_side_or_for_another_peer_is_malformed(self) -> None:
+    def test_a_malformed_answer_is_an_error(self) -> None:
         from trustpath.core.errors import MalformedStanza
 
-        for inner, flag, domain in [
-            (self.out(side="server"), "true", "b.example"),
-            (self.out(peer="c.example"), "true", "b.example"),
-            (self.out(result="fail"), "true", "b.example"),  # a failure without a reason
-            (self.out(spki=""), "true", "b.example"),  # TLS without the key
-            (self.out(extra="1"), "true", "b.example"),
-            (self.out() + self.out(), "true", "b.example"),
-            ("<in xmlns='urn:xmpp:trust-path:0'/>", "true", "b.example"),
-            ("text", "true", "b.example"),
-            (self.out(), "yes", "b.example"),
-            (self.out(), "true", "c.example"),
+        for link, flag, domain, inner in [
+            (self.out(tls="1.1"), "true", "b.example", ""),
+            (self.out(spki="-"), "true", "b.example", ""),  # TLS without the key
+            (self.out() + ",extra", "true", "b.example", ""),
+            (self.out(), "true", "b.example", f"<x xmlns='{NS}'/>"),
+            (self.out(), "true", "b.example", "text"),
+            (self.out(), "yes", "b.example", ""),
+            (self.out(), "true", "c.example", ""),
         ]:
             future = self.ask(f"<iq type='result' id='{{id}}' from='localhost'><preflight xmlns='{NS}' "
-                              f"domain='{domain}' takes-part='{flag}'>{inner}</preflight></iq>")
+                              f"domain='{domain}' takes-part='{flag}' link='{link}'>{inner}</preflight></iq>")
             with pytest.raises(MalformedStanza):
                 future.result()
         future = self.ask("<iq type='result' id='{id}' from='localhost'/>")
