@@ -49,6 +49,8 @@ def _key_entry(text: str, status: KeyStatus) -> PublishedKey:
         if when:
             raise InvalidInput("a current key is given alone")
         return PublishedKey(key, status, alg=alg)
+    if status is KeyStatus.REVOKED and not when:
+        return PublishedKey(key, status, alg=alg)  # no compromise time known: nothing it signed stays valid
     parse_time(when)
     if status is KeyStatus.RETIRED:
         return PublishedKey(key, status, not_after=when, alg=alg)
@@ -103,7 +105,8 @@ def key_values(keys: KeySet) -> dict[str, list[str]]:
     """The key, retired-key and revoked-key values, as the form and the DNS records write them."""
     return {"key": [f"{k.alg}:{k.key}" for k in keys.keys if k.status is KeyStatus.CURRENT],
             "retired-key": [f"{k.alg}:{k.key} {k.not_after}" for k in keys.keys if k.status is KeyStatus.RETIRED],
-            "revoked-key": [f"{k.alg}:{k.key} {k.since}" for k in keys.keys if k.status is KeyStatus.REVOKED]}
+            "revoked-key": [f"{k.alg}:{k.key}" + (f" {k.since}" if k.since else "") for k in keys.keys
+                            if k.status is KeyStatus.REVOKED]}
 
 
 def key_form(keys: KeySet, max_skew: int = DEFAULT_MAX_SKEW, cache_for: int = DEFAULT_CACHE_FOR) -> etree._Element:
@@ -143,7 +146,7 @@ def txt_records(keys: KeySet) -> list[str]:
         if k.status is KeyStatus.RETIRED:
             text += f"; s=retired; until={k.not_after}"
         elif k.status is KeyStatus.REVOKED:
-            text += f"; s=revoked; since={k.since}"
+            text += "; s=revoked" + (f"; since={k.since}" if k.since else "")
         out.append(text)
     return out
 
