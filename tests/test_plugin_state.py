@@ -42,8 +42,8 @@ from slixmpp_stream import MockStream, disco_result
 from trustpath.client.slixmpp.plugin import TrustPath
 from trustpath.core.attest import attest
 from trustpath.core.codec import add_attestation, serialize
-from trustpath.core.keys import SigningKey
-from trustpath.core.model import NS, Chain, MessageFields, Result, Side, View
+from trustpath.core.keys import SigningKey, short_spki
+from trustpath.core.model import NS, Chain, MessageFields, Result, View
 
 trustpath.client.slixmpp.register()
 
@@ -59,10 +59,9 @@ DISCO_INFO = "http://jabber.org/protocol/disco#info"
 def signed_message(key: SigningKey, ident: str) -> str:
     """A message from alice@localhost, signed by 'localhost' with ``key``, asking for a receipt."""
     fields = MessageFields(sender=SENDER, to="tester@localhost", id=ident, type="chat", bodies=((None, ident),))
-    hop = {"side": Side.SERVER, "tls": "1.3", "cipher": "1302", "spki": SPKI, "method": "SCRAM-SHA-256",
-           "result": Result.PASS}
-    attestation = attest(fields, key, signer="localhost", time=T0,
-                         in_view=View(peer=SENDER, chain=Chain.ABSENT, **hop), out_view=View(peer=ME, **hop))
+    view = View("sasl", Result.PASS, "1.3", short_spki(SPKI))  # how each client authenticated to localhost
+    attestation = attest(fields, key, signer="localhost", time=T0, in_view=view, chain=Chain.ABSENT, out_view=view,
+                         out_peer=ME)
     root = etree.fromstring(f"<message xmlns='jabber:client' from='{SENDER}' to='{fields.to}' id='{ident}' "
                             f"type='chat'><body>{ident}</body></message>")
     add_attestation(root, attestation)
