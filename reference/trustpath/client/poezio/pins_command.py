@@ -1,6 +1,11 @@
 """``/pins``: list, add and remove the pins of servers' keys (SHA-256 of a SubjectPublicKeyInfo,
 base64), kept in the readable pin file of :class:`~trustpath.client.slixmpp.pins.PinStore`;
-``/pins accept`` pins the key the server presented on this connection."""
+``/pins accept`` pins the key the server presented on this connection (a first-use pin), and
+``/pins confirm [domain] [key]`` confirms a first-use pin once a person compared it out of band.
+
+A pin's provenance decides what it is worth (XEP: a first-use pin is ``tofu``, rated like a CA,
+because whoever was on the first connection chose it): ``configured`` and ``confirmed`` pins are
+``pin``, ``first-use`` ones ``tofu`` until confirmed."""
 
 from __future__ import annotations
 
@@ -13,8 +18,16 @@ from ..slixmpp.pins import PinSource, PinStore
 from ..slixmpp.plugin import TrustPath
 from .screen import Screen
 
-USAGE = "usage: /pins [list | accept | add <domain> <key> [backup] | remove <domain> [key]]"
-ACTIONS = ["list", "accept", "add", "remove"]
+USAGE = "usage: /pins [list | accept | confirm [domain] [key] | add <domain> <key> [backup] | remove <domain> [key]]"
+ACTIONS = ["list", "accept", "confirm", "add", "remove"]
+
+#: a pin's provenance in words, with what it is worth
+PROVENANCE = {
+    PinSource.CONFIGURED: "configured by you: a pin",
+    PinSource.CONFIRMED: "taken on first use, confirmed by you: a pin",
+    PinSource.FIRST_USE: "taken on first use, not confirmed: counts like a CA check until /pins confirm",
+    PinSource.DANE: "from DANE: a pin",
+}
 
 
 class PinsCommand:
@@ -35,6 +48,12 @@ class PinsCommand:
                 self._screen.command_output(self._pin_list(store))
             elif action == "accept" and len(words) == 1:
                 self._accept(store)
+            elif action == "confirm" and len(words) <= 3:
+                confirmed = self._tp.confirm_pin(words[1] if len(words) > 1 else None,
+                                                 words[2] if len(words) > 2 else None)
+                domain = words[1] if len(words) > 1 else self.core.xmpp.boundjid.domain
+                self._screen.command_output([f"trust_path: confirmed the pin of {domain}: {pin.spki}; it counts as a "
+                                             "pin from now on" for pin in confirmed])
             elif action == "add" and len(words) in (3, 4) and (len(words) == 3 or words[3].lower() == "backup"):
                 pin = store.add(words[1], words[2], source=PinSource.CONFIGURED, backup=len(words) == 4)
                 backup = " (backup)" if pin.backup else ""
@@ -60,7 +79,8 @@ class PinsCommand:
         return None
 
     def _pin_list(self, store: PinStore) -> list[str]:
-        view = self._tp.view
+        seen = self._tp.own_hop.server_pin  # the full pin of the key this connection's server presented
+        here = self.core.xmpp.boundjid.domain
         lines = [f"trust_path: pins in {store.path}" if store.path else "trust_path: pins (not saved to a file)"]
         pins = store.list()
         if not pins:
@@ -68,15 +88,15 @@ class PinsCommand:
         for domain, entries in pins.items():
             lines.append(f"  {domain}:")
             for pin in entries:
-                used = view is not None and view.peer == domain and view.spki == pin.spki
-                lines.append(f"    {pin.spki}  {pin.source.value}, added {pin.added}"
+                used = domain == here and seen == pin.spki
+                lines.append(f"    {pin.spki}  {pin.source.value} ({PROVENANCE[pin.source]}), added {pin.added}"
                              f"{', backup' if pin.backup else ''}{'  ← this connection' if used else ''}")
         return lines
 
     def _accept(self, store: PinStore) -> None:
-        view = self._tp.view
+        spki = self._tp.own_hop.server_pin
         domain = self.core.xmpp.boundjid.domain
-        if view is None or not view.spki:
+        if self._tp.view is None or spki is None:
             self._screen.command_output(["trust_path: /pins accept: this connection has no server key to pin"],
                                         "Error")
             return
@@ -84,7 +104,9 @@ class PinsCommand:
             self._screen.command_output(
                 [f"trust_path: {domain} is already pinned; use /pins add {domain} <key> to add another key"], "Error")
             return
-        store.add(domain, view.spki, source=PinSource.FIRST_USE)
+        store.add(domain, spki, source=PinSource.FIRST_USE)
         self._screen.command_output([
-            f"trust_path: pinned {domain}: {view.spki} in {store.path}.",
-            f"From the next connection on, {domain} must present this key (/reconnect to use it now)."])
+            f"trust_path: pinned {domain}: {spki} in {store.path} (first use).",
+            f"From the next connection on, {domain} must present this key (/reconnect to use it now).",
+            f"Compare it with the key your server's operator publishes, then /pins confirm: until then it counts "
+            "like a CA check, not as a pin."])

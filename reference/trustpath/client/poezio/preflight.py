@@ -81,7 +81,7 @@ class Preflights:
             # the server's error, no answer, or an answer that cannot be read: each said in words
             self._says(tab, preflight_error(domain, exc), "Warning")
             return
-        self._says(tab, "\n".join(preflight_lines(result)) if full else preflight_line(result), "Info")
+        self._says(tab, "\n".join(preflight_lines(result, self.core.xmpp.boundjid.domain)) if full else preflight_line(result), "Info")
 
     def _says(self, tab: Any, text: str, level: str) -> None:
         if tab is not None and tab in self.core.tabs:

@@ -40,14 +40,27 @@ class ServerKey:
                               f"messages will be shown as {verdict_words(Verdict.UNKNOWN)}", "Warning")
         view = self._tp.view
         store = self._tp.pin_store
-        if view is None or not view.spki or store is None or store.is_pinned(policy.domain):
+        spki = self._tp.own_hop.server_pin  # the full SHA-256 (the view carries only its first 12 bytes)
+        if view is None or spki is None or store is None:
+            return
+        pin = store.check(policy.domain, spki)
+        if pin is not None and view.method == "tofu":
+            self._screen.info(
+                f"trust_path: {policy.domain}'s key was pinned on first use ({pin.added}) and nobody confirmed it, "
+                f"so messages are at best {verdict_words(Verdict.WEAK)} (first-use-pin).\n"
+                f"  its key (SHA-256 of the SubjectPublicKeyInfo): {spki}\n"
+                f"If the administrator of {policy.domain} confirms this key (over another channel): /pins confirm",
+                "Warning")
+            return
+        if store.is_pinned(policy.domain):
             return
         self._screen.info(
             f"trust_path: {policy.domain} is not pinned. This connection checked its certificate by "
             f"'{view.method}' only, so messages are at best {verdict_words(Verdict.WEAK)}.\n"
-            f"  its key (SHA-256 of the SubjectPublicKeyInfo): {view.spki}\n"
+            f"  its key (SHA-256 of the SubjectPublicKeyInfo): {spki}\n"
             f"If the administrator of {policy.domain} confirms this key (over another channel), pin it with "
-            f"/pins accept, and keep a backup pin of its next key with /pins add {policy.domain} <key> backup.",
+            f"/pins accept then /pins confirm, and keep a backup pin of its next key with "
+            f"/pins add {policy.domain} <key> backup.",
             "Warning")
 
     def on_pin_mismatch(self, event: PinMismatch) -> None:

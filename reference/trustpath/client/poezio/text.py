@@ -46,6 +46,10 @@ REASON_WORDS = {
     "tlsa-invalid": "DANE record does not match",
     "dnssec-invalid": "DNSSEC check failed",
     "dane-required": "DANE required but missing",
+    "unbound": "the sender's login was not bound to the connection (no channel binding)",
+    "first-use-pin": "pinned on first use, not confirmed by a person",
+    "sent-copy": "a copy of a message sent from another device: how it was delivered is not known here",
+    "no-id": "the message has no id, so no one could sign it",
 }
 
 
@@ -83,7 +87,10 @@ def badge(report: Report, prefix: str = "") -> str:
     if prefix:
         words = f"{prefix} {words}"
     weakest = weakest_words(report) if report.verdict is not Verdict.TRUSTED else ""
-    return f"[{words}: {weakest}]" if weakest else f"[{words}]"
+    # content no signature covers (an unknown extension, a payload added later): the verdict is
+    # not about it, and the badge must not let it look verified (details: /trust_path)
+    uncovered = " · part not covered" if any(n.startswith("not covered") for n in report.notes) else ""
+    return f"[{words}: {weakest}{uncovered}]" if weakest else f"[{words}{uncovered}]"
 
 
 def room_badge(report: Report) -> str:
@@ -110,45 +117,59 @@ def _reason(reason: str | None) -> str:
 
 
 def hop_lines(hop: HopReport | ReportedHop) -> list[str]:
-    """One hop in two labelled lines (readable at 80 columns and by a screen reader)::
+    """One hop in labelled lines (readable at 80 columns and by a screen reader)::
 
         H2 s2s: a.example → b.example
            method pkix / pkix · result ✔ pass · reason ca-only (checked by a CA only) · key source link · time ...
-    """
-    return [f"{hop.label} {hop.role}: {hop.sender} → {hop.receiver}",
-            (f"   method {hop.method} · result {RESULT.get(hop.result, hop.result)} · reason {_reason(hop.reason)}"
-             f" · key source {hop.key_source or '–'} · time {hop.time or '–'}")]
+           views: client pkix,pass,1.3,N9MO06A8vDfKkrco · server pkix,pass,1.3,N9MO06A8vDfKkrco
+
+    (the views line only for a hop of a received message; equal keys at both ends are the
+    end-point binding)"""
+    lines = [f"{hop.label} {hop.role}: {hop.sender} → {hop.receiver}",
+             (f"   method {hop.method} · result {RESULT.get(hop.result, hop.result)} · reason {_reason(hop.reason)}"
+              f" · key source {hop.key_source or '–'} · time {hop.time or '–'}")]
+    client, server = getattr(hop, "client_view", None), getattr(hop, "server_view", None)
+    if client is not None or server is not None:
+        lines.append(f"   views: client {client.text() if client else '–'} · server {server.text() if server else '–'}")
+    return lines
+
+
+def covers_line(report: Report) -> str:
+    """What the verdict is about (XEP: Covered Payloads)."""
+    if not report.covers:
+        return "covers: nothing the sender signed"
+    return f"covers: {', '.join(report.covers)} (and from, to, id, type); anything else is not covered"
 
 
 def path_lines(report: Report) -> list[str]:
-    """The path hop by hop: the verdict line, two lines per hop, then the core's notes."""
+    """The path hop by hop: the verdict line, the hops, what the verdict covers, then the core's notes."""
     lines = [summary(report)]
     for hop in report.hops:
         lines += hop_lines(hop)
+    lines.append(covers_line(report))
     lines += [f"note: {note}" for note in report.notes]
     return lines
 
 
 # --- the pre-flight query -----------------------------------------------------------------------
 
-def preflight_lines(preflight: Preflight) -> list[str]:
+def preflight_lines(preflight: Preflight, own: str = "your server") -> list[str]:
     """A :class:`trustpath.client.slixmpp.preflight.Preflight` for ``/preflight``: the forecast, then the H2 view
     your server would attest, whether the remote takes part, and what a pre-flight cannot know::
 
         pre-flight to b.example: H1 a.example verified by its pin; H2 b.example checked by a CA only; ...
-           H2 a.example → b.example (your server's view): tls 1.3 · cipher 1302 · method pkix · result ✔ pass · ...
-           key N9MO06A8vDfKkrcopktPu0JxbmTEFm9uerhE8D5TBSs=
+           H2 a.example → b.example (your server's view): tls 1.3 · method pkix · result ✔ pass · ...
+           key N9MO06A8vDfKkrco
            b.example takes part in trust-path: yes
            a forecast only: b.example's own check of H2 and its hop to the recipient are known once a message arrives
     """
     domain = preflight.domain
-    own = preflight.own_view.peer if preflight.own_view is not None else "your server"
     view = preflight.out_view
     lines = [f"pre-flight to {domain}: {preflight.forecast}"]
     if view is None:
         lines.append(f"   H2 {own} → {domain}: no view (your server did not connect to {domain})")
     else:
-        lines.append(f"   H2 {own} → {domain} (your server's view): tls {view.tls} · cipher {view.cipher or '–'} · "
+        lines.append(f"   H2 {own} → {domain} (your server's view): tls {view.tls} · "
                      f"method {view.method} · result {RESULT.get(view.result.value, view.result.value)} · "
                      f"reason {_reason(view.reason)}")
         lines.append(f"   key {view.spki or '–'}")

@@ -51,7 +51,10 @@ plugin poezio loads, and connects them.
 Configuration (``plugins_conf_dir/trust_path.cfg``, section ``[trust_path]``):
 
 ``pins_file``          the pin store (default ``$XDG_DATA_HOME/poezio/trust_path/pins.json``)
-``first_use``          pin an unpinned server's key silently on first use (false: ask instead)
+``first_use``          pin an unpinned server's key silently on first use (false: ask instead); such a pin
+                       counts as ``tofu`` (like a CA check) until ``/pins confirm``
+``bind_channel``       cap TLS to your server at 1.2 so that the login uses SCRAM-*-PLUS channel binding
+                       (false); without it, recipients rate the first hop at most weak (``unbound``)
 ``reconnect_on_load``  reconnect once when loaded on a live connection, so that the server's key
                        is checked before any credential is sent (true)
 ``colour``             colour the badge as well; the words and symbol are always there (true)
@@ -83,7 +86,8 @@ PATH_HELP = ("Show the trust path of the last message with a trust badge in this
              "/path words: the last such message containing these words.")
 PINS_HELP = ("Pins are SHA-256 hashes of a server's SubjectPublicKeyInfo (base64), kept in a readable, versioned "
              "file. /pins list: every pin (the default). /pins accept: pin the key your server presented on this "
-             "connection. /pins add <domain> <key> [backup]: pin a key, or keep a backup key for the day the "
+             "connection (a first-use pin). /pins confirm [domain] [key]: you compared the key out of band; the pin "
+             "counts as a pin from now on (before, like a CA check). /pins add <domain> <key> [backup]: pin a key, or keep a backup key for the day the "
              "server changes its key. /pins remove <domain> [key]: remove one pin, or all pins of a domain.")
 REQUIRE_HELP = ("/require trusted: messages in this conversation may travel only over hops verified by a pin or "
                 "DANE; a server that cannot meet it refuses the message instead of delivering it, and you are told "
@@ -104,7 +108,8 @@ class Plugin(BasePlugin):
     """
 
     default_config: ClassVar[dict[str, dict[str, Any]]] = {
-        "trust_path": {"pins_file": "", "first_use": False, "reconnect_on_load": True, "colour": True}}
+        "trust_path": {"pins_file": "", "first_use": False, "bind_channel": False, "reconnect_on_load": True,
+                       "colour": True}}
 
     def init(self) -> None:
         xmpp = self.core.xmpp
@@ -113,7 +118,8 @@ class Plugin(BasePlugin):
         self._owner = "trust_path" not in xmpp.plugin
         if self._owner:
             store = PinStore.open(self._pins_path())
-            xmpp.register_plugin("trust_path", {"pins": store, "first_use": self._flag("first_use")})
+            xmpp.register_plugin("trust_path", {"pins": store, "first_use": self._flag("first_use"),
+                                                "bind_channel": self._flag("bind_channel")})
         self.tp = xmpp.plugin["trust_path"]
         screen = Screen(self.core, self.api)
         reports = kept_reports(self.core)
