@@ -54,6 +54,8 @@ _RECORD = re.compile(r"[\x21-\x7e]+\Z")
 _SPACE = re.compile(r"[ \t\r\n]+")
 _TLS = frozenset(constants.TLS_VERSIONS)
 _CHAINS = {c.value: c for c in Chain}
+_FIELDS = frozenset(constants.RECORD_FIELDS)
+_RESULTS = {"pass": Result.PASS, "none": Result.NONE}
 _KEY_SOURCES = {k.value: k for k in KeySource}
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
@@ -309,11 +311,11 @@ def decode_attestation(text: str) -> Attestation:
     items = text.split(";")
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not _KEY.match(key) or "=" in value:
+        if not sep or "=" in value or (key not in _FIELDS and not _KEY.match(key)):
             raise MalformedStanza(f"a record field must be key=value, got {item[:40]!r}")
-        if key in fields or any(k == key for k, _ in extra):
+        if key in fields or (extra and any(k == key for k, _ in extra)):
             raise MalformedStanza(f"a record gives '{key}=' twice")
-        if key in constants.RECORD_FIELDS:
+        if key in _FIELDS:
             fields[key] = value
         else:
             extra.append((key, value))
@@ -385,8 +387,9 @@ def decode_view(text: str, name: str = "o") -> View:
         spki_value = spki
     else:
         raise MalformedStanza(f"'{name}=' spki must be 16 base64 characters (12 bytes) or -")
-    if result in ("pass", "none"):
-        return View(method, Result(result), tls, spki_value)
+    known = _RESULTS.get(result)
+    if known is not None:
+        return View(method, known, tls, spki_value)
     if not _REASON.match(result):
         raise MalformedStanza(f"'{name}=' result must be pass, none or a reason code, got {result!r}")
     return View(method, Result.FAIL, tls, spki_value, result)
