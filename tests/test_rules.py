@@ -520,3 +520,14 @@ def test_a_retyped_chat_message_is_tampered(pinned_vector):
     fields, path = _path(retyped)
     report = verify(fields, path, anchor, now)
     assert report.verdict is not Verdict.TRUSTED
+
+
+def test_a_key_the_origin_revoked_fails_the_chain_at_the_receiving_server(fed):
+    """Revoking a server's key must take effect at once: the receiving server looks the key up
+    with its status, not only its presence."""
+    ss, rs, alice, bob = _world(fed)
+    ss.keyset = ss.keyset.revoked(ss.signing.public, VECTOR_START)  # revoked, yet a.example signs with it
+    alice.send("bob@b.example", "signed with a revoked key")
+    sb = _path(bob.inbox[-1].stanza)[1].attestations[-1]
+    assert (sb.chain, sb.chain_reason) == (Chain.FAIL, "key-revoked")
+    assert bob.inbox[-1].report.verdict is Verdict.UNTRUSTED

@@ -23,6 +23,7 @@ from .errors import InvalidInput
 from .keys import KeySet
 from .model import Attestation, Chain, KeySource, Reason, View
 from .require import requirement_problem
+from .timefmt import from_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,8 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
                   key_source: KeySource) -> ChainDecision:
     """A receiving server's decision about a message from domain ``origin`` (XEP: At a Receiving
     Server): ``takes_part`` says whether ``origin`` takes part (announced or remembered), ``keys``
-    are its published keys as last fetched, ``key_source`` where they were learned (e.g.
+    are its published keys as last fetched (the last record's key must be one valid at its time:
+    not revoked, not retired before), ``key_source`` where they were learned (e.g.
     ``s2s-pin``: over this server's own outgoing link to ``origin``, checked by a pin).  An
     unreadable path is removed from ``message``; nothing else is changed."""
     try:
@@ -116,8 +118,11 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
     last = path.attestations[-1]
     if last.signer != origin or not takes_part:
         return ChainDecision(stripped_or_absent)
-    if keys is None or keys.status_of(last.key) is None:
+    problem = "key-unknown" if keys is None else keys.problem(last.key, from_epoch(last.time or 0))
+    if problem == "key-unknown":
         return ChainDecision(Chain.FAIL, Reason.KEY_UNKNOWN, refetch=True)
+    if problem is not None:  # revoked, or retired before the record's time: the origin withdrew it
+        return ChainDecision(Chain.FAIL, Reason(problem))
     return ChainDecision(Chain.PASS, vouch=key_source)
 
 

@@ -185,6 +185,10 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
                                    PublishedKey(a_keys.keys[0].key, KeyStatus.RETIRED, "2026-11-25T09:05:00Z")))
     receiving("key-still-published", "a.example rotated its key after signing, and still publishes the old one",
               data, chain="pass", vouch="s2s-pin", keyset=rotated)
+    revoked = KeySet("a.example", (PublishedKey(keys.signing_key("server/a.example/2").public),
+                                   PublishedKey(a_keys.keys[0].key, KeyStatus.REVOKED, since="2026-11-20T00:00:00Z")))
+    receiving("key-revoked", "a.example revoked the key its record names: what arrived fails, whatever the key's "
+              "signatures say", data, chain="fail", reason="key-revoked", vouch=None, keyset=revoked)
     required = _with_require(_arrived_at_b(directory, "02-h2-ca-only")[0], "trusted", keys)
     ca_view = decode_path(_scenario_message(directory, "02-h2-ca-only")).attestations[2].in_view  # type: ignore[union-attr]
     receiving("require-trusted-over-a-ca-link", "the sender required trusted hops; H2 is checked by a CA only",
