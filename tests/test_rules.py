@@ -86,8 +86,8 @@ def test_a_record_under_a_key_the_session_did_not_announce_is_not_kept(fed):
     ss, rs, alice, bob = _world(fed)
     other = ClientNode(fed, "alice@a.example/laptop", ss)
     other.connect()
-    assert ss.sessions[alice.jid].client_key == alice.key.public
-    assert ss.sessions[other.jid].client_key == other.key.public != alice.key.public
+    assert ss.sessions[alice.jid].session_key == alice.key.public
+    assert ss.sessions[other.jid].session_key == other.key.public != alice.key.public
     alice.key, saved = other.key, alice.key  # signed with the laptop's key, sent on the phone's session
     root, _ = alice.message("bob@b.example", "spoofed")
     alice.key = saved
@@ -103,7 +103,7 @@ def test_client_uses_a_new_key_for_each_session(fed):
     first = alice.key.public
     alice.connect()
     assert alice.key.public != first
-    assert ss.sessions[alice.jid].client_key == alice.key.public
+    assert ss.sessions[alice.jid].session_key == alice.key.public
 
 
 def test_a_message_with_neither_id_nor_origin_id_is_not_attested_and_reads_unknown(pinned_vector):

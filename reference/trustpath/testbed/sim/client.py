@@ -105,9 +105,9 @@ class ClientNode:
             iq = etree.Element(f"{{{NS_CLIENT}}}iq", nsmap={None: NS_CLIENT})
             iq.set("type", "set")
             iq.set("id", self.fed.next_id())
-            key = etree.SubElement(iq, f"{{{NS}}}client-key", nsmap={None: NS})
-            key.set("key", self.key.public)
-            server.client_key_announced(self.session, self.session.link.client_to_server(serialize(iq)))
+            key = etree.SubElement(iq, f"{{{NS}}}session-key", nsmap={None: NS})
+            key.set("key", f"ed25519:{self.key.public}")
+            server.session_key_announced(self.session, self.session.link.client_to_server(serialize(iq)))
             _, self.anchor_keys = server.disco()  # learned over this verified link
         server.deliver_offline(self.session)
 

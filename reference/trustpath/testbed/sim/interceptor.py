@@ -95,9 +95,9 @@ class C2SInterceptor:
         if not self.forge or not data.startswith(b"<"):
             return data
         root = parse_stanza(data)
-        key = root.find(f"{{{NS}}}client-key")
+        key = root.find(f"{{{NS}}}session-key")
         if key is not None:
-            key.set("key", self.key.public)
+            key.set("key", f"ed25519:{self.key.public}")
             return serialize(root)
         element = find_path_element(root)
         if element is None or self._real is None:

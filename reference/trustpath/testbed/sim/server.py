@@ -19,6 +19,7 @@ from scramp import ScramMechanism
 from ...core.attest import attest
 from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_attestation, find_path_element, \
     message_fields, parse_stanza, path_records, serialize
+from ...core.disco import parse_key
 from ...core.keys import KeySet, PublishedKey, spki_sha256
 from ...core.model import MAX_ATTESTATIONS, NS, Chain, KeySource, MessageFields, Reason, Result, View
 from ...core.preflight import preflight_answer, preflight_element
@@ -66,7 +67,7 @@ class Session:
     link: TlsLink
     client: ClientNode
     view: View  # the server's view of this hop (server side): method = how SASL was bound
-    client_key: str | None = None
+    session_key: str | None = None  # announced with <session-key/> (XEP: Session Key Announcement)
     carbons: bool = True
 
 
@@ -163,11 +164,11 @@ class ServerNode:
         self.sessions[client.jid] = session
         return session
 
-    def client_key_announced(self, session: Session, data: bytes) -> None:
+    def session_key_announced(self, session: Session, data: bytes) -> None:
         iq = parse_stanza(data)
-        element = iq.find(f"{{{NS}}}client-key")
+        element = iq.find(f"{{{NS}}}session-key")
         if element is not None and self.takes_part:
-            session.client_key = element.get("key")
+            _, session.session_key = parse_key(element.get("key") or "")
 
     def from_client(self, session: Session, data: bytes) -> None:
         """A message from a local client: anti-forgery, then route it."""
@@ -177,7 +178,7 @@ class ServerNode:
         if not self.takes_part:
             self._route_remote(session, root, fields, None)
             return
-        decision = filter_client_path(root, session.client_key)
+        decision = filter_client_path(root, session.session_key)
         arrival = Arrival(session.view, decision.chain, decision.chain_reason, decision.vouch, decision.removed or None)
         if decision.removed:
             self.log.append(f"{self.domain}: removed {decision.removed} forged record(s) from {session.jid}")
