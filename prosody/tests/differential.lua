@@ -2,70 +2,113 @@
 -- one JSON request per line on stdin, one JSON answer per line on stdout.  The Python test sends
 -- the same generated stanzas to the Python core and compares every answer.
 --
---   {"op": "verify", "stanza": "<message .../>", "anchor": {...}, "now": "...", "max_skew": 300}
---       -> {"verdict", "weakest", "hops": [...], "statuses": [...], "notes": [...],
---           "chain_problem", "signing_inputs": [base64, ...]}  or  {"refused": reason code}
---   {"op": "receive", "stanza": "...", "origin", "domain", "takes_part", "keys", "view", "now", "max_skew"}
---       -> {"chain", "chain_reason", "prev_key", "in_view", "accepted"}  or  {"refused": ...}
+--   {"op": "decode", "stanza": "<message .../>"}
+--       -> {"records": [...], "fields": {...}, "signing_inputs": [base64, ...]}  or  {"refused", "limit"}
+--   {"op": "filter", "stanza", "session_key"}            -> filter_client_path()'s decision
+--   {"op": "receive", "stanza", "origin", "takes_part", "keys", "key_source"} -> receive_chain()'s
+--   {"op": "attest", "stanza", "seed_hex", "record": {...}} -> {"text": the new record} or {"refused"}
 local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
-local core = setup.core;
+local core, value = setup.core, setup.value;
 local json = require "util.json";
 local xml = require "util.xml";
 local base64 = require "util.encodings".base64;
 
-local map = setup.map;
 local array_mt = getmetatable(require "util.array"());
 local function array(t) return setmetatable(t, array_mt); end
+local null = json.null;
+local function n(v) if v == nil then return null; end return v; end
+local function unhex(s) return (s:gsub("..", function (h) return string.char(tonumber(h, 16)); end)); end
 
-local function verify(req)
-	local root = assert(xml.parse(req.stanza), "not well-formed");
-	local anchor = map(req.anchor);
-	local message, wrapper, _, outer_from = core.find_message(root);
-	core.check_wrapper(wrapper, outer_from, anchor.me);
-	local fields = core.message_fields(message);
+local function parse(text) return assert(xml.parse(text), "not well-formed"); end
+
+-- What a record says, in the shape the Python test writes the reference's records in.
+local function summary(a)
+	local extra = {};
+	for i, pair in ipairs(a.extra) do extra[i] = array { pair[1], pair[2] }; end
+	return { text = a.text, signer = n(a.signer), key = a.key, time = n(a.time), alg = n(a.alg),
+		in_view = a.in_view and core.view_text(a.in_view) or null, out_view = core.view_text(a.out_view),
+		in_peer = n(a.in_peer), out_peer = n(a.out_peer), chain = n(a.chain), chain_reason = n(a.chain_reason),
+		vouch = n(a.vouch), removed = n(a.removed), stored = n(a.stored),
+		covers = a.covers and array(a.covers) or null, extra = array(extra) };
+end
+
+-- decode_path, then message_fields with the qualified payloads the records cover (the order
+-- of the reference's receive.verify_stanza).
+local function decode(message)
 	local atts = core.decode_path(message) or {};
-	local keys = {};
-	for i, k in ipairs(anchor.keys) do keys[i] = map(k); end
-	local report = core.verify(fields, atts, { server = anchor.server, keys = keys, me = anchor.me,
-		view = map(anchor.view), takes_part = anchor.takes_part ~= false }, core.parse_time(req.now),
-		{ max_skew = req.max_skew, archived = wrapper == "archive" });
-	local hops = {};
-	for i, h in ipairs(report.hops) do
-		hops[i] = { label = h.label, role = h.role, from = h.sender, to = h.receiver, method = h.method,
-			result = h.result, reason = h.reason or json.null, strength = core.strength_names[h.strength],
-			key_source = h.key_source or json.null };
+	local extra = {};
+	for _, a in ipairs(atts) do
+		for _, token in ipairs(a.covers or {}) do if token:sub(1, 1) == "{" then extra[token] = true; end end
 	end
-	local statuses, inputs = {}, {};
-	for i, s in ipairs(report.statuses) do statuses[i] = s.status; end
-	local prefix = core.message_prefix(fields);
-	for i, a in ipairs(atts) do inputs[i] = base64.encode(core.fields_input(prefix, i > 1 and atts[i - 1].sig or "", a)); end
-	return { verdict = report.verdict, weakest = array(report.weakest), hops = array(hops),
-		statuses = array(statuses), notes = array(report.notes), chain_problem = report.chain_problem or json.null,
-		signing_inputs = array(inputs) };
+	return atts, core.message_fields(message, extra);
 end
 
-local function receive(req)
-	local message = assert(xml.parse(req.stanza), "not well-formed");
-	local fields = core.message_fields(message);
+local OPS = {};
+function OPS.decode(req)
+	local atts, fields = decode(parse(req.stanza));
+	local records, inputs, texts = {}, {}, {};
+	for i, a in ipairs(atts) do
+		records[i] = summary(a);
+		inputs[i] = base64.encode(core.signing_input(fields, table.concat(texts, " "), core.unsigned_text(a), a.covers));
+		texts[i] = a.text;
+	end
+	local every = {};
+	for i, token in ipairs(core.PAYLOAD_ORDER) do every[i] = token; end
+	return { records = array(records), signing_inputs = array(inputs),
+		fields = { id = fields.id, type = fields.type, present = array(fields.present),
+			payloads = base64.encode(core.payload_input(fields, every)) } };
+end
+
+local function path_texts(message)
+	local atts = core.decode_path(message) or {};
+	local out = {};
+	for i, a in ipairs(atts) do out[i] = a.text; end
+	return array(out);
+end
+
+function OPS.filter(req)
+	local message = parse(req.stanza);
+	local d = core.filter_client_path(message, value(req.session_key));
+	return { kept = d.kept and d.kept.text or null, removed = d.removed, chain = d.chain,
+		chain_reason = n(d.chain_reason), vouch = n(d.vouch), path = path_texts(message) };
+end
+
+function OPS.receive(req)
+	local message = parse(req.stanza);
 	local keys = {};
-	for i, k in ipairs(req.keys) do keys[i] = map(k); end
-	local base = map(req.view);
-	local decision = core.receive_chain(message, fields, { origin = req.origin, domain = req.domain,
-		takes_part = req.takes_part, keys = keys, in_view = base, now = core.parse_time(req.now),
-		max_skew = req.max_skew, seen = {} });
-	return { chain = decision.chain, chain_reason = decision.chain_reason or json.null,
-		prev_key = decision.prev_key or json.null, in_view = core.received_in_view(base, decision),
-		accepted = array(decision.accepted) };
+	for i, k in ipairs(req.keys) do keys[i] = setup.map(k); end
+	local d = core.receive_chain(message, { origin = req.origin, takes_part = req.takes_part, keys = keys,
+		key_source = req.key_source });
+	return { chain = d.chain, chain_reason = n(d.chain_reason), vouch = n(d.vouch), refetch = d.refetch,
+		unreadable = d.error ~= nil, path = path_texts(message) };
 end
 
-local OPS = { verify = verify, receive = receive };
+function OPS.attest(req)
+	local message = parse(req.stanza);
+	local atts, fields = decode(message);
+	local texts = {};
+	for i, a in ipairs(atts) do texts[i] = a.text; end
+	local r = req.record;
+	local function view(text) if value(text) == nil then return nil; end return core.decode_view(text); end
+	local ok, att = pcall(core.attest, fields, core.signing_key(unhex(req.seed_hex)), {
+		signer = value(r.signer), time = value(r.time), in_view = view(r.in_view), out_view = view(r.out_view),
+		in_peer = value(r.in_peer), out_peer = value(r.out_peer), chain = value(r.chain),
+		chain_reason = value(r.chain_reason), vouch = value(r.vouch), removed = value(r.removed),
+		stored = value(r.stored), previous = table.concat(texts, " ") });
+	if not ok then
+		if type(att) == "table" then error(att, 0); end
+		return { usage_error = true };
+	end
+	return { text = att.text };
+end
+
 for line in io.lines() do
 	local req = json.decode(line);
 	local ok, answer = pcall(OPS[req.op], req);
 	if not ok then
 		-- a trust-path error is a refusal; anything else is a bug, and ends this process
 		if type(answer) ~= "table" or not answer.tp_error then error(answer, 0); end
-		answer = { refused = answer.reason, text = answer.text };
+		answer = { refused = answer.reason, limit = answer.limit == true, text = answer.text };
 	end
 	io.write(json.encode(answer), "\n");
 	io.flush();

@@ -80,11 +80,11 @@ local function check_signing(stem, vec, stanza_path)
 		if att then
 			local rebuilt = core.signing_input(fields, table.concat(texts, " "), core.unsigned_text(att), att.covers);
 			check(label .. ": signing input rebuilt from the stanza", rebuilt == data, show(rebuilt) .. "\n  vs " .. show(data));
-			if rec.reproducible and seed and #att.extra == 0 then
+			if rec.reproducible and seed then
 				local ok, again = pcall(core.attest, fields, core.signing_key(seed), { signer = att.signer, time = att.time,
 					in_view = att.in_view, in_peer = att.in_peer, out_peer = att.out_peer, chain = att.chain,
 					chain_reason = att.chain_reason, vouch = att.vouch, removed = att.removed, stored = att.stored,
-					out_view = att.out_view, previous = table.concat(texts, " ") });
+					out_view = att.out_view, alg = att.alg, extra = att.extra, previous = table.concat(texts, " ") });
 				check(label .. ": attest() writes the same record", ok and again.text == rec.record,
 					ok and again.text or tostring(again));
 			end

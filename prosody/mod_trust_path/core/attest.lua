@@ -14,8 +14,9 @@ end
 -- Sign one record for the message `fields` with `key` (signing_key()).  opts: out_view
 -- (required), previous (the records already in the path, joined by one space; "" or nil for
 -- the first), signer (nil for the sending client: its JID is the message's 'from'), time,
--- in_view, in_peer, out_peer, chain, chain_reason, vouch, removed, stored (epoch seconds), and
--- prefix (a precomputed message_prefix).  Returns the record as decode_attestation() reads it.
+-- in_view, in_peer, out_peer, chain, chain_reason, vouch, removed, stored (epoch seconds), alg
+-- (written only when given: absent means ed25519), extra ({ name, value } pairs a later version
+-- defines, written before the signature and signed) and prefix (a precomputed message_prefix).  Returns the record as decode_attestation() reads it.
 function M.attest(fields, key, opts)
 	assert(fields.id ~= "", "a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)");
 	local signer = opts.signer;
@@ -27,21 +28,32 @@ function M.attest(fields, key, opts)
 	local function field(name, value) parts[#parts + 1] = name .. "=" .. value; end
 	if signer then field("s", signer); end
 	if opts.time then field("t", ("%d"):format(opts.time)); end
+	if opts.alg then
+		assert(M.ALGORITHMS[opts.alg], "algorithm " .. tostring(opts.alg) .. " is not one this version signs with");
+		field("a", opts.alg);
+	end
 	field("k", key.public);
 	if opts.in_view then field("i", M.view_text(opts.in_view)); end
 	if opts.in_peer then field("f", opts.in_peer); end
 	if opts.chain then field("c", opts.chain_reason and (opts.chain .. "." .. opts.chain_reason) or opts.chain); end
 	if opts.vouch then field("v", opts.vouch); end
+	-- a count beyond the field's 999 is written as 999 (r= allows three digits)
 	if opts.removed and opts.removed > 0 then field("r", ("%d"):format(math.min(opts.removed, M.MAX_REMOVED))); end
 	field("o", M.view_text(opts.out_view));
 	if opts.out_peer then field("p", opts.out_peer); end
 	if opts.stored then field("st", ("%d"):format(opts.stored)); end
 	if covers then field("h", table.concat(covers, ",")); end
+	local written = {};
+	for _, part in ipairs(parts) do written[part:match("^[^=]*")] = true; end
+	for _, pair in ipairs(opts.extra or {}) do
+		assert(not written[pair[1]] and not M.RECORD_FIELDS[pair[1]], "extra field " .. tostring(pair[1]) .. " is a field this version defines");
+		field(pair[1], pair[2]);
+	end
 	local unsigned = table.concat(parts, ";");
 	local sig = M.sign(key, M.signing_input(fields, opts.previous or "", unsigned, covers, opts.prefix));
 	local removed = opts.removed and opts.removed > 0 and math.min(opts.removed, M.MAX_REMOVED) or nil;
 	return { key = key.public, out_view = opts.out_view, sig = sig, text = unsigned .. ";z=" .. sig, signer = signer,
 		time = opts.time, in_view = opts.in_view, in_peer = opts.in_peer, out_peer = opts.out_peer, chain = opts.chain,
 		chain_reason = opts.chain_reason, vouch = opts.vouch, removed = removed, stored = opts.stored,
-		covers = covers, extra = {} };
+		covers = covers, alg = opts.alg, extra = opts.extra or {} };
 end

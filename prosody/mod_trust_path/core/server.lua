@@ -36,7 +36,7 @@ end
 
 -- A receiving server's decision about a message from domain `origin` (XEP "At a Receiving
 -- Server").  opts: origin, takes_part (announced or remembered), keys (its published key set
--- as last fetched, or nil), key_source (where they were learned: s2s-pin when fetched over this
+-- as last fetched, or nil; the last record's key must be one valid at its time), key_source (where they were learned: s2s-pin when fetched over this
 -- server's own outgoing link to `origin` checked by a pin, ...).  An unreadable path is removed
 -- from `message`; nothing else is changed.  Returns { chain, chain_reason, vouch, error (why
 -- an unreadable path was removed), refetch (`origin`'s record names a key not in the cached
@@ -51,9 +51,14 @@ function M.receive_chain(message, opts)
 	if atts == nil then return { chain = stripped_or_absent, refetch = false }; end
 	local last = atts[#atts];
 	if last.signer ~= opts.origin or not opts.takes_part then return { chain = stripped_or_absent, refetch = false }; end
-	if M.status_of(opts.keys, last.key) == nil then
+	-- the key must be one `origin` published as valid at the record's time: not revoked, not
+	-- retired before it (a lookup, not a signature check)
+	local problem = "key-unknown";
+	if opts.keys then problem = M.key_problem(opts.keys, last.key, last.time or 0); end
+	if problem == "key-unknown" then
 		return { chain = "fail", chain_reason = "key-unknown", refetch = true };
 	end
+	if problem then return { chain = "fail", chain_reason = problem, refetch = false }; end -- the origin withdrew it
 	return { chain = "pass", vouch = opts.key_source, refetch = false };
 end
 
