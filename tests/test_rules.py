@@ -531,3 +531,17 @@ def test_a_key_the_origin_revoked_fails_the_chain_at_the_receiving_server(fed):
     sb = _path(bob.inbox[-1].stanza)[1].attestations[-1]
     assert (sb.chain, sb.chain_reason) == (Chain.FAIL, "key-revoked")
     assert bob.inbox[-1].report.verdict is Verdict.UNTRUSTED
+
+
+def test_a_fetched_key_set_is_used_no_longer_than_its_cache_for(fed):
+    """The receiving server caches a domain's keys for the domain's cache-for, then fetches them
+    again: a revocation takes effect within that time, and not before."""
+    ss, rs, alice, bob = _world(fed)
+    alice.send("bob@b.example", "b.example fetches a.example's keys")
+    ss.keyset = ss.keyset.revoked(ss.signing.public, fed.clock.now)
+    alice.send("bob@b.example", "within cache-for: the cached set still lists the key as current")
+    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].chain is Chain.PASS
+    fed.clock.advance(ss.cache_for + 1)
+    alice.send("bob@b.example", "after cache-for: fetched again")
+    sb = _path(bob.inbox[-1].stanza)[1].attestations[-1]
+    assert (sb.chain, sb.chain_reason) == (Chain.FAIL, "key-revoked")

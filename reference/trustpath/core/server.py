@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from lxml import etree
 
+from .constants import DEFAULT_CACHE_FOR
 from .codec import add_attestation, decode_path, remove_paths
 from .errors import InvalidInput
 from .keys import KeySet
@@ -72,6 +74,21 @@ class UnverifiedHop:
         if self.required is not None:
             out["required"] = self.required
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedKeys:
+    """A domain's keys as a receiving server fetched them (XEP: Keys): where from (the key source
+    its records will state), when, and for how long the set may be used (the domain's
+    ``cache-for``).  After that, or when a record names a key not in it, the server fetches again."""
+
+    keys: KeySet | None
+    source: KeySource
+    fetched_at: datetime
+    cache_for: int = DEFAULT_CACHE_FOR
+
+    def usable(self, now: datetime) -> bool:
+        return now < self.fetched_at + timedelta(seconds=self.cache_for)
 
 
 def filter_client_path(message: etree._Element, session_key: str | None) -> ClientPathDecision:

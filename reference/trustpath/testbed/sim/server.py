@@ -21,10 +21,17 @@ from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_attestat
     message_fields, parse_stanza, path_records, serialize
 from ...core.disco import parse_key
 from ...core.keys import KeySet, PublishedKey, spki_sha256
+from ...core.constants import DEFAULT_CACHE_FOR
 from ...core.model import MAX_ATTESTATIONS, NS, Chain, KeySource, MessageFields, Reason, Result, View
 from ...core.preflight import preflight_answer, preflight_element
-from ...core.server import UnverifiedHop, filter_client_path, receive_chain, received_requirement_problem, \
-    unmet_requirement
+from ...core.server import (
+    FetchedKeys,
+    UnverifiedHop,
+    filter_client_path,
+    receive_chain,
+    received_requirement_problem,
+    unmet_requirement,
+)
 from ...core.timefmt import format_time
 from .stanzas import NS_CLIENT, NS_SERVER, NS_STANZAS, SCRAM, SCRAM_PLUS, bare, domain_of, renamespace
 from .tls import Credential, HandshakeFailed, TlsLink, client_context, server_context
@@ -113,6 +120,10 @@ class ServerNode:
         self.remember_for = timedelta(days=7)
         #: other domains' keys the operator configured (key source ``config``): never fetched
         self.configured_keys: dict[str, KeySet] = {}
+        #: keys fetched from other domains, used until their cache-for runs out
+        self.key_cache: dict[str, FetchedKeys] = {}
+        #: how long others may use this server's published key set (disco 'cache-for')
+        self.cache_for = DEFAULT_CACHE_FOR
         self.sessions: dict[str, Session] = {}
         self.links: dict[str, S2SLink] = {}
         self.offline: dict[str, list[tuple[bytes, datetime, Arrival | None]]] = {}
@@ -333,17 +344,23 @@ class ServerNode:
         until = self.remembered.get(origin)
         return feature or (until is not None and self.now() <= until)
 
-    def fetch_keys(self, origin: str) -> tuple[KeySet | None, KeySource]:
+    def fetch_keys(self, origin: str, *, again: bool = False) -> tuple[KeySet | None, KeySource]:
         """``origin``'s published keys, asked for over this server's own outgoing link to it, and
         the key source that link makes them: as strong as this server's check of that link.
-        Keys the operator configured are used as they are."""
+        Keys the operator configured are used as they are; fetched ones until their cache-for
+        runs out, or until ``again`` (a record named a key not among them)."""
         if origin in self.configured_keys:
             return self.configured_keys[origin], KeySource.CONFIG
+        cached = self.key_cache.get(origin)
+        if cached is not None and not again and cached.usable(self.now()):
+            return cached.keys, cached.source
         link = self.link_to(origin)
         answer = self.fed.key_answer(self.domain, origin)
         method = link.out_view.method if link.out_view.result is Result.PASS else "none"
-        return answer, KeySource({"pin": "s2s-pin", "dane-ee": "s2s-dane", "dane-ta": "s2s-dane",
-                                  "pkix": "s2s-pkix"}.get(method, "s2s-none"))
+        source = KeySource({"pin": "s2s-pin", "dane-ee": "s2s-dane", "dane-ta": "s2s-dane",
+                            "pkix": "s2s-pkix"}.get(method, "s2s-none"))
+        self.key_cache[origin] = FetchedKeys(answer, source, self.now(), self.fed.servers[origin].cache_for)
+        return answer, source
 
     def from_server(self, link: S2SLink, data: bytes) -> None:
         """A message from a remote server: decide what arrived, then deliver with our record."""
@@ -357,7 +374,7 @@ class ServerNode:
         keys, source = self.fetch_keys(origin) if takes_part else (None, KeySource.NONE)
         decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source)
         if decision.refetch:  # a key not in the cached set: ask once more (XEP: Keys)
-            keys, source = self.fetch_keys(origin)
+            keys, source = self.fetch_keys(origin, again=True)
             decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source)
         if decision.error is not None:
             self.log.append(f"{self.domain}: removed an invalid path from {origin}: {decision.error}")
