@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from trustpath.cli import main
 from trustpath.testbed.scenarios import Bed, scenarios_on
 
@@ -77,8 +75,6 @@ def test_demo_shows_what_a_verdict_covers_and_both_views_of_each_hop():
     assert "sasl,pass,1.3," in text, "the server's view of H1 is shown as its record states it"
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="reference/trustpath/tools/bench.py still calls the v0 signing_input (not ported yet)")
 def test_bench_reports_the_three_figures(capsys):
     assert main(["bench", "--json", "--rounds", "250"]) == 0
     figures = json.loads(capsys.readouterr().out)

@@ -137,11 +137,11 @@ class ReceiptMachine(RuleBasedStateMachine):
 
     # --- the wire ------------------------------------------------------------------------------
     def drain(self) -> list[ET.Element]:
-        """Read what the client wrote: answer its client-key announcement, note its disco#info
+        """Read what the client wrote: answer its session-key announcement, note its disco#info
         query, check and count its receipts.  Nothing else may be written."""
         receipts = []
         while (xml := self.stream.sent()) is not None:
-            if xml.tag == "{jabber:client}iq" and xml.find(f"{{{NS}}}client-key") is not None:
+            if xml.tag == "{jabber:client}iq" and xml.find(f"{{{NS}}}session-key") is not None:
                 self.stream.recv(f"<iq type='result' id='{xml.get('id')}' from='localhost'/>")
             elif xml.tag == "{jabber:client}iq" and xml.find(f"{{{DISCO_INFO}}}query") is not None:
                 assert self.disco is None, "one query for the server's keys at a time"

@@ -199,12 +199,12 @@ class PluginTest(MockStream):
     # helpers
 
     def bind(self, key: str = SERVER_KEY) -> None:
-        """Answer the client-key announcement and the disco#info query sent after binding."""
+        """Answer the session-key announcement and the disco#info query sent after binding."""
         announce = self.sent()
         assert announce is not None and announce.tag == "{jabber:client}iq"
-        element = announce.find(f"{{{NS}}}client-key")
+        element = announce.find(f"{{{NS}}}session-key")
         assert announce.get("type") == "set" and announce.get("to") is None
-        assert element is not None and element.get("key") == self.plugin.session_key
+        assert element is not None and element.get("key") == f"ed25519:{self.plugin.session_key}"
         disco = self.sent()
         domain = self.xmpp.boundjid.domain
         assert disco is not None and disco.get("to") == domain and disco.get("type") == "get"
@@ -844,7 +844,7 @@ class TestPluginEnd(PluginTest):
 
         # stanza classes are shared by every client in the process: gone with the last plugin
         assert ("trust_path_require" in Message.plugin_attrib_map) == (users > 1)
-        assert ("trust_path_client_key" in Iq.plugin_attrib_map) == (users > 1)
+        assert ("trust_path_session_key" in Iq.plugin_attrib_map) == (users > 1)
         assert ("trust_path_preflight" in Iq.plugin_attrib_map) == (users > 1)
         assert not self.xmpp.event_handled("ssl_cert") and not self.xmpp.event_handled("auth_success")
         assert NS not in features()
@@ -1017,7 +1017,7 @@ class TestPinnedWithoutTls(PluginTest):
     def start(self, pins: PinStore) -> None:
         self.config = {"pins": pins}
         PluginTest.setUp(self)
-        self.sent(), self.sent()  # the client-key and disco#info of the mock's bound session
+        self.sent(), self.sent()  # the session-key and disco#info of the mock's bound session
 
     def test_unpinned_server_gets_scram_as_configured(self) -> None:
         self.start(PinStore())

@@ -12,7 +12,7 @@ its own module; :class:`TrustPath` is what slixmpp registers, and composes them:
   ``bind_channel`` it caps c2s TLS at 1.2, so that slixmpp authenticates with SCRAM-*-PLUS and
   ``tls-unique`` when the server offers it, and the server can state that binding.
 * :mod:`.session`: after resource binding, a fresh Ed25519 key announced with
-  ``<client-key/>``, and the server's keys from disco#info (:mod:`.policy`): with this client's
+  ``<session-key/>``, and the server's keys from disco#info (:mod:`.policy`): with this client's
   own TLS view they are the anchor; asked again when a message's key is unknown.
 * :mod:`.signing`: in the last outgoing filter (``out_sce``) one attestation for each message
   with a body (:func:`trustpath.core.attest.attest`), ``<require/>`` when asked, and a refusal of

@@ -1,4 +1,4 @@
-"""A session with this client's server: a fresh Ed25519 key announced with ``<client-key/>``, and
+"""A session with this client's server: a fresh Ed25519 key announced with ``<session-key/>``, and
 the server's keys read from its disco#info.  The server's keys and this client's own view of H1
 are the anchor every received message is verified with (XEP: Protocol; Keys and Discovery
 Caching for the refresh after an unknown key)."""
@@ -149,7 +149,7 @@ class Session:
         assert self.key is not None
         iq = self.xmpp.Iq()
         iq["type"] = "set"
-        iq["trust_path_client_key"]["key"] = self.key.public
+        iq["trust_path_session_key"]["key"] = f"ed25519:{self.key.public}"
         future = iq.send(timeout=self._config["disco_timeout"])
         future.add_done_callback(partial(self._key_answered, key=self.key.public))
 
@@ -166,6 +166,6 @@ class Session:
                 log.warning("trust_path: the server refused the session key (%s); messages are sent without "
                             "a client attestation", exc.condition)
         elif isinstance(exc, IqTimeout):
-            log.warning("trust_path: the server did not answer the client-key announcement")
+            log.warning("trust_path: the server did not answer the session-key announcement")
         else:
             raise exc  # a bug, not an answer: to the event loop's exception handler

@@ -1,4 +1,4 @@
-"""slixmpp stanza classes for the elements a client sends: <client-key/>, <require/> and the
+"""slixmpp stanza classes for the elements a client sends: <session-key/>, <require/> and the
 pre-flight query <preflight/>.
 
 The <path/> itself is not a stanza class: it is built and read by the reference core
@@ -21,13 +21,14 @@ from ...core.model import NS
 REQUIRE_VERDICTS = ("trusted", "weak")
 
 
-class ClientKey(ElementBase):
-    """``<iq type='set'><client-key xmlns='urn:xmpp:trust-path:1' key='...'/></iq>`` (XEP: Client Key
-    Announcement); ``iq['trust_path_client_key']['key']``."""
+class SessionKey(ElementBase):
+    """``<iq type='set'><session-key xmlns='urn:xmpp:trust-path:1' key='ed25519:...'/></iq>`` (XEP:
+    Session Key Announcement; named so as not to collide with the Client Key Support ProtoXEP's
+    ``<client-key/>``); ``iq['trust_path_session_key']['key']`` is the ``alg:key`` text."""
 
     namespace = NS
-    name = "client-key"
-    plugin_attrib = "trust_path_client_key"
+    name = "session-key"
+    plugin_attrib = "trust_path_session_key"
     interfaces: ClassVar[set[str]] = {"key"}
 
 
@@ -83,13 +84,13 @@ class Require(ElementBase):
 
 
 PARENTS: tuple[tuple[type[ElementBase], type[ElementBase]], ...] = (
-    (Iq, ClientKey), (Iq, Preflight), (Message, Require))
+    (Iq, SessionKey), (Iq, Preflight), (Message, Require))
 
 _holders = 0  # plugins that registered the stanza classes and have not unregistered them
 
 
 def register_stanzas() -> None:
-    """Make ``iq['trust_path_client_key']``, ``iq['trust_path_preflight']`` and
+    """Make ``iq['trust_path_session_key']``, ``iq['trust_path_preflight']`` and
     ``msg['trust_path_require']`` known to slixmpp, for one more plugin."""
     global _holders
     for parent, plugin in PARENTS:
