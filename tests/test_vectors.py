@@ -146,3 +146,40 @@ def test_stanzas_captured_from_the_prosody_servers_verify_with_the_reference(exp
 
 def test_live_vectors_exist():
     assert len(LIVE_FILES) >= 3
+
+
+def test_the_readme_tables_are_the_vector_indexes():
+    """spec/README.md's scenario, rejection, findings and receipt tables are the vectors' own indexes."""
+    readme = (VECTORS.parent / "README.md").read_text(encoding="utf-8")
+
+    def table(heading: str, first: str) -> list[list[str | None]]:
+        section = readme.split(f"\n## `{heading}/`", 1)[1].split("\n## ", 1)[0]
+        rows, inside = [], False
+        for line in section.splitlines():
+            cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+            if cells is None:
+                inside = False
+            elif cells[0] == first:
+                inside = True
+            elif inside and not set(cells[0]) <= {"-"}:
+                rows.append([None if c == "–" else c for c in cells])
+        return rows
+
+    scenarios = []
+    for path in SCENARIO_FILES:
+        e = load_json(path)
+        scenarios.append([path.name.removesuffix(".expected.json"), e["verdict"], "yes" if e["delivered"] else "no",
+                          e.get("hop"), e.get("reason")])
+    assert table("scenarios", "scenario") == scenarios
+    assert [row[:3] for row in table("rejections", "file")] == \
+        [[c["file"], c["error"], c["message_contains"]] for c in REJECTIONS["cases"]]
+    assert f"`anchor` (`{REJECTIONS['anchor']}`), `now` (`{REJECTIONS['now']}`)" in readme
+    assert [{"name": name, "stanza": f"{name}.xml", "anchor": f"{name}.anchor.json", "now": now, "verdict": verdict,
+             "hop": hop, "reason": reason, "note": None}
+            for name, now, verdict, hop, reason in table("findings", "case")] == FINDINGS["cases"]
+    receipts = []
+    for case in load_json(VECTORS / "receipts" / "index.json"):
+        e = load_json(VECTORS / "receipts" / f"{case['name']}.expected.json")
+        assert (e["verdict"], e["limited_by"]) == (case["verdict"], case["limited_by"])
+        receipts.append([case["name"], e["reported"], e["receipt"], e["verdict"], e["limited_by"]])
+    assert table("receipts", "case") == receipts
