@@ -194,13 +194,22 @@ class C2SInterceptor:
 
             forward = asyncio.ensure_future(clear_up())
             seen = b""
-            while b"proceed" not in seen:
+            while True:
                 chunk = await up_reader.read(65536)
                 if not chunk:
                     raise ConnectionError("the server closed before <proceed/>")
-                writer.write(chunk)
                 seen = seen[-16:] + chunk
-            forward.cancel()
+                if b"proceed" in seen:
+                    # stop relaying the client's clear text before it can see <proceed/>: what it
+                    # sends next is its TLS ClientHello, for him
+                    forward.cancel()
+                    await asyncio.gather(forward, return_exceptions=True)
+                    # and leave her ClientHello in the socket until TLS takes over the stream:
+                    # read now, it would land in the clear-text reader's buffer, lost to TLS
+                    writer.transport.pause_reading()
+                    writer.write(chunk)
+                    break
+                writer.write(chunk)
             await writer.drain()
             await up_writer.drain()
             await up_writer.start_tls(self._client_ctx, server_hostname=self.domain)

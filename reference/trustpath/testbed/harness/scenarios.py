@@ -350,6 +350,11 @@ async def run_live(scenario: Scenario, *, timeout: float = 60) -> Outcome:
         outcome = replace(outcome, problems=outcome.problems + tuple(live.problems))
     except TimeoutError:
         return Outcome(scenario, Bed.LIVE, False, problems=("nothing arrived in time", *live.problems))
+    except (OSError, RuntimeError, ValueError, KeyError, AttributeError) as exc:
+        # a step of the run failed (a server that did not start, a key file the module did not write):
+        # that scenario fails with why, the others still run
+        return Outcome(scenario, Bed.LIVE, False, problems=(f"the run failed: {type(exc).__name__}: {exc}",
+                                                            *live.problems))
     finally:
         try:
             await live.close()
