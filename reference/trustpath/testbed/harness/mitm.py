@@ -256,8 +256,10 @@ class C2SInterceptor:
         wrapper = etree.fromstring(b"<w xmlns='jabber:client'>" + piece + b"</w>")
         root = wrapper[0]
         for element in root.iter(f"{{{NS}}}session-key", f"{{{NS}}}client-key"):  # the key she announces
-            if element.get("key"):
-                element.set("key", self.key.public)  # ... becomes the one he holds
+            announced = element.get("key")
+            if announced:  # ... becomes the one he holds, written the same way ('ed25519:<key>')
+                alg = announced.rsplit(":", 1)[0] + ":" if ":" in announced else ""
+                element.set("key", alg + self.key.public)
                 self.rewritten.append("session-key")
         if root.tag == "{jabber:client}message" and find_path_element(root) is not None and self.real_view:
             root.set("from", self.jid)
