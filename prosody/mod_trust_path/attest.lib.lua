@@ -1,49 +1,57 @@
--- This server's own attestation: signed onto a message when it leaves, with what its marker
--- remembers as the <in/> view and the key vouched for.
+-- This server's own record: signed onto a message when it leaves (for a remote domain or a
+-- local client), with what its marker remembers of the message's arrival (XEP "Roles").
 return function (tp)
-	local core, host, seed = tp.core, tp.host, tp.keys.seed;
+	local core, host, signing_key = tp.core, tp.host, tp.keys.signing_key;
 	local NS = core.NS;
 
-	local function copy(t) local c = {}; for k, v in pairs(t) do c[k] = v; end return c; end
+	-- The signature of the path's last record, or nil (no path, or one that cannot be read).
+	local function last_sig(message)
+		local path = core.try(core.find_path_element, message);
+		if not path then return nil; end
+		return core.text_of(path):match(";z=([^%s;]*)%s*$");
+	end
 
-	local without_key_source = setmetatable({}, { __mode = "k" });
-
-	-- Sign this server's attestation onto `message` (changed in place) with `pending` (a read
-	-- marker) as <in/> and `out_view` as <out/>.  Returns the attestation, or nil and why not.
-	local function sign_onto(message, pending, out_view, stored)
+	-- Sign this server's record onto `message` (changed in place) with `pending` (a read
+	-- marker: in-view, chain, vouching) and `out_view` (the hop it leaves on; `out_peer` the
+	-- client it is delivered to, `stored` the arrival time of a message that waited in storage).
+	-- Returns the record, or nil and why not.
+	local function sign_onto(message, pending, out_view, out_peer, stored)
 		local fields, err = core.try(core.message_fields, message);
 		if not fields then return nil, err.text; end
-		local path, path_err = core.try(core.find_path_element, message);
-		if path_err then return nil, path_err.text; end
-		local n = path and #path.tags or 0;
-		if n >= core.MAX_ATTESTATIONS then return nil, "the path already holds 8 attestations"; end
-		local prev = n > 0 and path.tags[n].attr.sig or nil;
-		local prev_key = pending.prev_key;
-		if prev_key and prev ~= pending.prev_sig then
-			-- the path changed since this server checked it: it cannot vouch for what is there now
-			module:log("warn", "path of message %s from %s changed after it was checked; not vouching for it", fields.id, fields.sender);
-			prev_key = nil;
+		if fields.id == "" then return nil, "it has neither an 'id' nor an <origin-id/>"; end
+		local previous, count = core.previous_records(message);
+		if not previous then return nil, count.text; end
+		if count >= core.MAX_ATTESTATIONS then return nil, ("the path already holds %d records"):format(count); end
+		local vouch = pending.vouch;
+		if vouch and last_sig(message) ~= pending.prev_sig then
+			-- the path changed since this server looked at it: it cannot vouch for what is there now
+			module:log("warn", "path of message %s from %s changed after it arrived; not vouching for its last record",
+				fields.id, fields.sender);
+			vouch = nil;
 		end
-		local in_view = pending.in_view;
-		if not prev_key and in_view["key-source"] then
-			local plain = without_key_source[in_view];
-			if not plain then
-				plain = copy(in_view);
-				plain["key-source"] = nil;
-				without_key_source[in_view] = core.reuse_view(plain);
-			end
-			in_view = plain;
-		end
-		local att = core.attest(fields, { signer = host, time = os.time(), seed = seed,
-			prev_sig = prev, prev_key = prev_key, in_view = in_view,
-			out_view = out_view, stored = stored });
-		if not path then
-			path = core.element("path", { xmlns = NS });
-			message:add_direct_child(path);
-		end
-		path:add_direct_child(core.attestation_element(att));
+		local att = core.attest(fields, signing_key, { signer = host, time = os.time(), in_view = pending.in_view,
+			chain = pending.chain, chain_reason = pending.chain_reason, vouch = vouch, removed = pending.removed,
+			out_view = out_view, out_peer = out_peer, stored = stored, previous = previous });
+		core.add_attestation(message, att);
 		return att;
 	end
 
-	return { sign_onto = sign_onto };
+	-- Remove the path's last record (the one whose signature is `sig`); the whole <path/> when
+	-- it was the only one.  Returns whether it was there.
+	local function remove_last(message, sig)
+		local path = core.try(core.find_path_element, message);
+		if not path then return false; end
+		local records = core.try(core.path_records, path);
+		if not records or not records[#records]:find(";z=" .. sig, 1, true) then return false; end
+		records[#records] = nil;
+		if #records == 0 then
+			core.remove_paths(message);
+		else
+			for i = #path, 1, -1 do path[i] = nil; end
+			path[1] = table.concat(records, " ");
+		end
+		return true;
+	end
+
+	return { sign_onto = sign_onto, last_sig = last_sig, remove_last = remove_last, NS = NS };
 end

@@ -1,10 +1,9 @@
--- To a local client (XEP "Storage, Copies, Archives and Rooms"): one attestation per delivered
--- resource (a stanzas/out filter on c2s sessions: live messages, carbon copies, offline messages
--- with 'stored', archive results), and the archived copy as delivered (XEP rule 40).
+-- To a local client (XEP "Storage, Copies, Archives and Rooms"): one record per delivered
+-- resource, naming it in 'p=' (a stanzas/out filter on c2s sessions: live messages, carbon
+-- copies, offline messages with 'st=' = when this server received them, archive results), and
+-- the archived copy as delivered (XEP rule 40).
 local filters = require "util.filters";
 local jid_lib = require "util.jid";
-local modulemanager = require "core.modulemanager";
-local xml = require "util.xml";
 local st = require "util.stanza";
 
 return function (tp)
@@ -13,77 +12,26 @@ return function (tp)
 	local NS_CARBONS, NS_FORWARD, NS_DELAY, NS_MAM = core.NS_CARBONS, core.NS_FORWARD, core.NS_DELAY, tp.NS_MAM;
 	local tls, markers, attest = tp.tls, tp.markers, tp.attest;
 
-	-- How the archive stores the path.  mod_mam clones the message twice and mod_storage_internal
-	-- turns every element and attribute of the stored copy into Lua source; for a <path/>
-	-- (dozens of attributes) that was most of the cost of archiving a message.  So while
-	-- mod_mam runs, the <path/> is replaced by its XML text in one internal element
-	-- (<archived-path/>), and put back right after (after_archiving below); an archive result
-	-- gets the <path/> back, parsed from that text, before it goes to the client.  The archive
-	-- holds the path as delivered: the same elements with the same attribute values.
-	local ARCHIVED_PATH = "archived-path";
-
-	local function compact_path(event)
-		local stanza = event.stanza;
-		if stanza.name ~= "message" or not modulemanager.is_loaded(host, "mam") then return; end
-		for _, child in ipairs(stanza.tags) do
-			if child.name == "path" and child.attr.xmlns == NS then
-				local compact = core.element(ARCHIVED_PATH, { xmlns = NS_INTERNAL });
-				compact[1] = tostring(child);
-				markers.replace_child(stanza, child, compact);
-				event.trust_path_path, event.trust_path_stanza = child, stanza;
-				return;
-			end
-		end
-	end
-
-	-- The <path/> of an archived message, from its <archived-path/> (a result of mod_mam).
-	local function expand_path(message)
-		for _, child in ipairs(message.tags) do
-			if child.name == ARCHIVED_PATH and child.attr.xmlns == NS_INTERNAL then
-				-- No token needed: whoever could put one here could as well have put a <path/>,
-				-- and the client checks every signature in it.
-				local ok, path = pcall(xml.parse, child:get_text());
-				if ok and path and path.name == "path" and path.attr.xmlns == NS then
-					markers.replace_child(message, child, path);
-				else
-					module:log("warn", "message %s in the archive has an unreadable path", tostring(message.attr.id));
-				end
-				return; -- otherwise removed with the markers
-			end
-		end
-	end
-
-	-- Remove the <attestation/> `att` from `path`, and `path` from `message` if it is then empty.
-	local function remove_attestation(message, path, att)
-		markers.remove_child(path, att);
-		if #path.tags == 0 then markers.remove_child(message, path); end
-	end
-
 	-- Sign `message` (a clone, changed in place) for its delivery on `session`.  `how` is "live"
 	-- (delivered as it arrives, or a carbon copy), "offline" (it waited in offline storage:
-	-- 'stored' = arrival time) or "archive" (a MAM result: the archived copy).
+	-- 'st=' = arrival time) or "archive" (a MAM result: the archived copy).
 	local function attest_delivery(message, session, how)
-		expand_path(message);
 		local marker = markers.take_markers(message);
 		if not marker then return; end
 		local presigned_sig = marker.attr["presigned-sig"];
-		if presigned_sig then
-			-- The attestation for the first resource was signed before mod_mam archived the
-			-- message (see presign_for_archive below): that resource gets exactly what the
-			-- archive holds; any other delivery gets its own attestation instead.
-			local path = message:get_child("path", NS);
-			local last = path and path.tags[#path.tags];
-			if last and last.attr.sig == presigned_sig then
-				if how == "archive" or (how == "live" and session.full_jid == marker.attr["presigned-for"]) then return; end
-				remove_attestation(message, path, last);
-			end
+		if presigned_sig and attest.last_sig(message) == presigned_sig then
+			-- The record for the first resource was signed before mod_mam archived the message
+			-- (see presign_for_archive below): that resource gets exactly what the archive holds;
+			-- any other delivery gets its own record instead.
+			if how == "archive" or (how == "live" and session.full_jid == marker.attr["presigned-for"]) then return; end
+			attest.remove_last(message, presigned_sig);
 		end
 		local pending = markers.read_marker(marker);
 		if not pending then return; end
 		local stored = how ~= "live" and pending.arrived or nil;
-		local att, why = attest.sign_onto(message, pending, tls.c2s_view(session), stored);
+		local att, why = attest.sign_onto(message, pending, tls.c2s_view(session), session.full_jid, stored);
 		if not att then
-			module:log("debug", "message %s delivered to %s without this server's attestation: %s",
+			module:log("debug", "message %s delivered to %s without this server's record: %s",
 				tostring(message.attr.id), tostring(session.full_jid), why);
 		end
 	end
@@ -170,7 +118,7 @@ return function (tp)
 		if not (session and session.type == "c2s" and session.host == host and session.full_jid) then return; end
 		local pending = markers.read_marker(marker);
 		if not pending then return; end
-		local att = attest.sign_onto(stanza, pending, tls.c2s_view(session), nil);
+		local att = attest.sign_onto(stanza, pending, tls.c2s_view(session), session.full_jid, nil);
 		if not att then return; end
 		marker.attr["presigned-for"], marker.attr["presigned-sig"] = session.full_jid, att.sig;
 		markers.remove_child(stanza, marker);
@@ -179,30 +127,11 @@ return function (tp)
 
 	local function before_archiving(event, to_full)
 		if event.stanza.name ~= "message" then return; end
-		presign_for_archive(event, to_full); -- the attestation for the first resource
-		compact_path(event);
+		presign_for_archive(event, to_full); -- the record for the first resource
 	end
 
-	local function restore_path(stanza, path)
-		for _, child in ipairs(stanza.tags) do
-			if child.name == ARCHIVED_PATH and child.attr.xmlns == NS_INTERNAL then markers.replace_child(stanza, child, path); return; end
-		end
-	end
-
-	local function after_archiving(event, from_client)
+	local function after_archiving(event)
 		local stanza = event.stanza;
-		local path = event.trust_path_path;
-		if path then
-			event.trust_path_path = nil;
-			restore_path(stanza, path);
-			if from_client and event.trust_path_stanza ~= stanza then
-				-- mod_mam replaced event.stanza with a copy, which goes on to a local recipient; a
-				-- message to a remote domain is routed as the original stanza object.  Only one of
-				-- them goes on (and mod_carbons has made its copies by then), so they share the path.
-				restore_path(event.trust_path_stanza, path);
-			end
-			event.trust_path_stanza = nil;
-		end
 		local marker = event.trust_path_marker;
 		if marker then
 			event.trust_path_marker = nil;
@@ -243,7 +172,6 @@ return function (tp)
 	end
 
 	return {
-		compact_path = compact_path,
 		before_archiving = before_archiving,
 		after_archiving = after_archiving,
 		on_offline_handle = on_offline_handle,

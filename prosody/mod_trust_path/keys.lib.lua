@@ -9,6 +9,7 @@ return function (tp)
 	local core, host, options = tp.core, tp.host, tp.options;
 	local config_error, key_file = options.config_error, options.key_file;
 	local retired_keys, revoked_keys, max_skew = options.retired_keys, options.revoked_keys, options.max_skew;
+	local cache_for = options.cache_for;
 	local NS = core.NS;
 
 	-- 32 secret bytes kept as 64 hex characters on one line in `path`; generated (mode 0600)
@@ -57,9 +58,10 @@ return function (tp)
 	end
 
 	local seed, key_path = load_or_create_key();
-	local public_key = core.public_b64(seed);
-	for _, key in ipairs(revoked_keys) do
-		if key == public_key then config_error("the key in %s is listed in trust_path_revoked_keys; refusing to sign with it", key_path); end
+	local signing_key = core.signing_key(seed);
+	local public_key = signing_key.public;
+	for _, entry in ipairs(revoked_keys) do
+		if entry.key == public_key then config_error("the key in %s is listed in trust_path_revoked_keys; refusing to sign with it", key_path); end
 	end
 	for _, entry in ipairs(retired_keys) do
 		if entry.key == public_key then config_error("the key in %s is listed in trust_path_retired_keys; a retired key no longer signs", key_path); end
@@ -71,18 +73,19 @@ return function (tp)
 		"urn:xmpp:trust-path:internal:0 marker"));
 	module:log("info", "attestation key %s (from %s), max skew %ds", public_key, key_path, max_skew);
 
-	-- The form a participating server adds to its disco#info result.
-	local function disco_form()
-		local form = st.stanza("x", { xmlns = "jabber:x:data", type = "result" })
-			:tag("field", { var = "FORM_TYPE", type = "hidden" }):text_tag("value", NS):up()
-			:tag("field", { var = "key", type = "text-multi" }):text_tag("value", public_key):up()
-			:tag("field", { var = "retired-key", type = "text-multi" });
-		for _, entry in ipairs(retired_keys) do form:text_tag("value", entry.key .. " " .. entry.not_after); end
-		form:up():tag("field", { var = "revoked-key", type = "text-multi" });
-		for _, key in ipairs(revoked_keys) do form:text_tag("value", key); end
-		form:up():tag("field", { var = "max-skew", type = "text-single" }):text_tag("value", tostring(max_skew)):up();
-		return form;
+	-- The keys this server publishes: the current one, and those the options list as retired
+	-- (valid for signatures until their not-after time) or revoked (compromised since).
+	local published = { { key = public_key, status = "current", alg = "ed25519" } };
+	for _, entry in ipairs(retired_keys) do
+		published[#published + 1] = { key = entry.key, status = "retired", not_after = entry.not_after, alg = "ed25519" };
+	end
+	for _, entry in ipairs(revoked_keys) do
+		published[#published + 1] = { key = entry.key, status = "revoked", since = entry.since, alg = "ed25519" };
 	end
 
-	return { seed = seed, public_key = public_key, key_path = key_path, marker_token = marker_token, disco_form = disco_form };
+	-- The form a participating server adds to its disco#info result (XEP "Keys").
+	local function disco_form() return core.key_form(published, max_skew, cache_for); end
+
+	return { seed = seed, signing_key = signing_key, public_key = public_key, published = published, key_path = key_path,
+		marker_token = marker_token, disco_form = disco_form };
 end

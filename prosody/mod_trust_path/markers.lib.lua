@@ -50,54 +50,37 @@ return function (tp)
 		return remove_markers(stanza);
 	end
 
-	-- A marker remembers what this server knew when the message reached it, for the signature
-	-- it adds when the message leaves: its <in/> view, the key it vouches for and when it came.
-	-- It is one element, and the view one attribute ("name=value ...", values %-escaped): it
-	-- is stored with the message (offline storage, archives), and that storage serializes every
-	-- element and attribute.
-	local function escape_value(v)
-		v = tostring(v);
-		if not v:find("[%%%s]") then return v; end
-		return (v:gsub("[%%%s]", function (c) return ("%%%02X"):format(c:byte()); end));
-	end
-	local view_codes = setmetatable({}, { __mode = "k" });
-	local function encode_view(view)
-		local code = view_codes[view];
-		if code then return code; end
-		local parts = {};
-		for k, v in pairs(view) do parts[#parts + 1] = k .. "=" .. escape_value(v); end
-		table.sort(parts);
-		code = table.concat(parts, " ");
-		view_codes[view] = code;
-		return code;
-	end
+	-- A marker remembers what this server knew when the message reached it, for the record it
+	-- signs when the message leaves: its in-view (as a record writes it), what arrived (chain,
+	-- chain-reason, the key source it vouches with, the records it removed), the last record's
+	-- signature then (so that it does not vouch for a path changed since) and the arrival time.
+	-- It is one element of short attributes: it is stored with the message (offline storage,
+	-- archives), and that storage serializes every element and attribute.
 	local decoded_views = cache.new(256);
-	local function decode_view(code)
-		local view = decoded_views:get(code);
+	local function decode_view(text)
+		local view = decoded_views:get(text);
 		if view then return view; end
-		view = {};
-		for k, v in code:gmatch("([^%s=]+)=(%S*)") do
-			if v:find("%", 1, true) then v = v:gsub("%%(%x%x)", function (h) return string.char(tonumber(h, 16)); end); end
-			view[k] = v;
-		end
-		if not view.chain then return nil; end
-		decoded_views:set(code, core.reuse_view(view));
-		view_codes[view] = code;
-		return view;
+		local ok, decoded = pcall(core.decode_view, text, "in");
+		if not ok then return nil; end
+		decoded_views:set(text, decoded);
+		return decoded;
 	end
 
-	local function make_marker(in_view, prev_key, prev_sig, arrived)
-		return core.element("pending", { xmlns = NS_INTERNAL, token = marker_token, arrived = core.format_time(arrived),
-			["prev-key"] = prev_key, ["prev-sig"] = prev_sig, ["in"] = encode_view(in_view) });
+	-- `arrival` = { in_view, chain, chain_reason, vouch, removed, prev_sig }
+	local function make_marker(arrival, arrived)
+		return core.element("pending", { xmlns = NS_INTERNAL, token = marker_token, arrived = ("%d"):format(arrived),
+			["in"] = core.view_text(arrival.in_view), chain = arrival.chain, ["chain-reason"] = arrival.chain_reason,
+			vouch = arrival.vouch, removed = arrival.removed and arrival.removed > 0 and ("%d"):format(arrival.removed) or nil,
+			["prev-sig"] = arrival.prev_sig });
 	end
 
 	local function read_marker(marker)
 		local attr = marker.attr;
 		local in_view = attr["in"] and decode_view(attr["in"]);
-		if not in_view then return nil; end
-		return { in_view = in_view, prev_key = attr["prev-key"], prev_sig = attr["prev-sig"],
-			arrived = core.parse_time(attr.arrived),
-			-- set when the delivery attestation for the first resource was signed before archiving
+		if not in_view or not core.CHAINS[attr.chain] then return nil; end
+		return { in_view = in_view, chain = attr.chain, chain_reason = attr["chain-reason"], vouch = attr.vouch,
+			removed = tonumber(attr.removed), prev_sig = attr["prev-sig"], arrived = math.tointeger(tonumber(attr.arrived)),
+			-- set when the record for the first resource was signed before archiving
 			presigned_for = attr["presigned-for"], presigned_sig = attr["presigned-sig"] };
 	end
 

@@ -1,22 +1,25 @@
--- mod_trust_path: Trust Path (urn:xmpp:trust-path:0) for Prosody 0.12 and later.
+-- mod_trust_path: Trust Path (urn:xmpp:trust-path:1) for Prosody 0.12 and later.
 --
--- Every message a local client sends to a remote domain leaves with this server's signed
--- attestation of the two hops it saw (the client's c2s stream and the s2s stream), and
--- every message delivered to a local client carries this server's attestation of the hop
--- it arrived on and the c2s stream it is delivered on.  See xep/trust-path.xml; the options
--- are documented in README.md.  A host takes part iff this module is loaded on it.
+-- Every message a local client sends to a remote domain leaves with this server's signed record
+-- of the hop it came in on (how the client authenticated: the SASL channel binding this server
+-- checked, a client key registered before, or SASL alone) and the s2s hop it leaves on; every
+-- message delivered to a local client carries this server's record of the hop it arrived on
+-- (and what arrived: chain pass, absent, stripped or fail) and the c2s hop it is delivered on.
+-- Servers sign but do not verify signatures: the recipient client verifies every record.  See
+-- xep/trust-path.xml; the options are documented in README.md.  A host takes part iff this
+-- module is loaded on it.
 --
 -- This file is the module's hooks, and nothing else: what each hook does lives in this folder,
 -- one concern per file, loaded with module:require():
 --
---   core/            the protocol in plain Lua (signing input, decoder, verifier, server rules),
+--   core/            the protocol in plain Lua (records, signing input, server rules, key form),
 --                    the same functions as the Python core (reference/trustpath/core)
 --   options          the options, read once
---   keys             the attestation key, the marker secret, the published key form
---   tls              TLS facts and DANE of a session, SASL and channel binding, the views
+--   keys             the signing key, the marker secret, the published key form
+--   tls              TLS facts and DANE of a session, SASL channel binding, the views
 --   markers          internal markers (what this server knew when a message reached it)
---   attest           this server's own attestation
---   peers            remote domains: participation, keys, remembered policy
+--   attest           this server's own record
+--   peers            remote domains: participation, keys and their key source, remembered policy
 --   refusals         the errors a refused message turns into
 --   pins             s2s certificate pins and how each s2s link was verified
 --   preflight        the pre-flight query
@@ -25,21 +28,25 @@
 --   delivery         to a local client, and the archived copy
 --
 -- How it hooks into Prosody (0.12):
+--   authentication-success  the channel binding util.sasl.scram checked (tls-unique in 0.12)
+--   iq <client-key/>     the key the client signs this session's records with
 --   pre-message/*        message from a local client: anti-forgery (keep at most the client's
---                        own valid attestation), then an internal marker holding this server's
---                        <in/> view of the client's hop.
---   route/remote         sign (in view from the marker, out view of the s2s link) before
+--                        own record under that key), then an internal marker holding this
+--                        server's in-view of the client's hop and what it kept.
+--   route/remote         sign (in-view from the marker, out-view of the s2s link) before
 --                        mod_s2s sends; stanzas queued while the link comes up are signed in
---                        s2sout-established, so their <out/> describes the link they use.
---   message/* (s2sin)    verify the received chain with the sending domain's published keys,
---                        decide chain pass/absent/stripped/fail, and leave a marker with the
---                        <in/> view for delivery.
+--                        s2sout-established, so their out-view describes the link they use.
+--   message/* (s2sin)    decide chain pass/absent/stripped/fail from the sending domain's
+--                        published keys (fetched over this server's own s2s link, rated by it),
+--                        and leave a marker with the in-view for delivery.
 --   message/* (0.5, -0.25) around mod_mam (0), which archives a message for a local user: sign
---                        the delivery attestation for the resource mod_message hands the message
+--                        the delivery record for the resource mod_message hands the message
 --                        to first, so that the archive stores the path as delivered (XEP rule 40).
 --   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons, offline
---                        messages with 'stored', archive results), remove every marker.
---   iq <client-key/>, iq-get <preflight/>, s2s-check-certificate, s2s-authenticated: see above.
+--                        messages with 'st=', archive results), remove every marker.
+--   smacks-hibernation-end  a resumed session: the new connection's TLS facts and binding,
+--                        and the delivery filter again.
+--   iq-get <preflight/>, s2s-check-certificate, s2s-authenticated: see pins and preflight.
 
 local here = (module.path or ""):match("^(.*)/[^/]*$") or ".";
 
@@ -61,7 +68,7 @@ local NS = tp.core.NS;
 local tls, pins, preflight = tp.tls, tp.pins, tp.preflight;
 local sending, receiving, delivery = tp.sending, tp.receiving, tp.delivery;
 
--- Discovery (XEP "Discovery"): the feature and the key form.
+-- Discovery (XEP "Keys"): the feature and the key form.
 module:add_feature(NS);
 module:add_extension(tp.keys.disco_form());
 
@@ -98,16 +105,19 @@ module:hook("s2sin-established", receiving.on_s2sin_established);
 -- (-0.25), before mod_carbons (-0.5) and mod_message (-1).
 module:hook("message/full", function (event) delivery.before_archiving(event, true); end, 0.5);
 module:hook("message/bare", function (event) delivery.before_archiving(event, false); end, 0.5);
-module:hook("pre-message/full", delivery.compact_path, 0.5);
-module:hook("pre-message/bare", delivery.compact_path, 0.5);
-module:hook("message/full", function (event) delivery.after_archiving(event, false); end, -0.25);
-module:hook("message/bare", function (event) delivery.after_archiving(event, false); end, -0.25);
-module:hook("pre-message/full", function (event) delivery.after_archiving(event, true); end, -0.25);
-module:hook("pre-message/bare", function (event) delivery.after_archiving(event, true); end, -0.25);
+module:hook("message/full", delivery.after_archiving, -0.25);
+module:hook("message/bare", delivery.after_archiving, -0.25);
 -- A message kept in offline storage (delivery failed after all) takes its marker along.
 module:hook("message/offline/handle", delivery.on_offline_handle, 100);
 
 -- To a local client: the delivery filter on every c2s session of this host.
 module:hook("resource-bind", function (event) delivery.add_filter(event.session); end, 100);
+-- A resumed session (XEP-0198) goes on with the new connection's filters and TLS facts.
+module:hook("smacks-hibernation-end", function (event)
+	local original = event.resumed;
+	if not original then return; end
+	tls.on_resumed(event.origin, original);
+	delivery.add_filter(original);
+end);
 for _, session in pairs(prosody.full_sessions) do delivery.add_filter(session); end
 function module.unload() delivery.remove_filters(); end

@@ -1,52 +1,27 @@
--- Remote domains: whether each takes part and its published keys (disco#info over s2s, cached),
--- and the remembered policy (a domain seen taking part is remembered for trust_path_remember_days,
--- so that a message from it without its attestation is "stripped", not "absent").
+-- Remote domains: whether each takes part and its published keys, with the key source that
+-- says how far they can be trusted (XEP "Keys"), and the remembered policy (a domain seen
+-- taking part is remembered for trust_path_remember_days, so that a message from it without
+-- its record is "stripped", not "absent").
+--
+-- Keys come from the domain's disco#info, asked for over this server's own outgoing s2s link to
+-- it (module:send_iq routes through mod_s2s), so they are as trustworthy as that link: the key
+-- source is s2s-pin, s2s-dane or s2s-pkix after how this server checked the link's certificate,
+-- s2s-none when it did not.  Keys the operator lists (trust_path_peer_keys) are "config".  They
+-- are kept for the domain's cache-for (at most a day), a failed fetch for a minute.
 local st = require "util.stanza";
 local new_id = require "util.id".medium;
 
 return function (tp)
 	local core, host = tp.core, tp.host;
-	local remember_seconds = tp.options.remember_seconds;
-	local NS, NS_DISCO_INFO = core.NS, tp.NS_DISCO_INFO;
+	local remember_seconds, peer_keys = tp.options.remember_seconds, tp.options.peer_keys;
+	local s2s_view = tp.tls.s2s_view;
+	local NS_DISCO_INFO = core.NS_DISCO_INFO;
 
-	local INFO_TTL, FAILED_INFO_TTL, REFETCH_AFTER = 3600, 60, 60;
-	local peer_infos = {};      -- domain -> { takes_part, keys, max_skew, fetched, error }
+	local MAX_CACHE, FAILED_INFO_TTL, REFETCH_AFTER = 86400, 60, 10;
+	local peer_infos = {};      -- domain -> { takes_part, keys, key_source, max_skew, cache_for, fetched, error }
 	local fetching = {};        -- domain -> promise of peer info
 	local remembered_store = module:open_store("trust_path_peers");
 	local remembered = {};      -- domain -> until (epoch seconds), mirror of remembered_store
-
-	local function parse_disco(result)
-		local query = result:get_child("query", NS_DISCO_INFO);
-		local info = { takes_part = false, keys = {} };
-		if not query then return info; end
-		for feature in query:childtags("feature") do
-			if feature.attr.var == NS then info.takes_part = true; end
-		end
-		for form in query:childtags("x", "jabber:x:data") do
-			local fields = {};
-			for field in form:childtags("field") do
-				local values = {};
-				for value in field:childtags("value") do values[#values + 1] = value:get_text() or ""; end
-				fields[field.attr.var or ""] = values;
-			end
-			if fields.FORM_TYPE and fields.FORM_TYPE[1] == NS then
-				for _, key in ipairs(fields.key or {}) do
-					if core.is_b64_32(key) then info.keys[#info.keys + 1] = { key = key, status = "current" }; end
-				end
-				for _, line in ipairs(fields["retired-key"] or {}) do
-					local key, not_after = line:match("^(%S+) (%S+)$");
-					if core.is_b64_32(key) and core.parse_time(not_after) then
-						info.keys[#info.keys + 1] = { key = key, status = "retired", not_after = not_after };
-					end
-				end
-				for _, key in ipairs(fields["revoked-key"] or {}) do
-					if core.is_b64_32(key) then info.keys[#info.keys + 1] = { key = key, status = "revoked" }; end
-				end
-				info.max_skew = tonumber(fields["max-skew"] and fields["max-skew"][1]);
-			end
-		end
-		return info;
-	end
 
 	local function remember(domain, now)
 		local until_time = now + remember_seconds;
@@ -58,6 +33,7 @@ return function (tp)
 	end
 
 	local function is_remembered(domain, now)
+		if peer_keys[domain] then return true; end
 		local until_time = remembered[domain];
 		if until_time == nil then
 			local data = remembered_store:get(domain);
@@ -67,20 +43,39 @@ return function (tp)
 		return now <= until_time;
 	end
 
+	local LINK_SOURCE = { pin = "s2s-pin", ["dane-ee"] = "s2s-dane", ["dane-ta"] = "s2s-dane", pkix = "s2s-pkix" };
+	-- The key source of keys fetched from `domain` now: how this server checked the link the
+	-- answer came over (its outgoing link; a bidirectional incoming one is rated by how the peer
+	-- authenticated on it).
+	local function link_key_source(domain)
+		local session = prosody.hosts[host].s2sout[domain];
+		if not session or (session.type ~= "s2sout" and session.type ~= "s2sin") then return "s2s-none"; end
+		local view = s2s_view(session, domain);
+		if view.result ~= "pass" or view.tls == "none" then return "s2s-none"; end
+		return LINK_SOURCE[view.method] or "s2s-none";
+	end
+
 	-- A promise of the peer info of `domain` (fetched once at a time per domain).
 	local function fetch_peer_info(domain)
 		if fetching[domain] then return fetching[domain]; end
 		local iq = st.iq({ type = "get", to = domain, from = host, id = "tp-disco-" .. new_id() })
 			:tag("query", { xmlns = NS_DISCO_INFO });
 		local p = module:send_iq(iq, nil, 10):next(function (event)
-			local info = parse_disco(event.stanza);
+			local query = event.stanza:get_child("query", NS_DISCO_INFO);
+			local info, err = core.try(core.read_disco_info, query, domain);
+			if not info then
+				module:log("warn", "%s: %s; treating it as not publishing usable keys", domain, err.text);
+				info = { takes_part = true, keys = nil, error = true };
+			end
 			info.fetched = os.time();
+			info.key_source = link_key_source(domain);
 			if info.takes_part then remember(domain, info.fetched); end
-			module:log("debug", "%s %s: %d key(s)", domain, info.takes_part and "takes part" or "does not take part", #info.keys);
+			module:log("debug", "%s %s: %d key(s) over a link rated %s", domain, info.takes_part and "takes part" or "does not take part",
+				info.keys and #info.keys or 0, info.key_source);
 			return info;
 		end, function (err)
 			module:log("info", "disco#info of %s failed (%s); treating it as not announcing trust-path", domain, tostring(err and err.text or err));
-			return { takes_part = false, keys = {}, fetched = os.time(), error = true };
+			return { takes_part = false, fetched = os.time(), error = true };
 		end):next(function (info)
 			peer_infos[domain] = info;
 			fetching[domain] = nil;
@@ -91,8 +86,14 @@ return function (tp)
 	end
 
 	local function cached_peer_info(domain, now)
+		local configured = peer_keys[domain];
+		if configured then
+			return { takes_part = true, keys = configured, key_source = "config", fetched = now, configured = true };
+		end
 		local info = peer_infos[domain];
-		if info and now - info.fetched < (info.error and FAILED_INFO_TTL or INFO_TTL) then return info; end
+		if not info then return nil; end
+		local ttl = info.error and FAILED_INFO_TTL or math.min(info.cache_for or core.DEFAULT_CACHE_FOR, MAX_CACHE);
+		if now - info.fetched < ttl then return info; end
 		return nil;
 	end
 
@@ -100,14 +101,21 @@ return function (tp)
 	local function takes_part_of(domain, now)
 		if is_remembered(domain, now) then return true; end
 		local info = cached_peer_info(domain, now);
-		if not info or info.error then return nil; end
+		if not info or (info.error and not info.takes_part) then return nil; end
 		return info.takes_part;
 	end
 
 	-- Is a fetch of `domain`'s disco#info under way?
 	local function is_fetching(domain) return fetching[domain] ~= nil; end
 
-	-- Forget what is cached about `domain` (its keys failed to verify: fetch them again).
+	-- May the keys of `domain` be fetched again (a record named a key not among them)?  Once,
+	-- and not more often than every REFETCH_AFTER seconds: a peer cannot make this server fetch
+	-- on every message.
+	local function may_refetch(info, now)
+		return not info.configured and now - info.fetched >= REFETCH_AFTER;
+	end
+
+	-- Forget what is cached about `domain` (fetch its keys again).
 	local function forget(domain) peer_infos[domain] = nil; end
 
 	return {
@@ -116,7 +124,7 @@ return function (tp)
 		is_remembered = is_remembered,
 		takes_part_of = takes_part_of,
 		is_fetching = is_fetching,
+		may_refetch = may_refetch,
 		forget = forget,
-		REFETCH_AFTER = REFETCH_AFTER,
 	};
 end

@@ -1,6 +1,7 @@
 -- The pre-flight query (XEP "Pre-flight Query"): a local client asks how this server's outgoing
--- link to a remote domain is verified now (<preflight domain='b.example'/>), and whether that
--- domain takes part.  The link is set up if needed, for PREFLIGHT_TIMEOUT seconds at most.
+-- link to a remote domain is verified now (<preflight domain='b.example'/>; the answer's 'link'
+-- is the view this server would write as the out-view of that hop), and whether that domain
+-- takes part.  The link is set up if needed, for PREFLIGHT_TIMEOUT seconds at most.
 local st = require "util.stanza";
 local jid_lib = require "util.jid";
 
@@ -44,13 +45,12 @@ return function (tp)
 				out_view = failures_before and pins.failed_since(domain, failures_before);
 			end
 			local result = core.preflight_answer(domain, peers.takes_part_of(domain, now), out_view);
-			if out_view and not result.out_view then
+			if out_view and not result.link then
 				module:log("info", "pre-flight for %s: leaving out the view of the link (%s)", domain,
-					tostring(core.view_problem(out_view) or "it does not describe the link to " .. domain));
+					tostring(core.view_problem(out_view)));
 			end
-			out_view = result.out_view;
 			module:log("debug", "pre-flight of %s for %s: takes-part %s, link %s", domain, tostring(origin.full_jid),
-				tostring(result.takes_part), out_view and (out_view.method .. " " .. out_view.result) or "none");
+				tostring(result.takes_part), result.link and core.view_text(result.link) or "none");
 			local reply = st.reply(stanza);
 			reply:add_direct_child(core.preflight_element(result));
 			local ok, err = pcall(origin.send, reply);

@@ -1,46 +1,40 @@
--- From a remote domain (XEP "At a Receiving Server"): check the received chain with the domain's
--- published keys (fetched over s2s and cached; a message waits for them without blocking its
--- stream), decide chain pass/absent/stripped/fail, refuse what does not meet its <require/>,
--- and leave a marker with the <in/> view for the delivery attestation.
+-- From a remote domain (XEP "At a Receiving Server"): decide what arrived (chain pass, absent,
+-- stripped or fail) from the domain's published keys — a lookup, no signature check: the
+-- recipient client checks every signature — refuse what does not meet its <require/>, and leave
+-- a marker with the in-view and the decision for the delivery record.  A message from a domain
+-- whose keys are not known yet waits for them without blocking its stream.
 local st = require "util.stanza";
 local jid_lib = require "util.jid";
-local cache = require "util.cache";
 
 return function (tp)
-	local core, host, max_skew = tp.core, tp.host, tp.options.max_skew;
+	local core, host = tp.core, tp.host;
 	local NS = core.NS;
-	local tls, markers, peers = tp.tls, tp.markers, tp.peers;
+	local tls, markers, peers, attest = tp.tls, tp.markers, tp.peers, tp.attest;
 
-	local seen_sigs = cache.new(20000); -- signatures of accepted paths: a replay cache
-	local seen_view = setmetatable({}, { __index = function (_, sig)
-		local t = seen_sigs:get(sig);
-		return t ~= nil and os.time() - t <= 2 * max_skew or nil;
-	end });
 	local reposting = {}; -- held stanzas being delivered now: already handled here
 	local held = {};     -- domain -> events waiting for that domain's disco#info
 
+	-- Decide about one message; nil to let it go on, true when it was refused (and answered),
+	-- "refetch" when the origin's record names a key not among those cached.
 	local function handle_remote(origin, stanza, domain, info, retried)
 		local fields = core.try(core.message_fields, stanza);
-		if not fields then return nil; end -- no id: cannot be attested (the path stays as it came)
+		if not fields or fields.id == "" then return nil; end -- cannot be attested (the path stays as it came)
 		local now = os.time();
 		local takes_part = info.takes_part or peers.is_remembered(domain, now);
-		local link_view = tls.s2s_view(origin, domain);
-		local decision = core.receive_chain(stanza, fields, { origin = domain, domain = host, takes_part = takes_part,
-			keys = info.keys, in_view = link_view, now = now, max_skew = max_skew, seen = seen_view });
-		local anchor_status = decision.report and decision.report.statuses[#decision.report.statuses].status;
-		if not retried and (anchor_status == "tampered" or anchor_status == "key-unknown") and now - info.fetched > peers.REFETCH_AFTER then
-			-- a verifier that fails with a cached key queries once more (XEP "Keys and Discovery Caching")
-			return "refetch";
+		local prev_sig = attest.last_sig(stanza);
+		local decision = core.receive_chain(stanza, { origin = domain, takes_part = takes_part, keys = info.keys,
+			key_source = info.key_source });
+		if decision.refetch and not retried and peers.may_refetch(info, now) then
+			return "refetch"; -- a key not in the cached set: ask once more (XEP "Keys")
 		end
-		for _, sig in ipairs(decision.accepted) do seen_sigs:set(sig, now); end
 		if decision.chain ~= "pass" then
 			module:log("info", "message %s from %s: chain %s%s%s", fields.id, fields.sender, decision.chain,
 				decision.chain_reason and (" (" .. decision.chain_reason .. ")") or "",
-				decision.error and (": " .. decision.error.text) or "");
+				decision.error and (": " .. decision.error) or "");
 		end
-		local in_view = tls.in_view_of(link_view, core.received_in_view, decision);
+		local in_view = tls.s2s_view(origin, domain);
 		if core.REQUIRED_STRENGTH[fields.require] then
-			local hop = core.received_requirement_problem(fields.require, in_view, decision);
+			local hop = core.received_requirement_problem(fields.require, domain, in_view, decision);
 			if hop then
 				module:log("info", "refusing message %s from %s: the hop from %s does not meet '%s' (%s)", fields.id, fields.sender,
 					domain, fields.require, hop.reason);
@@ -52,7 +46,9 @@ return function (tp)
 				return true;
 			end
 		end
-		stanza:add_direct_child(markers.make_marker(in_view, decision.prev_key, decision.prev_key and decision.previous.sig or nil, now));
+		stanza:add_direct_child(markers.make_marker({ in_view = in_view, chain = decision.chain,
+			chain_reason = decision.chain_reason, vouch = decision.vouch,
+			prev_sig = decision.chain == "pass" and prev_sig or nil }, now));
 		return nil;
 	end
 
@@ -60,7 +56,7 @@ return function (tp)
 		local origin, stanza = event.origin, event.stanza;
 		if origin.type ~= "s2sin" or reposting[stanza] then return; end
 		markers.take_markers(stanza); -- a remote server cannot bring a marker either
-		if stanza.attr.type == "error" or not stanza.attr.id then return; end
+		if stanza.attr.type == "error" then return; end
 		local domain = jid_lib.host(stanza.attr.from);
 		if not domain then return; end
 		local now = os.time();
@@ -69,7 +65,6 @@ return function (tp)
 			local handled = handle_remote(origin, stanza, domain, info);
 			if handled ~= "refetch" then return handled; end
 			peers.forget(domain);
-			event.retried = true;
 		end
 		-- Hold the message until the domain's disco#info arrives.  Waiting here would block the
 		-- stream it came on, and the disco#info answer may come back on that same stream.
@@ -83,9 +78,9 @@ return function (tp)
 				local ok, err = pcall(function ()
 					if handle_remote(e.origin, e.stanza, domain, fetched, true) == nil then
 						reposting[e.stanza] = true;
-						local posted, err = pcall(prosody.core_post_stanza, e.origin, e.stanza); -- deliver as if it had just arrived
+						local posted, post_err = pcall(prosody.core_post_stanza, e.origin, e.stanza); -- deliver as if it had just arrived
 						reposting[e.stanza] = nil;
-						if not posted then error(err, 0); end
+						if not posted then error(post_err, 0); end
 					end
 				end);
 				if not ok then module:log("error", "while delivering a held message from %s: %s", domain, tostring(err)); end

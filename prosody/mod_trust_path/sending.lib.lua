@@ -1,8 +1,9 @@
 -- From a local client to a remote domain (XEP "At the Sending Server"): the client's key
--- announcement, anti-forgery on each message with an internal marker holding this server's
--- <in/> view, then this server's attestation with the <out/> view of the s2s link when the
--- message leaves (route/remote, or s2sout-established for a link still coming up), and the
--- refusal of a message whose <require/> a hop cannot meet.
+-- announcement (<client-key/>), anti-forgery on each message (keep at most the client's own
+-- record, under the key its session announced; no signature is checked) with an internal marker
+-- holding this server's in-view and what it kept, then this server's record with the out-view of
+-- the s2s link when the message leaves (route/remote, or s2sout-established for a link still
+-- coming up), and the refusal of a message whose <require/> a hop cannot meet.
 local st = require "util.stanza";
 local jid_lib = require "util.jid";
 local async = require "util.async";
@@ -13,21 +14,49 @@ return function (tp)
 	local NS, NS_INTERNAL = core.NS, tp.NS_INTERNAL;
 	local tls, markers, peers, refusals, attest = tp.tls, tp.markers, tp.peers, tp.refusals, tp.attest;
 
+	-- Client keys registered on earlier connections (XEP "Roles": method "device"), per account:
+	-- { [key] = first announced (epoch seconds) }.  A key first announced on this connection is
+	-- registered for the next ones; it does not bind this one.
+	local device_store = tp.options.device_keys and module:open_store("trust_path_client_keys") or nil;
+	local MAX_DEVICE_KEYS = 32;
+
+	local function known_device(session, key)
+		if not device_store or not session.username then return false; end
+		local keys = device_store:get(session.username) or {};
+		if keys[key] then return true; end
+		local count = 0;
+		for _ in pairs(keys) do count = count + 1; end
+		if count >= MAX_DEVICE_KEYS then
+			-- forget the oldest: a client that makes a key per session must not fill the store
+			local oldest;
+			for k, t in pairs(keys) do if not oldest or t < keys[oldest] then oldest = k; end end
+			keys[oldest] = nil;
+		end
+		keys[key] = os.time();
+		local ok, err = device_store:set(session.username, keys);
+		if not ok then module:log("warn", "could not register the client key of %s: %s", tostring(session.full_jid), tostring(err)); end
+		return false;
+	end
+
 	-- <client-key/> (XEP "Client Key Announcement"): the key a client signs this session's
-	-- attestations with.
+	-- records with (base64 without padding; padding is accepted and dropped).
 	local function handle_client_key(event)
 		local origin, stanza = event.origin, event.stanza;
 		local element = stanza.tags[1];
-		if element.attr.alg and element.attr.alg ~= "ed25519" then
+		if element.attr.alg and not core.ALGORITHMS[element.attr.alg] then
 			origin.send(st.error_reply(stanza, "cancel", "feature-not-implemented", "only ed25519 is supported"));
 			return true;
 		end
-		if not core.is_b64_32(element.attr.key) then
+		local key = type(element.attr.key) == "string" and element.attr.key:gsub("=+$", "") or nil;
+		if not core.is_key(key) then
 			origin.send(st.error_reply(stanza, "modify", "bad-request", "the key must be a base64 encoding of 32 bytes"));
 			return true;
 		end
-		origin.trust_path_client_key = element.attr.key;
-		module:log("debug", "%s announced client key %s", origin.full_jid, element.attr.key);
+		origin.trust_path_client_key = key;
+		origin.trust_path_device = known_device(origin, key);
+		origin.trust_path_view = nil; -- its method may change (device)
+		module:log("debug", "%s announced client key %s (%s)", origin.full_jid, key,
+			origin.trust_path_device and "registered before" or "new");
 		origin.send(st.reply(stanza));
 		return true;
 	end
@@ -42,28 +71,30 @@ return function (tp)
 			return;
 		end
 		local fields = core.try(core.message_fields, stanza);
-		if not fields then
-			-- no 'id' (or no 'to'): nothing may be attested, and nothing the client claims stays
+		if not fields or fields.id == "" then
+			-- no id (or no 'to'): nothing may be attested, and nothing the client claims stays
 			local removed = core.remove_paths(stanza);
-			if removed > 0 then module:log("info", "removed %d attestation(s) from %s: the message cannot be attested", removed, origin.full_jid); end
+			if removed > 0 then module:log("info", "removed %d record(s) from %s: the message cannot be attested", removed, origin.full_jid); end
 			return;
 		end
 		local now = os.time();
-		local result = core.filter_client_path(stanza, fields, origin.full_jid,
-			{ domain = host, client_key = origin.trust_path_client_key, now = now, max_skew = max_skew });
-		if result.removed > 0 then
-			module:log("info", "removed %d forged attestation(s) from message %s of %s", result.removed, fields.id, origin.full_jid);
+		local decision = core.filter_client_path(stanza, origin.trust_path_client_key);
+		if decision.removed > 0 then
+			module:log("info", "removed %d forged record(s) from message %s of %s", decision.removed, fields.id, origin.full_jid);
 		end
-		if result.chain == "fail" then
-			module:log("info", "the attestation of %s on message %s was dropped: %s", origin.full_jid, fields.id, result.chain_reason);
+		if decision.chain == "fail" then
+			module:log("info", "the record of %s on message %s was dropped: %s", origin.full_jid, fields.id, decision.chain_reason);
 		end
-		local in_view = tls.in_view_of(tls.c2s_view(origin), core.client_in_view, result);
 		-- Rooms and other local services do not take part (XEP "Storage, Copies, Archives and
 		-- Rooms"): only messages to a remote domain or to a user of this host get a marker.
 		local to_host = jid_lib.host(fields.to);
 		if stanza.attr.type == "groupchat" or (to_host ~= host and prosody.hosts[to_host]) then return; end
-		stanza:add_direct_child(markers.make_marker(in_view, result.kept and origin.trust_path_client_key or nil,
-			result.kept and result.kept.sig or nil, now));
+		local in_view = tls.c2s_view(origin);
+		-- the client's key was announced on this session ("link"), or registered before ("device")
+		local vouch = decision.vouch and (in_view.method == "device" and "device" or "link") or nil;
+		stanza:add_direct_child(markers.make_marker({ in_view = in_view, chain = decision.chain,
+			chain_reason = decision.chain_reason, vouch = vouch, removed = decision.removed,
+			prev_sig = decision.kept and decision.kept.sig or nil }, now));
 	end
 
 	-- Sign a message that leaves over `session` (an authenticated s2s stream to `domain`).
@@ -73,10 +104,11 @@ return function (tp)
 		local required = stanza:get_child("require", NS);
 		required = required and required.attr.verdict;
 		if core.REQUIRED_STRENGTH[required] then
+			-- the hop to the remote domain, and the client's own view of its hop (if it kept one)
 			local client_out;
 			local atts = core.try(core.decode_path, stanza);
-			if atts and atts[1] then client_out = atts[1].out_view; end
-			local hop = core.unmet_requirement(required, { out_view, client_out }, 2);
+			if atts and atts[1] and atts[1].signer == nil then client_out = atts[1].out_view; end
+			local hop = core.unmet_requirement(required, { { peer = domain, view = out_view }, { peer = host, view = client_out } });
 			if hop then
 				module:log("info", "refusing message %s of %s: the hop to %s is verified by '%s' only, and the sender required '%s'",
 					tostring(stanza.attr.id), tostring(stanza.attr.from), hop.peer, hop.method, required);
@@ -84,7 +116,7 @@ return function (tp)
 					("the hop to %s is verified by '%s' only, and the sender required '%s'"):format(hop.peer, hop.method, required), hop);
 			end
 		end
-		local att, why = attest.sign_onto(stanza, pending, out_view);
+		local att, why = attest.sign_onto(stanza, pending, out_view, nil, nil);
 		if not att then
 			module:log("info", "message %s to %s leaves without this server's attestation: %s", tostring(stanza.attr.id), domain, why);
 		end
@@ -115,7 +147,7 @@ return function (tp)
 				module:log("info", "refusing message %s of %s: %s does not take part in trust-path and the sender required '%s'",
 					tostring(stanza.attr.id), tostring(stanza.attr.from), to_host, required);
 				local session = prosody.hosts[host].s2sout[to_host];
-				local method = session and session.type == "s2sout" and tls.s2s_view(session, to_host).method or "none";
+				local method = session and (session.type == "s2sout" or session.type == "s2sin") and tls.s2s_view(session, to_host).method or "none";
 				return refuse(refusals.error_for(stanza, "policy-violation",
 					("%s does not take part in trust-path, so its hops cannot be verified"):format(to_host),
 					{ peer = to_host, method = method, reason = "not-participating", required = required }));

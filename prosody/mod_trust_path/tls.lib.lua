@@ -1,17 +1,15 @@
 -- What this server knows about a session's TLS connection and authentication (XEP "Where the
--- TLS Facts Come From"), and the views it states about a session: its c2s view of a local
--- client's stream (H1 or H3), its s2s view of a link to or from a remote domain, and the <in/>
--- views derived from them.  Also records the SASL mechanism and channel binding at
--- authentication.  Views are plain tables never changed once made: the same table serves
--- every message of a session, and the core encodes it for the signing input only once.
+-- TLS Facts Come From"), and the views it states about a session (XEP "Views":
+-- method,result,tls,spki): its c2s view of a local client's stream (H1 or H3) and its s2s view
+-- of a link to or from a remote domain.  Also records, at authentication, the SASL channel
+-- binding the server checked.  Views are plain tables never changed once made: the same table
+-- serves every message of a session, and its text is computed once.
 local hashes = require "util.hashes";
 local base64 = require "util.encodings".base64;
 
 return function (tp)
 	local core = tp.core;
 
-	-- OpenSSL cipher suite names (what LuaSec's info() reports) to IANA values.
-	local CIPHER_CODES = core.CIPHER_SUITES;
 	local TLS_VERSIONS = { ["TLSv1.3"] = "1.3", ["TLSv1.2"] = "1.2" };
 
 	-- The DER of a PEM block labelled `label` in `pem`.
@@ -25,6 +23,13 @@ return function (tp)
 		if not cert or not cert.pubkey then return nil; end
 		local der = pem_der(cert:pubkey(), "PUBLIC KEY");
 		return der and base64.encode(hashes.sha256(der)) or nil;
+	end
+
+	-- A view's spki: the first 12 bytes of a pin's SHA-256, base64 without padding (16 characters).
+	local function short_spki(pin)
+		local raw = pin and base64.decode(pin);
+		if not raw or #raw ~= 32 then return nil; end
+		return core.b64_raw(raw:sub(1, core.SPKI_BYTES));
 	end
 
 	-- Does `cert` match one TLSA record (RFC 6698: selector 0 the certificate, 1 the SPKI;
@@ -97,8 +102,8 @@ return function (tp)
 		return spki;
 	end
 
-	-- { tls, cipher, local_spki, peer_spki } of a session's stream, computed once per session
-	-- (a TLS session's facts do not change).
+	-- { tls, local_spki, peer_spki } of a session's stream (spki as a view writes it), computed
+	-- once per session (a TLS session's facts do not change; a resumed one gets them anew).
 	local function tls_facts(session)
 		local facts = session.trust_path_tls;
 		if facts then return facts; end
@@ -109,11 +114,11 @@ return function (tp)
 			facts = { tls = "none" };
 		else
 			-- TLS older than 1.2 is not a value the XEP defines; report it as no usable TLS
-			facts = { tls = TLS_VERSIONS[info.protocol] or "none", cipher = CIPHER_CODES[info.cipher] };
-			if sock.getlocalcertificate then facts.local_spki = spki_of(sock:getlocalcertificate()); end
-			facts.local_spki = facts.local_spki or local_certificate_spki(session);
-			if sock.getpeercertificate then facts.peer_spki = spki_of(sock:getpeercertificate()); end
-			if facts.tls == "none" then facts.cipher = nil; end
+			facts = { tls = TLS_VERSIONS[info.protocol] or "none" };
+			local local_pin;
+			if sock.getlocalcertificate then local_pin = spki_of(sock:getlocalcertificate()); end
+			facts.local_spki = short_spki(local_pin or local_certificate_spki(session));
+			if sock.getpeercertificate then facts.peer_spki = short_spki(spki_of(sock:getpeercertificate())); end
 		end
 		session.trust_path_tls = facts;
 		return facts;
@@ -123,16 +128,21 @@ return function (tp)
 	-- Views are plain tables that are never changed once made: the same table serves every
 	-- message of a session, and trust_path_core encodes it for the signing input only once.
 
-	-- This server's view of a local client's c2s stream (TLS server side): H1 or H3.
+	-- This server's view of a local client's c2s stream (TLS server side): H1 or H3.  Its
+	-- method says what binds the client's own statements to this channel: the SASL channel
+	-- binding this server checked (tls-unique in Prosody 0.12, SCRAM-*-PLUS over TLS 1.2), else
+	-- "device" (the key the client announced was registered on an earlier connection), else
+	-- "sasl" (authenticated without binding).
 	local function c2s_view(session)
 		local view = session.trust_path_view;
-		if view and view.peer == session.full_jid then return view; end
+		if view then return view; end
 		local facts = tls_facts(session);
-		view = core.reuse_view({
-			peer = session.full_jid, side = "server", tls = facts.tls, cipher = facts.cipher,
-			spki = facts.tls ~= "none" and facts.local_spki or nil, method = session.trust_path_sasl or "UNKNOWN",
-			cb = session.trust_path_cb, result = "pass",
-		});
+		local method = session.trust_path_cb or (session.trust_path_device and "device") or "sasl";
+		view = { method = method, result = "pass", tls = facts.tls, spki = facts.tls ~= "none" and facts.local_spki or nil };
+		if facts.tls ~= "none" and not view.spki then
+			view.result = "none"; -- no spki to state: the view cannot bind the hop's end point
+			view.tls, view.spki = "none", nil;
+		end
 		if session.full_jid then session.trust_path_view = view; end -- its facts do not change once bound
 		return view;
 	end
@@ -154,51 +164,49 @@ return function (tp)
 				local valid = session.cert_chain_status == "valid" and session.cert_identity_status == "valid";
 				decided = valid and { method = "pkix", result = "pass" } or { method = "none", result = "none" };
 			end
-			view = { peer = domain, side = "client", tls = facts.tls, cipher = facts.cipher,
-				spki = facts.tls ~= "none" and facts.peer_spki or nil, method = decided.method, result = decided.result,
-				reason = decided.reason };
+			view = { tls = facts.tls, spki = facts.tls ~= "none" and facts.peer_spki or nil, method = decided.method,
+				result = decided.result, reason = decided.reason };
 		else
 			local auth = session.trust_path_in and session.trust_path_in[domain];
-			view = { peer = domain, side = "server", tls = facts.tls, cipher = facts.cipher,
-				spki = facts.tls ~= "none" and facts.local_spki or nil, method = auth and auth.method or "dialback", result = "pass" };
+			view = { tls = facts.tls, spki = facts.tls ~= "none" and facts.local_spki or nil,
+				method = auth and auth.method or "dialback", result = "pass" };
 		end
-		views[domain] = core.reuse_view(view);
+		if view.tls ~= "none" and not view.spki then view.tls = "none"; end -- a view over TLS states the key
+		views[domain] = view;
 		return view;
 	end
 
-	-- `base` (a session's view) as an <in/> view with what this server found about the path before
-	-- it (core.client_in_view / core.received_in_view): one table per combination, made once, so
-	-- that its encoding for the signing input is computed once too.
-	local derived_views = setmetatable({}, { __mode = "k" });
-	local function in_view_of(base, derive, decision)
-		local per_base = derived_views[base];
-		if not per_base then per_base = {}; derived_views[base] = per_base; end
-		local view = derive(base, decision);
-		local key = view.chain .. " " .. (view["chain-reason"] or "") .. " " .. (view["key-source"] or "") .. " "
-			.. (view.removed or "");
-		local known = per_base[key];
-		if known then return known; end
-		per_base[key] = core.reuse_view(view);
-		return view;
-	end
-
-	-- At authentication: the SASL mechanism and the channel binding type of a c2s session.
+	-- At authentication (authentication-success, which mod_saslauth fires while the session
+	-- still holds its SASL handler): the mechanism, and the channel binding type util.sasl.scram
+	-- checked.  Prosody 0.12's SCRAM keeps the type the client asked for ('p=tls-unique') in
+	-- handler.state.gs2_cbind_name, and fails the authentication when the binding data differs,
+	-- so after success that name is a binding this server checked.
 	local function record_authentication(session)
 		local handler = session.sasl_handler;
+		session.trust_path_cb, session.trust_path_view = nil, nil;
 		if handler and type(handler.selected) == "string" then
 			session.trust_path_sasl = handler.selected:upper();
-			local cb = handler.state and handler.state.gs2_cbind_name;
+			local cb = type(handler.state) == "table" and handler.state.gs2_cbind_name;
 			if core.CHANNEL_BINDINGS[cb] then session.trust_path_cb = cb; end
 		end
+	end
+
+	-- Stream resumption (XEP-0198, smacks-hibernation-end): the hibernated session goes on over
+	-- the new connection, which authenticated afresh: its TLS facts and channel binding are the
+	-- new connection's.
+	local function on_resumed(new_session, original)
+		original.trust_path_tls, original.trust_path_view = nil, nil;
+		original.trust_path_cb, original.trust_path_sasl = new_session.trust_path_cb, new_session.trust_path_sasl;
 	end
 
 	return {
 		spki_of = spki_of,
 		dane_method = dane_method,
+		short_spki = short_spki,
 		tls_facts = tls_facts,
 		c2s_view = c2s_view,
 		s2s_view = s2s_view,
-		in_view_of = in_view_of,
 		record_authentication = record_authentication,
+		on_resumed = on_resumed,
 	};
 end
