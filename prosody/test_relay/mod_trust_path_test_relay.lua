@@ -4,18 +4,17 @@
 -- wire of outgoing s2s messages and breaks them on purpose, so that the receiving server
 -- and the recipient client can be shown to detect it:
 --
---   trust_path_test_attack = "strip"    remove this server's attestation (scenario 6)
+--   trust_path_test_attack = "strip"    remove this server's record (scenario 6)
 --                          = "tamper"   replace the body text after signing (scenario 7)
---                          = "replay"   replace this server's attestation with the one it
---                                       made for the previous message (scenario 9)
+--                          = "replay"   replace this server's record with the one it made
+--                                       for the previous message (scenario 9)
 --
 -- It handles messages signed in route/remote (link up) and those signed in
 -- s2sout-established (queued while the link came up), after mod_trust_path in both.
 
-local st = require "util.stanza";
 local xml = require "util.xml";
 
-local NS = "urn:xmpp:trust-path:0";
+local NS = "urn:xmpp:trust-path:1";
 local attack = module:get_option_string("trust_path_test_attack");
 local ATTACKS = { strip = true, tamper = true, replay = true };
 if not ATTACKS[attack] then
@@ -24,16 +23,32 @@ if not ATTACKS[attack] then
 end
 module:log("warn", "TEST-ONLY attacker loaded: outgoing s2s messages will be broken (%s)", attack);
 
-local previous_own; -- replay: this server's attestation on the previous message
+local previous_own; -- replay: this server's record on the previous message
 
--- Break `stanza` (changed in place) if it carries this server's attestation as the last one.
+-- The records of a <path/> (its text, split on whitespace), and a path holding `records`.
+local function records_of(path)
+	local out = {};
+	for record in (path:get_text() or ""):gmatch("%S+") do out[#out + 1] = record; end
+	return out;
+end
+local function set_records(path, records)
+	for i = #path, 1, -1 do path[i] = nil; end
+	path[1] = table.concat(records, " ");
+end
+
+-- Break `stanza` (changed in place) if it carries this server's record as the last one.
 local function break_message(stanza)
 	local path = stanza:get_child("path", NS);
-	local own = path and path.tags[#path.tags];
-	if not own or own.attr.signer ~= module.host then return false; end
+	local records = path and records_of(path) or {};
+	local own = records[#records];
+	if not own or not own:find("^s=" .. module.host:gsub("%p", "%%%0") .. ";") then return false; end
 	if attack == "strip" then
-		path:maptags(function (child) if child == own then return nil; end return child; end);
-		if #path.tags == 0 then stanza:maptags(function (child) if child == path then return nil; end return child; end); end
+		records[#records] = nil;
+		if #records == 0 then
+			stanza:maptags(function (child) if child == path then return nil; end return child; end);
+		else
+			set_records(path, records);
+		end
 	elseif attack == "tamper" then
 		local body = stanza:get_child("body");
 		if body then
@@ -43,9 +58,10 @@ local function break_message(stanza)
 		end
 	elseif attack == "replay" then
 		local earlier = previous_own;
-		previous_own = st.clone(own);
+		previous_own = own;
 		if earlier then
-			path:maptags(function (child) if child == own then return earlier; end return child; end);
+			records[#records] = earlier;
+			set_records(path, records);
 		end
 	end
 	module:log("info", "test relay: %s message %s to %s", attack, tostring(stanza.attr.id), tostring(stanza.attr.to));
