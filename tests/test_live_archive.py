@@ -137,16 +137,22 @@ def test_several_resources_and_carbons_each_get_their_own_attestation():
     in_live_federation(steps)
 
 
+@pytest.mark.xfail(strict=True, reason="core (verify.node_order): only a carbon-sent wrapper is read as a sent copy; "
+                   "an archive result of the reader's own outgoing message is laid out F -> dom(F) -> dom(T) -> R, "
+                   "so a.example's delivering record reads as 'stripped' (a false alarm)")
 def test_the_senders_own_archive_holds_a_verifiable_path():
-    """Alice's other device reads what Alice sent from a.example's archive."""
+    """Alice's other device reads what Alice sent from a.example's archive.  Like a sent carbon
+    (XEP: at most unknown, sent-copy) it says how the copy reached this device, not how the
+    message was delivered: never a false alarm, never trusted."""
     async def steps(live: Live) -> None:
         alice = await live.client(ALICE)
         bob = await live.client(BOB)
         alice.send("bob@b.example", "Kept in my own archive too.")
         assert_shown("delivered", await seen(bob), Verdict.TRUSTED)
         own = await read_archive(live, "alice@a.example/laptop")
-        assert_shown("sender's own archive", await seen(own), Verdict.TRUSTED, "read from the archive",
-                     archived=True)
+        copy = await seen(own)
+        assert_shown("sender's own archive", copy, Verdict.UNKNOWN, "read from the archive", archived=True)
+        assert any(h.reason == "sent-copy" for h in copy.report.hops), copy.report.to_json()
 
     in_live_federation(steps)
 
