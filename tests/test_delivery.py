@@ -164,7 +164,7 @@ def test_signing_input_covers_the_report_exactly():
         f"<message xmlns='jabber:client' from='b@b/r' to='a@a/r' id='r1'><report xmlns='{NS}' verdict='weak' "
         f"for='m1'><hop to='b' from='a' strength='ca'/><hop from='b' to='c'/></report></message>".encode())
     fields = message_fields(message)
-    assert payload_input(fields, ["report"]) == ("report.for\0m1\0report.verdict\0weak\0hop\0001\0hop.from\0a\0"
+    assert payload_input(fields, ["report"]) == ("report\0report.for\0m1\0report.verdict\0weak\0hop\0001\0hop.from\0a\0"
                                                  "hop.strength\0ca\0hop.to\0b\0hop\0002\0hop.from\0b\0hop.to\0c\0")
     # a report is among the default payloads: every record covers it unless its h= says otherwise
     assert "report.verdict\0weak\0" in signing_input(fields, "", "k=x").decode()

@@ -29,7 +29,7 @@
 --
 -- How it hooks into Prosody (0.12):
 --   authentication-success  the channel binding util.sasl.scram checked (tls-unique in 0.12)
---   iq <client-key/>     the key the client signs this session's records with
+--   iq <session-key/>    the key the client signs this session's records with
 --   pre-message/*        message from a local client: anti-forgery (keep at most the client's
 --                        own record under that key), then an internal marker holding this
 --                        server's in-view of the client's hop and what it kept.
@@ -74,9 +74,9 @@ module:add_extension(tp.keys.disco_form());
 
 -- Session facts.
 module:hook("authentication-success", function (event) tls.record_authentication(event.session); end, 10);
-module:hook("iq-set/self/" .. NS .. ":client-key", sending.handle_client_key);
-module:hook("iq-set/host/" .. NS .. ":client-key", function (event)
-	if event.origin.type == "c2s" then return sending.handle_client_key(event); end
+module:hook("iq-set/self/" .. NS .. ":session-key", sending.handle_session_key);
+module:hook("iq-set/host/" .. NS .. ":session-key", function (event)
+	if event.origin.type == "c2s" then return sending.handle_session_key(event); end
 end);
 module:hook_global("s2s-check-certificate", pins.check_certificate, 0);
 module:hook("s2s-authenticated", pins.record_s2s_authentication, 10);

@@ -1,5 +1,5 @@
 -- From a local client to a remote domain (XEP "At the Sending Server"): the client's key
--- announcement (<client-key/>), anti-forgery on each message (keep at most the client's own
+-- announcement (<session-key/>), anti-forgery on each message (keep at most the client's own
 -- record, under the key its session announced; no signature is checked) with an internal marker
 -- holding this server's in-view and what it kept, then this server's record with the out-view of
 -- the s2s link when the message leaves (route/remote, or s2sout-established for a link still
@@ -38,24 +38,26 @@ return function (tp)
 		return false;
 	end
 
-	-- <client-key/> (XEP "Client Key Announcement"): the key a client signs this session's
-	-- records with (base64 without padding; padding is accepted and dropped).
-	local function handle_client_key(event)
+	-- <session-key key='ed25519:...'/> (XEP "Session Key Announcement"): the key a client signs
+	-- this session's records with (base64 without padding; padding is accepted and dropped).
+	local function handle_session_key(event)
 		local origin, stanza = event.origin, event.stanza;
 		local element = stanza.tags[1];
-		if element.attr.alg and not core.ALGORITHMS[element.attr.alg] then
+		local alg, key = tostring(element.attr.key or ""):match("^([^:]*):(.*)$");
+		if alg and not core.ALGORITHMS[alg] then
 			origin.send(st.error_reply(stanza, "cancel", "feature-not-implemented", "only ed25519 is supported"));
 			return true;
 		end
-		local key = type(element.attr.key) == "string" and element.attr.key:gsub("=+$", "") or nil;
+		key = key and key:gsub("=+$", "") or nil;
 		if not core.is_key(key) then
-			origin.send(st.error_reply(stanza, "modify", "bad-request", "the key must be a base64 encoding of 32 bytes"));
+			origin.send(st.error_reply(stanza, "modify", "bad-request",
+				"the key must be ed25519: and a base64 encoding of 32 bytes"));
 			return true;
 		end
-		origin.trust_path_client_key = key;
+		origin.trust_path_session_key = key;
 		origin.trust_path_device = known_device(origin, key);
 		origin.trust_path_view = nil; -- its method may change (device)
-		module:log("debug", "%s announced client key %s (%s)", origin.full_jid, key,
+		module:log("debug", "%s announced session key %s (%s)", origin.full_jid, key,
 			origin.trust_path_device and "registered before" or "new");
 		origin.send(st.reply(stanza));
 		return true;
@@ -78,7 +80,7 @@ return function (tp)
 			return;
 		end
 		local now = os.time();
-		local decision = core.filter_client_path(stanza, origin.trust_path_client_key);
+		local decision = core.filter_client_path(stanza, origin.trust_path_session_key);
 		if decision.removed > 0 then
 			module:log("info", "removed %d forged record(s) from message %s of %s", decision.removed, fields.id, origin.full_jid);
 		end
@@ -212,7 +214,7 @@ return function (tp)
 	end
 
 	return {
-		handle_client_key = handle_client_key,
+		handle_session_key = handle_session_key,
 		on_client_message = on_client_message,
 		on_route_remote = on_route_remote,
 		on_s2sout_established = on_s2sout_established,

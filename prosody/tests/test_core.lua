@@ -115,9 +115,9 @@ local function with_report(inner)
 end
 local rf = core.message_fields(parse(with_report("<report xmlns='" .. NS .. "' for='m1' b='2'><hop peer='p' a='1'/></report>")));
 check("report: payload input", core.payload_input(rf, { "report" }) ==
-	"report.b\0002\0report.for\0m1\0hop\0001\0hop.a\0001\0hop.peer\0p\0", (core.payload_input(rf, { "report" }):gsub("%z", "|")));
+	"report\0report.b\0002\0report.for\0m1\0hop\0001\0hop.a\0001\0hop.peer\0p\0", (core.payload_input(rf, { "report" }):gsub("%z", "|")));
 check("report: an empty report is not no report", core.payload_input(core.message_fields(parse(with_report(
-	"<report xmlns='" .. NS .. "'/>"))), { "report" }) == "" and core.message_fields(parse(with_report(
+	"<report xmlns='" .. NS .. "'/>"))), { "report" }) == "report\0" and core.message_fields(parse(with_report(
 	"<report xmlns='" .. NS .. "'/>"))).report ~= nil);
 check("report: two refused", refused(core.message_fields, parse(with_report("<report xmlns='" .. NS .. "'/><report xmlns='" .. NS .. "'/>"))));
 check("report: xml:lang on <report/> refused", refused(core.message_fields, parse(with_report("<report xmlns='" .. NS .. "' xml:lang='en'/>"))));

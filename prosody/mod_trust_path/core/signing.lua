@@ -35,6 +35,7 @@ function M.payload_input(fields, tokens)
 			local report = fields.report;
 			if report then
 				local own = report[1];
+				add("report", NUL); -- so that an empty <report/> is not signed like no report
 				for i = 1, #own, 2 do add("report.", own[i], NUL, own[i + 1], NUL); end
 				for p = 2, #report do
 					add("hop", NUL, tostring(p - 1), NUL);

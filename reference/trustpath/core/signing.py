@@ -39,6 +39,7 @@ def payload_input(message: MessageFields, tokens: Iterable[str]) -> str:
         elif token == "report":
             if message.report is not None:
                 own, *hops = message.report
+                parts += ["report", _NUL]  # so that an empty <report/> is not signed like no report
                 for name, value in own:
                     parts += ["report.", name, _NUL, value, _NUL]
                 for position, attributes in enumerate(hops, 1):
