@@ -89,6 +89,12 @@ NS_STREAMS = b"http://etherx.jabber.org/streams"
 _TAG = re.compile(rb"<(/?)([^\s/>!?]+)[^>]*?(/?)>")
 
 
+def _quiet_when_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """An attacker's loop: connections cut short when the world stops are no news."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 class ElementSplitter:
     """Cuts a client's XML stream into its stream header and its top-level elements, so that the
     attacker can rewrite whole stanzas.  slixmpp escapes '<' and '>' in text and attribute values,
@@ -175,6 +181,7 @@ class C2SInterceptor:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._loop.set_exception_handler(_quiet_when_cancelled)
         server = self._loop.run_until_complete(asyncio.start_server(self._relay, *self.listen))
         self._ready.set()
         self._loop.run_forever()
@@ -332,6 +339,7 @@ class KeyFetchAttacker:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._loop.set_exception_handler(_quiet_when_cancelled)
         self._answers = asyncio.Queue()
         server = self._loop.run_until_complete(asyncio.start_server(self._accept, *self.listen,
                                                                     ssl=self._server_ctx))
