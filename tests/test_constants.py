@@ -64,12 +64,18 @@ def test_the_lua_core_reads_the_same_table():
         pytest.skip("lua5.4 is not installed")
     code = (f"local core = dofile({json.dumps(str(script))}).core; local json = require 'util.json'; "
             "local m = {}; for k, v in pairs(core.METHOD_STRENGTH) do m[k] = core.strength_names[v] end; "
-            "print(json.encode({ ns = core.NS, methods = m, attestations = core.MAX_ATTESTATIONS, "
-            "ciphers = core.CIPHER_SUITES, reasons = core.REASONS }))")
+            "local ks = {}; for k, v in pairs(core.KEY_SOURCE_STRENGTH) do ks[k] = core.strength_names[v] end; "
+            "print(json.encode({ ns = core.NS, methods = m, records = core.MAX_ATTESTATIONS, "
+            "record_chars = core.MAX_RECORD_CHARS, key_sources = ks, reasons = core.REASONS, "
+            "bindings = core.CLIENT_BINDINGS, payloads = core.PAYLOAD_ORDER }))")
     result = subprocess.run(["lua5.4", "-e", code], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
-    assert seen["ns"] == TABLE["namespace"] and seen["attestations"] == TABLE["limits"]["attestations"]
+    limits = TABLE["limits"]
+    assert seen["ns"] == TABLE["namespace"]
+    assert (seen["records"], seen["record_chars"]) == (limits["records"], limits["record_chars"])
     assert seen["methods"] == {m: e["strength"] for m, e in TABLE["methods"].items()}
-    assert seen["ciphers"] == TABLE["cipher_suites"]
+    assert seen["key_sources"] == {k: s for k, s in TABLE["key_sources"].items() if s is not None}
     assert set(seen["reasons"]) == set(TABLE["reasons"])
+    assert seen["bindings"] == TABLE["client_bindings"]
+    assert seen["payloads"] == list(TABLE["payloads"])
