@@ -137,9 +137,6 @@ def test_several_resources_and_carbons_each_get_their_own_attestation():
     in_live_federation(steps)
 
 
-@pytest.mark.xfail(strict=True, reason="core (verify.node_order): only a carbon-sent wrapper is read as a sent copy; "
-                   "an archive result of the reader's own outgoing message is laid out F -> dom(F) -> dom(T) -> R, "
-                   "so a.example's delivering record reads as 'stripped' (a false alarm)")
 def test_the_senders_own_archive_holds_a_verifiable_path():
     """Alice's other device reads what Alice sent from a.example's archive.  Like a sent carbon
     (XEP: at most unknown, sent-copy) it says how the copy reached this device, not how the

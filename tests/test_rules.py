@@ -545,3 +545,15 @@ def test_a_fetched_key_set_is_used_no_longer_than_its_cache_for(fed):
     alice.send("bob@b.example", "after cache-for: fetched again")
     sb = _path(bob.inbox[-1].stanza)[1].attestations[-1]
     assert (sb.chain, sb.chain_reason) == (Chain.FAIL, "key-revoked")
+
+
+def test_the_senders_own_archive_copy_is_a_sent_copy_not_stripped():
+    """Alice's other device reads what Alice sent from a.example's archive: like a sent carbon,
+    it says how the copy reached this device (unknown, sent-copy), never a false 'stripped'."""
+    outcome = _scenario(13)  # a.example's record delivers the copy to alice's laptop
+    message = find_message(parse_stanza(outcome.stanza)).message
+    mam = archived(serialize(message), to="alice@a.example/laptop", stamp="2026-11-25T09:00:00Z")
+    report = verify_stanza(mam, outcome.anchor, VECTOR_START + timedelta(days=1))
+    assert report.verdict is Verdict.UNKNOWN
+    assert [h.reason for h in report.hops][-1] == "sent-copy"
+    assert "stripped" not in [h.reason for h in report.hops]

@@ -126,10 +126,16 @@ class _Hop:
     covered_by_own: bool = False  # the last hop of an archive result: judged by today's connection
 
 
+def is_sent_copy(message: MessageFields, anchor: Anchor, wrapper: str | None) -> bool:
+    """A copy of a message the reader's own account sent: a sent carbon, or the sender's own
+    archive.  Its path ends at the sender's server, which delivered the copy to this device."""
+    return wrapper == "carbon-sent" or (wrapper == "archive" and bare(message.sender) == bare(anchor.me))
+
+
 def node_order(message: MessageFields, anchor: Anchor, wrapper: str | None) -> list[str]:
     """The nodes a message crossed to reach the verifier (XEP: Nodes, Hops, Implied Peers)."""
     sender, to = message.sender, message.to
-    if wrapper == "carbon-sent" or domain_of(sender) == domain_of(to):
+    if is_sent_copy(message, anchor, wrapper) or domain_of(sender) == domain_of(to):
         return [sender, domain_of(sender), anchor.me]
     return [sender, domain_of(sender), domain_of(to), anchor.me]
 
@@ -196,7 +202,7 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     check_clock_skew(atts, places, hops, status, now, max_skew, anchored=anchored, archived=archived)
     notes += _path_notes(atts, anchor, anchored, status)
     reports = [evaluate_hop(k, hop, atts, places, status, anchor) for k, hop in enumerate(hops)]
-    if wrapper == "carbon-sent":
+    if is_sent_copy(message, anchor, wrapper):
         reports.append(_undescribed(len(reports), nodes[1], domain_of(message.to), Reason.SENT_COPY))
         notes.append("sent-copy: a copy of a message sent from another device; it says how the copy reached you, "
                      "not how the message was delivered")
