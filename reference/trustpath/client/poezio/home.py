@@ -62,4 +62,10 @@ def write_poezio_home(home: Path, *, jid: str, password: str, address: str, ca_f
         "enable_vertical_tab_list = false",
         "",
     ]))
+    # the plugin's own file (poezio reads plugins/<name>.cfg): Prosody 0.12 binds a login to the
+    # connection only with tls-unique, which needs TLS 1.2; without it the sender's first hop can
+    # never show more than weak (XEP: unbound)
+    plugins = config_dir / "poezio" / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / "trust_path.cfg").write_text("[trust_path]\nbind_channel = true\n")
     return made

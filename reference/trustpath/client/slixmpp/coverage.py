@@ -32,6 +32,9 @@ _ROUTING = frozenset({
     "http://jabber.org/protocol/chatstates", "urn:xmpp:chat-markers:0", "urn:xmpp:hints",
     "urn:xmpp:eme:0", "urn:xmpp:forward:0", "urn:xmpp:mam:2", "urn:xmpp:receipts",
     "jabber:x:delay", "http://jabber.org/protocol/address", "urn:xmpp:sce:1", "urn:xmpp:styling:0",
+    # XEP-0172: the nickname poezio and others send with the first message of a conversation; a
+    # display hint shown beside the JID (which is signed), not something the message says
+    "http://jabber.org/protocol/nick",
 })
 
 
