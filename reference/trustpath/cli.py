@@ -199,7 +199,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       f"→ ratio {figures['verify_ratio']:.2f} (target ≤ 1.20)")
         console.print(f"the same from the stanza's bytes (XML parsing included): "
                       f"{figures['verify_from_bytes_median_us']:.1f} µs → ratio {figures['verify_from_bytes_ratio']:.2f}")
-        console.print(f"bytes added per hop: {figures['bytes_per_hop']:.0f} (target ≤ 400); "
+        console.print(f"bytes added per hop: {figures['bytes_per_hop']:.0f} (target ≤ 250); "
                       f"medians of {figures['samples']} batches of {figures['batch']}")
     return 0
 
