@@ -95,6 +95,46 @@ def _quiet_when_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, ob
         loop.default_exception_handler(context)
 
 
+class _LoopThread:
+    """A listener of an attacker, on an event loop of its own in a thread: the harness's clients
+    run on the test's loop, and a man in the middle must keep relaying while they wait."""
+
+    name = "listener"
+
+    def _init_loop(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"trustpath-{self.name}", daemon=True)
+
+    def start(self):  # type: ignore[no-untyped-def]
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError(f"the {self.name} did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._shutdown)
+        self._thread.join(timeout=5)
+
+    def _shutdown(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+        self._loop.call_later(0.05, self._loop.stop)
+
+    async def _serve(self) -> asyncio.AbstractServer:
+        """Open the listener (and start whatever else runs on this loop)."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.set_exception_handler(_quiet_when_cancelled)
+        server = self._loop.run_until_complete(self._serve())
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+
 class ElementSplitter:
     """Cuts a client's XML stream into its stream header and its top-level elements, so that the
     attacker can rewrite whole stanzas.  slixmpp escapes '<' and '>' in text and attribute values,
@@ -133,7 +173,7 @@ class ElementSplitter:
         return pieces
 
 
-class C2SInterceptor:
+class C2SInterceptor(_LoopThread):
     """A man in the middle on a client's c2s hop with a CA-valid certificate for the server's
     domain (``h1-mitm-careful``, ``first-use-pin-mitm``).
 
@@ -159,33 +199,11 @@ class C2SInterceptor:
         self._client_ctx.minimum_version = ssl.TLSVersion.TLSv1_3
         self.real_view: tuple[str, str] | None = None  # (tls version, short spki) of the real server
         self.rewritten: list[str] = []  # what it changed, for the test's positive control
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="trustpath-c2s-mitm", daemon=True)
+        self.name = "c2s-mitm"
+        self._init_loop()
 
-    def start(self) -> C2SInterceptor:
-        self._thread.start()
-        if not self._ready.wait(5):
-            raise RuntimeError("the c2s interceptor did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._shutdown)
-        self._thread.join(timeout=5)
-
-    def _shutdown(self) -> None:
-        for task in asyncio.all_tasks(self._loop):
-            task.cancel()
-        self._loop.call_later(0.05, self._loop.stop)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.set_exception_handler(_quiet_when_cancelled)
-        server = self._loop.run_until_complete(asyncio.start_server(self._relay, *self.listen))
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
+    async def _serve(self) -> asyncio.AbstractServer:
+        return await asyncio.start_server(self._relay, *self.listen)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -292,7 +310,7 @@ def _attr(tag: bytes, name: str) -> str | None:
     return None if match is None else (match.group(1) or match.group(2) or b"").decode()
 
 
-class KeyFetchAttacker:
+class KeyFetchAttacker(_LoopThread):
     """A man in the middle holding a CA-valid certificate for ``victim`` (a.example) on the
     receiving server's (b.example's) OWN link to it: the harness's DNS sends b.example's
     direct-TLS s2s connections for a.example to him.  He accepts that stream as a.example (b.example
@@ -317,36 +335,14 @@ class KeyFetchAttacker:
         self._client_ctx.load_verify_locations(ca_file)
         self._client_ctx.load_cert_chain(credential.cert_file, credential.key_file)
         self._answers: asyncio.Queue[bytes] | None = None
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="trustpath-keyfetch-mitm", daemon=True)
+        self.name = "keyfetch-mitm"
+        self._init_loop()
 
-    def start(self) -> KeyFetchAttacker:
-        self._thread.start()
-        if not self._ready.wait(5):
-            raise RuntimeError("the key-fetch attacker did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._shutdown)
-        self._thread.join(timeout=5)
-
-    def _shutdown(self) -> None:
-        for task in asyncio.all_tasks(self._loop):
-            task.cancel()
-        self._loop.call_later(0.05, self._loop.stop)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.set_exception_handler(_quiet_when_cancelled)
+    async def _serve(self) -> asyncio.AbstractServer:
         self._answers = asyncio.Queue()
-        server = self._loop.run_until_complete(asyncio.start_server(self._accept, *self.listen,
-                                                                    ssl=self._server_ctx))
+        server = await asyncio.start_server(self._accept, *self.listen, ssl=self._server_ctx)
         self._loop.create_task(self._answer_back())
-        self._ready.set()
-        self._loop.run_forever()
-        server.close()
+        return server
 
     def _poisoned(self, query: bytes) -> bytes:
         """The disco#info result he sends for ``query`` (one of b.example's iq gets to a.example)."""
