@@ -15,6 +15,8 @@ from .timefmt import epoch
 def covered_payloads(message: MessageFields) -> tuple[str, ...] | None:
     """What a signer lists in ``h=``: None (the default payloads) unless the message carries one
     outside them, then every payload it carries."""
+    if not message.elements:  # body, subject, thread, require and report are all default payloads
+        return None
     present = message.present
     if all(token in constants.DEFAULT_PAYLOADS for token in present):
         return None
@@ -45,8 +47,9 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
     fields: list[tuple[str, str]] = []
     if signer is not None:
         fields.append(("s", signer))
-    if time is not None:
-        fields.append(("t", str(epoch(time))))
+    seconds = epoch(time) if time is not None else None
+    if seconds is not None:
+        fields.append(("t", str(seconds)))
     if alg is not None:
         if alg not in constants.TABLE["algorithms"]:
             raise UsageError(f"algorithm {alg!r} is not one this version signs with: {constants.TABLE['algorithms']}")
@@ -78,6 +81,6 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
     sig = key.sign(signing_input(message, previous, unsigned, covers))
     return Attestation(
         key=key.public, out_view=out_view, sig=sig, text=f"{unsigned};z={sig}", signer=signer,
-        time=epoch(time) if time is not None else None, in_view=in_view, in_peer=in_peer, out_peer=out_peer,
+        time=seconds, in_view=in_view, in_peer=in_peer, out_peer=out_peer,
         chain=chain, chain_reason=chain_reason, vouch=vouch, removed=removed or None,
         stored=epoch(stored) if stored is not None else None, covers=covers, alg=alg, extra=tuple(extra))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 from .errors import MalformedStanza, UsageError
@@ -41,6 +42,11 @@ def epoch(moment: datetime | int) -> int:
 
 def from_epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def format_epoch(seconds: int) -> str:
+    """A record's time (seconds since the epoch) in the wire format of forms and reports."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def parse_stamp(text: str) -> datetime:

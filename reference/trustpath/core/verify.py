@@ -41,7 +41,7 @@ from .model import (
     method_strength,
 )
 from .signing import message_prefix, payload_input, signing_input
-from .timefmt import epoch, format_time, from_epoch, require_aware
+from .timefmt import epoch, format_epoch, format_time, from_epoch, require_aware
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +384,7 @@ def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], places: list[
         key_source = "anchor"
     when = None
     if hop.up is not None and atts[hop.up].time is not None:
-        when = format_time(from_epoch(atts[hop.up].time))  # type: ignore[arg-type]
+        when = format_epoch(atts[hop.up].time)  # type: ignore[arg-type]
     method = " / ".join(v.method for v in (client, server) if v is not None) or "unknown"
 
     def report(reason: Reason | str | None, strength: Strength) -> HopReport:
