@@ -11,10 +11,12 @@ return function (tp)
 	local NS, NS_INTERNAL = core.NS, tp.NS_INTERNAL;
 	local NS_CARBONS, NS_FORWARD, NS_DELAY, NS_MAM = core.NS_CARBONS, core.NS_FORWARD, core.NS_DELAY, tp.NS_MAM;
 	local tls, markers, attest = tp.tls, tp.markers, tp.attest;
+	local full_sessions, bare_sessions = prosody.full_sessions, prosody.bare_sessions;
 
 	-- Sign `message` (a clone, changed in place) for its delivery on `session`.  `how` is "live"
-	-- (delivered as it arrives, or a carbon copy), "offline" (it waited in offline storage:
-	-- 'st=' = arrival time) or "archive" (a MAM result: the archived copy).
+	-- (delivered as it arrives, or a carbon copy), "offline" (it waited: in offline storage, or
+	-- in a hibernating session's XEP-0198 queue, resent on resumption: 'st=' = arrival time) or
+	-- "archive" (a MAM result: the archived copy).
 	local function attest_delivery(message, session, how)
 		local marker = markers.take_markers(message);
 		if not marker then return; end
@@ -46,7 +48,20 @@ return function (tp)
 	-- with their markers, which they then do not carry.
 	local presigned_markers = setmetatable({}, { __mode = "k" });
 
-	local function attest_deliveries(out, session)
+	-- Did this server hold `out` before delivering it: offline storage (mod_offline stamps a
+	-- <delay/> from this host), or mod_smacks's queue (its <delay/> is from the user's bare JID;
+	-- resent on resumption, or moved to offline storage when the session expired)?
+	local function held(out, session)
+		local bare = session.username and (session.username .. "@" .. host);
+		for _, child in ipairs(out.tags) do
+			if child.name == "delay" and child.attr.xmlns == NS_DELAY and (child.attr.from == host or child.attr.from == bare) then
+				return true;
+			end
+		end
+		return false;
+	end
+
+	local function attest_deliveries(out, session, resending)
 		-- carbons and archive results: attest the forwarded message, for this resource
 		for _, wrapper in ipairs(out.tags) do
 			local kinds = WRAPPERS[wrapper.attr.xmlns];
@@ -60,24 +75,62 @@ return function (tp)
 			end
 		end
 		if out:get_child("path", NS) or out:get_child("pending", NS_INTERNAL) then
-			local delay = out:get_child("delay", NS_DELAY);
-			attest_delivery(out, session, (delay ~= nil and delay.attr.from == host) and "offline" or "live");
+			attest_delivery(out, session, (resending or held(out, session)) and "offline" or "live");
 		end
 	end
 
+	-- The bound session a stanza is delivered on.  After a stream resumption (XEP-0198) mod_smacks
+	-- hands the hibernated session the new connection's filters, which Prosody calls with the new
+	-- connection's own session object: that one never bound a resource, but shares its connection
+	-- with the resumed session.  Its TLS facts and channel binding are the new connection's
+	-- (also while mod_smacks resends its queue, before smacks-hibernation-end).
+	local function delivering_session(session)
+		if session.full_jid then return session; end
+		if session.type ~= "c2s" or session.host ~= host or not session.username or not session.conn then return nil; end
+		local user = bare_sessions[session.username .. "@" .. host];
+		for _, bound in pairs(user and user.sessions or {}) do
+			if bound.conn == session.conn and bound.full_jid then
+				if bound.trust_path_resumed_by ~= session then
+					tls.on_resumed(session, bound);
+					bound.trust_path_resumed_by = session;
+				end
+				return bound;
+			end
+		end
+		return nil;
+	end
+
+	-- Before mod_smacks (-999) queues what it sends (priority above it): a message signed for
+	-- its only resource before archiving goes into the queue with its marker, so that a resent
+	-- copy is signed afresh for the connection that carries it.
+	local function queue_filter(stanza, session)
+		if stanza.name ~= "message" or not session.smacks then return stanza; end
+		local presigned = presigned_markers[stanza];
+		if not presigned then return stanza; end
+		local out = st.clone(stanza);
+		out:add_direct_child(presigned);
+		return out;
+	end
+
 	local function delivery_filter(stanza, session)
-		if stanza.name ~= "message" or not session.full_jid then return stanza; end
+		if stanza.name ~= "message" then return stanza; end
+		local resending = session.resending_unacked;
+		local bound = delivering_session(session);
 		local presigned = presigned_markers[stanza];
 		if presigned then
-			if session.full_jid == presigned.attr["presigned-for"] and not markers.has_marker(stanza) then return stanza; end
+			if bound and bound.full_jid == presigned.attr["presigned-for"] and not resending and not markers.has_marker(stanza) then
+				return stanza;
+			end
 		elseif not markers.has_marker(stanza) then
 			return stanza;
 		end
 		-- the same stanza object goes to every resource and into storage: sign a copy
 		local out = st.clone(stanza);
 		if presigned then out:add_direct_child(presigned); end
-		local ok, err = pcall(attest_deliveries, out, session);
-		if not ok then module:log("error", "attesting a delivery to %s failed: %s", tostring(session.full_jid), tostring(err)); end
+		if bound then
+			local ok, err = pcall(attest_deliveries, out, bound, resending);
+			if not ok then module:log("error", "attesting a delivery to %s failed: %s", tostring(bound.full_jid), tostring(err)); end
+		end
 		markers.take_markers(out); -- whatever happened, no marker reaches a client (archives, other wrappers)
 		return out;
 	end
@@ -93,7 +146,6 @@ return function (tp)
 	-- A message with no resource online keeps its marker in the archive; it is signed when it
 	-- is delivered (from offline storage, with 'stored') or read from the archive (with
 	-- 'stored' = arrival time and <out/> naming the resource that queries).
-	local full_sessions, bare_sessions = prosody.full_sessions, prosody.bare_sessions;
 
 	-- The session mod_message hands the message to first (mod_message's process_to_bare).
 	local function first_recipient(stanza, to_full)
@@ -116,6 +168,8 @@ return function (tp)
 		if not marker or marker.attr["presigned-sig"] then return; end
 		local session = first_recipient(stanza, to_full);
 		if not (session and session.type == "c2s" and session.host == host and session.full_jid) then return; end
+		-- a hibernating session (XEP-0198) delivers later, maybe over another connection: signed then
+		if session.hibernating then return; end
 		local pending = markers.read_marker(marker);
 		if not pending then return; end
 		local att = attest.sign_onto(stanza, pending, tls.c2s_view(session), session.full_jid, nil);
@@ -158,16 +212,24 @@ return function (tp)
 		end
 	end
 
-	-- Run last, after other filters have changed the stanza.
-	local FILTER_PRIORITY = -100;
+	-- Run last, after other filters have changed the stanza, and after mod_smacks (-999) queued
+	-- it: its queue keeps the marker, so a stanza resent on resumption (or moved to offline
+	-- storage when the session expires) is signed when and where it is delivered, and a
+	-- hibernating session (mod_smacks stops the stanza) signs nothing for a dead connection.
+	local FILTER_PRIORITY, QUEUE_FILTER_PRIORITY = -1000, -100;
 	local function add_filter(session)
-		if session.type == "c2s" and session.host == host then
+		-- c2s_unbound: authenticated, no resource yet (a session that is about to resume)
+		if (session.type == "c2s" or session.type == "c2s_unbound") and session.host == host then
+			filters.add_filter(session, "stanzas/out", queue_filter, QUEUE_FILTER_PRIORITY);
 			filters.add_filter(session, "stanzas/out", delivery_filter, FILTER_PRIORITY);
 		end
 	end
 	local function remove_filters()
 		for _, session in pairs(prosody.full_sessions) do
-			if session.host == host then filters.remove_filter(session, "stanzas/out", delivery_filter); end
+			if session.host == host then
+				filters.remove_filter(session, "stanzas/out", queue_filter);
+				filters.remove_filter(session, "stanzas/out", delivery_filter);
+			end
 		end
 	end
 

@@ -45,7 +45,10 @@
 --   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons, offline
 --                        messages with 'st=', archive results), remove every marker.
 --   smacks-hibernation-end  a resumed session: the new connection's TLS facts and binding,
---                        and the delivery filter again.
+--                        and the delivery filter again.  The filter runs after mod_smacks
+--                        queues a stanza, so a hibernating session signs nothing; what it
+--                        held is signed when resent (or delivered from offline storage after
+--                        the session expired) on the connection that carries it, with 'st='.
 --   iq-get <preflight/>, s2s-check-certificate, s2s-authenticated: see pins and preflight.
 
 local here = (module.path or ""):match("^(.*)/[^/]*$") or ".";
@@ -112,7 +115,10 @@ module:hook("message/offline/handle", delivery.on_offline_handle, 100);
 
 -- To a local client: the delivery filter on every c2s session of this host.
 module:hook("resource-bind", function (event) delivery.add_filter(event.session); end, 100);
--- A resumed session (XEP-0198) goes on with the new connection's filters and TLS facts.
+-- A resumed session (XEP-0198) goes on with the new connection's filters, and mod_smacks resends
+-- its queue through them before it binds anything or fires smacks-hibernation-end: so the filter
+-- is on every authenticated c2s session already (it signs only for a bound session).
+module:hook("authentication-success", function (event) delivery.add_filter(event.session); end, 5);
 module:hook("smacks-hibernation-end", function (event)
 	local original = event.resumed;
 	if not original then return; end

@@ -12,6 +12,8 @@ return function (tp)
 	local pins_option = module:get_option("trust_path_s2s_pins", {});
 	local peer_keys_option = module:get_option("trust_path_peer_keys", {});
 	local device_keys = module:get_option_boolean("trust_path_device_keys", true);
+	-- look up _trust-path.<domain> TXT records; used only when the resolver validated them
+	local dnssec_keys = module:get_option_boolean("trust_path_dnssec_keys", true);
 
 	local function config_error(fmt, ...)
 		local text = fmt:format(...);
@@ -97,5 +99,6 @@ return function (tp)
 		pins = pins,
 		peer_keys = peer_keys,
 		device_keys = device_keys,
+		dnssec_keys = dnssec_keys,
 	};
 end

@@ -8,12 +8,23 @@
 -- source is s2s-pin, s2s-dane or s2s-pkix after how this server checked the link's certificate,
 -- s2s-none when it did not.  Keys the operator lists (trust_path_peer_keys) are "config".  They
 -- are kept for the domain's cache-for (at most a day), a failed fetch for a minute.
+--
+-- At the same time the domain's _trust-path TXT records are looked up (trust_path_dnssec_keys,
+-- on by default) with Prosody's resolver (net.adns, which is net.unbound when lua-unbound is
+-- installed).  Records the resolver validated (answer.secure, the flag Prosody's own DANE code
+-- requires of TLSA records) are the domain's keys, with key source "dnssec", and the disco#info
+-- form does not add to them: a domain that publishes its keys in DNSSEC names all of them there,
+-- so a key announced only over a weaker link is unknown.  Records that are not validated
+-- (insecure, bogus, or a resolver without DNSSEC) are ignored.
 local st = require "util.stanza";
 local new_id = require "util.id".medium;
+local promise = require "util.promise";
+local idna_to_ascii = require "util.encodings".idna.to_ascii;
 
 return function (tp)
 	local core, host = tp.core, tp.host;
 	local remember_seconds, peer_keys = tp.options.remember_seconds, tp.options.peer_keys;
+	local dnssec_enabled = tp.options.dnssec_keys;
 	local s2s_view = tp.tls.s2s_view;
 	local NS_DISCO_INFO = core.NS_DISCO_INFO;
 
@@ -55,9 +66,45 @@ return function (tp)
 		return LINK_SOURCE[view.method] or "s2s-none";
 	end
 
+	-- A promise of the keys `domain` publishes in validated _trust-path TXT records, or of nil
+	-- (none, not validated, not looked up); never rejected.
+	local function dnssec_keys(domain)
+		local ascii = dnssec_enabled and idna_to_ascii(domain);
+		if not ascii then return promise.resolve(nil); end
+		local ok, resolver = pcall(function () return require "net.adns".resolver(); end);
+		if not ok or not resolver or not resolver.lookup_promise then return promise.resolve(nil); end
+		local qname = "_trust-path." .. ascii;
+		return resolver:lookup_promise(qname, "TXT"):next(function (answer)
+			if not answer or answer.bogus or not answer.secure then
+				if answer and (answer.bogus or #answer > 0) then
+					module:log("info", "%s TXT: not DNSSEC-validated (%s); ignored", qname, tostring(answer.bogus or "insecure"));
+				end
+				return nil;
+			end
+			local texts, tp1 = {}, false;
+			for _, rr in ipairs(answer) do
+				local text = type(rr.txt) == "table" and table.concat(rr.txt) or tostring(rr.txt or "");
+				texts[#texts + 1] = text;
+				tp1 = tp1 or text:find("^%s*v%s*=%s*tp1%s*;") ~= nil or text:find("^%s*v%s*=%s*tp1%s*$") ~= nil;
+			end
+			if not tp1 then return nil; end
+			local keys, err = core.try(core.read_txt_records, texts, domain);
+			if not keys then
+				module:log("warn", "%s: %s; ignoring its TXT records", domain, err.text);
+				return nil;
+			end
+			module:log("debug", "%s: %d key(s) in DNSSEC-validated TXT records", domain, #keys);
+			return keys;
+		end, function (err)
+			module:log("debug", "%s TXT lookup failed: %s", qname, tostring(err));
+			return nil;
+		end);
+	end
+
 	-- A promise of the peer info of `domain` (fetched once at a time per domain).
 	local function fetch_peer_info(domain)
 		if fetching[domain] then return fetching[domain]; end
+		local from_dns = dnssec_keys(domain);
 		local iq = st.iq({ type = "get", to = domain, from = host, id = "tp-disco-" .. new_id() })
 			:tag("query", { xmlns = NS_DISCO_INFO });
 		local p = module:send_iq(iq, nil, 10):next(function (event)
@@ -76,10 +123,22 @@ return function (tp)
 		end, function (err)
 			module:log("info", "disco#info of %s failed (%s); treating it as not announcing trust-path", domain, tostring(err and err.text or err));
 			return { takes_part = false, fetched = os.time(), error = true };
-		end):next(function (info)
+		end);
+		p = promise.all({ from_dns, p }):next(function (results)
+			local keys, info = results[1], results[2];
+			if keys then
+				-- validated DNS records: the domain takes part and these are its keys
+				info = { takes_part = true, keys = keys, key_source = "dnssec", fetched = info.fetched,
+					max_skew = info.max_skew, cache_for = info.cache_for };
+				remember(domain, info.fetched);
+			end
 			peer_infos[domain] = info;
 			fetching[domain] = nil;
 			return info;
+		end, function (err)
+			fetching[domain] = nil;
+			module:log("error", "fetching the keys of %s failed: %s", domain, tostring(err));
+			return { takes_part = false, fetched = os.time(), error = true };
 		end);
 		fetching[domain] = p;
 		return p;

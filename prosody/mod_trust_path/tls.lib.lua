@@ -106,7 +106,7 @@ return function (tp)
 	-- once per session (a TLS session's facts do not change; a resumed one gets them anew).
 	local function tls_facts(session)
 		local facts = session.trust_path_tls;
-		if facts then return facts; end
+		if facts and session.trust_path_tls_conn == session.conn then return facts; end
 		local conn = session.conn;
 		local sock = session.secure and conn and conn.socket and conn:socket();
 		local info = sock and sock.info and sock:info();
@@ -120,7 +120,7 @@ return function (tp)
 			facts.local_spki = short_spki(local_pin or local_certificate_spki(session));
 			if sock.getpeercertificate then facts.peer_spki = short_spki(spki_of(sock:getpeercertificate())); end
 		end
-		session.trust_path_tls = facts;
+		session.trust_path_tls, session.trust_path_tls_conn = facts, session.conn;
 		return facts;
 	end
 
@@ -133,9 +133,19 @@ return function (tp)
 	-- binding this server checked (tls-unique in Prosody 0.12, SCRAM-*-PLUS over TLS 1.2), else
 	-- "device" (the key the client announced was registered on an earlier connection), else
 	-- "sasl" (authenticated without binding).
+	-- What each c2s connection authenticated with (SASL mechanism, the channel binding checked),
+	-- by connection: a session resumed (XEP-0198) over a new connection takes the new one's.
+	local auth_by_conn = setmetatable({}, { __mode = "k" });
+
 	local function c2s_view(session)
 		local view = session.trust_path_view;
-		if view then return view; end
+		if view and session.trust_path_view_conn == session.conn then return view; end
+		-- the session goes on over another connection (resumed, before smacks-hibernation-end
+		-- told us, e.g. while mod_smacks resends its queue): that connection's authentication
+		local auth = session.conn and session.trust_path_auth_conn ~= session.conn and auth_by_conn[session.conn];
+		if auth then
+			session.trust_path_cb, session.trust_path_sasl, session.trust_path_auth_conn = auth.cb, auth.sasl, session.conn;
+		end
 		local facts = tls_facts(session);
 		local method = session.trust_path_cb or (session.trust_path_device and "device") or "sasl";
 		view = { method = method, result = "pass", tls = facts.tls, spki = facts.tls ~= "none" and facts.local_spki or nil };
@@ -143,7 +153,9 @@ return function (tp)
 			view.result = "none"; -- no spki to state: the view cannot bind the hop's end point
 			view.tls, view.spki = "none", nil;
 		end
-		if session.full_jid then session.trust_path_view = view; end -- its facts do not change once bound
+		if session.full_jid then -- its facts do not change once bound, until the connection does
+			session.trust_path_view, session.trust_path_view_conn = view, session.conn;
+		end
 		return view;
 	end
 
@@ -189,14 +201,19 @@ return function (tp)
 			local cb = type(handler.state) == "table" and handler.state.gs2_cbind_name;
 			if core.CHANNEL_BINDINGS[cb] then session.trust_path_cb = cb; end
 		end
+		if session.conn then
+			auth_by_conn[session.conn] = { cb = session.trust_path_cb, sasl = session.trust_path_sasl };
+			session.trust_path_auth_conn = session.conn;
+		end
 	end
 
 	-- Stream resumption (XEP-0198, smacks-hibernation-end): the hibernated session goes on over
 	-- the new connection, which authenticated afresh: its TLS facts and channel binding are the
 	-- new connection's.
 	local function on_resumed(new_session, original)
-		original.trust_path_tls, original.trust_path_view = nil, nil;
+		original.trust_path_tls, original.trust_path_view, original.trust_path_tls_conn, original.trust_path_view_conn = nil, nil, nil, nil;
 		original.trust_path_cb, original.trust_path_sasl = new_session.trust_path_cb, new_session.trust_path_sasl;
+		original.trust_path_auth_conn = original.conn;
 	end
 
 	return {

@@ -184,6 +184,28 @@ check("key problems", core.key_problem(keys, keys[1].key, 0) == nil and core.key
 	and core.key_problem(keys, keys[2].key, 1795597501) == "key-retired" and core.key_problem(keys, keys[3].key, 0) == "key-revoked"
 	and core.key_problem(keys, "nope", 0) == "key-unknown");
 
+-- The DNSSEC TXT records and the POSH document, written and read back (the Python txt_records,
+-- read_txt_records, posh_document, read_posh_document).
+local texts = core.txt_records(keys);
+check("txt: one record per key", #texts == 3 and texts[1] == "v=tp1; k=ed25519:" .. key.public
+	and texts[2] == "v=tp1; k=ed25519:" .. keys[2].key .. "; s=retired; until=2026-11-25T09:05:00Z"
+	and texts[3] == "v=tp1; k=ed25519:" .. keys[3].key .. "; s=revoked; since=2026-11-20T00:00:00Z");
+local from_dns = core.read_txt_records({ "v=spf1 -all", texts[1], texts[2], texts[3] }, "a.example");
+check("txt: read back, other records ignored", #from_dns == 3 and from_dns[1].key == key.public and from_dns[1].status == "current"
+	and from_dns[2].status == "retired" and from_dns[2].not_after == "2026-11-25T09:05:00Z" and from_dns[3].status == "revoked"
+	and from_dns[3].since == "2026-11-20T00:00:00Z");
+check("txt: no current key is refused", refused(core.read_txt_records, { texts[2] }, "a.example"));
+check("txt: a retired key needs until=", refused(core.read_txt_records, { texts[1], "v=tp1; k=ed25519:" .. keys[2].key .. "; s=retired" }, "a.example"));
+check("txt: a bad key is refused", refused(core.read_txt_records, { "v=tp1; k=ed25519:AAAA" }, "a.example"));
+check("txt: spaces around tags", core.read_txt_records({ " v = tp1 ;k= ed25519:" .. key.public .. " " }, "a")[1].key == key.public);
+local json = require "util.json";
+local posh_keys, expires = core.read_posh_document(json.decode(json.encode(core.posh_document(keys, 900))), "a.example");
+check("posh: read back", expires == 900 and #posh_keys == 3 and posh_keys[1].key == key.public and posh_keys[2].not_after == "2026-11-25T09:05:00Z"
+	and posh_keys[3].status == "revoked");
+check("posh: refused without keys or with bad expires", refused(core.read_posh_document, { keys = {} }, "a")
+	and refused(core.read_posh_document, { keys = { { key = key.public } }, expires = -1 }, "a")
+	and refused(core.read_posh_document, { keys = { { key = key.public, status = "lost" } } }, "a"));
+
 -- The pre-flight answer leaves out a view a client could not read.
 check("preflight: a failed pin view is kept", core.preflight_answer("b.example", true,
 	{ method = "pin", result = "fail", reason = "pin-mismatch", tls = "1.3", spki = "AAAAAAAAAAAAAAAA" }).link ~= nil);

@@ -1,6 +1,7 @@
 -- A domain's published attestation keys in its disco#info (XEP "Keys"; the disco part of
 -- reference/trustpath/core/disco.py): the XEP-0128 form this server publishes and the reading
--- of a peer's.  DNSSEC TXT records and POSH documents are not read by this core.
+-- of a peer's, and the two other published formats: DNSSEC TXT records at _trust-path.<domain>
+-- and the POSH document (the caller checks DNSSEC validation and fetches the document).
 local M = ...;
 local st = require "util.stanza";
 local NS = M.NS;
@@ -105,4 +106,93 @@ function M.key_form(keys, max_skew, cache_for)
 	form:tag("field", { var = "max-skew", type = "text-single" }):text_tag("value", ("%d"):format(max_skew or M.DEFAULT_MAX_SKEW)):up();
 	form:tag("field", { var = "cache-for", type = "text-single" }):text_tag("value", ("%d"):format(cache_for or M.DEFAULT_CACHE_FOR)):up();
 	return form;
+end
+
+-- One TXT record per key: "v=tp1; k=ed25519:<key>", with "; s=retired; until=<time>" or
+-- "; s=revoked; since=<time>" (the Python txt_records).
+function M.txt_records(keys)
+	local out = {};
+	for _, k in ipairs(keys) do
+		local text = ("v=tp1; k=%s:%s"):format(k.alg or "ed25519", k.key);
+		if k.status == "retired" then text = text .. "; s=retired; until=" .. k.not_after;
+		elseif k.status == "revoked" then text = text .. "; s=revoked" .. (k.since and ("; since=" .. k.since) or ""); end
+		out[#out + 1] = text;
+	end
+	return out;
+end
+
+-- A domain's keys from the texts of its _trust-path TXT records (the Python read_txt_records;
+-- the caller checks that the resolver validated them: only then is the key source "dnssec").
+-- Records that are not v=tp1 are ignored; raises "malformed" for a bad tp1 record or for no
+-- current key.
+function M.read_txt_records(texts, domain)
+	local keys, current = {}, false;
+	for _, text in ipairs(texts) do
+		local tags = {};
+		for part in (text .. ";"):gmatch("([^;]*);") do
+			local name, value = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$");
+			if name then tags[name] = value; end
+		end
+		if tags.v == "tp1" then
+			local ok, alg, key = pcall(M.parse_key, tags.k or "");
+			if not ok then M.fail("malformed", "%s's _trust-path TXT record: %s", domain, type(alg) == "table" and alg.text or tostring(alg)); end
+			local status = ({ retired = "retired", revoked = "revoked" })[tags.s or ""] or "current";
+			for _, name in ipairs { "until", "since" } do
+				if tags[name] then
+					local good, why = M.parse_time(tags[name]);
+					if not good then M.fail("malformed", "%s's _trust-path TXT record: %s", domain, why); end
+				end
+			end
+			if status == "retired" and not tags["until"] then
+				M.fail("malformed", "%s's _trust-path TXT record: a retired key needs until=", domain);
+			end
+			keys[#keys + 1] = { key = key, status = status, alg = alg, not_after = tags["until"], since = tags.since };
+			current = current or status == "current";
+		end
+	end
+	if not current then M.fail("malformed", "%s publishes no current key in DNS", domain); end
+	return keys;
+end
+
+-- The POSH document (RFC 7711 style) at https://<domain>/.well-known/posh/trust-path.json, as a
+-- table for util.json (the Python posh_document).
+M.POSH_PATH = "/.well-known/posh/trust-path.json";
+function M.posh_document(keys, expires)
+	local list = {};
+	for _, k in ipairs(keys) do
+		list[#list + 1] = { key = k.key, alg = k.alg or "ed25519", status = k.status, not_after = k.not_after, since = k.since };
+	end
+	return { keys = list, expires = expires or M.DEFAULT_CACHE_FOR };
+end
+
+-- A domain's keys and how long to keep them (seconds), from its decoded POSH document (the
+-- Python read_posh_document); raises "malformed".
+function M.read_posh_document(data, domain)
+	if type(data) ~= "table" or type(data.keys) ~= "table" or #data.keys == 0 then
+		M.fail("malformed", "%s's POSH document needs a 'keys' list", domain);
+	end
+	local expires = data.expires;
+	if expires == nil then expires = M.DEFAULT_CACHE_FOR; end
+	if math.type(expires) ~= "integer" and not (type(expires) == "number" and expires == math.floor(expires)) or expires < 0 then
+		M.fail("malformed", "%s's POSH document: 'expires' must be whole seconds", domain);
+	end
+	local keys = {};
+	for _, entry in ipairs(data.keys) do
+		if type(entry) ~= "table" or type(entry.key) ~= "string" then M.fail("malformed", "%s's POSH document: each key entry needs a 'key' string", domain); end
+		local ok, alg, key = pcall(M.parse_key, (entry.alg or "ed25519") .. ":" .. entry.key);
+		if not ok then M.fail("malformed", "%s's POSH document: %s", domain, type(alg) == "table" and alg.text or tostring(alg)); end
+		local status = entry.status or "current";
+		if status ~= "current" and status ~= "retired" and status ~= "revoked" then
+			M.fail("malformed", "%s's POSH document: unknown key status %q", domain, tostring(status));
+		end
+		for _, name in ipairs { "not_after", "since" } do
+			if entry[name] ~= nil then
+				local good, why = M.parse_time(entry[name]);
+				if not good then M.fail("malformed", "%s's POSH document: '%s': %s", domain, name, tostring(why)); end
+			end
+		end
+		if status == "retired" and entry.not_after == nil then M.fail("malformed", "%s's POSH document: a retired key needs 'not_after'", domain); end
+		keys[#keys + 1] = { key = key, alg = alg, status = status, not_after = entry.not_after, since = entry.since };
+	end
+	return keys, math.tointeger(expires);
 end

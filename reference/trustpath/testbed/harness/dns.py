@@ -6,7 +6,8 @@ touched.  Unknown names get NXDOMAIN.
 
 With :meth:`Zone.sign` the zone "example." is DNSSEC-signed (one ECDSA P-256 key, flags
 257, that signs every RRset): answers to queries with the DO bit carry their RRSIGs, DNSKEY
-is answered, and TLSA records (DANE, RFC 6698/7673) can be published.  Its
+is answered, and TLSA records (DANE, RFC 6698/7673) and TXT records (a domain's trust-path keys
+at ``_trust-path.<domain>``, XEP "Keys") can be published.  Its
 :attr:`Zone.trust_anchor` is what libunbound is given (``unbound = { trusted = ... }``), so
 validation needs nothing above "example.".
 """
@@ -36,6 +37,7 @@ class Zone:
     a: dict[str, str] = field(default_factory=dict)
     srv: dict[str, tuple[str, int]] = field(default_factory=dict)  # '_xmpp-server._tcp.b.example.' -> (target, port)
     tlsa: dict[str, list[str]] = field(default_factory=dict)  # '_15269._tcp.xmpp.b.example.' -> ['3 1 1 <hex>']
+    txt: dict[str, list[str]] = field(default_factory=dict)  # '_trust-path.a.example.' -> ['v=tp1; k=ed25519:...']
     _key: object | None = None
     _dnskey: dns.rrset.RRset | None = None
 
@@ -68,6 +70,10 @@ class Zone:
         """Publish TLSA ``<usage> 1 1 <SHA-256 of the SPKI>`` for ``_port._tcp.host``."""
         self.tlsa.setdefault(f"_{port}._tcp.{host.rstrip('.')}.", []).append(f"{usage} 1 1 {spki_sha256_hex}")
 
+    def add_txt(self, name: str, texts: list[str]) -> None:
+        """Publish TXT records at ``name`` (one character-string each, so at most 255 bytes)."""
+        self.txt.setdefault(f"{name.rstrip('.')}.", []).extend(texts)
+
     def rrsig(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
         import dns.dnssec
 
@@ -88,6 +94,11 @@ class Zone:
         host = f"xmpps.{domain}."
         self.a[host] = address
         self.srv[f"_xmpps-server._tcp.{domain}."] = (host, port)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one TXT character-string in presentation format."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class DnsServer:
@@ -130,7 +141,7 @@ class DnsServer:
         name = question.name.to_text().lower()
         rdtype = question.rdtype
         zone = self.zone
-        known = name in zone.a or name in zone.srv or name in zone.tlsa or (zone.signed and name == APEX)
+        known = name in zone.a or name in zone.srv or name in zone.tlsa or name in zone.txt or (zone.signed and name == APEX)
         rrset = None
         if rdtype == dns.rdatatype.A and name in zone.a:
             rrset = dns.rrset.from_text(name, 60, "IN", "A", zone.a[name])
@@ -139,6 +150,8 @@ class DnsServer:
             rrset = dns.rrset.from_text(name, 60, "IN", "SRV", f"0 5 {port} {target}")
         elif rdtype == dns.rdatatype.TLSA and name in zone.tlsa:
             rrset = dns.rrset.from_text_list(name, 60, "IN", "TLSA", zone.tlsa[name])
+        elif rdtype == dns.rdatatype.TXT and name in zone.txt:
+            rrset = dns.rrset.from_text_list(name, 60, "IN", "TXT", [_quoted(t) for t in zone.txt[name]])
         elif rdtype == dns.rdatatype.DNSKEY and zone.signed and name == APEX:
             rrset = zone.dnskey
         elif not known:

@@ -13,10 +13,13 @@ from typing import Any
 
 from ...client.slixmpp.pins import PinStore
 from ...client.slixmpp.wire import wire_bytes
+from ...core.disco import txt_records
+from ...core.keys import KeySet, PublishedKey, SigningKey
 from ...core.timefmt import format_time
 from ..scenarios import ALICE, BOB, Bed, Outcome, Scenario, check_outcome, error_detail, scenarios_on
 from .clients import TrustPathClient
 from .mitm import C2SInterceptor, KeyFetchAttacker
+from .rotate import current_key
 from .world import C2S_INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT, KEY_FETCH_ATTACKER_ADDRESS, World, build_world
 
 FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -45,6 +48,13 @@ class Setup:
     #: (b.example checks a.example by the CA only, a.example pins b.example)
     key_fetch_attack: bool = False
     a_pins_b: bool = False  # a.example pins b.example (the outbound H2) even without s2s_pins
+    #: both domains publish their keys in ``_trust-path.<domain>`` TXT records (XEP "Keys"):
+    #: ``real`` (each its own key) or ``wrong`` (a.example's record names a key it does not hold);
+    #: signed (validated) only with ``dane``
+    txt_keys: str | None = None
+    a_tlsa: bool = True  # with ``dane``: a.example publishes TLSA (False: b.example checks it by the CA only)
+    #: extra config options: (domain, option, value), e.g. ``("b.example", "trust_path_peer_keys", {...})``
+    options: tuple[tuple[str, str, Any], ...] = ()
 
 
 @dataclass
@@ -111,6 +121,9 @@ def _configure(setup: Setup) -> Callable[[str, dict[str, str]], dict[str, object
             options["trust_path_s2s_pins"] = {other: [spki[other]]}
         if setup.attack and domain == "a.example":
             options["trust_path_test_attack"] = setup.attack
+        for where, name, value in setup.options:
+            if where == domain:
+                options[name] = value
         return options
 
     return configure
@@ -135,6 +148,10 @@ def world_for(setup: Setup) -> World:
                         distrust=distrust, dane=setup.dane, keep_files=bool(os.environ.get("TRUSTPATH_HARNESS_KEEP")),
                         direct_tls=direct_tls)
     try:
+        if setup.dane and not setup.a_tlsa:
+            world.dns.zone.tlsa.pop("_15269._tcp.xmpp.a.example.", None)
+        if setup.txt_keys is not None:
+            publish_txt_keys(world, wrong=setup.txt_keys == "wrong")
         if setup.h1_attack is not None:
             world.attackers.append(C2SInterceptor(
                 (C2S_INTERCEPTOR_ADDRESS, 15222), (world.address("a.example"), 15222), "a.example", ALICE,
@@ -149,6 +166,16 @@ def world_for(setup: Setup) -> World:
         world.close()
         raise
     return world
+
+
+def publish_txt_keys(world: World, *, wrong: bool = False) -> None:
+    """Publish each server's attestation keys in ``_trust-path.<domain>`` TXT records (the
+    reference's :func:`~trustpath.core.disco.txt_records`); with ``wrong``, a.example's record
+    names a key it does not hold.  Done once the servers run (a server makes its key on first start)
+    and before any client connects."""
+    for domain, instance in world.servers.items():
+        key = SigningKey.generate().public if wrong and domain == "a.example" else current_key(instance).public
+        world.dns.zone.add_txt(f"_trust-path.{domain}", txt_records(KeySet(domain, (PublishedKey(key),))))
 
 
 async def next_event(queue: asyncio.Queue[Any], timeout: float = 10) -> Any:
