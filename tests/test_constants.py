@@ -65,7 +65,7 @@ def test_the_lua_core_reads_the_same_table():
     code = (f"local core = dofile({json.dumps(str(script))}).core; local json = require 'util.json'; "
             "local m = {}; for k, v in pairs(core.METHOD_STRENGTH) do m[k] = core.strength_names[v] end; "
             "local ks = {}; for k, v in pairs(core.KEY_SOURCE_STRENGTH) do ks[k] = core.strength_names[v] end; "
-            "print(json.encode({ ns = core.NS, methods = m, records = core.MAX_ATTESTATIONS, "
+            "print(json.encode({ ns = core.NS, methods = m, records = core.MAX_RECORDS, "
             "record_chars = core.MAX_RECORD_CHARS, key_sources = ks, reasons = core.REASONS, "
             "bindings = core.CLIENT_BINDINGS, payloads = core.PAYLOAD_ORDER }))")
     result = subprocess.run(["lua5.4", "-e", code], capture_output=True, text=True, timeout=30, cwd=ROOT)

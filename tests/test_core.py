@@ -30,7 +30,7 @@ from trustpath import (
     signing_input,
     verify_stanza,
 )
-from trustpath.core.codec import add_attestation, decode_path, message_fields, parse_stanza, serialize
+from trustpath.core.codec import add_record, decode_path, message_fields, parse_stanza, serialize
 from trustpath.core.errors import MalformedStanza
 from trustpath.core.keys import KeyStatus, short_spki
 from trustpath.core.model import Path
@@ -172,7 +172,7 @@ def test_end_point_binding_catches_a_different_server_key():
 
 def test_replay_cache_rejects_a_signature_seen_before():
     path, anchor = _delivery_only(seed_key(5))
-    report = verify(MSG, path, anchor, T0, seen={path.attestations[0].sig})
+    report = verify(MSG, path, anchor, T0, seen={path.records[0].sig})
     assert report.verdict is Verdict.UNTRUSTED
     assert report.hops[-1].reason == "replayed"
 
@@ -181,7 +181,7 @@ def test_a_record_copied_onto_another_message_is_tampered():
     path, anchor = _delivery_only(seed_key(5))
     report = verify(replace(MSG, id="m2"), path, anchor, T0)
     assert report.verdict is Verdict.UNTRUSTED
-    assert report.attestations[-1].status == "tampered"
+    assert report.records[-1].status == "tampered"
 
 
 def test_verify_needs_an_aware_time():
@@ -245,13 +245,13 @@ def test_signature_survives_namespace_change_and_server_added_elements():
     for k, v in (("from", MSG.sender), ("to", MSG.to), ("id", MSG.id), ("type", MSG.type)):
         root.set(k, v)
     etree.SubElement(root, "{jabber:client}body").text = "Hi"
-    add_attestation(root, path.attestations[0])
+    add_record(root, path.records[0])
     server = renamespace(root, "jabber:client", "jabber:server")
     etree.SubElement(server, "{urn:xmpp:sid:0}stanza-id", nsmap={None: "urn:xmpp:sid:0"}).set("id", "x")
     etree.SubElement(server, "{urn:xmpp:delay}delay", nsmap={None: "urn:xmpp:delay"}).set("stamp", "2026")
     data = serialize(renamespace(server, "jabber:server", "jabber:client"))
     assert b"stanza-id" in data
-    assert verify_stanza(data, anchor, T0).attestations[0].status == "ok"
+    assert verify_stanza(data, anchor, T0).records[0].status == "ok"
     assert message_fields(server) == MSG
 
 
@@ -259,13 +259,13 @@ def test_codec_round_trip_of_a_real_path(pinned_vector):
     data, _, _ = pinned_vector
     root = parse_stanza(data)
     path = decode_path(root)
-    assert len(path.attestations) == 3
+    assert len(path.records) == 3
     copy_root = copy.deepcopy(root)
     for child in list(copy_root):
         if child.tag.endswith("path"):
             copy_root.remove(child)
-    for att in path.attestations:
-        add_attestation(copy_root, att)
+    for att in path.records:
+        add_record(copy_root, att)
     assert decode_path(copy_root) == path
 
 

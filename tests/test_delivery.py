@@ -52,7 +52,7 @@ def _reported(verdict: Verdict, origin: str | None = SIG) -> DeliveryReport:
 
 
 def _receipt(verdict: Verdict) -> Report:
-    return Report(verdict=verdict, hops=(), weakest=(), attestations=())
+    return Report(verdict=verdict, hops=(), weakest=(), records=())
 
 
 # --- the embedded federation and the published vectors -------------------------------------------
@@ -117,7 +117,7 @@ def test_report_gives_the_recipients_verdict_hops_id_and_the_senders_signature()
     assert report.hops[1].method == received.hops[1].method == "pkix / pkix"
 
 
-def test_report_has_no_origin_when_the_first_attestation_is_not_the_senders():
+def test_report_has_no_origin_when_the_first_record_is_not_the_senders():
     with Federation() as fed:
         ss, rs = fed.server("a.example"), fed.server("b.example")
         alice = ClientNode(fed, ALICE, ss, takes_part=False)  # the sender's client does not sign
@@ -227,7 +227,7 @@ def test_a_report_about_another_copy_is_untrusted():
     assert missing.verdict is Verdict.UNTRUSTED
 
 
-def test_without_an_own_attestation_there_is_no_origin_to_compare():
+def test_without_an_own_record_there_is_no_origin_to_compare():
     delivery = judge_delivery(_reported(Verdict.WEAK, origin=None), _receipt(Verdict.TRUSTED), sent_origin=None)
     assert (delivery.verdict, delivery.limited_by) == (Verdict.WEAK, None)
 
@@ -293,7 +293,7 @@ def test_a_report_for_an_id_this_client_does_not_remember_is_at_best_unknown():
     assert lower.verdict is Verdict.UNKNOWN  # never higher than unknown, and never higher than reported
 
 
-def test_a_message_sent_without_an_attestation_has_no_origin_to_compare():
+def test_a_message_sent_without_an_record_has_no_origin_to_compare():
     data, expected = _vector("delivered-h2-ca-only")
     delivery = delivery_of(data, _receipt_report(data, "delivered-h2-ca-only"),
                            {(expected["sent_to"], expected["sent_id"]): None})

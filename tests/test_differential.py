@@ -42,7 +42,7 @@ from trustpath.testbed.sim.tls import KeyFactory
 
 SERVICE = ROOT / "prosody" / "tests" / "differential.lua"
 BASE = find_message(parse_stanza((VECTORS / "scenarios" / "01-all-pinned.xml").read_bytes())).message
-BASE_RECORDS = [a.text for a in decode_path(BASE).attestations]  # type: ignore[union-attr]
+BASE_RECORDS = [a.text for a in decode_path(BASE).records]  # type: ignore[union-attr]
 KEYS = KeyFactory(VECTOR_SEED)
 ALICE = KEYS.signing_key("client/alice@a.example/phone").public
 A_KEY = KEYS.signing_key("server/a.example/1").public
@@ -95,7 +95,7 @@ def decoded(message: etree._Element) -> tuple[list[Any], MessageFields]:
     """decode_path, then message_fields with the qualified payloads the records cover (as
     receive.verify_stanza reads a message)."""
     path = decode_path(message)
-    atts = list(path.attestations) if path is not None else []
+    atts = list(path.records) if path is not None else []
     extra = tuple({t for a in atts for t in (a.covers or ()) if t.startswith("{")})
     return atts, message_fields(message, extra)
 
@@ -117,7 +117,7 @@ def py_decode(data: str) -> dict[str, Any]:
 
 def path_texts(message: etree._Element) -> list[str]:
     path = decode_path(message)
-    return [a.text for a in path.attestations] if path is not None else []
+    return [a.text for a in path.records] if path is not None else []
 
 
 def py_filter(data: str, session_key: str | None) -> dict[str, Any]:

@@ -116,7 +116,7 @@ def test_offline_then_archive_keeps_the_arrival_time_also_after_a_key_rotation()
     in_live_federation(steps)
 
 
-def test_several_resources_and_carbons_each_get_their_own_attestation():
+def test_several_resources_and_carbons_each_get_their_own_record():
     """Two resources and carbons: each delivery is attested on its own; the archive holds the
     first delivery's, which a third resource reads."""
     async def steps(live: Live) -> None:

@@ -1,5 +1,5 @@
 """Every key source of the XEP's "Keys" section that a server uses, live: b.example learns
-a.example's attestation key from DNSSEC-validated ``_trust-path`` TXT records (key source
+a.example's record key from DNSSEC-validated ``_trust-path`` TXT records (key source
 ``dnssec``), from its operator's configuration (``config``), or over its own CA-checked link
 (``s2s-pkix``), and the verdict never claims more than the source supports.  POSH is not read by
 mod_trust_path (prosody/README.md).
@@ -81,7 +81,7 @@ def test_without_txt_records_the_same_link_gives_key_source_s2s_pkix():
 
 
 def test_dnssec_keys_do_not_cap_the_path():
-    # b.example pins a.example's certificate (the inbound H2), but learns its attestation key from DNSSEC
+    # b.example pins a.example's certificate (the inbound H2), but learns its record key from DNSSEC
     report, _ = _run(replace(CA_ONLY, b_pins_a=True, txt_keys="real"))
     h2 = _h2(report)
     assert report.verdict is Verdict.TRUSTED and h2.key_source == "dnssec", _shown(report)
@@ -109,7 +109,7 @@ def _configured(tmp_path: Path, listed: str | None = None) -> Setup:
     that key) as a.example's key.  The servers pin each other's certificates (so that the path can
     be trusted at all): the configured key takes the place of one fetched over the pinned link."""
     key = SigningKey.generate()
-    key_file = tmp_path / "a-attestation.hex"
+    key_file = tmp_path / "a-record.hex"
     key_file.write_text(key.seed().hex() + "\n")
     key_file.chmod(0o600)
     return Setup(options=(

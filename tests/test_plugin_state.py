@@ -41,7 +41,7 @@ from slixmpp.xmlstream import ET
 from slixmpp_stream import MockStream, disco_result
 from trustpath.client.slixmpp.plugin import TrustPath
 from trustpath.core.attest import attest
-from trustpath.core.codec import add_attestation, serialize
+from trustpath.core.codec import add_record, serialize
 from trustpath.core.keys import SigningKey, short_spki
 from trustpath.core.model import NS, Chain, MessageFields, Result, View
 
@@ -60,11 +60,11 @@ def signed_message(key: SigningKey, ident: str) -> str:
     """A message from alice@localhost, signed by 'localhost' with ``key``, asking for a receipt."""
     fields = MessageFields(sender=SENDER, to="tester@localhost", id=ident, type="chat", bodies=((None, ident),))
     view = View("sasl", Result.PASS, "1.3", short_spki(SPKI))  # how each client authenticated to localhost
-    attestation = attest(fields, key, signer="localhost", time=T0, in_view=view, chain=Chain.ABSENT, out_view=view,
+    record = attest(fields, key, signer="localhost", time=T0, in_view=view, chain=Chain.ABSENT, out_view=view,
                          out_peer=ME)
     root = etree.fromstring(f"<message xmlns='jabber:client' from='{SENDER}' to='{fields.to}' id='{ident}' "
                             f"type='chat'><body>{ident}</body></message>")
-    add_attestation(root, attestation)
+    add_record(root, record)
     # the request is not signed (XEP-0184 is outside the signing input): added after
     etree.SubElement(root, "{urn:xmpp:receipts}request")
     return serialize(root).decode()
@@ -106,7 +106,7 @@ class Received:
     key: SigningKey  # the server key it was signed with
     in_unchecked: bool = True  # the plugin waits for its check (no session ended since it arrived)
     verdict: str | None = None  # the verdict the application was given
-    status: str | None = None  # its server attestation's status
+    status: str | None = None  # its server record's status
     reportable: bool = False  # checked while the plugin waited for it: its receipt can carry a report
     acknowledged: bool = False
     held_since: int | None = None  # the clock tick its receipt was held at
@@ -121,9 +121,9 @@ class ReceiptMachine(RuleBasedStateMachine):
         self.stream.stream_start(jid=ME, plugins=["trust_path"], plugin_config={"trust_path": {
             "now": lambda: T0, "receipt_wait": RECEIPT_WAIT, "key_refresh_interval": 0, "disco_timeout": 10 ** 6}})
         self.plugin: TrustPath = self.stream.xmpp.plugin["trust_path"]
-        self.verdicts: list[tuple[str, str, str]] = []  # (id, verdict, last attestation's status)
+        self.verdicts: list[tuple[str, str, str]] = []  # (id, verdict, last record's status)
         self.stream.xmpp.add_event_handler("trust_path_verdict", lambda event: self.verdicts.append(
-            (event.stanza["id"], event.report.verdict.value, event.report.attestations[-1].status)))
+            (event.stanza["id"], event.report.verdict.value, event.report.records[-1].status)))
         self.invalid: list[object] = []
         self.stream.xmpp.add_event_handler("trust_path_invalid", self.invalid.append)
         self.messages: dict[str, Received] = {}

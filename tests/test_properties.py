@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from trustpath import InvalidInput, MessageFields, SigningKey, Verdict, attest, verify_stanza
-from trustpath.core.codec import decode_attestation, find_path_element, parse_stanza, serialize
+from trustpath.core.codec import decode_record, find_path_element, parse_stanza, serialize
 from trustpath.core.model import NS, Chain, KeySource, Result, View
 from trustpath.core.timefmt import format_time
 
@@ -62,7 +62,7 @@ def records(draw):
 @SETTINGS
 @given(records())
 def test_a_record_decodes_to_what_was_signed(record):
-    assert decode_attestation(record.text) == record
+    assert decode_record(record.text) == record
 
 
 def _apply(data: bytes, draw) -> bytes:

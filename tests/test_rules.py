@@ -22,7 +22,7 @@ from trustpath import (
     verify_stanza,
 )
 from trustpath.core.codec import (
-    add_attestation,
+    add_record,
     decode_path,
     find_message,
     find_path_element,
@@ -62,21 +62,21 @@ def test_each_participating_node_adds_one_record_in_node_order(fed):
     ss, rs, alice, bob = _world(fed)
     alice.send("bob@b.example", "hello")
     _, path = _path(bob.inbox[-1].stanza)
-    sc, sa, sb = path.attestations
+    sc, sa, sb = path.records
     assert (sc.signer, sc.in_view, sc.time) == (None, None, None)  # the client's record: k, o (and z) only
     assert (sa.signer, sa.chain, sa.vouch, sa.out_peer) == ("a.example", Chain.PASS, KeySource.LINK, None)
     assert (sb.signer, sb.chain, sb.vouch, sb.out_peer) == ("b.example", Chain.PASS, KeySource.S2S_PIN, BOB)
-    assert all(a.stored is None for a in path.attestations)  # nothing was held in storage
+    assert all(a.stored is None for a in path.records)  # nothing was held in storage
 
 
 def test_the_sending_server_states_the_channel_binding_it_checked(fed):
     ss, rs, alice, bob = _world(fed)
     alice.send("bob@b.example", "bound")
-    assert _path(bob.inbox[-1].stanza)[1].attestations[1].in_view.method == "tls-server-end-point"
+    assert _path(bob.inbox[-1].stanza)[1].records[1].in_view.method == "tls-server-end-point"
     alice.channel_binding = False
     alice.connect()
     alice.send("bob@b.example", "not bound")
-    sa = _path(bob.inbox[-1].stanza)[1].attestations[1]
+    sa = _path(bob.inbox[-1].stanza)[1].records[1]
     assert sa.in_view.method == "sasl"
     h1 = bob.inbox[-1].report.hops[0]
     assert (h1.strength.name, h1.reason) == ("CA", "unbound")
@@ -93,8 +93,8 @@ def test_a_record_under_a_key_the_session_did_not_announce_is_not_kept(fed):
     alice.key = saved
     alice.server.from_client(alice.session, alice.session.link.client_to_server(serialize(root)))
     _, path = _path(bob.inbox[-1].stanza)
-    assert [a.signer for a in path.attestations] == ["a.example", "b.example"]
-    assert (path.attestations[0].chain, path.attestations[0].chain_reason) == (Chain.FAIL, "key-unknown")
+    assert [a.signer for a in path.records] == ["a.example", "b.example"]
+    assert (path.records[0].chain, path.records[0].chain_reason) == (Chain.FAIL, "key-unknown")
     assert bob.inbox[-1].report.verdict is Verdict.UNTRUSTED
 
 
@@ -135,16 +135,16 @@ def test_recipient_server_attests_each_resource_separately(fed):
     alice.send("bob@b.example", "to every resource")
     for client in (bob, phone):
         _, path = _path(client.inbox[-1].stanza)
-        assert path.attestations[-1].out_peer == client.jid
+        assert path.records[-1].out_peer == client.jid
         assert client.inbox[-1].report.verdict is Verdict.TRUSTED
-    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].sig != _path(phone.inbox[-1].stanza)[1].attestations[-1].sig
+    assert _path(bob.inbox[-1].stanza)[1].records[-1].sig != _path(phone.inbox[-1].stanza)[1].records[-1].sig
 
 
 def test_a_record_vouches_for_the_one_before_only_when_it_kept_it():
     _, path = _path(_scenario(1).stanza)
-    assert [a.vouch for a in path.attestations] == [None, KeySource.LINK, KeySource.S2S_PIN]
+    assert [a.vouch for a in path.records] == [None, KeySource.LINK, KeySource.S2S_PIN]
     _, gap = _path(_scenario(5).stanza)  # a.example does not take part
-    client, rs = gap.attestations
+    client, rs = gap.records
     assert (rs.chain, rs.vouch) == (Chain.ABSENT, None)
 
 
@@ -163,7 +163,7 @@ def test_the_key_source_caps_the_hop_it_vouches_for(pinned_vector, source, verdi
 def test_a_vouching_record_without_a_key_source_leaves_the_record_before_unvouched(pinned_vector):
     data, anchor, now = pinned_vector
     report = verify_stanza(resign_pinned(data, {2: {"vouch": None}}), anchor, now)
-    assert [a.status for a in report.attestations] == ["unvouched", "chain-broken", "ok"]
+    assert [a.status for a in report.records] == ["unvouched", "chain-broken", "ok"]
     assert report.verdict is not Verdict.TRUSTED
 
 
@@ -181,26 +181,26 @@ def test_an_unknown_field_is_signed_and_otherwise_ignored(pinned_vector):
     data, anchor, now = pinned_vector
     extended = resign_pinned(data, {0: {"extra": (("x-future", "42"),)}})
     assert b";x-future=42;z=" in extended
-    assert decode_path(find_message(parse_stanza(extended)).message).attestations[0].extra == (("x-future", "42"),)
+    assert decode_path(find_message(parse_stanza(extended)).message).records[0].extra == (("x-future", "42"),)
     assert verify_stanza(extended, anchor, now).verdict is Verdict.TRUSTED
     # the field is signed, by its record and by every later one (as part of prev)
     changed = verify_stanza(extended.replace(b";x-future=42;", b";x-future=43;", 1), anchor, now)
-    assert changed.verdict is Verdict.UNTRUSTED and changed.attestations[-1].status == "tampered"
+    assert changed.verdict is Verdict.UNTRUSTED and changed.records[-1].status == "tampered"
 
 
 def test_server_keeps_only_the_clients_own_record_and_counts_what_it_removed(fed):
     ss, rs, alice, bob = _world(fed)
-    alice.send("bob@b.example", "with a forgery", extra=alice.forge_server_attestation)
+    alice.send("bob@b.example", "with a forgery", extra=alice.forge_server_record)
     _, path = _path(bob.inbox[-1].stanza)
-    assert [a.signer for a in path.attestations] == [None, "a.example", "b.example"]
-    assert (path.attestations[1].removed, path.attestations[1].chain) == (1, Chain.PASS)
+    assert [a.signer for a in path.records] == [None, "a.example", "b.example"]
+    assert (path.records[1].removed, path.records[1].chain) == (1, Chain.PASS)
     assert bob.inbox[-1].report.verdict is Verdict.TRUSTED
 
 
 @pytest.mark.parametrize("number, chain, reason", [(1, Chain.PASS, None), (5, Chain.ABSENT, None),
                                                    (6, Chain.STRIPPED, None), (20, Chain.FAIL, "key-unknown")])
 def test_receiving_server_states_what_arrived_without_checking_signatures(number, chain, reason):
-    rs = _path(_scenario(number).stanza)[1].attestations[-1]
+    rs = _path(_scenario(number).stanza)[1].records[-1]
     assert (rs.chain, rs.chain_reason) == (chain, reason)
 
 
@@ -208,8 +208,8 @@ def test_a_receiving_server_does_not_verify_signatures_the_recipient_does():
     """Scenario 7: the body was changed after a.example signed; b.example looks keys up and
     passes the chain on, bob's client finds the broken signature."""
     outcome = _scenario(7)
-    assert _path(outcome.stanza)[1].attestations[-1].chain is Chain.PASS
-    assert [a.status for a in outcome.report.attestations] == ["unvouched", "tampered", "ok"]
+    assert _path(outcome.stanza)[1].records[-1].chain is Chain.PASS
+    assert [a.status for a in outcome.report.records] == ["unvouched", "tampered", "ok"]
     assert (outcome.report.hops[0].result, outcome.report.hops[0].reason) == ("unknown", "unvouched")
 
 
@@ -218,12 +218,12 @@ def test_a_key_the_origin_does_not_publish_fails_the_chain_after_one_refetch(fed
     alice.send("bob@b.example", "first")
     ss.signing = fed.keys.signing_key("server/a.example/unpublished")  # signs with a key it never published
     alice.send("bob@b.example", "signed with an unpublished key")
-    rs_att = _path(bob.inbox[-1].stanza)[1].attestations[-1]
+    rs_att = _path(bob.inbox[-1].stanza)[1].records[-1]
     assert (rs_att.chain, rs_att.chain_reason) == (Chain.FAIL, "key-unknown")
     assert bob.inbox[-1].report.verdict is Verdict.UNTRUSTED
     ss.rotate_key()  # now a new key that is published: the refetch finds it
     alice.send("bob@b.example", "after a rotation")
-    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].chain is Chain.PASS
+    assert _path(bob.inbox[-1].stanza)[1].records[-1].chain is Chain.PASS
 
 
 def test_remembered_policy_turns_a_hidden_feature_into_stripped(fed):
@@ -232,10 +232,10 @@ def test_remembered_policy_turns_a_hidden_feature_into_stripped(fed):
     ss.takes_part = False  # an attacker now hides the feature and the record
     fed.clock.advance(3 * 86400)
     alice.send("bob@b.example", "three days later")
-    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].chain is Chain.STRIPPED
+    assert _path(bob.inbox[-1].stanza)[1].records[-1].chain is Chain.STRIPPED
     fed.clock.advance(8 * 86400)
     alice.send("bob@b.example", "after the remembered period")
-    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].chain is Chain.ABSENT
+    assert _path(bob.inbox[-1].stanza)[1].records[-1].chain is Chain.ABSENT
     assert rs.remember_for >= timedelta(days=7)
 
 
@@ -243,13 +243,13 @@ def test_a_key_carried_in_the_message_is_never_the_anchor(pinned_vector):
     data, anchor, now = pinned_vector
     impostor = SigningKey.from_seed(b"\x07" * 32)
     fields, path = _path(data)
-    sc, sa, sb = path.attestations
+    sc, sa, sb = path.records
     forged = attest(fields, impostor, signer="b.example", time=sb.time, previous=f"{sc.text} {sa.text}",
                     in_view=sb.in_view, chain=sb.chain, vouch=sb.vouch, out_view=sb.out_view, out_peer=sb.out_peer)
-    report = verify(fields, replace(path, attestations=(sc, sa, forged)), anchor, now)
+    report = verify(fields, replace(path, records=(sc, sa, forged)), anchor, now)
     assert report.verdict is Verdict.UNTRUSTED
     assert report.hops[-1].reason == "tampered"
-    later = verify(fields, replace(path, attestations=(sc, sa, forged)), anchor, now + timedelta(days=30))
+    later = verify(fields, replace(path, records=(sc, sa, forged)), anchor, now + timedelta(days=30))
     assert later.verdict is Verdict.UNKNOWN and later.hops[-1].reason == "key-unknown"
 
 
@@ -268,9 +268,9 @@ def test_a_full_path_is_passed_on_without_a_further_record(fed):
                                   out_view=alice.view).text)
         element_records.extend(records)
         for text in records:
-            from trustpath.core.codec import decode_attestation
+            from trustpath.core.codec import decode_record
 
-            add_attestation(root, decode_attestation(text))
+            add_record(root, decode_record(text))
 
     ss.takes_part = False  # let the 8 records reach b.example as they are
     delivered: list[bytes] = []
@@ -312,8 +312,8 @@ def test_a_sent_carbon_says_nothing_about_delivery():
     root = parse_stanza(outcome.stanza)
     assert root.find("{urn:xmpp:carbons:2}sent") is not None
     _, path = _path(outcome.stanza)
-    assert [a.signer for a in path.attestations] == [None, "a.example"]
-    assert path.attestations[-1].out_peer == "alice@a.example/laptop"
+    assert [a.signer for a in path.records] == [None, "a.example"]
+    assert path.records[-1].out_peer == "alice@a.example/laptop"
     report = outcome.report
     assert report.verdict is Verdict.UNKNOWN
     assert (report.hops[-1].reason, report.hops[-1].result) == ("sent-copy", "unknown")
@@ -321,7 +321,7 @@ def test_a_sent_carbon_says_nothing_about_delivery():
 
 def test_offline_delivery_is_signed_at_delivery_with_stored_arrival():
     outcome = _scenario(12)
-    rs = _path(outcome.stanza)[1].attestations[-1]
+    rs = _path(outcome.stanza)[1].records[-1]
     assert rs.stored == int(VECTOR_START.timestamp())
     assert rs.time == int((VECTOR_START + timedelta(hours=3)).timestamp())
     assert any("stored by b.example" in note for note in outcome.report.notes)
@@ -340,7 +340,7 @@ def test_first_message_is_signed_after_the_link_is_up(fed):
     ss, rs, alice, bob = _world(fed)
     assert "b.example" not in ss.links
     alice.send("bob@b.example", "the first message opens the link")
-    sa = _path(bob.inbox[-1].stanza)[1].attestations[1]
+    sa = _path(bob.inbox[-1].stanza)[1].records[1]
     assert sa.out_view.spki == short_spki(rs.credential.spki) == ss.links["b.example"].out_view.spki
 
 
@@ -451,7 +451,7 @@ def test_preflight_answers_with_the_view_the_server_would_attest(fed):
     answer = alice.preflight("b.example")
     assert (answer.domain, answer.takes_part) == ("b.example", True)
     alice.send("bob@b.example", "after the pre-flight")
-    attested = _path(bob.inbox[-1].stanza)[1].attestations[1].out_view
+    attested = _path(bob.inbox[-1].stanza)[1].records[1].out_view
     assert answer.link == attested and attested.method == "pin"
 
 
@@ -528,7 +528,7 @@ def test_a_key_the_origin_revoked_fails_the_chain_at_the_receiving_server(fed):
     ss, rs, alice, bob = _world(fed)
     ss.keyset = ss.keyset.revoked(ss.signing.public, VECTOR_START)  # revoked, yet a.example signs with it
     alice.send("bob@b.example", "signed with a revoked key")
-    sb = _path(bob.inbox[-1].stanza)[1].attestations[-1]
+    sb = _path(bob.inbox[-1].stanza)[1].records[-1]
     assert (sb.chain, sb.chain_reason) == (Chain.FAIL, "key-revoked")
     assert bob.inbox[-1].report.verdict is Verdict.UNTRUSTED
 
@@ -540,10 +540,10 @@ def test_a_fetched_key_set_is_used_no_longer_than_its_cache_for(fed):
     alice.send("bob@b.example", "b.example fetches a.example's keys")
     ss.keyset = ss.keyset.revoked(ss.signing.public, fed.clock.now)
     alice.send("bob@b.example", "within cache-for: the cached set still lists the key as current")
-    assert _path(bob.inbox[-1].stanza)[1].attestations[-1].chain is Chain.PASS
+    assert _path(bob.inbox[-1].stanza)[1].records[-1].chain is Chain.PASS
     fed.clock.advance(ss.cache_for + 1)
     alice.send("bob@b.example", "after cache-for: fetched again")
-    sb = _path(bob.inbox[-1].stanza)[1].attestations[-1]
+    sb = _path(bob.inbox[-1].stanza)[1].records[-1]
     assert (sb.chain, sb.chain_reason) == (Chain.FAIL, "key-revoked")
 
 

@@ -29,7 +29,7 @@ def raw_view(data: dict[str, str | None] | None) -> View | None:
 
 def sigs(message) -> list[str]:
     path = decode_path(message)
-    return [] if path is None else [a.sig for a in path.attestations]
+    return [] if path is None else [a.sig for a in path.records]
 
 
 def test_the_server_vectors_cover_every_rule():

@@ -103,7 +103,7 @@ def test_cli_rejects_hostile_files_with_one_line_and_status_2(case, capsys):
 def test_signing_inputs_reproduce_every_signature():
     """Each signing input, signed with the published test key, gives the signature in the stanza,
     except where the scenario itself altered the body after the client and its server signed (7), moved an
-    attestation to another message (9), or raised a delivery report after its receipt was signed."""
+    record to another message (9), or raised a delivery report after its receipt was signed."""
     keys = {k["public"]: k for k in load_json(VECTORS / "keys.json")["keys"]}
     files = sorted((VECTORS / "signing").glob("*.json")) + sorted((VECTORS / "receipts").glob("*.signing.json"))
     assert len(files) >= 12

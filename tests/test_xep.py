@@ -191,7 +191,7 @@ def test_signing_input_in_the_xep_reproduces():
                       TEXT, re.S)
     name, index, shown = block.group(1), int(block.group(2)), read_signing_text(block.group(3))
     message = find_message(parse_stanza((VECTORS / "scenarios" / f"{name}.xml").read_bytes())).message
-    record = decode_path(message).attestations[index]
+    record = decode_path(message).records[index]
     data = signing_input(message_fields(message), "", record.unsigned, record.covers)
     assert shown.encode() == data
     assert verify_signature(record.key, record.sig, data)

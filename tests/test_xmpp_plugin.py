@@ -291,7 +291,7 @@ class TestSigning(PluginTest):
         xml.set("from", JID_FULL)
         root = parse_stanza(tostring(xml, top_level=True).encode())
         fields = message_fields(root)
-        (att,) = decode_path(root).attestations
+        (att,) = decode_path(root).records
         assert fields.id == "m-1"
         # v1: the client's record has no signer (it is 'from'), no time, and its view of H1 only
         assert att.signer is None and att.time is None and att.in_view is None and att.chain is None
@@ -314,7 +314,7 @@ class TestSigning(PluginTest):
         xml.set("from", JID_FULL)
         root = parse_stanza(tostring(xml, top_level=True).encode())
         fields = message_fields(root)
-        (att,) = decode_path(root).attestations
+        (att,) = decode_path(root).records
         assert fields.id == origin
         assert verify_signature(self.plugin.session_key, att.sig, signing_input(fields, "", att.unsigned, att.covers))
         assert self.plugin.receipts.sent[("bob@b.example", origin)] == att.sig
@@ -331,7 +331,7 @@ class TestSigning(PluginTest):
         xml.set("from", JID_FULL)
         data = tostring(xml, top_level=True)
         root = parse_stanza(data.encode())
-        (att,) = decode_path(root).attestations
+        (att,) = decode_path(root).records
         assert att.covers == ("body", "omemo") and ";h=body,omemo;" in att.text
         fields = message_fields(root)
         assert verify_signature(self.plugin.session_key, att.sig, signing_input(fields, "", att.unsigned, att.covers))
@@ -344,7 +344,7 @@ class TestSigning(PluginTest):
         message = self.xmpp.make_message(mto="bob@b.example", mtype="chat")
         message.xml.append(ET.fromstring("<encrypted xmlns='urn:xmpp:omemo:2'><payload>eA==</payload></encrypted>"))
         message.send()
-        (att,) = decode_path(parse_stanza(tostring(self.sent(), top_level=True).encode())).attestations
+        (att,) = decode_path(parse_stanza(tostring(self.sent(), top_level=True).encode())).records
         assert att.covers == ("omemo2",)
 
     def test_messages_without_body_are_not_attested(self) -> None:
@@ -392,7 +392,7 @@ class TestSigning(PluginTest):
         xml.set("from", JID_FULL)
         root = parse_stanza(tostring(xml, top_level=True).encode())
         fields = message_fields(root)
-        (att,) = decode_path(root).attestations
+        (att,) = decode_path(root).records
         assert fields.require == "trusted" and sent["trust_path_require"] == "trusted"
         assert verify_signature(self.plugin.session_key, att.sig, signing_input(fields, "", att.unsigned, att.covers))
 
@@ -463,7 +463,7 @@ class TestReceiving(VectorTest):
         first, second = self.events["trust_path_verdict"]
         assert first.report.verdict.value == "trusted"
         assert second.report.verdict.value == "untrusted"
-        assert {a.status for a in second.report.attestations} == {"replayed"}
+        assert {a.status for a in second.report.records} == {"replayed"}
         assert len(self.plugin.receiver.seen) == 3, "the three accepted signatures are remembered"
 
     def test_an_archive_result_is_not_a_replay(self) -> None:
@@ -564,7 +564,7 @@ class TestCarbons(VectorTest):
         text = self.inject("13-carbon")
         self.recv(text)
         first = decode_path(parse_stanza(text.encode()).find(
-            "{urn:xmpp:carbons:2}sent/{urn:xmpp:forward:0}forwarded/{jabber:client}message")).attestations[0]
+            "{urn:xmpp:carbons:2}sent/{urn:xmpp:forward:0}forwarded/{jabber:client}message")).records[0]
         assert first.signer is None, "the phone's own record (its signer is the message's 'from')"
         assert self.plugin.receipts.sent[("bob@b.example", "tp-0004")] == first.sig
 
@@ -623,14 +623,14 @@ class TestDeliveryReportsSent(VectorTest):
         self._acknowledge(message_id)
         xml = self.sent()
         report = decode_report(xml.find(f"{{{NS}}}report"))
-        first = decode_path(parse_stanza(scenario("01-all-pinned")[0].encode())).attestations[0]
+        first = decode_path(parse_stanza(scenario("01-all-pinned")[0].encode())).records[0]
         assert (report.for_id, report.verdict, report.origin) == (message_id, event.report.verdict, first.sig)
         assert [h.strength for h in report.hops] == [h.strength for h in event.report.hops]
         xml.set("from", self.jid)
         root = parse_stanza(tostring(xml, top_level=True).encode())
         fields = message_fields(root)
         assert fields.report is not None and ("verdict", "trusted") in fields.report[0]
-        (att,) = decode_path(root).attestations
+        (att,) = decode_path(root).records
         assert verify_signature(self.plugin.session_key, att.sig, signing_input(fields, "", att.unsigned, att.covers))
 
     def test_a_receipt_for_a_message_never_checked_has_no_report(self) -> None:
@@ -737,7 +737,7 @@ class TestDeliveryReportsReceived(PluginTest):
         xml = self.sent()
         xml.set("from", self.jid)
         root = parse_stanza(tostring(xml, top_level=True).encode())
-        (att,) = decode_path(root).attestations
+        (att,) = decode_path(root).records
         assert self.plugin.receipts.sent[("bob@b.example", message_fields(root).id)] == att.sig
 
     def test_this_accounts_own_receipt_read_back_from_the_archive_is_no_delivery(self) -> None:
@@ -774,7 +774,7 @@ class TestLocalMessages(PluginTest):
         from lxml import etree
 
         from trustpath.core.attest import attest
-        from trustpath.core.codec import add_attestation, serialize
+        from trustpath.core.codec import add_record, serialize
         from trustpath.core.model import Chain, MessageFields
 
         fields = MessageFields(sender="alice@localhost/phone", to="tester@localhost", id=ident, type="chat",
@@ -785,7 +785,7 @@ class TestLocalMessages(PluginTest):
         root = etree.fromstring(f"<message xmlns='jabber:client' from='{fields.sender}' to='{fields.to}' "
                                 f"id='{ident}' type='chat'><body/></message>")
         root[0].text = body
-        add_attestation(root, att)
+        add_record(root, att)
         return serialize(root).decode()
 
     def test_unknown_key_asks_the_server_once_more(self) -> None:
@@ -799,12 +799,12 @@ class TestLocalMessages(PluginTest):
         assert disco.find("{http://jabber.org/protocol/disco#info}query") is not None
         self.recv(disco_result(id=disco.get("id"), key=rotated.public, domain="localhost", jid=JID_FULL, max_skew=120))
         (event,) = self.events["trust_path_verdict"]
-        assert event.report.attestations[-1].status == "ok"
+        assert event.report.records[-1].status == "ok"
         # a key no one publishes, with keys fresher than the interval: reported at once, as tampered
         self.plugin.config["key_refresh_interval"] = 60
         self.recv(self.local_message(SigningKey.generate(), "r2"))
         assert self.sent() is None
-        assert self.events["trust_path_verdict"][1].report.attestations[-1].status == "tampered"
+        assert self.events["trust_path_verdict"][1].report.records[-1].status == "tampered"
 
     def test_line_ends_and_tabs_survive(self) -> None:
         """slixmpp re-serializes what it parsed; a CR or TAB sent as a reference must stay one."""
@@ -816,7 +816,7 @@ class TestLocalMessages(PluginTest):
         assert "&#13;" in text
         self.recv(text)
         (event,) = self.events["trust_path_verdict"]
-        assert event.report.attestations[-1].status == "ok"
+        assert event.report.records[-1].status == "ok"
 
 
 class TestPluginEnd(PluginTest):

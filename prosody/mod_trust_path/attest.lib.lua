@@ -21,7 +21,7 @@ return function (tp)
 		if fields.id == "" then return nil, "it has neither an 'id' nor an <origin-id/>"; end
 		local previous, count = core.previous_records(message);
 		if not previous then return nil, count.text; end
-		if count >= core.MAX_ATTESTATIONS then return nil, ("the path already holds %d records"):format(count); end
+		if count >= core.MAX_RECORDS then return nil, ("the path already holds %d records"):format(count); end
 		local vouch = pending.vouch;
 		if vouch and last_sig(message) ~= pending.prev_sig then
 			-- the path changed since this server looked at it: it cannot vouch for what is there now
@@ -32,7 +32,7 @@ return function (tp)
 		local att = core.attest(fields, signing_key, { signer = host, time = os.time(), in_view = pending.in_view,
 			chain = pending.chain, chain_reason = pending.chain_reason, vouch = vouch, removed = pending.removed,
 			out_view = out_view, out_peer = out_peer, stored = stored, previous = previous });
-		core.add_attestation(message, att);
+		core.add_record(message, att);
 		return att;
 	end
 

@@ -136,10 +136,10 @@ return function (tp)
 	end
 
 	-- The archived copy.  mod_mam archives a message to a local user in message/full and
-	-- message/bare at priority 0, before mod_message (-1) delivers it.  So the attestation for
+	-- message/bare at priority 0, before mod_message (-1) delivers it.  So the record for
 	-- the resource mod_message delivers to first is signed here, just before, onto the stanza
 	-- itself: the archive stores it as that resource receives it, and the marker notes which
-	-- resource and which signature, so that the filter delivers that very attestation there
+	-- resource and which signature, so that the filter delivers that very record there
 	-- and signs afresh for any other resource (carbons, several resources).  The marker is
 	-- kept out of the archived copy and put back for delivery right after mod_mam (or, when
 	-- that resource is the user's only one, kept aside: the message then goes out untouched).

@@ -1,4 +1,4 @@
--- This server's attestation key (generated on first start, or from trust_path_key_file), the
+-- This server's record key (generated on first start, or from trust_path_key_file), the
 -- secret of its internal markers, and the XEP-0128 form that publishes its keys (XEP "Discovery").
 local hashes = require "util.hashes";
 local hex = require "util.hex";
@@ -52,9 +52,9 @@ return function (tp)
 	end
 
 	local function load_or_create_key()
-		if key_file then return read_or_create_secret(key_file, "attestation key (trust_path_key_file)", false), key_file; end
+		if key_file then return read_or_create_secret(key_file, "record key (trust_path_key_file)", false), key_file; end
 		local path = data_file(".key");
-		return read_or_create_secret(path, "attestation key", true), path;
+		return read_or_create_secret(path, "record key", true), path;
 	end
 
 	local seed, key_path = load_or_create_key();
@@ -67,11 +67,11 @@ return function (tp)
 		if entry.key == public_key then config_error("the key in %s is listed in trust_path_retired_keys; a retired key no longer signs", key_path); end
 	end
 	-- Markers are honoured only with this token, which only this server can compute.  It comes
-	-- from a secret of its own, not from the attestation key, so that messages stored (offline,
+	-- from a secret of its own, not from the record key, so that messages stored (offline,
 	-- archive) before a key rotation are still signed when they are delivered.
 	local marker_token = base64.encode(hashes.hmac_sha256(read_or_create_secret(data_file(".marker-secret"), "marker secret", true),
 		"urn:xmpp:trust-path:internal:0 marker"));
-	module:log("info", "attestation key %s (from %s), max skew %ds", public_key, key_path, max_skew);
+	module:log("info", "record key %s (from %s), max skew %ds", public_key, key_path, max_skew);
 
 	-- The keys this server publishes: the current one, and those the options list as retired
 	-- (valid for signatures until their not-after time) or revoked (compromised since).

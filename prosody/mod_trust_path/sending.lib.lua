@@ -120,7 +120,7 @@ return function (tp)
 		end
 		local att, why = attest.sign_onto(stanza, pending, out_view, nil, nil);
 		if not att then
-			module:log("info", "message %s to %s leaves without this server's attestation: %s", tostring(stanza.attr.id), domain, why);
+			module:log("info", "message %s to %s leaves without this server's record: %s", tostring(stanza.attr.id), domain, why);
 		end
 		return true;
 	end

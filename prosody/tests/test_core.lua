@@ -135,12 +135,12 @@ local previous = "";
 for i = 1, 8 do
 	local att = core.attest(fields, key, { signer = i > 1 and ("s" .. i) or nil, time = i > 1 and 1000 or nil,
 		in_view = i > 1 and view or nil, chain = i > 1 and "pass" or nil, out_view = view, previous = previous });
-	core.add_attestation(msg, att);
+	core.add_record(msg, att);
 	previous = core.previous_records(msg);
 end
 local path_text = core.text_of(core.find_path_element(msg));
 check("eight records, one space apart", #core.decode_path(msg) == 8 and not path_text:find("  ", 1, true));
-local full = refused(core.add_attestation, msg, core.decode_path(msg)[1]);
+local full = refused(core.add_record, msg, core.decode_path(msg)[1]);
 check("a ninth record is refused as a limit", full and full.limit == true);
 check("each record verifies over what came before", (function ()
 	local atts, texts = core.decode_path(msg), {};
@@ -162,7 +162,7 @@ check("removed is capped at 999", core.attest(fields, key, { signer = "s", time 
 -- try() passes results through and turns only trust-path errors into (nil, err).
 local a, b, c = core.try(function () return 1, nil, 3; end);
 check("try: results", a == 1 and b == nil and c == 3);
-local none, err = core.try(core.decode_attestation, "k=x");
+local none, err = core.try(core.decode_record, "k=x");
 check("try: malformed", none == nil and err.reason == "malformed");
 check("try: other errors propagate", not pcall(core.try, function () error("bug"); end));
 

@@ -19,13 +19,13 @@ from .core.errors import (
     UsageError,
 )
 from .core.keys import KeySet, KeyStatus, PublishedKey, SigningKey, spki_sha256, verify_signature
-from .core.model import NS, Attestation, Chain, KeySource, MessageFields, Path, Result, Side, Strength, Verdict, View
+from .core.model import NS, Record, Chain, KeySource, MessageFields, Path, Result, Side, Strength, Verdict, View
 from .core.receive import verify_stanza
 from .core.signing import signing_input
 from .core.verify import Anchor, HopReport, Report
 
 __all__ = [
-    "NS", "Anchor", "Attestation", "Chain", "HopReport", "InvalidAnchor", "InvalidInput", "KeySet", "KeySource",
+    "NS", "Anchor", "Record", "Chain", "HopReport", "InvalidAnchor", "InvalidInput", "KeySet", "KeySource",
     "KeyStatus", "LimitExceeded", "MalformedStanza", "MessageFields", "Path", "PublishedKey", "Report", "Result",
     "Side", "SigningKey", "Strength", "TrustPathError", "UnsupportedAlgorithm", "UnsupportedVersion", "UsageError",
     "Verdict", "View", "anchor_from_json", "anchor_to_json", "attest", "load_anchor", "signing_input",

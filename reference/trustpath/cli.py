@@ -191,7 +191,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(figures, indent=2))
     else:
         console = _console()
-        console.print(f"create one attestation: {figures['create_median_us']:.1f} µs median; "
+        console.print(f"create one record: {figures['create_median_us']:.1f} µs median; "
                       f"one raw Ed25519 signature: {figures['sign_median_us']:.1f} µs "
                       f"→ ratio {figures['create_ratio']:.2f} (target ≤ 1.20)")
         console.print(f"check a {figures['hops']}-hop path (decode + verify): {figures['verify_median_us']:.1f} µs "
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="with --keep: put a man in the middle with CA-valid certificates on the s2s hop")
     harness.set_defaults(func=cmd_harness)
 
-    bench = sub.add_parser("bench", help="measure attestation cost against raw Ed25519, and bytes per hop")
+    bench = sub.add_parser("bench", help="measure record cost against raw Ed25519, and bytes per hop")
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument("--rounds", type=_rounds, default=2000, help="timed repetitions per figure (≥ 250)")
     bench.add_argument("--live", action="store_true",

@@ -16,7 +16,7 @@ end
 -- the first), signer (nil for the sending client: its JID is the message's 'from'), time,
 -- in_view, in_peer, out_peer, chain, chain_reason, vouch, removed, stored (epoch seconds), alg
 -- (written only when given: absent means ed25519), extra ({ name, value } pairs a later version
--- defines, written before the signature and signed) and prefix (a precomputed message_prefix).  Returns the record as decode_attestation() reads it.
+-- defines, written before the signature and signed) and prefix (a precomputed message_prefix).  Returns the record as decode_record() reads it.
 function M.attest(fields, key, opts)
 	assert(fields.id ~= "", "a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)");
 	local signer = opts.signer;

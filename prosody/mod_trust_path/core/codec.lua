@@ -250,13 +250,13 @@ function M.path_records(element)
 	local records = {};
 	for record in text_of(element):gmatch("[^ \t\r\n]+") do
 		records[#records + 1] = record;
-		if #records > M.MAX_ATTESTATIONS then break; end -- a thousand records need not be split
+		if #records > M.MAX_RECORDS then break; end -- a thousand records need not be split
 	end
 	if #records == 0 then fail("malformed", "<path/> is empty"); end
-	if #records > M.MAX_ATTESTATIONS then
+	if #records > M.MAX_RECORDS then
 		local count = 0;
 		for _ in text_of(element):gmatch("[^ \t\r\n]+") do count = count + 1; end
-		fail_limit("%d records; the limit is %d", count, M.MAX_ATTESTATIONS);
+		fail_limit("%d records; the limit is %d", count, M.MAX_RECORDS);
 	end
 	return records;
 end
@@ -322,7 +322,7 @@ end
 -- in_view, in_peer, out_peer, chain, chain_reason, vouch, removed, stored, covers, extra }.
 -- `covers` is nil for the default payloads; `extra` the fields this version does not define,
 -- in order (signed, and otherwise ignored).
-function M.decode_attestation(text)
+function M.decode_record(text)
 	if #text > M.MAX_RECORD_CHARS then
 		fail_limit("a record is %d characters; the limit is %d", #text, M.MAX_RECORD_CHARS);
 	end
@@ -400,7 +400,7 @@ function M.decode_path(message)
 	if not element then return nil; end
 	local atts, sigs = {}, {};
 	for i, text in ipairs(M.path_records(element)) do
-		local att = M.decode_attestation(text);
+		local att = M.decode_record(text);
 		if sigs[att.sig] then fail("malformed", "the same record appears twice in <path/>"); end
 		sigs[att.sig] = true;
 		atts[i] = att;
@@ -472,7 +472,7 @@ M.element = element;
 
 -- Append `att` (its text) to the message's <path/>, creating it if needed.  Raises when the
 -- path already holds the most records a path may.
-function M.add_attestation(message, att)
+function M.add_record(message, att)
 	local path = M.find_path_element(message);
 	if not path then
 		path = element("path", { xmlns = NS });
@@ -481,7 +481,7 @@ function M.add_attestation(message, att)
 		return path;
 	end
 	local records = M.path_records(path);
-	if #records >= M.MAX_ATTESTATIONS then fail_limit("a path holds at most %d records", M.MAX_ATTESTATIONS); end
+	if #records >= M.MAX_RECORDS then fail_limit("a path holds at most %d records", M.MAX_RECORDS); end
 	records[#records + 1] = att.text;
 	for i = #path, 1, -1 do path[i] = nil; end
 	path[1] = table.concat(records, " ");

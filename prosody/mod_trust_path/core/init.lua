@@ -23,7 +23,7 @@
 --
 -- Views and records are plain tables: a view { method, result, tls, spki, reason }, a record
 -- { key, out_view, sig, text, signer, time, in_view, chain, chain_reason, vouch, ... } (see
--- codec.decode_attestation).  Times are integers (seconds since the epoch, UTC).
+-- codec.decode_record).  Times are integers (seconds since the epoch, UTC).
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".";
 local M = {};

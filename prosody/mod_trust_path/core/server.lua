@@ -24,7 +24,7 @@ function M.filter_client_path(message, session_key)
 	local first = atts[1];
 	local own = first.signer == nil;
 	if own and session_key ~= nil and first.key == session_key then
-		M.add_attestation(message, first);
+		M.add_record(message, first);
 		return { kept = first, removed = #atts - 1, chain = "pass", vouch = "link" };
 	end
 	if own then

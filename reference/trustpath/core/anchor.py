@@ -1,7 +1,7 @@
 """Reading and writing a verifier's trust anchor as JSON (the ``--anchor`` file).
 
 The anchor is what the recipient client already trusts: its own server's published
-attestation keys, learned over its own verified connection, and its own view of the
+record keys, learned over its own verified connection, and its own view of the
 last hop (how it verified the server, which key it saw).
 """
 

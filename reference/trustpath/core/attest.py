@@ -1,4 +1,4 @@
-"""Creating an attestation: the signer's side of the protocol (XEP: Records, Signing Input)."""
+"""Creating a record: the signer's side of the protocol (XEP: Records, Signing Input)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from . import constants
 from .errors import UsageError
 from .keys import SigningKey
-from .model import Attestation, Chain, KeySource, MessageFields, View
+from .model import Record, Chain, KeySource, MessageFields, View
 from .signing import signing_input
 from .timefmt import epoch
 
@@ -27,7 +27,7 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
            signer: str | None = None, time: datetime | int | None = None, in_view: View | None = None,
            in_peer: str | None = None, out_peer: str | None = None, chain: Chain | None = None,
            chain_reason: str | None = None, vouch: KeySource | None = None, removed: int | None = None,
-           stored: datetime | int | None = None, alg: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Attestation:
+           stored: datetime | int | None = None, alg: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> Record:
     """Sign one record for ``message``.
 
     ``previous`` is the text of the records already in the path, joined by one space ("" for the
@@ -79,7 +79,7 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
         fields.append((name, value))
     unsigned = ";".join(f"{name}={value}" for name, value in fields)
     sig = key.sign(signing_input(message, previous, unsigned, covers))
-    return Attestation(
+    return Record(
         key=key.public, out_view=out_view, sig=sig, text=f"{unsigned};z={sig}", signer=signer,
         time=seconds, in_view=in_view, in_peer=in_peer, out_peer=out_peer,
         chain=chain, chain_reason=chain_reason, vouch=vouch, removed=removed or None,

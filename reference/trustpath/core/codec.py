@@ -1,7 +1,7 @@
 """XML encoding and decoding of trust-path elements, with the XEP's limits.
 
 Parsing is hardened: no DTD, no entities, no network, bounded size, depth and
-number of attestations.  Decoding is strict: a record field this version defines with a value of
+number of records.  Decoding is strict: a record field this version defines with a value of
 the wrong form is an error.  Fields it does not define are kept (they are signed like the rest)
 and otherwise ignored, so that an addition is not a flag day.
 """
@@ -16,13 +16,13 @@ from lxml import etree
 from . import constants
 from .errors import LimitExceeded, MalformedStanza, UnsupportedAlgorithm, UnsupportedVersion
 from .model import (
-    MAX_ATTESTATIONS,
+    MAX_RECORDS,
     MAX_DEPTH,
     MAX_REPORT_HOPS,
     MAX_STANZA_BYTES,
     NS,
     NS_PREFIX,
-    Attestation,
+    Record,
     Chain,
     KeySource,
     MessageFields,
@@ -140,7 +140,7 @@ def find_message(root: etree._Element) -> Received:
 
 
 def message_fields(message: etree._Element, extra: tuple[str, ...] = ()) -> MessageFields:
-    """The fields of ``message`` that attestations can be bound to (XEP: Signing Input).
+    """The fields of ``message`` that records can be bound to (XEP: Signing Input).
 
     The message's identity is its 'id', else its XEP-0359 ``<origin-id/>``; it is "" when it has
     neither, and such a message cannot be attested (XEP: no-id).  Element payloads are projected
@@ -264,8 +264,8 @@ def path_records(element: etree._Element) -> list[str]:
     records = _SPACE.split((element.text or "").strip(" \t\r\n"))
     if records == [""]:
         raise MalformedStanza("<path/> is empty")
-    if len(records) > MAX_ATTESTATIONS:
-        raise LimitExceeded(f"{len(records)} records; the limit is {MAX_ATTESTATIONS}")
+    if len(records) > MAX_RECORDS:
+        raise LimitExceeded(f"{len(records)} records; the limit is {MAX_RECORDS}")
     return records
 
 
@@ -274,11 +274,11 @@ def decode_path(message: etree._Element) -> Path | None:
     element = find_path_element(message)
     if element is None:
         return None
-    attestations = tuple(decode_attestation(text) for text in path_records(element))
-    sigs = [a.sig for a in attestations]
+    records = tuple(decode_record(text) for text in path_records(element))
+    sigs = [a.sig for a in records]
     if len(set(sigs)) != len(sigs):
         raise MalformedStanza("the same record appears twice in <path/>")
-    return Path(attestations)
+    return Path(records)
 
 
 def _need(fields: dict[str, str], name: str) -> str:
@@ -300,7 +300,7 @@ def _jid(value: str, name: str) -> str:
     return value
 
 
-def decode_attestation(text: str) -> Attestation:
+def decode_record(text: str) -> Record:
     """One record, read strictly (XEP: Records)."""
     if len(text) > constants.MAX_RECORD_CHARS:
         raise LimitExceeded(f"a record is {len(text)} characters; the limit is {constants.MAX_RECORD_CHARS}")
@@ -360,7 +360,7 @@ def decode_attestation(text: str) -> Attestation:
     removed = fields.get("r")
     if removed is not None and not _REMOVED.match(removed):
         raise MalformedStanza("'r=' must be a count from 1 to 999")
-    return Attestation(
+    return Record(
         key=key, out_view=out_view, sig=sig, text=text, signer=signer,
         time=_decimal(fields["t"], "t") if "t" in fields else None, alg=alg, in_view=in_view,
         in_peer=_jid(fields["f"], "f") if "f" in fields else None,
@@ -406,17 +406,17 @@ def view_problem(view: View) -> str | None:
 
 # --- encoding -------------------------------------------------------------------------
 
-def add_attestation(message: etree._Element, attestation: Attestation) -> None:
-    """Append ``attestation``'s record to the message's ``<path/>``, creating it if needed."""
+def add_record(message: etree._Element, record: Record) -> None:
+    """Append ``record``'s record to the message's ``<path/>``, creating it if needed."""
     path = find_path_element(message)
     if path is None:
         path = etree.SubElement(message, f"{{{NS}}}path", nsmap={None: NS})
-        path.text = attestation.text
+        path.text = record.text
         return
     records = path_records(path)
-    if len(records) >= MAX_ATTESTATIONS:
-        raise LimitExceeded(f"a path holds at most {MAX_ATTESTATIONS} records")
-    path.text = " ".join((*records, attestation.text))
+    if len(records) >= MAX_RECORDS:
+        raise LimitExceeded(f"a path holds at most {MAX_RECORDS} records")
+    path.text = " ".join((*records, record.text))
 
 
 def remove_paths(message: etree._Element) -> int:

@@ -21,7 +21,7 @@ NS_PREFIX: str = TABLE["namespace_prefix"]
 _LIMITS = TABLE["limits"]
 MAX_STANZA_BYTES: int = _LIMITS["stanza_bytes"]
 MAX_DEPTH: int = _LIMITS["depth"]
-MAX_ATTESTATIONS: int = _LIMITS["records"]
+MAX_RECORDS: int = _LIMITS["records"]
 MAX_RECORD_CHARS: int = _LIMITS["record_chars"]
 SPKI_BYTES: int = _LIMITS["spki_bytes"]
 DEFAULT_CACHE_FOR: int = _LIMITS["default_cache_for"]
@@ -46,7 +46,7 @@ OTHER_METHOD: tuple[str, str] = (TABLE["other_method"]["strength"], TABLE["other
 #: key source -> strength, None for ``link`` (as strong as the hop the key was learned over)
 KEY_SOURCES: MappingProxyType[str, str | None] = MappingProxyType(TABLE["key_sources"])
 REASONS: MappingProxyType[str, Any] = MappingProxyType(TABLE["reasons"])
-ATTESTATION_FAILURES: frozenset[str] = frozenset(TABLE["attestation_failures"])
+RECORD_FAILURES: frozenset[str] = frozenset(TABLE["record_failures"])
 CHAIN_FAILURES: frozenset[str] = frozenset(TABLE["chain_failures"])
 TLS_VERSIONS: tuple[str, ...] = tuple(TABLE["tls_versions"])
 CHANNEL_BINDINGS: tuple[str, ...] = tuple(TABLE["channel_bindings"])

@@ -69,7 +69,7 @@ class ReportedHop:
 class DeliveryReport:
     """What the recipient's client said about one message's path, hop by hop.
 
-    ``for_id`` is the acknowledged message's id; ``origin`` the ``sig`` of the first attestation
+    ``for_id`` is the acknowledged message's id; ``origin`` the ``sig`` of the first record
     of the path the recipient verified (the sender's own), None if there was none.
     """
 
@@ -115,7 +115,7 @@ class Delivery:
 
 def report_for(report: Report, for_id: str, origin: str | None) -> DeliveryReport:
     """The delivery report of the message ``for_id`` that the recipient verified as ``report``;
-    ``origin`` is the ``sig`` of that path's first attestation (None if it had none)."""
+    ``origin`` is the ``sig`` of that path's first record (None if it had none)."""
     hops = tuple(ReportedHop(label=h.label, role=h.role, sender=h.sender, receiver=h.receiver, strength=h.strength,
                              result=h.result, reason=h.reason,
                              client_method=h.client_view.method if h.client_view is not None else None,
@@ -181,7 +181,7 @@ def decode_report(element: etree._Element) -> DeliveryReport:
                               f"got {element.get('verdict')!r}") from None
     origin = element.get("origin")
     if origin is not None and not _SIG.match(origin):
-        raise MalformedStanza("<report/> 'origin' must be an attestation's 'sig' (86 base64 characters, no padding)")
+        raise MalformedStanza("<report/> 'origin' must be a record's 'sig' (86 base64 characters, no padding)")
     # only the attributes and the <hop/> children are signed: text and other elements are not
     # part of the report, and are ignored rather than letting anyone on the way hide it
     children = [c for c in element if isinstance(c.tag, str) and c.tag == f"{{{NS}}}hop"]
@@ -220,7 +220,7 @@ def decode_report(element: etree._Element) -> DeliveryReport:
 
 def judge_delivery(reported: DeliveryReport, receipt: Report, *, sent_origin: str | None) -> Delivery:
     """What the sender may show: ``reported`` (decoded from the receipt) bounded by ``receipt``,
-    the verdict on the receipt's own path.  ``sent_origin`` is the ``sig`` of the attestation the
+    the verdict on the receipt's own path.  ``sent_origin`` is the ``sig`` of the record the
     sender's client made for the acknowledged message (None if it made none)."""
     if sent_origin is not None and reported.origin != sent_origin:
         return Delivery(Verdict.UNTRUSTED, reported, receipt, "origin")
@@ -236,7 +236,7 @@ def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str
     :func:`trustpath.core.receive.verify_stanza`); None when it is not a receipt with a ``<report/>``.
 
     ``sent`` maps ``(recipient's bare JID, message id)`` of each message this client sent to the
-    ``sig`` of its own attestation on it (None if it sent it without one).  A report is bound to
+    ``sig`` of its own record on it (None if it sent it without one).  A report is bound to
     such a message only if the receipt comes from that recipient; otherwise it is at best
     unknown.  A receipt that ``account`` (this client's bare JID) sent itself, copied back by a
     carbon or read from its archive, is about a message it received, and gives None.  Raises :class:`~trustpath.core.errors.MalformedStanza` for a report that cannot be read,
@@ -264,20 +264,20 @@ def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str
 def report_of_stanza(data: bytes, report: Report) -> DeliveryReport:
     """The delivery report a recipient's client sends for the message in ``data`` (as it was
     received), which it verified as ``report``: ``for`` is the message's id, ``origin`` the sig of
-    its first attestation when the message's sender signed it (XEP rule 53)."""
+    its first record when the message's sender signed it (XEP rule 53)."""
     message = find_message(parse_stanza(data)).message
     ident = message.get("id")
     if not ident:
         raise MalformedStanza("a message without an 'id' cannot be acknowledged with a report")
     path = decode_path(message)
-    first = path.attestations[0] if path is not None and path.attestations else None
+    first = path.records[0] if path is not None and path.records else None
     origin = first.sig if first is not None and first.signer is None else None  # the sender's own record
     return report_for(report, ident, origin)
 
 
 def sent_by_another_device(data: bytes, account: str) -> tuple[tuple[str, str], str | None] | None:
     """For a carbon copy (``<sent/>``) of a message another device of ``account`` (a bare JID)
-    sent: ``((recipient's bare JID, id), sig of that device's attestation or None)``, the entry a
+    sent: ``((recipient's bare JID, id), sig of that device's record or None)``, the entry a
     client adds to the ``sent`` mapping of :func:`delivery_of` so that the recipient's report can
     be bound on every device.  None for anything else.  Call it only for a stanza
     :func:`trustpath.core.receive.verify_stanza` accepted (it refuses a carbon from another account)."""
@@ -287,5 +287,5 @@ def sent_by_another_device(data: bytes, account: str) -> tuple[tuple[str, str], 
     if received.wrapper != "carbon-sent" or not ident or not to or sender.split("/", 1)[0] != account:
         return None
     path = decode_path(message)
-    first = path.attestations[0] if path is not None and path.attestations else None
+    first = path.records[0] if path is not None and path.records else None
     return (to.split("/", 1)[0], ident), (first.sig if first is not None and first.signer is None else None)

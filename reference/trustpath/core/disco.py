@@ -1,4 +1,4 @@
-"""Reading and writing a domain's published attestation keys (XEP: Keys): the XEP-0128 form in
+"""Reading and writing a domain's published record keys (XEP: Keys): the XEP-0128 form in
 its disco#info result, its DNSSEC-signed TXT records and its POSH document.
 """
 

@@ -26,7 +26,7 @@ class MalformedStanza(InvalidInput):
 
 
 class LimitExceeded(MalformedStanza):
-    """The stanza is larger, deeper or carries more attestations than the XEP allows."""
+    """The stanza is larger, deeper or carries more records than the XEP allows."""
 
 
 class UnsupportedVersion(MalformedStanza):
@@ -34,7 +34,7 @@ class UnsupportedVersion(MalformedStanza):
 
 
 class UnsupportedAlgorithm(MalformedStanza):
-    """An attestation names a signature algorithm other than ed25519."""
+    """A record names a signature algorithm other than ed25519."""
 
 
 class ForgedWrapper(MalformedStanza):

@@ -1,4 +1,4 @@
-"""Attestation keys (Ed25519), published key sets with rotation and revocation, and SPKI pins.
+"""Record keys (Ed25519), published key sets with rotation and revocation, and SPKI pins.
 
 All cryptography is `cryptography`'s; this module only encodes and decodes.
 """
@@ -47,7 +47,7 @@ def unb64(text: str, length: int, what: str) -> bytes:
 
 
 class SigningKey:
-    """An Ed25519 private key of a signer (a server's attestation key or a client's session key)."""
+    """An Ed25519 private key of a signer (a server's record key or a client's session key)."""
 
     __slots__ = ("_key", "public")
 
@@ -133,7 +133,7 @@ KeyStatus.__doc__ = "Where a published key stands: current, retired (valid until
 
 @dataclass(frozen=True, slots=True)
 class PublishedKey:
-    """One entry of a server's published attestation keys (XEP: Keys).
+    """One entry of a server's published record keys (XEP: Keys).
 
     ``not_after`` (retired keys): signatures whose time is not later are valid.  ``since``
     (revoked keys): the key may have been compromised from then on, so only messages an archive
@@ -156,7 +156,7 @@ class PublishedKey:
 
 @dataclass(frozen=True, slots=True)
 class KeySet:
-    """The attestation keys a domain publishes, as a verifier learned them."""
+    """The record keys a domain publishes, as a verifier learned them."""
 
     domain: str
     keys: tuple[PublishedKey, ...]

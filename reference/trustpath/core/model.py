@@ -1,4 +1,4 @@
-"""Value types of the protocol: views, attestations, paths and message fields.
+"""Value types of the protocol: views, records, paths and message fields.
 
 Everything here is a frozen dataclass or a string enum whose values are the exact
 words used on the wire and in the XEP.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 from . import constants
-from .constants import DEFAULT_MAX_SKEW, MAX_ATTESTATIONS, MAX_DEPTH, MAX_REPORT_HOPS, MAX_STANZA_BYTES  # noqa: F401
+from .constants import DEFAULT_MAX_SKEW, MAX_RECORDS, MAX_DEPTH, MAX_REPORT_HOPS, MAX_STANZA_BYTES  # noqa: F401
 from .constants import NS, NS_PREFIX  # noqa: F401  (re-exported: the model speaks in them)
 
 
@@ -30,13 +30,13 @@ Side = _words("Side", _T["sides"], "The signer's TLS role on a hop (the TLS clie
 Result = _words("Result", _T["results"], "A view's result: what one end of a hop found.")
 HopResult = _words("HopResult", _T["hop_results"],
                    "A hop's result in a report: a view's results, and ``unknown`` for a hop not described.")
-Chain = _words("Chain", _T["chains"], "A signer's own check of the attestations it received.")
+Chain = _words("Chain", _T["chains"], "A signer's own check of the records it received.")
 KeySource = _words("KeySource", list(_T["key_sources"]),
-                   "Where a signer learned the key of the attestation before its own.")
+                   "Where a signer learned the key of the record before its own.")
 Verdict = _words("Verdict", _T["verdicts"], "The overall verdict on a path.")
 Reason = _words("Reason", list(_T["reasons"]), "The reason codes (XEP: Reason Codes).")
-Status = _words("Status", ["ok", "unvouched", *_T["attestation_failures"], "key-unknown"],
-                "What a verifier found about one attestation: ``ok``, ``unvouched`` (no later signer "
+Status = _words("Status", ["ok", "unvouched", *_T["record_failures"], "key-unknown"],
+                "What a verifier found about one record: ``ok``, ``unvouched`` (no later signer "
                 "vouched for its key) or the reason code it fails with.")
 
 
@@ -75,7 +75,7 @@ METHOD_STRENGTH: dict[str, Strength] = {m: Strength.named(s) for m, (s, _) in co
 KEY_SOURCE_STRENGTH: dict[KeySource, Strength | None] = {
     KeySource(k): None if s is None else Strength.named(s) for k, s in constants.KEY_SOURCES.items()}
 
-ATTESTATION_FAILURES: frozenset[Status] = frozenset(Status(s) for s in constants.ATTESTATION_FAILURES)
+RECORD_FAILURES: frozenset[Status] = frozenset(Status(s) for s in constants.RECORD_FAILURES)
 
 
 def method_strength(method: str) -> Strength:
@@ -139,7 +139,7 @@ class View:
 
 
 @dataclass(frozen=True, slots=True)
-class Attestation:
+class Record:
     """One signer's signed statement about the hop(s) it saw for one message: a record of the
     ``<path/>`` (XEP: Records).  ``text`` is the record exactly as written; the signature covers
     it as written, so it is what a verifier checks, whatever the other fields say.
@@ -180,17 +180,17 @@ class Attestation:
 
 @dataclass(frozen=True, slots=True)
 class Path:
-    """The attestations of one message, oldest first."""
+    """The records of one message, oldest first."""
 
-    attestations: tuple[Attestation, ...] = ()
+    records: tuple[Record, ...] = ()
 
     def text(self) -> str:
-        return " ".join(a.text for a in self.attestations)
+        return " ".join(a.text for a in self.records)
 
 
 @dataclass(frozen=True, slots=True)
 class MessageFields:
-    """The parts of a ``<message/>`` an attestation can be bound to (XEP: Signing Input).
+    """The parts of a ``<message/>`` a record can be bound to (XEP: Signing Input).
 
     ``id`` is the message's 'id', else its XEP-0359 origin-id.  ``bodies``, ``subjects`` and
     ``threads`` are ``(xml:lang or None, text)`` pairs in document order.  ``report`` is a delivery

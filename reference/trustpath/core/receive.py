@@ -38,7 +38,7 @@ def verify_stanza(data: bytes, anchor: Anchor, now: datetime, *, max_skew: int =
             raise ForgedWrapper(f"a {received.wrapper.replace('-', ' ')} wrapper from "
                                 f"{received.outer_from or 'nobody'}; only {own} may send one to {anchor.me}")
     path = decode_path(message)
-    extra = tuple({token for a in (path.attestations if path else ()) for token in (a.covers or ())
+    extra = tuple({token for a in (path.records if path else ()) for token in (a.covers or ())
                    if token.startswith("{")})
     archived_at = None
     if received.wrapper == "archive":

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from lxml import etree
 
 from .constants import DEFAULT_CACHE_FOR
-from .codec import add_attestation, decode_path, remove_paths
+from .codec import add_record, decode_path, remove_paths
 from .errors import InvalidInput
 from .keys import KeySet
-from .model import Attestation, Chain, KeySource, Reason, View
+from .model import Record, Chain, KeySource, Reason, View
 from .require import requirement_problem
 from .timefmt import from_epoch
 
@@ -32,7 +32,7 @@ from .timefmt import from_epoch
 class ClientPathDecision:
     """What the sending server kept of a local client's path, and what its record states."""
 
-    kept: Attestation | None  # the client's own record, still in the message
+    kept: Record | None  # the client's own record, still in the message
     removed: int  # records removed (forgeries, extra copies; an unreadable path counts as 1)
     chain: Chain  # pass (kept), fail (the client's own record was not kept), absent (none)
     chain_reason: Reason | None = None
@@ -101,14 +101,14 @@ def filter_client_path(message: etree._Element, session_key: str | None) -> Clie
     except InvalidInput:
         remove_paths(message)
         return ClientPathDecision(None, 1, Chain.ABSENT)
-    records = path.attestations if path is not None else ()
+    records = path.records if path is not None else ()
     remove_paths(message)
     if not records:
         return ClientPathDecision(None, 0, Chain.ABSENT)
     first = records[0]
     own = first.signer is None
     if own and session_key is not None and first.key == session_key:
-        add_attestation(message, first)
+        add_record(message, first)
         return ClientPathDecision(first, len(records) - 1, Chain.PASS)
     if own:
         # the client's own record, under a key this session did not announce
@@ -132,7 +132,7 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
     stripped_or_absent = Chain.STRIPPED if takes_part else Chain.ABSENT
     if path is None:
         return ChainDecision(stripped_or_absent)
-    last = path.attestations[-1]
+    last = path.records[-1]
     if last.signer != origin or not takes_part:
         return ChainDecision(stripped_or_absent)
     problem = "key-unknown" if keys is None else keys.problem(last.key, from_epoch(last.time or 0))

@@ -18,10 +18,10 @@ from . import constants
 from .errors import MalformedStanza, UsageError
 from .keys import KeySet, verify_signature
 from .model import (
-    ATTESTATION_FAILURES,
+    RECORD_FAILURES,
     DEFAULT_MAX_SKEW,
     KEY_SOURCE_STRENGTH,
-    Attestation,
+    Record,
     Chain,
     HopResult,
     KeySource,
@@ -88,7 +88,7 @@ class HopReport:
 
 
 @dataclass(frozen=True, slots=True)
-class AttestationCheck:
+class RecordCheck:
     signer: str
     status: Status
 
@@ -101,14 +101,14 @@ class Report:
     verdict: Verdict
     hops: tuple[HopReport, ...]
     weakest: tuple[str, ...]
-    attestations: tuple[AttestationCheck, ...]
+    records: tuple[RecordCheck, ...]
     notes: tuple[str, ...] = field(default=())
     covers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"verdict": self.verdict.value, "weakest": list(self.weakest),
                 "hops": [h.to_json() for h in self.hops],
-                "attestations": [{"signer": a.signer, "status": a.status} for a in self.attestations],
+                "records": [{"signer": a.signer, "status": a.status} for a in self.records],
                 "notes": list(self.notes), "covers": list(self.covers)}
 
 
@@ -140,7 +140,7 @@ def node_order(message: MessageFields, anchor: Anchor, wrapper: str | None) -> l
     return [sender, domain_of(sender), domain_of(to), anchor.me]
 
 
-def place_records(atts: tuple[Attestation, ...], nodes: list[str]) -> list[int]:
+def place_records(atts: tuple[Record, ...], nodes: list[str]) -> list[int]:
     """The node index of each record's signer, in node order: the sending client's record (no
     signer) is node 0, a server's record is its domain's node.  Refuses any other signer, a signer
     twice, or records out of order."""
@@ -174,7 +174,7 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
         raise UsageError(f"max_skew must be from 0 to {constants.MAX_SKEW_LIMIT} seconds")
     if now.year >= 9000:
         raise UsageError("now must be a time before the year 9000")
-    atts = path.attestations if path is not None else ()
+    atts = path.records if path is not None else ()
     nodes = node_order(message, anchor, wrapper)
     if not message.id:
         return _not_described(nodes, Reason.NO_ID, "no-id: the message has neither an id nor an origin-id, so no "
@@ -211,13 +211,13 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     missing = [token for token in message.present if token not in covers]
     if covers and missing:
         notes.append(f"not covered by the sender's signature: {', '.join(missing)}")
-    checks = tuple(AttestationCheck(a.signer or message.sender, status[i] or Status.UNVOUCHED)
+    checks = tuple(RecordCheck(a.signer or message.sender, status[i] or Status.UNVOUCHED)
                    for i, a in enumerate(atts))
-    return Report(verdict=verdict, hops=tuple(reports), weakest=weakest, attestations=checks, notes=tuple(notes),
+    return Report(verdict=verdict, hops=tuple(reports), weakest=weakest, records=checks, notes=tuple(notes),
                   covers=covers)
 
 
-def check_replay(atts: tuple[Attestation, ...], status: list[Status | None], seen: Container[str]) -> None:
+def check_replay(atts: tuple[Record, ...], status: list[Status | None], seen: Container[str]) -> None:
     """The caller's replay cache: a record that verified and whose signature was accepted before is
     ``replayed``.  A record copied onto another message does not verify (the message's id is in
     its signing input) and stays ``tampered``."""
@@ -226,7 +226,7 @@ def check_replay(atts: tuple[Attestation, ...], status: list[Status | None], see
             status[i] = Status.REPLAYED
 
 
-def check_anchor(atts: tuple[Attestation, ...], anchor: Anchor, now: datetime, max_skew: int,
+def check_anchor(atts: tuple[Record, ...], anchor: Anchor, now: datetime, max_skew: int,
                  status: list[Status | None], data, archived_at: datetime | None) -> None:  # type: ignore[no-untyped-def]
     """Step 3: the last record, by the verifier's own server, must name one of its keys valid at its
     time, and verify with it."""
@@ -247,7 +247,7 @@ def check_anchor(atts: tuple[Attestation, ...], anchor: Anchor, now: datetime, m
         status[last] = Status.OK if verify_signature(att.key, att.sig, data(last)) else Status.TAMPERED
 
 
-def vouches(before: int, here: int, atts: tuple[Attestation, ...], places: list[int]) -> bool:
+def vouches(before: int, here: int, atts: tuple[Record, ...], places: list[int]) -> bool:
     """Whether record ``here`` vouches for record ``before``'s key: it received the message from
     that signer (the next node on the path), found it there (``c=pass``) and says where it learned
     the key (``v=``)."""
@@ -255,7 +255,7 @@ def vouches(before: int, here: int, atts: tuple[Attestation, ...], places: list[
     return places[here] == places[before] + 1 and att.chain is Chain.PASS and att.vouch is not None
 
 
-def walk_backwards(atts: tuple[Attestation, ...], places: list[int], status: list[Status | None],
+def walk_backwards(atts: tuple[Record, ...], places: list[int], status: list[Status | None],
                    data) -> None:  # type: ignore[no-untyped-def]
     """Step 4: each record before the last is checked with its own key, which the record after it
     vouched for, from the last one back, while every later one verified; the rest are unvouched."""
@@ -274,7 +274,7 @@ def walk_backwards(atts: tuple[Attestation, ...], places: list[int], status: lis
                 else Status.TAMPERED
 
 
-def _missing_reason(att: Attestation) -> Reason | str:
+def _missing_reason(att: Record) -> Reason | str:
     """What a record's chain statement says about the hop before it, when no record is there."""
     if att.chain is Chain.ABSENT:
         return Reason.NOT_PARTICIPATING
@@ -283,7 +283,7 @@ def _missing_reason(att: Attestation) -> Reason | str:
     return Reason.STRIPPED  # stripped, or pass for a record that is no longer here
 
 
-def reconstruct_hops(atts: tuple[Attestation, ...], places: list[int], nodes: list[str], anchor: Anchor,
+def reconstruct_hops(atts: tuple[Record, ...], places: list[int], nodes: list[str], anchor: Anchor,
                      anchored: bool, archived: bool) -> list[_Hop]:
     """Step 6: one hop between each pair of neighbouring nodes, described by the sending node's
     out-view and the receiving node's in-view (on the last hop, the verifier's own view)."""
@@ -310,13 +310,13 @@ def reconstruct_hops(atts: tuple[Attestation, ...], places: list[int], nodes: li
     return hops
 
 
-def _delivered_here(att: Attestation, anchor: Anchor, archived: bool) -> bool:
+def _delivered_here(att: Record, anchor: Anchor, archived: bool) -> bool:
     """The last record delivered to this resource, or (from an archive) to another of the account."""
     peer = att.out_peer
     return peer is not None and (peer == anchor.me or (archived and bare(peer) == bare(anchor.me)))
 
 
-def check_clock_skew(atts: tuple[Attestation, ...], places: list[int], hops: list[_Hop], status: list[Status | None],
+def check_clock_skew(atts: tuple[Record, ...], places: list[int], hops: list[_Hop], status: list[Status | None],
                      now: datetime, max_skew: int, *, anchored: bool, archived: bool) -> None:
     """Step 5, charged to hops: consecutive servers at most the skew apart (by arrival time), no
     server time further in the future than the skew, and a live last record no older than the
@@ -360,7 +360,7 @@ def _role(hop: _Hop, index: int) -> str:
     return "s2s"
 
 
-def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], places: list[int], status: list[Status | None],
+def evaluate_hop(k: int, hop: _Hop, atts: tuple[Record, ...], places: list[int], status: list[Status | None],
                  anchor: Anchor) -> HopReport:
     """Step 7 for one hop: the first failure that applies, in the XEP's order (a record that cannot
     be believed, a time, a view's own failure, the signer's chain statement, a missing view,
@@ -392,7 +392,7 @@ def evaluate_hop(k: int, hop: _Hop, atts: tuple[Attestation, ...], places: list[
                          server_view=server, method=method, result=strength.hop_result, reason=reason,
                          strength=strength, key_source=key_source, time=when)
 
-    if up_status in ATTESTATION_FAILURES:
+    if up_status in RECORD_FAILURES:
         return report(Reason(up_status), Strength.FAILED)
     if up_status is Status.KEY_UNKNOWN:
         return report(Reason.KEY_UNKNOWN, Strength.UNKNOWN)
@@ -449,7 +449,7 @@ def _not_described(nodes: list[str], reason: Reason, note: str) -> Report:
     return Report(Verdict.UNKNOWN, hops, tuple(h.label for h in hops), (), (note,))
 
 
-def _through_a_room(message: MessageFields, atts: tuple[Attestation, ...], anchor: Anchor, now: datetime,
+def _through_a_room(message: MessageFields, atts: tuple[Record, ...], anchor: Anchor, now: datetime,
                     max_skew: int, nodes: list[str]) -> Report:
     """A message a room reflected (XEP rule 57): rooms do not take part in this version and
     rewrite 'from' and 'to', so the path is not checked; what the verifier's own server signed
@@ -468,7 +468,7 @@ def _through_a_room(message: MessageFields, atts: tuple[Attestation, ...], ancho
     return replace(report, notes=tuple(notes))
 
 
-def _path_notes(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool,
+def _path_notes(atts: tuple[Record, ...], anchor: Anchor, anchored: bool,
                 status: list[Status | None]) -> list[str]:
     notes = []
     if anchored:
@@ -488,7 +488,7 @@ def _path_notes(atts: tuple[Attestation, ...], anchor: Anchor, anchored: bool,
     return notes
 
 
-def _covers(atts: tuple[Attestation, ...], status: list[Status | None]) -> tuple[str, ...]:
+def _covers(atts: tuple[Record, ...], status: list[Status | None]) -> tuple[str, ...]:
     """The payloads the first verified record covers: the sender's, if it verified."""
     for i, att in enumerate(atts):
         if status[i] is Status.OK:
@@ -512,6 +512,6 @@ def overall_verdict(reports: list[HopReport], anchor: Anchor,
     return verdict, weakest, reports
 
 
-__all__ = ["Anchor", "AttestationCheck", "HopReport", "Report", "check_anchor", "check_clock_skew", "check_replay",
+__all__ = ["Anchor", "RecordCheck", "HopReport", "Report", "check_anchor", "check_clock_skew", "check_replay",
            "evaluate_hop", "node_order", "overall_verdict", "payload_input", "place_records", "reconstruct_hops",
            "verify", "walk_backwards"]

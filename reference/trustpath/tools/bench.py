@@ -1,4 +1,4 @@
-"""``trustpath bench``: what attestations cost, measured side by side with raw Ed25519.
+"""``trustpath bench``: what records cost, measured side by side with raw Ed25519.
 
 Each figure is timed in interleaved batches (ours, then the raw operation, then ours
 ...) so that a noisy shared machine slows both alike; the ratios are of medians.
@@ -57,7 +57,7 @@ def run_bench(rounds: int = 2000) -> dict[str, float | int]:
     fields = message_fields(message)
     path = decode_path(message)
     assert path is not None
-    atts = path.attestations
+    atts = path.records
     hops = len(atts)
 
     # creation: the sender server's record, as a server makes it

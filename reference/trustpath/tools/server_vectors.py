@@ -17,7 +17,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from ..core.attest import attest
-from ..core.codec import add_attestation, decode_path, find_message, message_fields, parse_stanza, remove_paths, \
+from ..core.codec import add_record, decode_path, find_message, message_fields, parse_stanza, remove_paths, \
     serialize
 from ..core.keys import KeySet, KeyStatus, PublishedKey
 from ..core.model import NS, Chain, KeySource, Result, View
@@ -31,7 +31,7 @@ ALICE = "alice@a.example/phone"
 
 def _sigs(message: Any) -> list[str]:
     path = decode_path(message)
-    return [] if path is None else [a.sig for a in path.attestations]
+    return [] if path is None else [a.sig for a in path.records]
 
 
 def _scenario_message(directory: FsPath, stem: str) -> Any:
@@ -43,11 +43,11 @@ def _arrived_at_b(directory: FsPath, stem: str) -> tuple[bytes, Any]:
     jabber:server, and the record b.example then signed."""
     message = _scenario_message(directory, stem)
     path = decode_path(message)
-    assert path is not None and path.attestations[-1].signer == "b.example"
-    own = path.attestations[-1]
+    assert path is not None and path.records[-1].signer == "b.example"
+    own = path.records[-1]
     remove_paths(message)
-    for att in path.attestations[:-1]:
-        add_attestation(message, att)
+    for att in path.records[:-1]:
+        add_record(message, att)
     data = serialize(message).replace(b'xmlns="jabber:client"', b'xmlns="jabber:server"', 1)
     return data, own
 
@@ -65,7 +65,7 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
 
     pinned = decode_path(_scenario_message(directory, "01-all-pinned"))
     assert pinned is not None
-    client_view, h2_view = pinned.attestations[0].out_view, pinned.attestations[1].out_view
+    client_view, h2_view = pinned.records[0].out_view, pinned.records[1].out_view
 
     # --- At the Sending Server -------------------------------------------------------------
     def from_alice(body: str = "Hello from the phone.", *, key: Any = alice_key, extra: tuple[Any, ...] = (),
@@ -76,13 +76,13 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
         texts = []
         if not server_record:
             own = attest(fields, key, out_view=client_view)
-            add_attestation(message, own)
+            add_record(message, own)
             texts.append(own.text)
         for signer_key in extra:
             forged = attest(fields, signer_key, previous=" ".join(texts), signer="a.example", time=VECTOR_START,
                             in_view=View("tls-unique", Result.PASS, "1.3", client_view.spki), chain=Chain.PASS,
                             out_view=h2_view)
-            add_attestation(message, forged)
+            add_record(message, forged)
             texts.append(forged.text)
         return serialize(message)
 
@@ -113,9 +113,9 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
     sending("only-a-server-record", "the client sent a server's record and none of its own",
             from_alice(extra=(forger,), server_record=True), kept=False, removed=1, chain="absent")
     two = parse_stanza(from_alice())
-    second = attest(message_fields(two), alice_key, previous=decode_path(two).attestations[0].text,  # type: ignore[union-attr]
+    second = attest(message_fields(two), alice_key, previous=decode_path(two).records[0].text,  # type: ignore[union-attr]
                     out_view=client_view)
-    add_attestation(two, second)
+    add_record(two, second)
     sending("two-client-records", "only the client's first record is kept", serialize(two), kept=True, removed=1,
             chain="pass")
     plain = b"<message xmlns='jabber:client' to='bob@b.example' id='tp-s1' type='chat' from='" + ALICE.encode() + \
@@ -176,7 +176,7 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
     records = decode_path(only_alice)
     assert records is not None
     remove_paths(only_alice)
-    add_attestation(only_alice, records.attestations[0])
+    add_record(only_alice, records.records[0])
     receiving("origin-not-last-signer", "the last record is not a.example's: it takes part, so it was stripped",
               serialize(only_alice), chain="stripped", vouch=None)
     receiving("unreadable-path", "a path that cannot be decoded is removed; what arrived fails as malformed",
@@ -190,7 +190,7 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
     receiving("key-revoked", "a.example revoked the key its record names: what arrived fails, whatever the key's "
               "signatures say", data, chain="fail", reason="key-revoked", vouch=None, keyset=revoked)
     required = _with_require(_arrived_at_b(directory, "02-h2-ca-only")[0], "trusted", keys)
-    ca_view = decode_path(_scenario_message(directory, "02-h2-ca-only")).attestations[2].in_view  # type: ignore[union-attr]
+    ca_view = decode_path(_scenario_message(directory, "02-h2-ca-only")).records[2].in_view  # type: ignore[union-attr]
     receiving("require-trusted-over-a-ca-link", "the sender required trusted hops; H2 is checked by a CA only",
               required, chain="pass", vouch="s2s-pkix", source="s2s-pkix", in_view=ca_view,
               refusal={"peer": "a.example", "method": "pkix", "reason": "ca-only", "required": "trusted"})
@@ -198,7 +198,7 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
     records = decode_path(stripped)
     assert records is not None
     remove_paths(stripped)
-    add_attestation(stripped, records.attestations[0])
+    add_record(stripped, records.records[0])
     receiving("require-weak-but-stripped", "the sender required weak; a.example's record is missing",
               serialize(stripped), chain="stripped", vouch=None,
               refusal={"peer": "a.example", "method": "pin", "reason": "stripped", "required": "weak"})
@@ -262,12 +262,12 @@ def _with_require(data: bytes, verdict: str, keys: KeyFactory) -> bytes:
     fields = message_fields(message)
     labels = {None: "client/alice@a.example/phone", "a.example": "server/a.example/1"}
     texts: list[str] = []
-    for att in path.attestations:
+    for att in path.records:
         signed = attest(fields, keys.signing_key(labels[att.signer]), previous=" ".join(texts), signer=att.signer,
                         time=att.time, in_view=att.in_view, chain=att.chain, chain_reason=att.chain_reason,
                         vouch=att.vouch, removed=att.removed, out_view=att.out_view, out_peer=att.out_peer)
         texts.append(signed.text)
-        add_attestation(message, signed)
+        add_record(message, signed)
     return serialize(message)
 
 

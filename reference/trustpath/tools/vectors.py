@@ -15,7 +15,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from ..core.attest import attest
-from ..core.codec import NS_SID, add_attestation, decode_path, find_message, message_fields, parse_stanza, \
+from ..core.codec import NS_SID, add_record, decode_path, find_message, message_fields, parse_stanza, \
     remove_paths, serialize
 from ..core.keys import verify_signature
 from ..core.model import NS, Chain, KeySource, Result, View
@@ -65,10 +65,10 @@ def _signing_entries(stanza: bytes) -> list[dict[str, Any]] | None:
     path = decode_path(message)
     if path is None:
         return None
-    extra = tuple({token for a in path.attestations for token in (a.covers or ()) if token.startswith("{")})
+    extra = tuple({token for a in path.records for token in (a.covers or ()) if token.startswith("{")})
     fields = message_fields(message, extra)
     entries = []
-    atts = path.attestations
+    atts = path.records
     for i, att in enumerate(atts):
         data = signing_input(fields, " ".join(a.text for a in atts[:i]), att.unsigned, att.covers)
         resign = keys[att.key].sign(data) if att.key in keys else None
@@ -324,7 +324,7 @@ def resign_pinned(stanza: bytes, edit: dict[int, dict[str, Any]]) -> bytes:
     labels = {None: "client/alice@a.example/phone", "a.example": "server/a.example/1",
               "b.example": "server/b.example/1"}
     texts: list[str] = []
-    for i, att in enumerate(path.attestations):
+    for i, att in enumerate(path.records):
         change = dict(edit.get(i, {}))
         in_view = _view(att.in_view, change.pop("in", {}))
         out_view = _view(att.out_view, change.pop("out", {}))
@@ -334,7 +334,7 @@ def resign_pinned(stanza: bytes, edit: dict[int, dict[str, Any]]) -> bytes:
         record.update(change)
         signed = attest(fields, keys.signing_key(labels[att.signer]), previous=" ".join(texts), **record)
         texts.append(signed.text)
-        add_attestation(message, signed)
+        add_record(message, signed)
     return serialize(message)
 
 

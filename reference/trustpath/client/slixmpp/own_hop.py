@@ -1,5 +1,5 @@
 """This client's own hop (H1): the check of its server's certificate key against the pins, before
-any credential is sent, and this client's view of the hop that every attestation it signs states.
+any credential is sent, and this client's view of the hop that every record it signs states.
 
 slixmpp emits ``ssl_cert`` synchronously, after the TLS handshake and before the stream header:
 the only moment a mismatch can still close the connection before a password goes out.

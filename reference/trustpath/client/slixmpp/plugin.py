@@ -14,7 +14,7 @@ its own module; :class:`TrustPath` is what slixmpp registers, and composes them:
 * :mod:`.session`: after resource binding, a fresh Ed25519 key announced with
   ``<session-key/>``, and the server's keys from disco#info (:mod:`.policy`): with this client's
   own TLS view they are the anchor; asked again when a message's key is unknown.
-* :mod:`.signing`: in the last outgoing filter (``out_sce``) one attestation for each message
+* :mod:`.signing`: in the last outgoing filter (``out_sce``) one record for each message
   with a body (:func:`trustpath.core.attest.attest`), ``<require/>`` when asked, and a refusal of
   a requirement this client's own hop cannot meet.
 * :mod:`.receiving`: every message with a body, a covered payload or a path (also carbons and
@@ -94,7 +94,7 @@ class TrustPath(BasePlugin):
     ``disco_timeout`` seconds to wait for the server's answers (30)
     ``pending_limit`` messages kept while the server's keys are not known yet (1000)
     ``key_refresh_interval`` seconds: keys older than this are asked for again when a message's
-                      last attestation verifies with none of them (60)
+                      last record verifies with none of them (60)
     ``delivery_reports`` add this client's report of a message's path to the delivery receipt
                       (XEP-0184) it sends for it (True); the receipt waits for the check, at most
                       ``receipt_wait`` seconds (10)
@@ -116,7 +116,7 @@ class TrustPath(BasePlugin):
     """
 
     name = "trust_path"
-    description = "Trust Path: signed per-hop attestations (urn:xmpp:trust-path:1)"
+    description = "Trust Path: signed per-hop records (urn:xmpp:trust-path:1)"
     dependencies: ClassVar[set[str]] = {"xep_0030"}
     stanza = stanza
     default_config: ClassVar[dict[str, Any]] = {
@@ -241,7 +241,7 @@ class TrustPath(BasePlugin):
 
     @property
     def session_key(self) -> str | None:
-        """The public attestation key of this session (base64), once bound."""
+        """The public record key of this session (base64), once bound."""
         key = self.session.key
         return key.public if key is not None else None
 

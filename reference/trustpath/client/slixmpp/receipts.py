@@ -53,7 +53,7 @@ def remember(store: OrderedDict[K, V], key: K, value: V, limit: int = REMEMBERED
 class Receipts:
     """What this client knows for delivery reports.
 
-    ``sent``: (recipient's bare JID, id) -> the sig of this client's attestation (None: sent
+    ``sent``: (recipient's bare JID, id) -> the sig of this client's record (None: sent
     without one).  ``received``: (sender's full JID, id) -> this client's report.  ``unchecked``:
     received messages a receipt will be asked for, still to be checked.  ``held``: receipts
     waiting for such a check, with the timer that ends the wait.  ``released``: receipts whose

@@ -139,7 +139,7 @@ class Receiver:
         if path is None:
             return
         limit = int(self._config.get("replay_cache", 10000))
-        for att, check in zip(path.attestations, report.attestations):
+        for att, check in zip(path.records, report.records):
             if check.status is Status.OK:
                 remember(self.seen, att.sig, None, limit)
 

@@ -23,7 +23,7 @@ from .policy import DiscoveryFailed, ServerPolicy, ask_policy, unanswered
 
 log = logging.getLogger(__name__)
 
-#: the statuses of a server's last attestation that may mean "your copy of my keys is old"
+#: the statuses of a server's last record that may mean "your copy of my keys is old"
 STALE_KEY_STATUSES = ("key-unknown", "tampered")
 
 
@@ -73,9 +73,9 @@ class Session:
         return configured
 
     def keys_may_be_stale(self, report: Report) -> bool:
-        """Whether ``report``'s last attestation, by this client's server, verifies with none of its
+        """Whether ``report``'s last record, by this client's server, verifies with none of its
         known keys, and those keys are old enough to ask for again (XEP: Keys and Discovery Caching)."""
-        last = report.attestations[-1] if report.attestations else None
+        last = report.records[-1] if report.records else None
         return self.override is None and self.policy is not None and last is not None \
             and last.signer == self.policy.domain and last.status in STALE_KEY_STATUSES \
             and time.monotonic() - self.last_refresh >= float(self._config["key_refresh_interval"])
@@ -161,10 +161,10 @@ class Session:
             log.debug("trust_path: the server accepted the session key %s", key)
         elif isinstance(exc, IqError):
             if self.key is not None and self.key.public == key:
-                # the server cannot check our attestations: adding them would only show hop details
+                # the server cannot check our records: adding them would only show hop details
                 self.key_refused = True
                 log.warning("trust_path: the server refused the session key (%s); messages are sent without "
-                            "a client attestation", exc.condition)
+                            "a client record", exc.condition)
         elif isinstance(exc, IqTimeout):
             log.warning("trust_path: the server did not answer the session-key announcement")
         else:

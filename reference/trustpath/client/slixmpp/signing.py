@@ -22,7 +22,7 @@ from slixmpp.stanza import Message
 from slixmpp.xmlstream import ET
 
 from ...core.attest import attest
-from ...core.codec import NS_SID, add_attestation, find_path_element, message_fields, parse_stanza, remove_paths, \
+from ...core.codec import NS_SID, add_record, find_path_element, message_fields, parse_stanza, remove_paths, \
     serialize
 from ...core.errors import InvalidInput, TrustPathError
 from ...core.model import NS
@@ -86,7 +86,7 @@ class Signer:
             return None  # held until the acknowledged message is checked
         for child in list(xml):
             if isinstance(child.tag, str) and is_path(child.tag):
-                xml.remove(child)  # this client's attestation is the first; anything else is not ours
+                xml.remove(child)  # this client's record is the first; anything else is not ours
         # what the server will parse: the bytes slixmpp writes (line ends normalized by the parser)
         root = parse_stanza(xml_text(xml).encode("utf-8"))
         remove_paths(root)
@@ -96,12 +96,12 @@ class Signer:
         fields = message_fields(root)
         # the sending client's record: no signer (it is the message's 'from'), no time (its clock
         # is not checked), its view of H1; attest() lists in h= every payload present
-        attestation = attest(fields, key, out_view=self._own_hop.own_view())
-        add_attestation(root, attestation)
+        record = attest(fields, key, out_view=self._own_hop.own_view())
+        add_record(root, record)
         path = find_path_element(root)
         assert path is not None
         xml.append(ET.fromstring(serialize(path)))
-        self._receipts.remember_sent((fields.to.split("/", 1)[0], fields.id), attestation.sig)
+        self._receipts.remember_sent((fields.to.split("/", 1)[0], fields.id), record.sig)
         return message
 
     def _refused(self, message: Message) -> bool:

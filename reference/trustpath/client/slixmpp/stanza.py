@@ -49,7 +49,7 @@ class Require(ElementBase):
 
     Used as ``msg['trust_path_require'] = 'trusted'`` (or ``'weak'``); reads ``''`` when
     absent.  Like XEP-0184's request, it works on the parent message directly, so that
-    reading it never adds an empty element to the message (which every attestation
+    reading it never adds an empty element to the message (which every record
     signs).
     """
 

@@ -1,5 +1,5 @@
 """Stanzas as the core reads them: serialized with exactly the text that was received, and which
-messages carry content that attestations cover."""
+messages carry content that records cover."""
 
 from __future__ import annotations
 

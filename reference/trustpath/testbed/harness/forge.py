@@ -9,12 +9,12 @@ from lxml import etree
 from slixmpp.xmlstream import ET
 
 from ...core.attest import attest
-from ...core.codec import add_attestation, find_path_element, message_fields
+from ...core.codec import add_record, find_path_element, message_fields
 from ...core.keys import SigningKey
 from ...core.model import NS, Chain, KeySource, Result, View
 
 
-def forged_attestation_filter(server: str, jid: str) -> Any:
+def forged_record_filter(server: str, jid: str) -> Any:
     """An ``out_sce`` filter, registered after the trust_path plugin's, that appends to the path a
     record signed with a key of its own, claiming to be ``server``'s (``jid`` is the sender's own JID)."""
     key = SigningKey.generate()
@@ -30,7 +30,7 @@ def forged_attestation_filter(server: str, jid: str) -> Any:
         claim = View("tls-unique", Result.PASS, "1.2", "A" * 16)
         forged = attest(fields, key, previous=previous, signer=server, time=datetime.now(UTC), in_view=claim,
                         chain=Chain.PASS, vouch=KeySource.LINK, out_view=View("pin", Result.PASS, "1.3", "A" * 16))
-        add_attestation(root, forged)
+        add_record(root, forged)
         text = find_path_element(root).text
         element = stanza.xml.find(f"{{{NS}}}path")
         if element is None:

@@ -248,7 +248,7 @@ class C2SInterceptor(_LoopThread):
     def _rewrite(self, piece: bytes) -> bytes:
         """One top-level element from the client, as the careful attacker passes it on."""
         from ...core.attest import attest
-        from ...core.codec import add_attestation, find_path_element, message_fields, remove_paths
+        from ...core.codec import add_record, find_path_element, message_fields, remove_paths
         from ...core.model import NS, Result, View
 
         if not piece.lstrip().startswith((b"<iq", b"<message")) or NS.encode() not in piece:
@@ -269,7 +269,7 @@ class C2SInterceptor(_LoopThread):
             del root.attrib["from"]
             remove_paths(root)
             claim = View("pin", Result.PASS, *self.real_view)
-            add_attestation(root, attest(fields, self.key, out_view=claim))
+            add_record(root, attest(fields, self.key, out_view=claim))
             self.rewritten.append("record")
         return etree.tostring(root)
 

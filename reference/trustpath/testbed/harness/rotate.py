@@ -1,4 +1,4 @@
-"""Key rotation on a live server (scenario 10): a new attestation key, the old one retired."""
+"""Key rotation on a live server (scenario 10): a new record key, the old one retired."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .world import World
 
 
 def current_key(instance: Instance) -> SigningKey:
-    """The attestation key ``instance`` signs with now (mod_trust_path's own, or the configured file)."""
+    """The record key ``instance`` signs with now (mod_trust_path's own, or the configured file)."""
     configured = instance.options.get("trust_path_key_file")
     path = configured if isinstance(configured, str) else \
         str(instance.workdir / "data" / "trust_path" / f"{instance.domain}.key")
@@ -24,11 +24,11 @@ def current_key(instance: Instance) -> SigningKey:
 def rotate_key(instance: Instance) -> tuple[str, str]:
     """Restart ``instance`` signing with a new key; return (old public key, new public key).
 
-    The old key is retired from the end of the module's default clock skew on: attestations
+    The old key is retired from the end of the module's default clock skew on: records
     it made until now stay verifiable."""
     old = current_key(instance)
     new = SigningKey.generate()
-    key_file = instance.workdir / f"attestation-key-{new.public[:8].replace('/', '_')}.hex"
+    key_file = instance.workdir / f"record-key-{new.public[:8].replace('/', '_')}.hex"
     key_file.write_text(new.seed().hex() + "\n")
     key_file.chmod(0o600)
     retired = list(instance.options.get("trust_path_retired_keys", []))  # type: ignore[call-overload]

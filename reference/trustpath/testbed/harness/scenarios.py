@@ -169,7 +169,7 @@ def world_for(setup: Setup) -> World:
 
 
 def publish_txt_keys(world: World, *, wrong: bool = False) -> None:
-    """Publish each server's attestation keys in ``_trust-path.<domain>`` TXT records (the
+    """Publish each server's record keys in ``_trust-path.<domain>`` TXT records (the
     reference's :func:`~trustpath.core.disco.txt_records`); with ``wrong``, a.example's record
     names a key it does not hold.  Done once the servers run (a server makes its key on first start)
     and before any client connects."""
@@ -221,14 +221,14 @@ async def s_replay(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
     bob = await live.client(BOB)
     alice.send("bob@b.example", "An earlier message.")
     await next_event(bob.verdicts)
-    alice.send("bob@b.example", "A later message carrying the earlier attestation.")
+    alice.send("bob@b.example", "A later message carrying the earlier record.")
     return bob, await next_event(bob.verdicts)
 
 
 async def s_forgery(live: Live, setup: Setup) -> tuple[TrustPathClient, Any]:
-    from .forge import forged_attestation_filter
+    from .forge import forged_record_filter
 
-    alice = await live.client(ALICE, extra_filter=forged_attestation_filter("a.example", ALICE))
+    alice = await live.client(ALICE, extra_filter=forged_record_filter("a.example", ALICE))
     bob = await live.client(BOB)
     alice.send("bob@b.example", "My client claims to be my server.")
     return bob, await next_event(bob.verdicts)

@@ -13,7 +13,7 @@ from lxml import etree
 from scramp import ScramClient
 
 from ...core.attest import attest
-from ...core.codec import add_attestation, decode_path, find_message, find_path_element, message_fields, \
+from ...core.codec import add_record, decode_path, find_message, find_path_element, message_fields, \
     parse_stanza, serialize
 from ...core.delivery import NS_RECEIPTS, DeliveryReport, report_element, report_of_stanza
 from ...core.keys import KeySet, SigningKey
@@ -68,7 +68,7 @@ class ClientNode:
         self.session: Session | None = None
         self.anchor_keys: KeySet | None = None
         self.inbox: list[Inbox] = []
-        #: the sig of this client's attestation on each message it sent, by (recipient's bare JID, id),
+        #: the sig of this client's record on each message it sent, by (recipient's bare JID, id),
         #: None when it sent it without one (for delivery reports)
         self.sent: dict[tuple[str, str], str | None] = {}
         server.add_user(jid.split("@")[0], password)
@@ -99,7 +99,7 @@ class ClientNode:
         else:
             self.session = server.accept_c2s(self, link)
         self.sessions_opened += 1
-        if self.sessions_opened > 1:  # a new attestation key for every session
+        if self.sessions_opened > 1:  # a new record key for every session
             self.key = self.fed.keys.signing_key(f"client/{self.jid}/{self.sessions_opened}")
         if self.takes_part:
             iq = etree.Element(f"{{{NS_CLIENT}}}iq", nsmap={None: NS_CLIENT})
@@ -147,7 +147,7 @@ class ClientNode:
         del root.attrib["from"]  # the server stamps it
         if self.takes_part and self.view is not None:
             att = attest(fields, self.key, out_view=self.view)
-            add_attestation(root, att)
+            add_record(root, att)
             self.sent[(bare(to), mid)] = att.sig
         else:
             self.sent[(bare(to), mid)] = None
@@ -172,7 +172,7 @@ class ClientNode:
         fields = message_fields(root)
         del root.attrib["from"]  # the server stamps it
         if self.takes_part:
-            add_attestation(root, attest(fields, self.key, out_view=self.view))
+            add_record(root, attest(fields, self.key, out_view=self.view))
         self.server.from_client(self.session, self.session.link.client_to_server(serialize(root)))
         return fields.id
 
@@ -200,18 +200,18 @@ class ClientNode:
         report = verify_stanza(data, self.anchor(), self.now(), max_skew=self.fed.max_skew, seen=self.seen)
         path = decode_path(received.message)
         if received.wrapper != "archive":
-            for att, check in zip(path.attestations if path else (), report.attestations):
+            for att, check in zip(path.records if path else (), report.records):
                 if check.status is Status.OK:
                     self.seen.add(att.sig)
         self.inbox.append(Inbox(data, report, wrapper=received.wrapper))
 
-    def forge_server_attestation(self, root: etree._Element, fields: MessageFields) -> None:
+    def forge_server_record(self, root: etree._Element, fields: MessageFields) -> None:
         """A malicious client: add a record that claims to be its server's."""
         fake = SigningKey.generate() if not self.fed.seeded else self.fed.keys.signing_key("forger")
         element = find_path_element(root)
         previous = (element.text or "").strip() if element is not None else ""
         view = self.view or View("pin", Result.PASS, "1.3")
-        add_attestation(root, attest(fields, fake, previous=previous, signer=self.server.domain, time=self.now(),
+        add_record(root, attest(fields, fake, previous=previous, signer=self.server.domain, time=self.now(),
                                      in_view=View("tls-server-end-point", Result.PASS, view.tls, view.spki),
                                      chain=Chain.PASS, vouch=KeySource.LINK, out_view=View("pin", Result.PASS,
                                                                                            view.tls, view.spki)))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ...core.attest import attest
-from ...core.codec import add_attestation, find_path_element, message_fields, parse_stanza, remove_paths, serialize
+from ...core.codec import add_record, find_path_element, message_fields, parse_stanza, remove_paths, serialize
 from ...core.keys import KeySet, PublishedKey
 from ...core.model import NS, Result, View
 from .server import S2SLink
@@ -107,5 +107,5 @@ class C2SInterceptor:
         del root.attrib["from"]
         remove_paths(root)
         claim = View("pin", Result.PASS, self._real.version, self._real.spki)
-        add_attestation(root, attest(fields, self.key, out_view=claim))
+        add_record(root, attest(fields, self.key, out_view=claim))
         return serialize(root)

@@ -56,7 +56,7 @@ class ReceiptOutcome:
 
 
 def _forged_origin(report: DeliveryReport) -> DeliveryReport:
-    # a report about another copy of the message: the first attestation Bob saw is not Alice's
+    # a report about another copy of the message: the first record Bob saw is not Alice's
     return replace(report, origin="A" * 85 + "Q")
 
 
@@ -76,7 +76,7 @@ RECEIPT_CASES: tuple[ReceiptCase, ...] = (
                 "the receipt's path is weak too", Verdict.WEAK, Verdict.WEAK, Verdict.WEAK, None, forward_h2="pkix"),
     ReceiptCase("receipt-h2-ca-only", "the receipt came back over an s2s stream that a.example checked by a CA only: "
                 "at best weak", Verdict.WEAK, Verdict.TRUSTED, Verdict.WEAK, "receipt", back_in="pkix"),
-    ReceiptCase("report-for-another-copy", "the report names another first attestation than Alice's",
+    ReceiptCase("report-for-another-copy", "the report names another first record than Alice's",
                 Verdict.UNTRUSTED, Verdict.TRUSTED, Verdict.TRUSTED, "origin", edit=_forged_origin),
     ReceiptCase("report-raised-in-transit", "the report was changed from weak to trusted after b.example signed",
                 Verdict.UNTRUSTED, Verdict.TRUSTED, Verdict.UNTRUSTED, "receipt", forward_h2="pkix",

@@ -65,13 +65,13 @@ def _sends(body: str, *, on_path: Callable[[bytes], bytes] | None = None, interc
     """A run in which alice sends ``body`` to bob once, in a world set up with ``world`` (see
     :func:`_world`): ``on_path`` changes what a.example sends on the wire after signing, ``intercept``
     puts a man in the middle with CA-valid certificates on H2, ``forge`` makes alice's client forge
-    its server's attestation.  What bob got is checked, or what alice got when it is ``refused``."""
+    its server's record.  What bob got is checked, or what alice got when it is ``refused``."""
     def run(fed: Federation) -> tuple[ClientNode, Inbox | None]:
         if intercept:
             fed.interceptors[("a.example", "b.example")] = Interceptor(fed, "a.example", "b.example")
         ss, _, alice, bob = _world(fed, **world)
         ss.outbound_filter = on_path
-        alice.send("bob@b.example", body, require=require, extra=alice.forge_server_attestation if forge else None)
+        alice.send("bob@b.example", body, require=require, extra=alice.forge_server_record if forge else None)
         viewer = alice if refused else bob
         return viewer, _last(viewer)
 
@@ -111,7 +111,7 @@ def s09(fed: Federation) -> tuple[ClientNode, Inbox | None]:
     ss.outbound_filter = replay
     alice.send("bob@b.example", "An earlier message.")
     fed.clock.advance(20)
-    alice.send("bob@b.example", "A later message carrying the earlier attestation.")
+    alice.send("bob@b.example", "A later message carrying the earlier record.")
     return bob, _last(bob)
 
 
@@ -169,7 +169,7 @@ RUNS: dict[int, Run] = {
     3: _sends("b.example knows a.example by dialback only.", h2="pkix", h2_in="dialback", ss_cert=False),
     4: _sends("A man in the middle holds a CA-valid certificate for b.example.", intercept=True, refused=True),
     5: _sends("a.example does not implement trust-path.", h2="pkix", h2_in="pkix", ss_takes_part=False),
-    6: _sends("Someone removes a.example's attestation in transit.", on_path=_strip),
+    6: _sends("Someone removes a.example's record in transit.", on_path=_strip),
     7: _sends("Meet at noon.", on_path=_tamper),
     8: _sends("My client claims to be my server.", forge=True),
     9: s09,

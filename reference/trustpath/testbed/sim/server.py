@@ -1,6 +1,6 @@
 """A server of the embedded federation: c2s sessions with SCRAM, s2s links with their configured
 check (pin, PKIX, dialback), and the reference core's server rules on every message it routes,
-receives and delivers (anti-forgery, the chain check, <require/>, its own attestations)."""
+receives and delivers (anti-forgery, the chain check, <require/>, its own records)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from lxml import etree
 from scramp import ScramMechanism
 
 from ...core.attest import attest
-from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_attestation, find_path_element, \
+from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_record, find_path_element, \
     message_fields, parse_stanza, path_records, serialize
 from ...core.disco import parse_key
 from ...core.keys import KeySet, PublishedKey, spki_sha256
 from ...core.constants import DEFAULT_CACHE_FOR
-from ...core.model import MAX_ATTESTATIONS, NS, Chain, KeySource, MessageFields, Reason, Result, View
+from ...core.model import MAX_RECORDS, NS, Chain, KeySource, MessageFields, Reason, Result, View
 from ...core.preflight import preflight_answer, preflight_element
 from ...core.server import (
     FetchedKeys,
@@ -139,7 +139,7 @@ class ServerNode:
         return self.fed.clock.now + timedelta(seconds=self.clock_offset)
 
     def rotate_key(self) -> None:
-        """Publish a new attestation key; the old one stays verifiable as retired."""
+        """Publish a new record key; the old one stays verifiable as retired."""
         self._generation += 1
         new = self.fed.keys.signing_key(f"server/{self.domain}/{self._generation}")
         self.keyset = self.keyset.rotated(new.public, self.now(), self.fed.max_skew)
@@ -205,9 +205,9 @@ class ServerNode:
         """Add this server's record to ``root``'s path (at the limit, the path goes on unchanged)."""
         element = find_path_element(root)
         previous = path_records(element) if element is not None else []
-        if len(previous) >= MAX_ATTESTATIONS:
+        if len(previous) >= MAX_RECORDS:
             return
-        add_attestation(root, attest(fields, self.signing, previous=" ".join(previous), signer=self.domain,
+        add_record(root, attest(fields, self.signing, previous=" ".join(previous), signer=self.domain,
                                      time=self.now(), in_view=arrival.in_view, chain=arrival.chain,
                                      chain_reason=arrival.chain_reason, vouch=arrival.vouch,
                                      removed=arrival.removed, out_view=out_view, out_peer=out_peer, stored=stored))

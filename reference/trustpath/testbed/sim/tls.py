@@ -1,7 +1,7 @@
 """Real TLS over memory: certificates made per run, handshakes between two ``ssl.SSLObject``s.
 
 No sockets: each direction of a link is a pair of ``ssl.MemoryBIO`` buffers that this
-module pumps.  Every fact an attestation states about a hop (TLS version, cipher, the
+module pumps.  Every fact a record states about a hop (TLS version, cipher, the
 server's SPKI hash, the pin check) is read from these real handshakes.
 """
 
