@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from ...core.keys import SigningKey
 from ...core.model import DEFAULT_MAX_SKEW
@@ -15,10 +17,17 @@ from .world import World
 def current_key(instance: Instance) -> SigningKey:
     """The record key ``instance`` signs with now (mod_trust_path's own, or the configured file)."""
     configured = instance.options.get("trust_path_key_file")
-    path = configured if isinstance(configured, str) else \
-        str(instance.workdir / "data" / "trust_path" / f"{instance.domain}.key")
-    with open(path, encoding="ascii") as handle:
-        return SigningKey.from_seed(bytes.fromhex(handle.read().strip()))
+    path = Path(configured) if isinstance(configured, str) else \
+        instance.workdir / "data" / "trust_path" / f"{instance.domain}.key"
+    # the module writes its key when it loads, which may be a moment after the server listens
+    deadline = time.monotonic() + 5
+    while True:
+        text = path.read_text(encoding="ascii").strip() if path.exists() else ""
+        if len(text) == 64:  # a whole 32-byte seed in hex
+            return SigningKey.from_seed(bytes.fromhex(text))
+        if time.monotonic() > deadline:
+            raise FileNotFoundError(f"{instance.domain} wrote no record key to {path} within 5 s")
+        time.sleep(0.05)
 
 
 def rotate_key(instance: Instance) -> tuple[str, str]:
