@@ -22,7 +22,7 @@ from trustpath.core.receive import verify_stanza
 from trustpath.core.verify import Anchor, Report
 from trustpath.testbed.harness.clients import TrustPathClient
 from trustpath.testbed.harness.rotate import rotate_key
-from trustpath.testbed.harness.scenarios import Live, Setup, next_event, run_live, settle, world_for
+from trustpath.testbed.harness.scenarios import Live, Setup, in_live_world, next_event, run_live, world_for
 from trustpath.testbed.scenarios import ALICE, BOB, SCENARIOS
 
 LAPTOP, TABLET = "bob@b.example/laptop", "bob@b.example/tablet"
@@ -70,19 +70,7 @@ async def read_archive(live: Live, jid: str) -> TrustPathClient:
 
 def in_live_federation(steps: Callable[[Live], Awaitable[None]]) -> None:
     """Run ``steps`` on a fresh live federation with every hop pinned, then stop all of it."""
-    async def run() -> None:
-        world = await asyncio.to_thread(world_for, Setup())
-        live = Live(world)
-        try:
-            await steps(live)
-        finally:
-            try:
-                await live.close()
-                await settle()
-            finally:
-                await asyncio.to_thread(world.close)
-
-    asyncio.run(run())
+    in_live_world(lambda: world_for(Setup()), steps)
 
 
 def test_scenario_10_a_message_read_from_the_archive_after_a_key_rotation():

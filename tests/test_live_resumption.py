@@ -32,7 +32,7 @@ from trustpath.client.slixmpp.pins import PinStore
 from trustpath.client.slixmpp.wire import wire_bytes
 from trustpath.core.model import Verdict
 from trustpath.testbed.harness.clients import TrustPathClient
-from trustpath.testbed.harness.scenarios import FAKETIME_LIBS, Live, next_event, settle
+from trustpath.testbed.harness.scenarios import FAKETIME_LIBS, Live, in_live_world, next_event
 from trustpath.testbed.harness.world import build_world
 
 ALICE, BOB = "alice@a.example/phone", "bob@b.example/desk"
@@ -137,19 +137,7 @@ def _run(b_options: dict[str, object], steps: Any, tmp_path: Path) -> None:
     offset_file = tmp_path / "faketime"
     offset_file.write_text(f"-{HELD}\n")
 
-    async def run() -> None:
-        world = await asyncio.to_thread(_world, offset_file, b_options)
-        live = Live(world)
-        try:
-            await steps(live, offset_file)
-        finally:
-            try:
-                await live.close()
-                await settle()
-            finally:
-                await asyncio.to_thread(world.close)
-
-    asyncio.run(run())
+    in_live_world(lambda: _world(offset_file, b_options), lambda live: steps(live, offset_file))
 
 
 def test_a_message_held_in_a_hibernating_session_is_signed_for_the_resumed_connection(tmp_path):

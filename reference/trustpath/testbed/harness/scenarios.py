@@ -399,6 +399,24 @@ async def run_all_live(only: tuple[int, ...] = ()) -> list[Outcome]:
     return outcomes
 
 
+def in_live_world(make_world: Callable[[], World], steps: Callable[[Live], Awaitable[None]]) -> None:
+    """Build a federation with ``make_world`` (in a thread: it starts processes), run ``steps``
+    on it, then stop every client and process, whatever happened."""
+    async def run() -> None:
+        world = await asyncio.to_thread(make_world)
+        live = Live(world)
+        try:
+            await steps(live)
+        finally:
+            try:
+                await live.close()
+                await settle()
+            finally:
+                await asyncio.to_thread(world.close)
+
+    asyncio.run(run())
+
+
 async def settle() -> None:
     """Cancel and await every other task of this event loop: what closed clients left running,
     so that the next federation starts clean."""
