@@ -30,6 +30,7 @@ import pytest
 from conftest import require_prosody
 from trustpath.client.slixmpp.pins import PinStore
 from trustpath.client.slixmpp.wire import wire_bytes
+from trustpath.core.keys import short_spki
 from trustpath.core.model import Verdict
 from trustpath.testbed.harness.clients import TrustPathClient
 from trustpath.testbed.harness.scenarios import FAKETIME_LIBS, Live, in_live_world, next_event
@@ -123,14 +124,9 @@ def _assert_delivered_on_new_connection(what: str, event: Any, world: Any, signe
     method, result, tls, spki = record["o"].split(",")
     # the view of the connection that carried it: TLS 1.3, no tls-unique (the first one: 1.2, tls-unique)
     assert (method, result, tls) == ("sasl", "pass", "1.3"), f"{what}: H3 view {record['o']} is not the new connection's"
-    assert spki == _short(world.spki["b.example"])
+    assert spki == short_spki(world.spki["b.example"])
     assert int(record["t"]) >= signed_after, f"{what}: signed at {record['t']}, before the new connection ({signed_after})"
     assert "st" in record and int(record["st"]) < int(record["t"]), record
-
-
-def _short(spki_b64: str) -> str:
-    import base64
-    return base64.b64encode(base64.b64decode(spki_b64)[:12]).decode().rstrip("=")
 
 
 def _run(b_options: dict[str, object], steps: Any, tmp_path: Path) -> None:

@@ -16,22 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ..core.attest import attest
 from ..core.codec import decode_path, find_message, message_fields, parse_stanza
 from ..core.keys import public_key, unb64_raw
-from ..core.model import NS
 from ..core.receive import verify_stanza
 from ..core.signing import signing_input
 from ..core.verify import verify
+from ..testbed.harness.size import path_size
 
 BATCH = 50
-
-
-def without_trust_path(stanza: bytes) -> bytes:
-    """``stanza`` with every element of the trust-path namespace removed, serialized the same way."""
-    root = parse_stanza(stanza)
-    for element in list(root.iter(f"{{{NS}}}*")):
-        element.getparent().remove(element)
-    from ..core.codec import serialize
-
-    return serialize(root)
 
 
 def _interleaved(ours: Callable[[], object], raw: Callable[[], object], rounds: int) -> tuple[float, float]:
@@ -94,7 +84,7 @@ def run_bench(rounds: int = 2000) -> dict[str, float | int]:
     verify_us, raw_verify_us = _interleaved(check_parsed, raw_verify, rounds)
     bytes_us, raw_verify2_us = _interleaved(lambda: verify_stanza(stanza, anchor, now), raw_verify, rounds)
 
-    path_bytes = len(stanza) - len(without_trust_path(stanza))
+    path_bytes = path_size(stanza, hops).added
     return {
         "create_ratio": round(create_us / sign_us, 3),
         "verify_ratio": round(verify_us / raw_verify_us, 3),

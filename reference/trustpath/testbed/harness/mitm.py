@@ -12,8 +12,33 @@ import asyncio
 import re
 import ssl
 import threading
+from collections.abc import Callable
 
 from ..sim.tls import Credential
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                change: Callable[[bytes], bytes] | None) -> None:
+    try:
+        while data := await src.read(65536):
+            dst.write(change(data) if change is not None else data)
+            await dst.drain()
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        dst.close()
+
+
+async def relay_both_ways(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter, *,
+                          upstream: Callable[[bytes], bytes] | None = None) -> None:
+    """Pass bytes between a victim's connection and the attacker's own upstream one until either
+    closes; ``upstream`` changes what goes up."""
+    try:
+        await asyncio.gather(_pipe(reader, up_writer, upstream), _pipe(up_reader, writer, None))
+    except asyncio.CancelledError:
+        writer.close()
+        up_writer.close()
 
 
 class _LoopThread:
@@ -83,21 +108,7 @@ class Interceptor(_LoopThread):
             writer.close()
             return
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                dst.close()
-
-        try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        except asyncio.CancelledError:
-            writer.close()
-            up_writer.close()
+        await relay_both_ways(reader, writer, up_reader, up_writer)
 
 
 # --- a man in the middle on a client's c2s hop (H1) ---------------------------------------
@@ -226,24 +237,12 @@ class C2SInterceptor(_LoopThread):
             up_writer.close()
             return
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, rewrite: bool) -> None:
-            splitter = ElementSplitter()
-            try:
-                while data := await src.read(65536):
-                    if rewrite:
-                        data = b"".join(self._rewrite(piece) for piece in splitter.feed(data))
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                dst.close()
+        await relay_both_ways(reader, writer, up_reader, up_writer, upstream=self._rewritten() if self.forge else None)
 
-        try:
-            await asyncio.gather(pipe(reader, up_writer, self.forge), pipe(up_reader, writer, False))
-        except asyncio.CancelledError:
-            writer.close()
-            up_writer.close()
+    def _rewritten(self) -> Callable[[bytes], bytes]:
+        """What the careful attacker does to the client's bytes: each top-level element in turn."""
+        splitter = ElementSplitter()
+        return lambda data: b"".join(self._rewrite(piece) for piece in splitter.feed(data))
 
     def _rewrite(self, piece: bytes) -> bytes:
         """One top-level element from the client, as the careful attacker passes it on."""
