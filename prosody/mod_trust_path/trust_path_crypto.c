@@ -100,23 +100,13 @@ static int l_verify(lua_State *L) {
 	return 1;
 }
 
-static const luaL_Reg functions[] = {
-	{"generate_seed", l_generate_seed},
-	{"public_from_seed", l_public_from_seed},
-	{"sign", l_sign},
-	{"verify", l_verify},
-	{NULL, NULL},
-};
+#define BACKEND "libsodium"
+#define DESCRIPTION "Ed25519 via libsodium"
 
-int luaopen_trust_path_crypto(lua_State *L) {
+static int backend_init(lua_State *L) {
 	if (sodium_init() < 0)
 		return luaL_error(L, "libsodium could not be initialised");
-	luaL_newlib(L, functions);
-	lua_pushliteral(L, "Ed25519 via libsodium");
-	lua_setfield(L, -2, "_DESCRIPTION");
-	lua_pushliteral(L, "libsodium");
-	lua_setfield(L, -2, "_BACKEND");
-	return 1;
+	return 0;
 }
 
 #else /* OpenSSL */
@@ -288,15 +278,10 @@ static int l_verify(lua_State *L) {
 	return 1;
 }
 
-static const luaL_Reg functions[] = {
-	{"generate_seed", l_generate_seed},
-	{"public_from_seed", l_public_from_seed},
-	{"sign", l_sign},
-	{"verify", l_verify},
-	{NULL, NULL},
-};
+#define BACKEND "openssl"
+#define DESCRIPTION "Ed25519 via OpenSSL EVP"
 
-int luaopen_trust_path_crypto(lua_State *L) {
+static int backend_init(lua_State *L) {
 	if (luaL_newmetatable(L, PKEY_MT)) {
 		lua_pushcfunction(L, pkey_gc);
 		lua_setfield(L, -2, "__gc");
@@ -306,12 +291,26 @@ int luaopen_trust_path_crypto(lua_State *L) {
 		lua_newtable(L);
 		cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
-	luaL_newlib(L, functions);
-	lua_pushliteral(L, "Ed25519 via OpenSSL EVP");
-	lua_setfield(L, -2, "_DESCRIPTION");
-	lua_pushliteral(L, "openssl");
-	lua_setfield(L, -2, "_BACKEND");
-	return 1;
+	return 0;
 }
 
 #endif
+
+/* The same Lua API whichever library signs: the module cannot tell them apart but by _BACKEND. */
+static const luaL_Reg functions[] = {
+	{"generate_seed", l_generate_seed},
+	{"public_from_seed", l_public_from_seed},
+	{"sign", l_sign},
+	{"verify", l_verify},
+	{NULL, NULL},
+};
+
+int luaopen_trust_path_crypto(lua_State *L) {
+	backend_init(L);
+	luaL_newlib(L, functions);
+	lua_pushliteral(L, DESCRIPTION);
+	lua_setfield(L, -2, "_DESCRIPTION");
+	lua_pushliteral(L, BACKEND);
+	lua_setfield(L, -2, "_BACKEND");
+	return 1;
+}
