@@ -23,7 +23,8 @@ return function (tp)
 		if not previous then return nil, count.text; end
 		if count >= core.MAX_RECORDS then return nil, ("the path already holds %d records"):format(count); end
 		local vouch = pending.vouch;
-		if vouch and last_sig(message) ~= pending.prev_sig then
+		-- the last record's signature, from the records just read (no second walk of the path)
+		if vouch and previous:match(";z=([^%s;]*)$") ~= pending.prev_sig then
 			-- the path changed since this server looked at it: it cannot vouch for what is there now
 			module:log("warn", "path of message %s from %s changed after it arrived; not vouching for its last record",
 				fields.id, fields.sender);
