@@ -30,7 +30,8 @@ from trustpath import (
     signing_input,
     verify_stanza,
 )
-from trustpath.core.codec import add_record, decode_path, message_fields, parse_stanza, serialize
+from trustpath.core.attest import sign_record
+from trustpath.core.codec import add_record, decode_path, decode_record, message_fields, parse_stanza, serialize
 from trustpath.core.errors import MalformedStanza
 from trustpath.core.keys import KeyStatus, short_spki
 from trustpath.core.model import Path
@@ -79,6 +80,24 @@ def test_a_record_is_written_in_field_order_with_the_signature_last():
     fields = [field.split("=", 1)[0] for field in att.text.split(";")]
     assert fields == ["s", "t", "k", "i", "c", "v", "r", "o", "st", "z"]
     assert f";t={epoch(T0)};" in att.text and ";c=fail.key-unknown;" in att.text and ";r=2;" in att.text
+
+
+def test_the_record_attest_returns_is_the_record_a_verifier_decodes_from_its_text():
+    # attest() builds its Record from its arguments and sign_record() writes the text: they must agree
+    omemo = replace(MSG, elements=(("omemo", "<\0{eu.siacs.conversations.axolotl}encrypted\0>\0"),))
+    records = [
+        attest(MSG, seed_key(1), out_view=view("pin")),
+        attest(omemo, seed_key(1), out_view=view("pin"), extra=(("x-later", "1"),)),
+        attest(MSG, seed_key(2), signer="a.example", time=T0, in_view=view("tls-unique", tls="1.2"),
+               chain=Chain.FAIL, chain_reason="key-unknown", removed=2, out_view=view("dane-ee"),
+               vouch=KeySource.LINK, stored=T0 + timedelta(seconds=3), in_peer="alice@a.example/phone",
+               out_peer="b.example", alg="ed25519"),
+        attest(MSG, seed_key(3), signer="b.example", time=epoch(T0), in_view=view("pin"), chain=Chain.PASS,
+               out_view=view("pin", tls="none")),
+    ]
+    for record in records:
+        assert decode_record(record.text) == record
+    assert sign_record(MSG, seed_key(1), out_view=view("pin")) == records[0].text  # Ed25519 is deterministic
 
 
 def test_a_message_carrying_a_payload_beyond_the_defaults_lists_every_payload_it_carries():

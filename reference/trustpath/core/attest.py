@@ -35,6 +35,25 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
     gives its domain, ``time``, its ``in_view`` and what it found (``chain``, ``vouch``, ``removed``).
     ``extra`` are fields a later version defines, written before the signature and signed.
     """
+    text = sign_record(message, key, out_view=out_view, previous=previous, signer=signer, time=time, in_view=in_view,
+                       in_peer=in_peer, out_peer=out_peer, chain=chain, chain_reason=chain_reason, vouch=vouch,
+                       removed=removed, stored=stored, alg=alg, extra=extra)
+    return Record(
+        key=key.public, out_view=out_view, sig=text[text.rindex(";z=") + 3:], text=text, signer=signer,
+        time=epoch(time) if time is not None else None, in_view=in_view, in_peer=in_peer, out_peer=out_peer,
+        chain=chain, chain_reason=chain_reason, vouch=vouch, removed=removed or None,
+        stored=epoch(stored) if stored is not None else None, covers=covered_payloads(message), alg=alg,
+        extra=tuple(extra))
+
+
+def sign_record(message: MessageFields, key: SigningKey, *, out_view: View, previous: str = "",
+                signer: str | None = None, time: datetime | int | None = None, in_view: View | None = None,
+                in_peer: str | None = None, out_peer: str | None = None, chain: Chain | None = None,
+                chain_reason: str | None = None, vouch: KeySource | None = None, removed: int | None = None,
+                stored: datetime | int | None = None, alg: str | None = None,
+                extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The text of the record :func:`attest` makes: what a server appends to the path, without
+    the value object it has no use for."""
     if not message.id:
         raise UsageError("a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)")
     if signer is not None and (in_view is None or chain is None):
@@ -72,15 +91,11 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
         fields.append(("st", str(epoch(stored))))
     if covers is not None:
         fields.append(("h", ",".join(covers)))
-    known = {name for name, _ in fields} | set(constants.RECORD_FIELDS)
-    for name, value in extra:
-        if name in known:
-            raise UsageError(f"extra field {name!r} is a field this version defines")
-        fields.append((name, value))
-    unsigned = ";".join(f"{name}={value}" for name, value in fields)
-    sig = key.sign(signing_input(message, previous, unsigned, covers))
-    return Record(
-        key=key.public, out_view=out_view, sig=sig, text=f"{unsigned};z={sig}", signer=signer,
-        time=seconds, in_view=in_view, in_peer=in_peer, out_peer=out_peer,
-        chain=chain, chain_reason=chain_reason, vouch=vouch, removed=removed or None,
-        stored=epoch(stored) if stored is not None else None, covers=covers, alg=alg, extra=tuple(extra))
+    if extra:
+        known = {name for name, _ in fields} | set(constants.RECORD_FIELDS)
+        for name, value in extra:
+            if name in known:
+                raise UsageError(f"extra field {name!r} is a field this version defines")
+            fields.append((name, value))
+    unsigned = ";".join([f"{name}={value}" for name, value in fields])
+    return f"{unsigned};z={key.sign(signing_input(message, previous, unsigned, covers))}"

@@ -8,6 +8,7 @@ and otherwise ignored, so that an addition is not a flag day.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -57,6 +58,14 @@ _CHAINS = {c.value: c for c in Chain}
 _FIELDS = frozenset(constants.RECORD_FIELDS)
 _RESULTS = {"pass": Result.PASS, "none": Result.NONE}
 _KEY_SOURCES = {k.value: k for k in KeySource}
+_PATH_TAG = f"{{{NS}}}path"
+_OTHER_PATH_PREFIX = "{" + NS_PREFIX
+_ORIGIN_ID_TAG = f"{{{NS_SID}}}origin-id"
+#: body, subject and thread in the two stanza namespaces, by Clark name
+_TEXT_TAGS = {ns: {f"{{{ns}}}{name}": name for name in ("body", "subject", "thread")} for ns in STANZA_NS}
+#: the payloads projected from elements, by Clark name ({ns}name)
+_ELEMENT_PAYLOADS = {f"{{{spec['ns']}}}{spec['name']}": token for token, spec in constants.PAYLOADS.items()
+                     if spec["kind"] == "element"}
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                           remove_blank_text=False)
@@ -147,16 +156,15 @@ def message_fields(message: etree._Element, extra: tuple[str, ...] = ()) -> Mess
     for the tokens of the constants table, and for the qualified names ``{ns}name`` in ``extra``
     (payloads a record covers that this version has no token for).
     """
-    ns = etree.QName(message).namespace
+    tag = message.tag
+    ns = tag[1:tag.index("}")] if tag[:1] == "{" else None
     sender = message.get("from")
     to = message.get("to")
     if not sender or not to:
         raise MalformedStanza("the message needs 'from' and 'to' to be attested")
     ident = message.get("id") or ""
     groups: dict[str, list[tuple[str | None, str]]] = {"body": [], "subject": [], "thread": []}
-    wanted = {f"{{{ns}}}{name}": name for name in groups}
-    elements = {(spec["ns"], spec["name"]): token for token, spec in constants.PAYLOADS.items()
-                if spec["kind"] == "element"}
+    wanted = _TEXT_TAGS.get(ns) or {f"{{{ns}}}{name}": name for name in groups}
     require_tag = f"{{{NS}}}require"
     report_tag = f"{{{NS}}}report"
     require = None
@@ -181,11 +189,10 @@ def message_fields(message: etree._Element, extra: tuple[str, ...] = ()) -> Mess
             if report is not None:
                 raise MalformedStanza("more than one <report/>")
             report = report_fields(child)
-        elif tag == f"{{{NS_SID}}}origin-id" and not ident:
+        elif tag == _ORIGIN_ID_TAG and not ident:
             ident = child.get("id") or ""
         else:
-            qname = etree.QName(child)
-            token = elements.get((qname.namespace, qname.localname)) or (tag if tag in extra else None)
+            token = _ELEMENT_PAYLOADS.get(tag) or (tag if tag in extra else None)
             if token is not None:
                 if any(t == token for t, _ in projections):
                     raise MalformedStanza(f"more than one {token} payload")
@@ -243,15 +250,16 @@ def find_path_element(message: etree._Element) -> etree._Element | None:
     """The message's ``<path/>``, or None; a path of another version is refused."""
     found = None
     for child in message:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if not isinstance(tag, str) or not tag.endswith("}path"):
             continue
-        ns, name = _local(child)
-        if name == "path" and ns.startswith(NS_PREFIX) and ns != NS:
-            raise UnsupportedVersion(f"trust-path namespace {ns!r} is not supported; this implementation speaks {NS}")
-        if ns == NS and name == "path":
+        if tag == _PATH_TAG:
             if found is not None:
                 raise MalformedStanza("more than one <path/> in a message")
             found = child
+        elif tag.startswith(_OTHER_PATH_PREFIX):
+            ns = tag[1:-len("}path")]
+            raise UnsupportedVersion(f"trust-path namespace {ns!r} is not supported; this implementation speaks {NS}")
     return found
 
 
@@ -311,66 +319,77 @@ def decode_record(text: str) -> Record:
     items = text.split(";")
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or "=" in value or (key not in _FIELDS and not _KEY.match(key)):
+        if not sep or "=" in value:
             raise MalformedStanza(f"a record field must be key=value, got {item[:40]!r}")
-        if key in fields or (extra and any(k == key for k, _ in extra)):
-            raise MalformedStanza(f"a record gives '{key}=' twice")
         if key in _FIELDS:
+            if key in fields:
+                raise MalformedStanza(f"a record gives '{key}=' twice")
             fields[key] = value
+        elif not _KEY.match(key):
+            raise MalformedStanza(f"a record field must be key=value, got {item[:40]!r}")
+        elif any(k == key for k, _ in extra):
+            raise MalformedStanza(f"a record gives '{key}=' twice")
         else:
             extra.append((key, value))
-    if not items[-1].startswith("z="):
+    if items[-1][:2] != "z=":
         raise MalformedStanza("'z=' (the signature) must be a record's last field")
-    alg = fields.get("a")
+    get = fields.get
+    alg = get("a")
     if alg is not None and alg not in constants.ALGORITHMS:
-        raise UnsupportedAlgorithm(f"a record by {fields.get('s', 'the sending client')!r} uses algorithm {alg!r}; "
+        raise UnsupportedAlgorithm(f"a record by {get('s', 'the sending client')!r} uses algorithm {alg!r}; "
                                    "only ed25519 is defined")
     key, sig = _need(fields, "k"), _need(fields, "z")
     if not _B64_KEY.match(key):
         raise MalformedStanza("'k=' must be a base64 Ed25519 key without padding (43 characters)")
     if not _B64_SIG.match(sig):
         raise MalformedStanza("'z=' must be a base64 Ed25519 signature without padding (86 characters)")
-    signer = fields.get("s")
+    signer = get("s")
     out_view = decode_view(_need(fields, "o"), "o")
-    in_view = decode_view(fields["i"], "i") if "i" in fields else None
+    i, c, v, t = get("i"), get("c"), get("v"), get("t")
+    in_view = decode_view(i, "i") if i is not None else None
     if signer is None:
-        if in_view is not None or "c" in fields or "v" in fields or "st" in fields:
+        if in_view is not None or c is not None or v is not None or "st" in fields:
             raise MalformedStanza("the sending client's record (no 's=') has only an out-view")
     else:
         _jid(signer, "s")
-        if in_view is None or "c" not in fields or "t" not in fields:
+        if in_view is None or c is None or t is None:
             raise MalformedStanza("a server's record needs 't=', 'i=' and 'c='")
     chain = chain_reason = None
-    if "c" in fields:
-        word, _, reason = fields["c"].partition(".")
-        chain = _CHAINS.get(word)
-        if chain is None or (chain is Chain.FAIL) != bool(reason) or (reason and not _REASON.match(reason)):
-            raise MalformedStanza(f"'c=' must be pass, absent, stripped or fail.<reason>, got {fields['c'][:40]!r}")
-        chain_reason = reason or None
+    if c is not None:
+        chain = _CHAINS.get(c)
+        if chain is None or chain is Chain.FAIL:  # the common words are looked up whole; fail.<reason> here
+            word, _, reason = c.partition(".")
+            chain = _CHAINS.get(word)
+            if chain is None or (chain is Chain.FAIL) != bool(reason) or (reason and not _REASON.match(reason)):
+                raise MalformedStanza(f"'c=' must be pass, absent, stripped or fail.<reason>, got {c[:40]!r}")
+            chain_reason = reason or None
     vouch = None
-    if "v" in fields:
-        vouch = _KEY_SOURCES.get(fields["v"])
+    if v is not None:
+        vouch = _KEY_SOURCES.get(v)
         if vouch is None:
-            raise MalformedStanza(f"'v=' must be a key source, got {fields['v'][:40]!r}")
+            raise MalformedStanza(f"'v=' must be a key source, got {v[:40]!r}")
     covers = None
-    if "h" in fields:
-        covers = tuple(fields["h"].split(","))
+    h = get("h")
+    if h is not None:
+        covers = tuple(h.split(","))
         if not all(_TOKEN.match(token) for token in covers) or len(set(covers)) != len(covers):
             raise MalformedStanza("'h=' must list payload tokens, each once")
-    removed = fields.get("r")
+    removed, stored, f, p = get("r"), get("st"), get("f"), get("p")
     if removed is not None and not _REMOVED.match(removed):
         raise MalformedStanza("'r=' must be a count from 1 to 999")
     return Record(
         key=key, out_view=out_view, sig=sig, text=text, signer=signer,
-        time=_decimal(fields["t"], "t") if "t" in fields else None, alg=alg, in_view=in_view,
-        in_peer=_jid(fields["f"], "f") if "f" in fields else None,
-        out_peer=_jid(fields["p"], "p") if "p" in fields else None, chain=chain, chain_reason=chain_reason,
+        time=_decimal(t, "t") if t is not None else None, alg=alg, in_view=in_view,
+        in_peer=_jid(f, "f") if f is not None else None,
+        out_peer=_jid(p, "p") if p is not None else None, chain=chain, chain_reason=chain_reason,
         vouch=vouch, removed=int(removed) if removed is not None else None,
-        stored=_decimal(fields["st"], "st") if "st" in fields else None, covers=covers, extra=tuple(extra))
+        stored=_decimal(stored, "st") if stored is not None else None, covers=covers, extra=tuple(extra))
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_view(text: str, name: str = "o") -> View:
-    """``method,result,tls,spki`` (XEP: Views)."""
+    """``method,result,tls,spki`` (XEP: Views).  Cached: a connection's view is the same text on
+    every message it carries, and a View is immutable."""
     parts = text.split(",")
     if len(parts) != 4:
         raise MalformedStanza(f"'{name}=' must be method,result,tls,spki, got {text[:60]!r}")
@@ -406,17 +425,19 @@ def view_problem(view: View) -> str | None:
 
 # --- encoding -------------------------------------------------------------------------
 
-def add_record(message: etree._Element, record: Record) -> None:
-    """Append ``record``'s record to the message's ``<path/>``, creating it if needed."""
+def add_record(message: etree._Element, record: Record | str) -> None:
+    """Append ``record`` (a Record, or a record's text as :func:`~trustpath.core.attest.sign_record`
+    makes it) to the message's ``<path/>``, creating it if needed."""
+    text = record if isinstance(record, str) else record.text
     path = find_path_element(message)
     if path is None:
         path = etree.SubElement(message, f"{{{NS}}}path", nsmap={None: NS})
-        path.text = record.text
+        path.text = text
         return
     records = path_records(path)
     if len(records) >= MAX_RECORDS:
         raise LimitExceeded(f"a path holds at most {MAX_RECORDS} records")
-    path.text = " ".join((*records, record.text))
+    path.text = " ".join((*records, text))
 
 
 def remove_paths(message: etree._Element) -> int:

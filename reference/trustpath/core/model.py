@@ -51,11 +51,11 @@ class Strength(IntEnum):
 
     @property
     def verdict(self) -> Verdict:
-        return Verdict(constants.VERDICT_OF_STRENGTH[self.name.lower()])
+        return _VERDICT_OF_STRENGTH[self]
 
     @property
     def hop_result(self) -> HopResult:
-        return HopResult(constants.HOP_RESULT_OF_STRENGTH[self.name.lower()])
+        return _HOP_RESULT_OF_STRENGTH[self]
 
     @classmethod
     def named(cls, name: str) -> Strength:
@@ -65,6 +65,8 @@ class Strength(IntEnum):
 
 if [s.name.lower() for s in Strength] != list(constants.STRENGTHS):
     raise ImportError("Strength differs from spec/constants.json 'strengths'")
+_VERDICT_OF_STRENGTH = {s: Verdict(constants.VERDICT_OF_STRENGTH[s.name.lower()]) for s in Strength}
+_HOP_RESULT_OF_STRENGTH = {s: HopResult(constants.HOP_RESULT_OF_STRENGTH[s.name.lower()]) for s in Strength}
 
 #: Certificate verification methods of a TLS client end, and s2s peer authentication
 #: methods of a TLS server end.  On the server end of a c2s hop the method is the
@@ -78,9 +80,12 @@ KEY_SOURCE_STRENGTH: dict[KeySource, Strength | None] = {
 RECORD_FAILURES: frozenset[Status] = frozenset(Status(s) for s in constants.RECORD_FAILURES)
 
 
+_OTHER_METHOD_STRENGTH = Strength.named(constants.OTHER_METHOD[0])
+
+
 def method_strength(method: str) -> Strength:
     """The strength a verification method gives a view that passed (an unknown method: unverified)."""
-    return METHOD_STRENGTH.get(method, Strength.named(constants.OTHER_METHOD[0]))
+    return METHOD_STRENGTH.get(method, _OTHER_METHOD_STRENGTH)
 
 
 def method_reason(method: str) -> Reason:

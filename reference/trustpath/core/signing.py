@@ -52,11 +52,13 @@ def payload_input(message: MessageFields, tokens: Iterable[str]) -> str:
 
 
 def signing_input(message: MessageFields, previous: str, unsigned: str, covers: Iterable[str] | None = None, *,
-                  prefix: str | None = None) -> bytes:
+                  prefix: str | None = None, payload: str | None = None) -> bytes:
     """The bytes a record signs: the message (``covers``: its payload tokens, None for the
     default ones), ``previous`` (the records before it, joined by one space; "" for the first)
-    and ``unsigned`` (the record's own text up to, not including, ``;z=``).  ``prefix`` may carry a
-    precomputed :func:`message_prefix`."""
-    tokens = constants.DEFAULT_PAYLOADS if covers is None else covers
-    return "".join((message_prefix(message) if prefix is None else prefix, payload_input(message, tokens),
+    and ``unsigned`` (the record's own text up to, not including, ``;z=``).  ``prefix`` and
+    ``payload`` may carry a precomputed :func:`message_prefix` and :func:`payload_input` (for
+    these ``covers``): a verifier checks several records of one message."""
+    if payload is None:
+        payload = payload_input(message, constants.DEFAULT_PAYLOADS if covers is None else covers)
+    return "".join((message_prefix(message) if prefix is None else prefix, payload,
                     "prev", _NUL, previous, _NUL, "rec", _NUL, unsigned, _NUL)).encode("utf-8")

@@ -187,10 +187,16 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     notes: list[str] = []
     anchored = bool(atts) and places[-1] == len(nodes) - 2 and atts[-1].signer == anchor.server
     prefix = message_prefix(message)
+    payloads: dict[tuple[str, ...] | None, str] = {}  # the records of one message mostly cover the same payloads
 
     def data(i: int) -> bytes:
         previous = " ".join(a.text for a in atts[:i])
-        return signing_input(message, previous, atts[i].unsigned, atts[i].covers, prefix=prefix)
+        covers = atts[i].covers
+        payload = payloads.get(covers)
+        if payload is None:
+            payload = payloads[covers] = payload_input(message, constants.DEFAULT_PAYLOADS if covers is None
+                                                       else covers)
+        return signing_input(message, previous, atts[i].unsigned, covers, prefix=prefix, payload=payload)
 
     if anchored:
         check_anchor(atts, anchor, now, max_skew, status, data, archived_at)
@@ -387,26 +393,30 @@ def evaluate_hop(k: int, hop: _Hop, atts: tuple[Record, ...], places: list[int],
         when = format_epoch(atts[hop.up].time)  # type: ignore[arg-type]
     method = " / ".join(v.method for v in (client, server) if v is not None) or "unknown"
 
-    def report(reason: Reason | str | None, strength: Strength) -> HopReport:
-        return HopReport(label=label, role=role, sender=hop.sender, receiver=hop.receiver, client_view=client,
-                         server_view=server, method=method, result=strength.hop_result, reason=reason,
-                         strength=strength, key_source=key_source, time=when)
+    reason, strength = _hop_strength(hop, role, up_status, down_att, client, server, views, key_source)
+    return HopReport(label=label, role=role, sender=hop.sender, receiver=hop.receiver, client_view=client,
+                     server_view=server, method=method, result=strength.hop_result, reason=reason,
+                     strength=strength, key_source=key_source, time=when)
 
+
+def _hop_strength(hop: _Hop, role: str, up_status: Status | None, down_att: Record | None, client: View | None,
+                  server: View | None, views: list[View], key_source: str | None) -> tuple[Reason | str | None, Strength]:
+    """The reason and strength of :func:`evaluate_hop`, in the XEP's order."""
     if up_status in RECORD_FAILURES:
-        return report(Reason(up_status), Strength.FAILED)
+        return Reason(up_status), Strength.FAILED
     if up_status is Status.KEY_UNKNOWN:
-        return report(Reason.KEY_UNKNOWN, Strength.UNKNOWN)
+        return Reason.KEY_UNKNOWN, Strength.UNKNOWN
     if hop.problem is not None:
-        return report(hop.problem, Strength.FAILED)
+        return hop.problem, Strength.FAILED
     for view in views:
         if view.result is Result.FAIL:
-            return report(_reason(view.reason) or Reason.VALIDATION_FAILURE, Strength.FAILED)
+            return _reason(view.reason) or Reason.VALIDATION_FAILURE, Strength.FAILED
     if down_att is not None and down_att.chain is Chain.FAIL and hop.missing is None:
-        return report(_reason(down_att.chain_reason) or Reason.CHAIN_BROKEN, Strength.FAILED)
+        return _reason(down_att.chain_reason) or Reason.CHAIN_BROKEN, Strength.FAILED
     if hop.missing is not None and hop.missing != Reason.NOT_PARTICIPATING:
-        return report(hop.missing, Strength.FAILED)
+        return hop.missing, Strength.FAILED
     if client is not None and server is not None and client.spki != server.spki and not hop.covered_by_own:
-        return report(Reason.KEY_MISMATCH, Strength.FAILED)
+        return Reason.KEY_MISMATCH, Strength.FAILED
     strength, reason = Strength.STRONG, None
     for view, is_server_side_of_c2s in ((client, False), (server, role != "s2s")):
         if view is None:
@@ -435,7 +445,7 @@ def evaluate_hop(k: int, hop: _Hop, atts: tuple[Record, ...], places: list[int],
         cap = KEY_SOURCE_STRENGTH.get(KeySource(key_source))
         if cap is not None and cap < strength:
             strength, reason = cap, Reason.WEAK_KEY_SOURCE
-    return report(reason, strength)
+    return reason, strength
 
 
 def _undescribed(k: int, sender: str, receiver: str, reason: Reason) -> HopReport:

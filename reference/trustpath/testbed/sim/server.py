@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 from scramp import ScramMechanism
 
-from ...core.attest import attest
+from ...core.attest import sign_record
 from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_record, find_path_element, \
     message_fields, parse_stanza, path_records, serialize
 from ...core.disco import parse_key
@@ -207,7 +207,7 @@ class ServerNode:
         previous = path_records(element) if element is not None else []
         if len(previous) >= MAX_RECORDS:
             return
-        add_record(root, attest(fields, self.signing, previous=" ".join(previous), signer=self.domain,
+        add_record(root, sign_record(fields, self.signing, previous=" ".join(previous), signer=self.domain,
                                      time=self.now(), in_view=arrival.in_view, chain=arrival.chain,
                                      chain_reason=arrival.chain_reason, vouch=arrival.vouch,
                                      removed=arrival.removed, out_view=out_view, out_peer=out_peer, stored=stored))
