@@ -127,6 +127,9 @@ def _assert_delivered_on_new_connection(what: str, event: Any, world: Any, signe
     assert spki == short_spki(world.spki["b.example"])
     assert int(record["t"]) >= signed_after, f"{what}: signed at {record['t']}, before the new connection ({signed_after})"
     assert "st" in record and int(record["st"]) < int(record["t"]), record
+    # and bob's own view of H3 (his plugin's, recomputed on every connection) is the new one's too
+    h3 = report.hops[-1]
+    assert h3.client_view is not None and h3.client_view.tls == "1.3", f"{what}: bob's own H3 view {h3.client_view}"
 
 
 def _run(b_options: dict[str, object], steps: Any, tmp_path: Path) -> None:

@@ -323,7 +323,7 @@ class ReceiptMachine(RuleBasedStateMachine):
         assert set(receipts.held) == {(SENDER, i) for i, m in self.messages.items() if m.held_since is not None}
         assert receipts.unchecked == {(SENDER, i) for i, m in self.messages.items() if m.in_unchecked}
         assert receipts.released == set()
-        waiting = [message["id"] for message, _ in self.plugin.receiver.pending]
+        waiting = [message["id"] for message, *_ in self.plugin.receiver.pending]
         assert waiting == [i for i, m in self.messages.items() if m.verdict is None]
 
     def teardown(self) -> None:

@@ -589,6 +589,39 @@ class TestWaitingForKeys(PluginTest):
         assert event.report.verdict.value == "untrusted" and "trust_path_invalid" not in self.events
 
 
+    def test_a_waiting_message_is_judged_on_the_connection_it_came_on(self) -> None:
+        """A message that arrived over one connection (TLS 1.2) and waited for the server's keys
+        is checked after the client reconnected or resumed (XEP-0198) over another (TLS 1.3): the
+        report's H3 states the view of the connection that carried it, not of the new one."""
+        from lxml import etree
+        from trustpath.core.attest import attest
+        from trustpath.core.codec import add_record, serialize
+        from trustpath.core.keys import SigningKey
+        from trustpath.core.model import Chain, MessageFields
+
+        now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+        self.plugin.config["now"] = lambda: now
+        key = SigningKey.generate()
+        fields = MessageFields(sender="alice@localhost/phone", to="tester@localhost", id="m1", type="chat",
+                               bodies=((None, "over the first connection"),))
+        server_view = View("sasl", Result.PASS, "1.2", short_spki(SPKI_A))
+        record = attest(fields, key, signer="localhost", time=now, in_view=server_view, chain=Chain.ABSENT,
+                        out_view=server_view, out_peer=JID_FULL)
+        root = etree.fromstring("<message xmlns='jabber:client' from='alice@localhost/phone' to='tester@localhost' "
+                                "id='m1' type='chat'><body>over the first connection</body></message>")
+        add_record(root, record)
+        first = View("pin", Result.PASS, "1.2", short_spki(SPKI_A))
+        self.plugin.own_hop.view = first  # as ssl_cert set it for the first connection
+        self.recv(serialize(root).decode())
+        assert "trust_path_verdict" not in self.events, "no anchor yet: the message waits"
+        self.plugin.own_hop.view = View("pin", Result.PASS, "1.3", short_spki(SPKI_A))  # the resumed connection
+        self.bind(key=key.public)
+        (event,) = self.events["trust_path_verdict"]
+        h3 = event.report.hops[-1]
+        assert h3.client_view == first, (h3, event.report.notes)
+        assert self.plugin.anchor.view.tls == "1.3", "what arrives from now on is judged on the new connection"
+
+
 RECEIPTS = ROOT / "spec" / "vectors" / "receipts"
 RECEIPT_REQUEST = "<request xmlns='urn:xmpp:receipts'/></message>"
 

@@ -62,10 +62,14 @@ return function (tp)
 	end
 
 	local function attest_deliveries(out, session, resending)
+		local waited = resending or held(out, session);
 		-- carbons and archive results: attest the forwarded message, for this resource
 		for _, wrapper in ipairs(out.tags) do
 			local kinds = WRAPPERS[wrapper.attr.xmlns];
 			local how = kinds and kinds[wrapper.name];
+			-- a carbon copy that waited (a hibernating session's queue, a client-state buffer) is
+			-- shown like a stored message too
+			if how == "live" and waited then how = "offline"; end
 			if how then
 				local forwarded = wrapper:get_child("forwarded", NS_FORWARD);
 				for _, inner in ipairs(forwarded and forwarded.tags or {}) do
@@ -75,7 +79,7 @@ return function (tp)
 			end
 		end
 		if out:get_child("path", NS) or out:get_child("pending", NS_INTERNAL) then
-			attest_delivery(out, session, (resending or held(out, session)) and "offline" or "live");
+			attest_delivery(out, session, waited and "offline" or "live");
 		end
 	end
 
@@ -100,11 +104,11 @@ return function (tp)
 		return nil;
 	end
 
-	-- Before mod_smacks (-999) queues what it sends (priority above it): a message signed for
-	-- its only resource before archiving goes into the queue with its marker, so that a resent
-	-- copy is signed afresh for the connection that carries it.
+	-- Before mod_csi_simple (0) holds and mod_smacks (-999) queues what it sends (both copy the
+	-- stanza): a message signed for its only resource before archiving takes its marker along,
+	-- so that a copy delivered later is signed afresh, when and where it is delivered.
 	local function queue_filter(stanza, session)
-		if stanza.name ~= "message" or not session.smacks then return stanza; end
+		if stanza.name ~= "message" or not (session.smacks or session.csi_counter) then return stanza; end
 		local presigned = presigned_markers[stanza];
 		if not presigned then return stanza; end
 		local out = st.clone(stanza);
@@ -112,21 +116,13 @@ return function (tp)
 		return out;
 	end
 
-	local function delivery_filter(stanza, session)
-		if stanza.name ~= "message" then return stanza; end
-		local resending = session.resending_unacked;
-		local bound = delivering_session(session);
-		local presigned = presigned_markers[stanza];
-		if presigned then
-			if bound and bound.full_jid == presigned.attr["presigned-for"] and not resending and not markers.has_marker(stanza) then
-				return stanza;
-			end
-		elseif not markers.has_marker(stanza) then
-			return stanza;
-		end
+	-- Sign a copy of `stanza` (with `presigned`, the marker kept aside for it, if any) for its
+	-- delivery on `session` (the filter's), and remove every marker.
+	local function signed_copy(stanza, session, presigned, resending)
 		-- the same stanza object goes to every resource and into storage: sign a copy
 		local out = st.clone(stanza);
 		if presigned then out:add_direct_child(presigned); end
+		local bound = delivering_session(session);
 		if bound then
 			local ok, err = pcall(attest_deliveries, out, bound, resending);
 			if not ok then module:log("error", "attesting a delivery to %s failed: %s", tostring(bound.full_jid), tostring(err)); end
@@ -134,6 +130,70 @@ return function (tp)
 		markers.take_markers(out); -- whatever happened, no marker reaches a client (archives, other wrappers)
 		return out;
 	end
+
+	-- Client state (XEP-0352).  mod_csi_simple holds what is not urgent for an inactive client
+	-- by pausing its connection's writes, in a filter that runs before this one: a message signed
+	-- here would be written out later, its record older than its delivery (a false clock-skew
+	-- after a long hold, and a delivery time the message never had).  So this filter keeps such a
+	-- message unsigned, and everything held after it (to keep the order), per connection, and
+	-- signs and writes them when the buffer is flushed (csi-flushing: an urgent stanza or the
+	-- client's activity; csi-client-active; the session's end), with 'st=' the arrival (XEP:
+	-- a client-state delay is shown like storage).  mod_smacks queued the stanza before this
+	-- filter: a connection lost meanwhile loses nothing, its queue resends it.
+	local csi_held = setmetatable({}, { __mode = "k" }); -- connection -> { session = ..., stanza, ... }
+
+	-- After mod_csi_simple's filter: it left the state "inactive" iff it held this stanza (it
+	-- switches to "flushing" when it lets the buffer go).
+	local function csi_holding(session)
+		return session.state == "inactive" and session.csi_counter ~= nil and session.conn ~= nil;
+	end
+
+	local function write_held(conn)
+		local queue = conn and csi_held[conn];
+		if not queue then return; end
+		csi_held[conn] = nil;
+		local session = queue.session;
+		for i = 1, #queue do
+			local out = queue[i];
+			if out.name == "message" then out = signed_copy(out, session, nil, false); end
+			local data = session.filter and session.filter("bytes/out", tostring(out)) or tostring(out);
+			if data then conn:write(data); end
+		end
+	end
+
+	local function delivery_filter(stanza, session)
+		local conn = session.conn;
+		local waiting = conn and csi_held[conn];
+		if waiting or stanza.name == "message" then
+			if csi_holding(session) and (waiting or markers.has_marker(stanza) or presigned_markers[stanza]) then
+				if not waiting then waiting = { session = session }; csi_held[conn] = waiting; end
+				local presigned = presigned_markers[stanza];
+				if presigned then stanza = st.clone(stanza); stanza:add_direct_child(presigned); end
+				waiting[#waiting + 1] = stanza; -- mod_csi_simple's copy (mod_smacks queued the same one: not changed)
+				return nil;
+			elseif waiting then
+				write_held(conn); -- not held (any more): what waited goes first
+			end
+		end
+		if stanza.name ~= "message" then return stanza; end
+		local resending = session.resending_unacked;
+		local presigned = presigned_markers[stanza];
+		if presigned then
+			local bound = delivering_session(session);
+			if bound and bound.full_jid == presigned.attr["presigned-for"] and not resending and not markers.has_marker(stanza) then
+				return stanza;
+			end
+		elseif not markers.has_marker(stanza) then
+			return stanza;
+		end
+		return signed_copy(stanza, session, presigned, resending);
+	end
+
+	-- The buffer is let go: what this filter kept goes first (the connection's writes are still
+	-- paused, or the stanza that flushes it is on its way through the filters).
+	local function on_csi_flushing(event) write_held(event.session and event.session.conn); end
+	local function on_csi_active(event) write_held(event.origin and event.origin.conn); end
+	local function on_unbind(event) write_held(event.session and event.session.conn); end
 
 	-- The archived copy.  mod_mam archives a message to a local user in message/full and
 	-- message/bare at priority 0, before mod_message (-1) delivers it.  So the record for
@@ -212,11 +272,12 @@ return function (tp)
 		end
 	end
 
-	-- Run last, after other filters have changed the stanza, and after mod_smacks (-999) queued
-	-- it: its queue keeps the marker, so a stanza resent on resumption (or moved to offline
-	-- storage when the session expires) is signed when and where it is delivered, and a
-	-- hibernating session (mod_smacks stops the stanza) signs nothing for a dead connection.
-	local FILTER_PRIORITY, QUEUE_FILTER_PRIORITY = -1000, -100;
+	-- Run last, after other filters have changed the stanza, after mod_csi_simple (0) decided
+	-- whether to hold it and after mod_smacks (-999) queued it: its queue keeps the marker, so a
+	-- stanza resent on resumption (or moved to offline storage when the session expires) is
+	-- signed when and where it is delivered, and a hibernating session (mod_smacks stops the
+	-- stanza) signs nothing for a dead connection.
+	local FILTER_PRIORITY, QUEUE_FILTER_PRIORITY = -1000, 10;
 	local function add_filter(session)
 		-- c2s_unbound: authenticated, no resource yet (a session that is about to resume)
 		if (session.type == "c2s" or session.type == "c2s_unbound") and session.host == host then
@@ -238,6 +299,9 @@ return function (tp)
 		after_archiving = after_archiving,
 		on_offline_handle = on_offline_handle,
 		add_filter = add_filter,
+		on_csi_flushing = on_csi_flushing,
+		on_csi_active = on_csi_active,
+		on_unbind = on_unbind,
 		remove_filters = remove_filters,
 	};
 end

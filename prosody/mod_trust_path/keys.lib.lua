@@ -1,8 +1,6 @@
 -- This server's record key (generated on first start, or from trust_path_key_file), the
 -- secret of its internal markers, and the XEP-0128 form that publishes its keys (XEP "Discovery").
-local hashes = require "util.hashes";
 local hex = require "util.hex";
-local base64 = require "util.encodings".base64;
 local st = require "util.stanza";
 
 return function (tp)
@@ -66,11 +64,11 @@ return function (tp)
 	for _, entry in ipairs(retired_keys) do
 		if entry.key == public_key then config_error("the key in %s is listed in trust_path_retired_keys; a retired key no longer signs", key_path); end
 	end
-	-- Markers are honoured only with this token, which only this server can compute.  It comes
-	-- from a secret of its own, not from the record key, so that messages stored (offline,
-	-- archive) before a key rotation are still signed when they are delivered.
-	local marker_token = base64.encode(hashes.hmac_sha256(read_or_create_secret(data_file(".marker-secret"), "marker secret", true),
-		"urn:xmpp:trust-path:internal:0 marker"));
+	-- The key of the internal markers' tokens (markers.lib.lua): a secret of its own, not the
+	-- record key, so that messages stored (offline, archive) before a key rotation are still
+	-- signed when they are delivered.  It never leaves this server: a token is a MAC of one
+	-- marker on one message, so a token that leaks is worth nothing on any other message.
+	local marker_key = read_or_create_secret(data_file(".marker-secret"), "marker secret", true);
 	module:log("info", "record key %s (from %s), max skew %ds", public_key, key_path, max_skew);
 
 	-- The keys this server publishes: the current one, and those the options list as retired
@@ -87,5 +85,5 @@ return function (tp)
 	local function disco_form() return core.key_form(published, max_skew, cache_for); end
 
 	return { seed = seed, signing_key = signing_key, public_key = public_key, published = published, key_path = key_path,
-		marker_token = marker_token, disco_form = disco_form };
+		marker_key = marker_key, disco_form = disco_form };
 end

@@ -1,14 +1,42 @@
 -- Internal markers (<pending xmlns='urn:xmpp:trust-path:internal:0'/>): what this server knew
 -- when a message reached it (its <in/> view, the key it vouches for, the arrival time), carried
 -- in the stanza until the message leaves, so that it survives cloning (carbons) and storage
--- (offline, archives).  A marker carries a token derived from a secret of this server, so a
--- marker it did not make is ignored; every marker is removed before a stanza leaves for a
--- client or a server.
+-- (offline, archives).  Every marker is removed before a stanza leaves for a client or a server,
+-- and every stanza that enters from anywhere but this server's own hooks loses its markers
+-- (mod_trust_path.lua).  Beyond that, a marker is honoured only on the message it was made for:
+-- its token is a MAC, under a secret of this server, of the marker's attributes and the
+-- message's 'from', 'to' and 'id'.  There is no server-wide token: a marker that leaks (a bug,
+-- a module that copies stanzas) cannot be replayed onto any other message.
 local cache = require "util.cache";
+local hashes = require "util.hashes";
+local base64 = require "util.encodings".base64;
 
 return function (tp)
-	local core, marker_token = tp.core, tp.keys.marker_token;
+	local core, marker_key = tp.core, tp.keys.marker_key;
 	local NS_INTERNAL = tp.NS_INTERNAL;
+	local hmac_sha256, t_concat = hashes.hmac_sha256, table.concat;
+
+	-- What a token covers, in this order: the message's identity, then each attribute the
+	-- marker is read from (present as name=value, absent as the name alone; XML attributes hold
+	-- no NUL, so the NUL-separated list is unambiguous).  'presigned-for' and 'presigned-sig' are
+	-- set later, on this server's own copy in memory (delivery.lib.lua), and are not covered.
+	local COVERED = { "arrived", "in", "chain", "chain-reason", "vouch", "removed", "prev-sig" };
+	local function token_for(message, attr)
+		local m = message.attr;
+		local parts = { "urn:xmpp:trust-path:internal:0 token", m.from or "", m.to or "", m.id or "" };
+		for i = 1, #COVERED do
+			local name = COVERED[i];
+			local value = attr[name];
+			parts[#parts + 1] = value and (name .. "=" .. value) or name;
+		end
+		return base64.encode(hmac_sha256(marker_key, t_concat(parts, "\0")));
+	end
+
+	-- Is `child` (a child element of `message`) a marker this server made for `message`?
+	local function is_own_marker(child, message)
+		return child.name == "pending" and child.attr.xmlns == NS_INTERNAL and child.attr.token ~= nil
+			and child.attr.token == token_for(message, child.attr);
+	end
 
 	local function has_marker(stanza)
 		local tags = stanza.tags;
@@ -36,7 +64,7 @@ return function (tp)
 		while i <= #tags do
 			local child = tags[i];
 			if child.attr.xmlns == NS_INTERNAL then
-				if child.name == "pending" and child.attr.token == marker_token then found = child; end
+				if is_own_marker(child, stanza) then found = child; end
 				remove_child(stanza, child);
 			else
 				if child.tags[1] and has_marker(child) then remove_markers(child); end
@@ -66,12 +94,15 @@ return function (tp)
 		return decoded;
 	end
 
-	-- `arrival` = { in_view, chain, chain_reason, vouch, removed, prev_sig }
-	local function make_marker(arrival, arrived)
-		return core.element("pending", { xmlns = NS_INTERNAL, token = marker_token, arrived = ("%d"):format(arrived),
+	-- A marker for `message` (which it is then added to): `arrival` = { in_view, chain,
+	-- chain_reason, vouch, removed, prev_sig }, `arrived` the time it arrived.
+	local function make_marker(message, arrival, arrived)
+		local attr = { xmlns = NS_INTERNAL, arrived = ("%d"):format(arrived),
 			["in"] = core.view_text(arrival.in_view), chain = arrival.chain, ["chain-reason"] = arrival.chain_reason,
 			vouch = arrival.vouch, removed = arrival.removed and arrival.removed > 0 and ("%d"):format(arrival.removed) or nil,
-			["prev-sig"] = arrival.prev_sig });
+			["prev-sig"] = arrival.prev_sig };
+		attr.token = token_for(message, attr);
+		return core.element("pending", attr);
 	end
 
 	local function read_marker(marker)
@@ -94,9 +125,7 @@ return function (tp)
 	local function direct_marker(stanza)
 		local marker;
 		for _, child in ipairs(stanza.tags) do
-			if child.name == "pending" and child.attr.xmlns == NS_INTERNAL and child.attr.token == marker_token then
-				marker = child;
-			end
+			if is_own_marker(child, stanza) then marker = child; end
 		end
 		return marker;
 	end

@@ -17,7 +17,8 @@
 --   options          the options, read once
 --   keys             the signing key, the marker secret, the published key form
 --   tls              TLS facts and DANE of a session, SASL channel binding, the views
---   markers          internal markers (what this server knew when a message reached it)
+--   markers          internal markers (what this server knew when a message reached it; each
+--                    valid only on the message it was made for)
 --   attest           this server's own record
 --   peers            remote domains: participation, keys and their key source, remembered policy
 --   refusals         the errors a refused message turns into
@@ -44,6 +45,9 @@
 --                        to first, so that the archive stores the path as delivered (XEP rule 40).
 --   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons, offline
 --                        messages with 'st=', archive results), remove every marker.
+--   csi-flushing, csi-client-active  mod_csi_simple (XEP-0352) lets an inactive client's
+--                        buffer go: messages the filter kept back while it was held are signed
+--                        now, with 'st=' (a client-state delay is shown like storage).
 --   smacks-hibernation-end  a resumed session: the new connection's TLS facts and binding,
 --                        and the delivery filter again.  The filter runs after mod_smacks
 --                        queues a stanza, so a hibernating session signs nothing; what it
@@ -97,6 +101,18 @@ module:hook("route/remote", sending.on_route_remote, 1);
 module:hook("route/remote", sending.strip_leaving_markers, 0.5);
 module:hook("s2sout-established", sending.on_s2sout_established, 10);
 
+-- A marker is this server's only if its own hooks put it in: a client's and a remote server's
+-- are removed below (pre-message/*, and message/* from s2sin at 100); a message from anywhere
+-- else (a component: a room relaying what a user of another server sent, a module) loses every
+-- marker before anything reads one.
+local function strip_foreign_markers(event)
+	local origin_type = event.origin and event.origin.type;
+	if origin_type ~= "c2s" and origin_type ~= "s2sin" and event.stanza.name == "message" then
+		tp.markers.take_markers(event.stanza);
+	end
+end
+for _, kind in ipairs { "full", "bare", "host" } do module:hook("message/" .. kind, strip_foreign_markers, 1000); end
+
 -- From a remote domain.
 module:hook("message/full", receiving.on_remote_message, 100);
 module:hook("message/bare", receiving.on_remote_message, 100);
@@ -119,6 +135,11 @@ module:hook("resource-bind", function (event) delivery.add_filter(event.session)
 -- its queue through them before it binds anything or fires smacks-hibernation-end: so the filter
 -- is on every authenticated c2s session already (it signs only for a bound session).
 module:hook("authentication-success", function (event) delivery.add_filter(event.session); end, 5);
+-- Client state (XEP-0352, mod_csi_simple): what the filter kept for an inactive client is signed
+-- and written when the buffer is let go (before mod_csi_simple resumes the writes, at 0 and 1).
+module:hook("csi-flushing", delivery.on_csi_flushing, 10);
+module:hook("csi-client-active", delivery.on_csi_active, 10);
+module:hook("pre-resource-unbind", delivery.on_unbind, 10);
 module:hook("smacks-hibernation-end", function (event)
 	local original = event.resumed;
 	if not original then return; end

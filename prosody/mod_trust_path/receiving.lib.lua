@@ -46,7 +46,7 @@ return function (tp)
 				return true;
 			end
 		end
-		stanza:add_direct_child(markers.make_marker({ in_view = in_view, chain = decision.chain,
+		stanza:add_direct_child(markers.make_marker(stanza, { in_view = in_view, chain = decision.chain,
 			chain_reason = decision.chain_reason, vouch = decision.vouch,
 			prev_sig = decision.chain == "pass" and prev_sig or nil }, now));
 		return nil;

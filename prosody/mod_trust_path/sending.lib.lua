@@ -94,7 +94,7 @@ return function (tp)
 		local in_view = tls.c2s_view(origin);
 		-- the client's key was announced on this session ("link"), or registered before ("device")
 		local vouch = decision.vouch and (in_view.method == "device" and "device" or "link") or nil;
-		stanza:add_direct_child(markers.make_marker({ in_view = in_view, chain = decision.chain,
+		stanza:add_direct_child(markers.make_marker(stanza, { in_view = in_view, chain = decision.chain,
 			chain_reason = decision.chain_reason, vouch = vouch, removed = decision.removed,
 			prev_sig = decision.kept and decision.kept.sig or nil }, now));
 	end

@@ -1,7 +1,9 @@
 """Receiving: every message with a body, a covered payload or a path (also carbons and archive
 results) is checked with :func:`trustpath.core.receive.verify_stanza` and its report emitted as
 ``trust_path_verdict``; a path that cannot be read is ``trust_path_invalid``.  Messages that
-arrive before the server's keys are known wait for them (at most ``pending_limit``).
+arrive before the server's keys are known wait for them (at most ``pending_limit``), each with
+this client's view of the connection that carried it: a message is judged on that connection,
+even when it is checked after a reconnection or an XEP-0198 resumption on another one.
 
 The replay cache (XEP: At the Recipient Client, step 4) holds the signatures of the records this
 client accepted (at most ``replay_cache`` of them, the oldest forgotten first): the same record
@@ -23,7 +25,7 @@ from slixmpp.xmlstream import ET
 from ...core.codec import NS_CARBONS, NS_FORWARD, NS_MAM, decode_path, find_message, parse_stanza
 from ...core.delivery import sent_by_another_device
 from ...core.errors import InvalidInput
-from ...core.model import Status
+from ...core.model import Status, View
 from ...core.receive import verify_stanza
 from ...core.verify import Report
 from .coverage import with_coverage_note
@@ -39,13 +41,13 @@ WRAPPERS = (f"{{{NS_CARBONS}}}sent", f"{{{NS_CARBONS}}}received", f"{{{NS_MAM}}}
 
 
 class Receiver:
-    """Checks received messages against the session's anchor; ``pending`` holds the messages (and
-    when they arrived) that wait for it."""
+    """Checks received messages against the session's anchor; ``pending`` holds the messages that
+    wait for it, with when they arrived and this client's view of the connection they came on."""
 
     def __init__(self, xmpp: BaseXMPP, config: Mapping[str, Any], session: Session, receipts: Receipts,
                  clock: Callable[[], datetime]) -> None:
         self.xmpp = xmpp
-        self.pending: deque[tuple[Message, datetime]] = deque()
+        self.pending: deque[tuple[Message, datetime, View]] = deque()
         #: the replay cache: signatures of records already accepted (oldest first)
         self.seen: OrderedDict[str, None] = OrderedDict()
         self._config = config
@@ -72,23 +74,25 @@ class Receiver:
         if inner is not None and not carries_content(inner, message.namespace):
             return  # a chat state, a receipt, ...: nothing was attested
         now = self._clock()
+        view = self._session.connection_view()  # the connection this message came on
         if inner is xml and message["id"] and xml.find(f"{{{NS_RECEIPTS}}}request") is not None:
             # a receipt will be asked for: it waits for this check, to carry its report
             self._receipts.expect((str(message["from"]), message["id"]))
         if self._session.anchor is None:
             if len(self.pending) >= int(self._config["pending_limit"]):
-                dropped, _ = self.pending.popleft()
+                dropped, _, _ = self.pending.popleft()
                 self._receipts.not_checked((str(dropped["from"]), dropped["id"]))
                 log.warning("trust_path: too many messages wait for the server's keys; %s is not checked",
                             dropped["id"])
-            self.pending.append((message, now))
+            self.pending.append((message, now, view))
             return
-        self.check(message, now, may_refresh=True)
+        self.check(message, now, view, may_refresh=True)
 
-    def check(self, message: Message, now: datetime, *, may_refresh: bool) -> None:
-        """Verify ``message`` as received at ``now``; with ``may_refresh``, an unknown key of this
-        client's server makes it wait for the server's keys once more instead."""
-        anchor = self._session.anchor
+    def check(self, message: Message, now: datetime, view: View, *, may_refresh: bool) -> None:
+        """Verify ``message`` as received at ``now`` over a connection this client saw as ``view``;
+        with ``may_refresh``, an unknown key of this client's server makes it wait for the
+        server's keys once more instead."""
+        anchor = self._session.anchor_for(view)
         assert anchor is not None
         key = (str(message["from"]), message["id"])
         data = wire_bytes(message.xml)
@@ -101,7 +105,7 @@ class Receiver:
             return
         if may_refresh and self._session.keys_may_be_stale(report):
             # XEP, Keys and Discovery Caching: ask once more before reporting an unknown key
-            self.pending.append((message, now))
+            self.pending.append((message, now, view))
             self._session.refresh()
             return
         self._remember_accepted(data, report)
@@ -148,8 +152,8 @@ class Receiver:
         if self._session.anchor is None:
             return
         waiting, self.pending = self.pending, deque()
-        for message, received in waiting:
-            self.check(message, received, may_refresh=False)
+        for message, received, view in waiting:
+            self.check(message, received, view, may_refresh=False)
 
     def close(self) -> None:
         self.pending.clear()

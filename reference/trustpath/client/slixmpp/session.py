@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,7 @@ from slixmpp import BaseXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 
 from ...core.keys import SigningKey
+from ...core.model import View
 from ...core.verify import Anchor, Report
 from .own_hop import OwnHop
 from .policy import DiscoveryFailed, ServerPolicy, ask_policy, unanswered
@@ -63,6 +65,18 @@ class Session:
             return None
         return Anchor(server=self.policy.domain, keys=self.policy.keys, me=self.xmpp.boundjid.full,
                       view=self._own_hop.own_view(), takes_part=self.policy.takes_part)
+
+    def connection_view(self) -> View:
+        """This client's view of its current connection to its server (H3 of what it receives)."""
+        return self._own_hop.own_view()
+
+    def anchor_for(self, view: View) -> Anchor | None:
+        """The anchor for a message that came over a connection this client saw as ``view``
+        (an injected anchor is used as it is)."""
+        anchor = self.anchor
+        if anchor is None or self.override is not None:
+            return anchor
+        return replace(anchor, view=view)
 
     def max_skew(self, configured: int) -> int:
         """An injected anchor's skew, else the server's 'max-skew', else ``configured``."""

@@ -95,7 +95,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
     ``{"a.example": (address, port)}``: where an attacker listens for connections to a.example.
 
     ``components`` adds internal components per domain, e.g. ``{"b.example": {"rooms.b.example":
-    "muc"}}`` for a room service that b.example's own clients use.
+    "muc"}}`` for a room service; DNS names it at its server's address, so that users of the
+    other server can join it too.
     """
     prosody_binary()
     addresses = addresses or ADDRESSES
@@ -107,6 +108,9 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
     zone = Zone()
     for domain, address in addresses.items():
         zone.add_domain(domain, address, c2s_port=15222, s2s_port=15269)
+        for component in (components or {}).get(domain, {}):
+            # a component is reached over its server's s2s port (a room that remote users join)
+            zone.add_domain(component, address, c2s_port=15222, s2s_port=15269)
     if dane:
         zone.sign()
     if intercept:
