@@ -1,6 +1,7 @@
 """The Lua side without a server: every script in prosody/tests runs here, so that `make test`
 and `pytest -m "not live"` cover the Lua core the Prosody module ships (the binding's RFC 8032
-vectors, the core's fast paths, the published vectors, the server-rule vectors)."""
+vectors, the core's fast paths, the published vectors, the server-rule vectors, and the module's
+internal markers)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import subprocess
 import pytest
 from conftest import ROOT, require_lua
 
-SCRIPTS = {"test_crypto.lua": 19, "test_core.lua": 47, "verify_vectors.lua": 526, "server_vectors.lua": 208}
+SCRIPTS = {"test_crypto.lua": 19, "test_core.lua": 47, "test_markers.lua": 21, "verify_vectors.lua": 526,
+           "server_vectors.lua": 208}
 
 
 def test_every_lua_test_script_is_run_here():
