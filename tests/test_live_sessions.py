@@ -143,6 +143,41 @@ def test_a_message_held_for_an_inactive_client_is_shown_like_stored(tmp_path, fl
     in_live_world(lambda: _csi_world(offset_file), steps)
 
 
+def test_a_carbon_held_for_an_inactive_client_is_shown_like_stored(tmp_path):
+    """bob/desk (carbons on) is inactive, bob/phone active; alice's reaction to bob/phone reaches
+    desk as a carbon copy, which waits in desk's buffer; 450 s later desk says <active/>: the
+    forwarded message's record for desk has 'st=' its arrival, so neither H2 (a.example's record
+    450 s before b.example's) nor H3 shows a clock-skew."""
+    offset_file = tmp_path / "faketime"
+    offset_file.write_text(f"-{HELD}\n")
+
+    async def steps(live: Live) -> None:
+        alice = await live.client(ALICE)
+        desk = await live.client(BOB, carbons=True)
+        phone = await live.client(PHONE)
+        desk.xmpp.send_raw(f"<inactive xmlns='{NS_CSI}'/>")
+        await asyncio.sleep(0.5)
+        _reaction(alice, PHONE, "👀")
+        await next_event(phone.verdicts)
+        await asyncio.sleep(1)
+        assert desk.verdicts.empty(), "the carbon was not held"
+        offset_file.write_text("+0\n")
+        written_after = int(time.time()) - 2
+        desk.xmpp.send_raw(f"<active xmlns='{NS_CSI}'/>")
+        event = await next_event(desk.verdicts)
+        stanza = wire_bytes(event.stanza.xml)
+        assert b"<received xmlns=\"urn:xmpp:carbons:2\"" in stanza, stanza
+        shown = _shown(event)
+        assert event.report.verdict in (Verdict.TRUSTED, Verdict.WEAK), shown
+        assert "clock-skew" not in str(event.report.to_json()), shown
+        assert any("stored by b.example" in n for n in event.report.notes), shown
+        assert NS_INTERNAL.encode() not in stanza, "a marker leaked"
+        record = _records(stanza)[-1]
+        assert record["p"] == BOB and int(record["t"]) >= written_after and "st" in record, record
+
+    in_live_world(lambda: _csi_world(offset_file), steps)
+
+
 # --- internal markers after a resumption --------------------------------------------------------
 
 def _smacks_world(offset_file: Path) -> Any:
@@ -186,10 +221,11 @@ def test_after_a_resumption_with_two_resources_bob_desk_gets_only_its_own_record
 
 def test_after_a_resumption_carbons_reach_bob_desk_without_markers(tmp_path):
     """bob/desk (carbons on) hibernates; bob/phone writes to alice (a sent carbon for desk) and
-    alice writes to bob/phone (a received carbon for desk).  Resent on desk's new connection,
-    each carbon's message carries desk's own record, and no marker."""
+    alice writes to bob/phone (a received carbon for desk).  450 s later (servers' clocks), resent
+    on desk's new connection, each carbon's message carries desk's own record with 'st=', and no
+    marker: no clock-skew for the wait."""
     offset_file = tmp_path / "faketime"
-    offset_file.write_text("+0\n")
+    offset_file.write_text(f"-{HELD}\n")
 
     async def steps(live: Live) -> None:
         alice = await live.client(ALICE)
@@ -202,6 +238,7 @@ def test_after_a_resumption_carbons_reach_bob_desk_without_markers(tmp_path):
         await next_event(alice.verdicts)
         alice.send(PHONE, "To bob's phone: desk gets a received carbon.")
         await next_event(phone.verdicts)
+        offset_file.write_text("+0\n")  # 450 s pass on both servers
         await _reconnect(desk, "session_resumed")
         seen = {}
         for _ in range(2):
@@ -209,7 +246,10 @@ def test_after_a_resumption_carbons_reach_bob_desk_without_markers(tmp_path):
             stanza = wire_bytes(event.stanza.xml)
             kind = "sent" if b"<sent xmlns=\"urn:xmpp:carbons:2\"" in stanza else "received"
             seen[kind] = event
-            _assert_for_desk(f"{kind} carbon", stanza, _records(stanza))
+            records = _records(stanza)
+            _assert_for_desk(f"{kind} carbon", stanza, records)
+            assert "st" in records[-1], f"{kind} carbon: {records[-1]}"
+            assert "clock-skew" not in str(event.report.to_json()), f"{kind} carbon: {_shown(event)}"
         assert set(seen) == {"sent", "received"}, seen.keys()
         assert seen["received"].report.verdict in (Verdict.TRUSTED, Verdict.WEAK), _shown(seen["received"])
 
