@@ -178,6 +178,40 @@ def test_a_carbon_held_for_an_inactive_client_is_shown_like_stored(tmp_path):
     in_live_world(lambda: _csi_world(offset_file), steps)
 
 
+def test_a_message_held_for_an_inactive_client_whose_connection_is_lost_comes_once_after_resumption(tmp_path):
+    """bob (XEP-0198) says <inactive/>; alice's reaction is held; his connection is lost, and
+    450 s later (servers' clocks) he resumes on a new connection: the reaction comes once, signed
+    for the new connection with 'st=' its arrival."""
+    offset_file = tmp_path / "faketime"
+    offset_file.write_text(f"-{HELD}\n")
+
+    def world() -> Any:
+        env = _faketime_env(offset_file)
+        return build_world(modules={"a.example": ["trust_path"], "b.example": ["trust_path", "smacks", "csi_simple"]},
+                           env={"a.example": env, "b.example": env}, configure=_pinned, keep_files=KEEP)
+
+    async def steps(live: Live) -> None:
+        alice = await live.client(ALICE)
+        bob = await _bob(live)
+        bob.xmpp.send_raw(f"<inactive xmlns='{NS_CSI}'/>")
+        await asyncio.sleep(0.5)
+        reaction = _reaction(alice, "bob@b.example", "🙂")
+        await asyncio.sleep(1.5)
+        assert bob.verdicts.empty(), "the reaction was not held"
+        await _cut(bob)
+        offset_file.write_text("+0\n")
+        written_after = int(time.time()) - 2
+        await _reconnect(bob, "session_resumed")
+        event = await next_event(bob.verdicts)
+        assert event.stanza["id"] == reaction
+        _assert_shown_as_held("held, then resumed", event, written_after)
+        assert _delivering_record(wire_bytes(event.stanza.xml))["o"].startswith("sasl,pass,1.3,")
+        await asyncio.sleep(1.5)
+        assert bob.verdicts.empty(), f"delivered twice: {_shown(bob.verdicts.get_nowait())}"
+
+    in_live_world(world, steps)
+
+
 # --- internal markers after a resumption --------------------------------------------------------
 
 def _smacks_world(offset_file: Path) -> Any:

@@ -140,6 +140,8 @@ return function (tp)
 	-- client's activity; csi-client-active; the session's end), with 'st=' the arrival (XEP:
 	-- a client-state delay is shown like storage).  mod_smacks queued the stanza before this
 	-- filter: a connection lost meanwhile loses nothing, its queue resends it.
+	-- Kept by connection: when it is lost and the session hibernates (XEP-0198), mod_smacks has
+	-- all of it and resends it through the new connection's filters; the lost one's is dropped.
 	local csi_held = setmetatable({}, { __mode = "k" }); -- connection -> { session = ..., stanza, ... }
 
 	-- After mod_csi_simple's filter: it left the state "inactive" iff it held this stanza (it
@@ -157,7 +159,10 @@ return function (tp)
 			local out = queue[i];
 			if out.name == "message" then out = signed_copy(out, session, nil, false); end
 			local data = session.filter and session.filter("bytes/out", tostring(out)) or tostring(out);
-			if data then conn:write(data); end
+			if data then
+				local ok, err = pcall(conn.write, conn, data);
+				if not ok then module:log("debug", "a held stanza for %s was not written: %s", tostring(session.full_jid), tostring(err)); end
+			end
 		end
 	end
 
@@ -286,6 +291,7 @@ return function (tp)
 		end
 	end
 	local function remove_filters()
+		for conn in pairs(csi_held) do write_held(conn); end -- unloaded: nothing stays behind
 		for _, session in pairs(prosody.full_sessions) do
 			if session.host == host then
 				filters.remove_filter(session, "stanzas/out", queue_filter);
