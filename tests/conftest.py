@@ -35,8 +35,8 @@ def _missing(problem: str | None) -> None:
 
 def _binding_problem() -> str | None:
     if not BINDING.exists():
-        return ("prosody/mod_trust_path/trust_path_crypto.so is not built (make test builds it: gcc, liblua5.4-dev, "
-                "libssl-dev)")
+        return ("prosody/mod_trust_path/trust_path_crypto.so is not built (make test builds it with `make -C prosody`: "
+                "gcc, liblua5.4-dev and libsodium-dev, or libssl-dev with `make -C prosody CRYPTO=openssl`)")
     return None
 
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from conftest import require_lua
+
 from trustpath.cli import main
 from trustpath.testbed.scenarios import Bed, scenarios_on
 
@@ -91,3 +93,68 @@ def test_plain_output_names_verdicts_in_words_without_colour():
     assert "◐ WEAK" in result.stdout and "weakest: H2" in result.stdout
     assert "a.example → b.example" in result.stdout
     assert "? UNKNOWN" in result.stdout
+
+
+def _module_without_binding(tmp_path):
+    """A copy of the module's folder as a checkout has it before `make -C prosody`: no binding."""
+    import shutil
+
+    from trustpath.testbed.harness import prosody
+
+    module = tmp_path / "prosody" / "mod_trust_path"
+    shutil.copytree(prosody.MODULE_DIR, module, ignore=shutil.ignore_patterns("*.so", ".crypto-*"))
+    return module
+
+
+def test_harness_without_the_binding_stops_at_once_with_one_line_and_the_fix(tmp_path, monkeypatch, capsys):
+    """Issue 11, item 7: without the C binding Prosody loads no mod_trust_path, and the harness ran
+    every scenario with every hop "not-participating" (under --json: exit 1, nothing on stdout)."""
+    from trustpath.testbed.harness import prosody
+
+    module = _module_without_binding(tmp_path)
+    monkeypatch.setattr(prosody, "MODULE_DIR", module)
+    monkeypatch.setattr(prosody, "prosody_binary", lambda: "/usr/bin/prosody")  # installed or not: not started
+
+    def no_server(*_args, **_kwargs):
+        raise AssertionError("the harness started a server without the module")
+
+    monkeypatch.setattr(prosody.Instance, "start", no_server)
+    for args in (["harness", "--json"], ["harness", "--scenario", "1"], ["harness", "--keep"]):
+        assert main(args) == 2, args
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        (line,) = captured.err.splitlines()
+        assert line.startswith("trustpath harness: mod_trust_path needs its Ed25519 binding "), line
+        assert f"{module}/trust_path_crypto.so, which is not built" in line
+        assert f"`make -C {module.parent}`" in line and "libsodium-dev" in line and "CRYPTO=openssl" in line
+
+
+def test_a_federation_with_the_module_is_not_built_without_the_binding(tmp_path, monkeypatch):
+    """The same check guards every federation the tests and the bench build, not only the command."""
+    import pytest
+
+    from trustpath.testbed.harness import prosody, world
+
+    monkeypatch.setattr(prosody, "MODULE_DIR", _module_without_binding(tmp_path))
+    monkeypatch.setattr(world, "prosody_binary", lambda: "/usr/bin/prosody")
+    with pytest.raises(prosody.ModuleMissing, match="trust_path_crypto.so, which is not built"):
+        world.build_world(modules={"a.example": ["trust_path"]})
+    assert prosody.module_problem() is not None
+    monkeypatch.undo()
+    require_lua()  # `make test` builds the binding: the checkout's own module passes the check
+    assert prosody.module_problem() is None
+
+
+def test_a_binding_that_does_not_load_is_named_with_how_to_rebuild_it(tmp_path, monkeypatch):
+    import shutil
+
+    import pytest
+
+    from trustpath.testbed.harness import prosody
+
+    if shutil.which("lua5.4") is None:
+        pytest.skip("lua5.4 checks that the binding loads")
+    module = _module_without_binding(tmp_path)
+    (module / "trust_path_crypto.so").write_bytes(b"not a shared object")
+    problem = prosody.module_problem(module)
+    assert problem is not None and "does not load" in problem and "rebuild it with `make -C" in problem

@@ -46,8 +46,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_harness(args: argparse.Namespace) -> int:
-    from .testbed.harness.prosody import ProsodyMissing
+    from .testbed.harness.prosody import ProsodyMissing, prosody_binary, require_module
 
+    try:
+        # before any server starts: without the module every scenario would run, and fail, with
+        # every hop "not-participating"
+        prosody_binary()
+        require_module()
+    except ProsodyMissing as exc:
+        print(f"trustpath harness: {exc}", file=sys.stderr)
+        return 2
     if args.keep:
         from .testbed.harness.cli import keep
 

@@ -25,6 +25,42 @@ class ProsodyMissing(RuntimeError):
     """Prosody is not installed; the message says how to get it."""
 
 
+class ModuleMissing(ProsodyMissing):
+    """mod_trust_path cannot load (its Ed25519 binding is not built): a federation started
+    without it would run every scenario with every hop "not-participating"."""
+
+
+def module_problem(module_dir: Path | None = None) -> str | None:
+    """Why Prosody 0.12 could not load mod_trust_path from ``module_dir``, in one line with the
+    command that fixes it; None when it can.  Prosody logs a module that fails to load and runs
+    on without it, so the harness must ask before it starts a server, not after."""
+    module_dir = module_dir or MODULE_DIR
+    if not (module_dir / "mod_trust_path.lua").is_file():
+        return f"{module_dir}/mod_trust_path.lua is missing: the harness runs the module from a checkout of this repository"
+    binding = module_dir / BINDING.name
+    build = (f"build it with `make -C {module_dir.parent}` (needs gcc, liblua5.4-dev and libsodium-dev, "
+             f"or libssl-dev with `make -C {module_dir.parent} CRYPTO=openssl`)")
+    if not binding.is_file():
+        return f"mod_trust_path needs its Ed25519 binding {binding}, which is not built: {build}"
+    lua = shutil.which("lua5.4")
+    if lua is not None:
+        # the library it was built against must load too (a build for another libsodium or Lua does not)
+        probe = subprocess.run([lua, "-e", f"assert(package.loadlib({_lua(str(binding))}, 'luaopen_trust_path_crypto'))"],
+                               capture_output=True, text=True, timeout=30)
+        if probe.returncode != 0:
+            why = (probe.stderr.strip().splitlines() or ["it does not load"])[-1]
+            return f"mod_trust_path's Ed25519 binding {binding} does not load ({why}): re{build}"
+    return None
+
+
+def require_module(module_dir: Path | None = None) -> None:
+    """Raise :class:`ModuleMissing` (one line: what is missing, the command that fixes it) unless
+    Prosody can load mod_trust_path from ``module_dir``."""
+    problem = module_problem(module_dir)
+    if problem is not None:
+        raise ModuleMissing(problem)
+
+
 def prosody_binary() -> str:
     path = shutil.which("prosody")
     if path is None:

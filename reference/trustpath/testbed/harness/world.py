@@ -14,7 +14,7 @@ from typing import Any
 from ..sim.tls import Authority, KeyFactory
 from .dns import DnsServer, Zone
 from .mitm import Interceptor
-from .prosody import Instance, prosody_binary
+from .prosody import Instance, prosody_binary, require_module
 
 #: the first three octets of every loopback address the harness listens on: set
 #: TRUSTPATH_LOOPBACK=127.0.7 (say) to run a second harness beside the first
@@ -99,6 +99,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
     other server can join it too.
     """
     prosody_binary()
+    if any("trust_path" in names for names in (modules or {}).values()):
+        require_module()  # else every server would run without it, and every hop be "not-participating"
     addresses = addresses or ADDRESSES
     workdir = Path(tempfile.mkdtemp(prefix="trustpath-harness-"))
     ca = Authority("Harness CA", KeyFactory(), workdir)
