@@ -167,11 +167,13 @@ class Session:
         finally:
             tempfile.tempdir = saved
 
-    def poezio(self, name: str, jid: str, *, launcher: bool = True, pin: str | None = None) -> Poezio:
+    def poezio(self, name: str, jid: str, *, launcher: bool = True, pin: str | None = None,
+               pinned: bool = True) -> Poezio:
+        """``jid`` in poezio, its server pinned (to ``pin``, or its real key) unless not ``pinned``."""
         assert self.world is not None
         domain = jid.split("@")[1]
         client = Poezio(self.tmux, name, jid, ADDRESSES[domain], self.world.ca.ca_file,
-                        pin or self.world.spki[domain], self.homes / name, launcher=launcher)
+                        (pin or self.world.spki[domain]) if pinned else None, self.homes / name, launcher=launcher)
         self.clients.append(client)
         return client
 
@@ -581,6 +583,64 @@ def test_trustpath_poezio_checks_the_pin_before_the_first_password(session_facto
     time.sleep(2)
     screen = bob.screen()
     assert "Authentication success" not in screen and "takes part" not in screen
+
+
+def test_an_unpinned_server_is_not_pinned_silently_and_its_key_is_shown_with_where_to_compare_it(session_factory):
+    """Issue 11, item 8: no silent first-use pin.  alice's poezio has no pin for a.example: it logs
+    in (CA-checked), pins nothing, and shows the key in each form she can compare (the pin, its
+    hex as a DANE record holds it, the SPKI hash records name) and where the real one is
+    published; /pins accept takes a first-use pin, which counts as a pin only after /pins confirm."""
+    import base64
+
+    from trustpath.client.slixmpp.pins import PinStore
+    from trustpath.core.keys import short_spki
+
+    session = session_factory(s2s_pins=True)
+    alice = session.poezio("alice", "alice@a.example", pinned=False)
+    pin = session.world.spki["a.example"]
+    alice.wait_for(r"compare", timeout=20)
+    time.sleep(1)  # the whole message
+    flat = _info_buffer(alice.screen())
+    joined = re.sub(r"\s+", "", flat)  # a long key wraps inside the info column
+    assert "a.example is not pinned, and nothing was pinned for you" in flat
+    assert "at best ◐ weak" in flat
+    assert pin in joined
+    assert base64.b64decode(pin).hex() in joined
+    assert short_spki(pin) in joined
+    assert "TLSA311at_15222._tcp." in joined
+    assert "https://a.example/.well-known/posh/xmpp-client.json" in joined
+    assert "or its administrator" in flat
+    assert "/pins accept then /pins confirm" in flat
+    pins_file = alice.home / ".local" / "share" / "poezio" / "trust_path" / "pins.json"
+    assert not PinStore.open(pins_file).is_pinned("a.example")  # nothing pinned on first use
+    alice.type("/pins accept")
+    screen = alice.wait_for(r"(?s)trust_path: pinned a\.example:.*If they match: /pins confirm")
+    assert "_15222._tcp." in re.sub(r"\s+", "", screen)
+    assert [p.source.value for p in PinStore.open(pins_file).pins("a.example")] == ["first-use"]
+    alice.type("/pins confirm")
+    alice.wait_for(r"trust_path: confirmed the pin of a\.example")
+    assert [(p.spki, p.source.value) for p in PinStore.open(pins_file).pins("a.example")] == [(pin, "confirmed")]
+
+
+def test_the_key_to_compare_is_given_in_each_form_a_person_meets_it():
+    """The pin poezio would take, as a DANE record (TLSA 3 1 1: SHA-256 of the SPKI, hex) and as
+    records name it (the first 12 bytes), with where the real one is published."""
+    import base64
+    import hashlib
+
+    from trustpath.client.poezio.server_key import compare_key
+
+    spki = b"a SubjectPublicKeyInfo"
+    digest = hashlib.sha256(spki).digest()
+    pin = base64.b64encode(digest).decode()
+    lines = compare_key("a.example", pin, 15222)
+    text = "\n".join(lines)
+    assert f"(SHA-256 of its SubjectPublicKeyInfo): {pin}" in text
+    assert f"hex: {digest.hex()}" in text
+    assert f"(SPKI hash): {base64.b64encode(digest[:12]).decode()}" in text
+    assert "TLSA 3 1 1 at _15222._tcp." in text
+    assert "https://a.example/.well-known/posh/xmpp-client.json" in text
+    assert "administrator" in lines[-1]
 
 
 def test_plain_poezio_reconnects_once_so_that_the_pin_is_checked(session_factory):

@@ -17,6 +17,7 @@ from ...core.errors import TrustPathError
 from ..slixmpp.pins import PinSource, PinStore
 from ..slixmpp.plugin import TrustPath
 from .screen import Screen
+from .server_key import compare_key, connection_port
 
 USAGE = "usage: /pins [list | accept | confirm [domain] [key] | add <domain> <key> [backup] | remove <domain> [key]]"
 ACTIONS = ["list", "accept", "confirm", "add", "remove"]
@@ -108,5 +109,6 @@ class PinsCommand:
         self._screen.command_output([
             f"trust_path: pinned {domain}: {spki} in {store.path} (first use).",
             f"From the next connection on, {domain} must present this key (/reconnect to use it now).",
-            f"Compare it with the key your server's operator publishes, then /pins confirm: until then it counts "
-            "like a CA check, not as a pin."])
+            "Until you confirm it, it counts like a CA check, not as a pin:",
+            *compare_key(domain, spki, connection_port(self.core.xmpp)),
+            f"If they match: /pins confirm"])

@@ -1,6 +1,10 @@
 """Your server and its key, as the person is told at login: whether the server takes part, the
 question to pin an unpinned server's key, and the warning when a key matches none of its pins
-(never a silent re-pin, and no reconnection on poezio's own to that key)."""
+(never a silent re-pin, and no reconnection on poezio's own to that key).
+
+Nothing is pinned without the person (``first_use`` is off by default): an unpinned server's key
+is shown in each form a person can compare, with where the real one is published, and a pin
+taken with ``/pins accept`` stays a first-use pin (``tofu``, at best weak) until ``/pins confirm``."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from poezio import tabs
 
+from ...core.keys import short_spki, unb64
 from ...core.model import Verdict
 from ..slixmpp.events import PinMismatch
 from ..slixmpp.plugin import ServerPolicy, TrustPath
@@ -48,20 +53,22 @@ class ServerKey:
             self._screen.info(
                 f"trust_path: {policy.domain}'s key was pinned on first use ({pin.added}) and nobody confirmed it, "
                 f"so messages are at best {verdict_words(Verdict.WEAK)} (first-use-pin).\n"
-                f"  its key (SHA-256 of the SubjectPublicKeyInfo): {spki}\n"
-                f"If the administrator of {policy.domain} confirms this key (over another channel): /pins confirm",
+                + "\n".join(compare_key(policy.domain, spki, self._port()))
+                + "\nIf they match: /pins confirm",
                 "Warning")
             return
         if store.is_pinned(policy.domain):
             return
         self._screen.info(
-            f"trust_path: {policy.domain} is not pinned. This connection checked its certificate by "
-            f"'{view.method}' only, so messages are at best {verdict_words(Verdict.WEAK)}.\n"
-            f"  its key (SHA-256 of the SubjectPublicKeyInfo): {spki}\n"
-            f"If the administrator of {policy.domain} confirms this key (over another channel), pin it with "
-            f"/pins accept then /pins confirm, and keep a backup pin of its next key with "
+            f"trust_path: {policy.domain} is not pinned, and nothing was pinned for you. This connection checked "
+            f"its certificate by '{view.method}' only, so messages are at best {verdict_words(Verdict.WEAK)}.\n"
+            + "\n".join(compare_key(policy.domain, spki, self._port()))
+            + f"\nIf they match: /pins accept then /pins confirm, and keep a backup pin of its next key with "
             f"/pins add {policy.domain} <key> backup.",
             "Warning")
+
+    def _port(self) -> int:
+        return connection_port(self.core.xmpp)
 
     def on_pin_mismatch(self, event: PinMismatch) -> None:
         domain, spki = event.domain, event.spki
@@ -89,3 +96,26 @@ class ServerKey:
         # and where the person is looking: every open conversation
         for tab in self.core.get_tabs(tabs.ConversationTab):
             self._screen.in_tab(tab, warning)
+
+
+def connection_port(xmpp: Any) -> int:
+    """The server port of ``xmpp``'s connection (its DANE record is named after it); 5222 if unknown."""
+    transport = getattr(xmpp, "transport", None)
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 5222
+
+
+def compare_key(domain: str, pin: str, port: int = 5222) -> list[str]:
+    """The key ``domain`` presented (``pin``: base64 SHA-256 of its SubjectPublicKeyInfo) in each
+    form a person meets it, and where the real one can be read over another channel than this
+    connection (whoever sits on this connection chose what it shows)."""
+    digest = unb64(pin, 32, "an SPKI pin")
+    return [
+        f"  the key it presented (SHA-256 of its SubjectPublicKeyInfo): {pin}",
+        f"    the same in hex: {digest.hex()}",
+        f"    as trust-path records and /path name it (SPKI hash): {short_spki(pin)}",
+        f"  compare it with the real one, read over another channel than this connection:",
+        f"    its DANE record (RFC 7673): TLSA 3 1 1 at _{port}._tcp.<its server's host name> holds the hex above",
+        f"    its POSH file (RFC 7711): https://{domain}/.well-known/posh/xmpp-client.json",
+        f"    or its administrator: in person, by phone, or a page of theirs you already trust",
+    ]
