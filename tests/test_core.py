@@ -76,9 +76,9 @@ def test_signing_input_covers_lang_subject_thread_and_require_and_the_records_be
 def test_a_record_is_written_in_field_order_with_the_signature_last():
     att = attest(MSG, seed_key(2), signer="a.example", time=T0, in_view=view("tls-unique", tls="1.2"),
                  chain=Chain.FAIL, chain_reason="key-unknown", removed=2, out_view=view("dane-ee"),
-                 vouch=KeySource.LINK, stored=T0)
+                 vouch=KeySource.LINK, out_peer="bob@b.example/desk", stored=T0)
     fields = [field.split("=", 1)[0] for field in att.text.split(";")]
-    assert fields == ["s", "t", "k", "i", "c", "v", "r", "o", "st", "z"]
+    assert fields == ["s", "t", "k", "i", "c", "v", "r", "o", "p", "st", "z"]
     assert f";t={epoch(T0)};" in att.text and ";c=fail.key-unknown;" in att.text and ";r=2;" in att.text
 
 
@@ -112,6 +112,12 @@ def test_a_message_carrying_a_payload_beyond_the_defaults_lists_every_payload_it
 def test_attest_rejects_misuse():
     with pytest.raises(UsageError, match="no-id"):
         attest(replace(MSG, id=""), seed_key(1), out_view=view("pin"))
+    # issue 11, item 5: 'st' on a record that does not deliver is refused by every verifier: not signed
+    with pytest.raises(UsageError, match="stored"):
+        attest(MSG, seed_key(2), signer="a.example", time=T0, in_view=view("tls-unique", tls="1.2"),
+               chain=Chain.PASS, vouch=KeySource.LINK, out_view=view("pin"), stored=T0)
+    with pytest.raises(UsageError, match="stored"):
+        attest(MSG, seed_key(1), out_view=view("pin"), stored=T0)
     with pytest.raises(UsageError, match="in-view"):
         attest(MSG, seed_key(1), signer="a.example", time=T0, out_view=view("pin"))
     with pytest.raises(UsageError, match="out-view only"):

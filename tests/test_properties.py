@@ -52,8 +52,10 @@ def records(draw):
     return attest(message, SIGNER, signer=draw(st.sampled_from(["a.example", "b.example"])), time=draw(epochs),
                   in_view=draw(views()), chain=chain, chain_reason=draw(reasons) if chain is Chain.FAIL else None,
                   vouch=draw(st.none() | st.sampled_from(list(KeySource))), removed=draw(st.none() | st.integers(1, 999)),
-                  out_view=draw(views()), out_peer=draw(st.none() | st.just("bob@b.example/desk")),
-                  stored=draw(st.none() | epochs), in_peer=draw(st.none() | st.just("a.example")),
+                  out_view=draw(views()), out_peer=(peer := draw(st.none() | st.just("bob@b.example/desk"))),
+                  # only a record that delivers (with 'p') states 'st' (rule 27)
+                  stored=draw(st.none() | epochs) if peer is not None else None,
+                  in_peer=draw(st.none() | st.just("a.example")),
                   alg=draw(st.none() | st.just("ed25519")),
                   extra=tuple(draw(st.lists(st.tuples(st.from_regex(r"x-[a-z]{1,6}", fullmatch=True), record_value),
                                             max_size=2, unique_by=lambda kv: kv[0]))))

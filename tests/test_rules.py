@@ -35,6 +35,7 @@ from trustpath.core.codec import (
 from trustpath.core.errors import ForgedWrapper
 from trustpath.core.keys import short_spki
 from trustpath.core.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource, Result, View
+from trustpath.core.server import receive_chain
 from trustpath.core.verify import verify
 from trustpath.testbed.sim.federation import ClientNode, Federation, Interceptor, RequirementNotMet
 from trustpath.testbed.sim.scenarios import BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
@@ -116,6 +117,52 @@ def test_a_message_with_neither_id_nor_origin_id_is_not_attested_and_reads_unkno
     remove_paths(message)
     report = verify_stanza(serialize(message), anchor, now)
     assert report.verdict is Verdict.UNKNOWN and "no-id" in [h.reason for h in report.hops]
+
+
+def test_a_message_id_over_256_characters_is_no_id_nobody_signs_it_and_it_reads_unknown(pinned_vector):
+    """Issue 11, item 5: a message id over 256 characters was signed by both servers and then
+    refused by every verifier.  Now such an id is no id on every node: not attested, and unknown
+    (no-id) rather than an unreadable path; the limit counts characters, as both cores do."""
+    data, anchor, now = pinned_vector
+    message = find_message(parse_stanza(data)).message
+    remove_paths(message)
+    message.set("id", "x" * 257)
+    fields = message_fields(message)
+    assert fields.id == ""
+    with pytest.raises(UsageError, match="no-id"):
+        attest(fields, SigningKey.from_seed(b"\1" * 32), out_view=View("pin", Result.PASS, "1.3", "AAAAAAAAAAAAAAAA"))
+    report = verify_stanza(serialize(message), anchor, now)
+    assert report.verdict is Verdict.UNKNOWN and [h.reason for h in report.hops] == ["no-id"] * 3
+    message.set("id", "x" * 256)
+    assert message_fields(message).id == "x" * 256
+    message.set("id", "é" * 200)  # 400 bytes in UTF-8, 200 characters: an id like any other
+    assert message_fields(message).id == "é" * 200
+
+
+def test_only_the_server_that_delivers_states_when_it_received_the_message(pinned_vector):
+    """Issue 11, item 5: the sending server put 'st' (stored) on its own record and hid a two-day
+    old message as storage (rule 28).  Its signer refuses to write it, a receiving server removes
+    a path that arrives with it, and a verifier refuses it on any record but the delivering one."""
+    data, anchor, now = pinned_vector
+    two_days = now - timedelta(days=2)
+    with pytest.raises(UsageError, match="stored"):
+        resign_pinned(data, {1: {"stored": two_days}})
+    # written by hand (as a hostile sending server would): a.example's record with st=
+    message = find_message(parse_stanza(data)).message
+    records = path_records(find_path_element(message))
+    records[1] = records[1].replace(";o=", f";st={int(two_days.timestamp())};o=", 1)
+    find_path_element(message).text = " ".join(records)
+    with pytest.raises(MalformedStanza, match="st="):
+        verify_stanza(serialize(message), anchor, now)
+    arrived = find_message(parse_stanza(serialize(message))).message
+    find_path_element(arrived).text = " ".join(records[:2])  # as it reached b.example
+    decision = receive_chain(arrived, origin="a.example", takes_part=True, keys=None, key_source=KeySource.S2S_PIN)
+    assert (decision.chain, decision.chain_reason) == (Chain.FAIL, "malformed") and "st=" in (decision.error or "")
+    assert find_path_element(arrived) is None, "the path is removed, as an unreadable one is"
+    # the delivering server's own 'st' stays what it was: storage, shown as such
+    held = resign_pinned(data, {2: {"time": now + timedelta(hours=1), "stored": now}})
+    report = verify_stanza(held, anchor, now + timedelta(hours=1))
+    assert report.verdict is Verdict.TRUSTED and any("stored by b.example" in n for n in report.notes)
 
 
 def test_an_origin_id_stands_in_for_a_missing_id(pinned_vector):

@@ -12,6 +12,7 @@ import json
 import re
 import ssl
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -319,6 +320,18 @@ class TestSigning(PluginTest):
         assert verify_signature(self.plugin.session_key, att.sig, signing_input(fields, "", att.unsigned, att.covers))
         assert self.plugin.receipts.sent[("bob@b.example", origin)] == att.sig
 
+    def test_a_message_with_an_id_over_256_characters_is_sent_without_a_record(self) -> None:
+        """Issue 11, item 5: every verifier refuses such an id, so nobody signs it (XEP rule 3);
+        the message still goes."""
+        self.bind()
+        message = self.xmpp.make_message(mto="bob@b.example", mbody="a long id", mtype="chat")
+        message["id"] = "x" * 257
+        message.send()
+        xml = self.sent()
+        assert xml is not None and xml.get("id") == "x" * 257
+        assert xml.find(f"{{{NS}}}path") is None
+        assert self.plugin.receipts.was_sent(("bob@b.example", "x" * 257))
+
     def test_an_omemo_payload_is_covered(self) -> None:
         """XEP (Covered Payloads): the record lists every payload present in h=; changing the
         encrypted payload breaks the signature, not only changing the fallback body."""
@@ -537,12 +550,59 @@ class TestReceiving(VectorTest):
         assert [event.stanza["id"] for event in self.events["trust_path_verdict"]] == ["tp-0003"], \
             "the next message with a body gets its verdict"
 
-    def test_refusal_names_the_hop(self) -> None:
-        self.recv((SCENARIOS / "15-require-refused.error.xml").read_text(encoding="utf-8"))
+
+
+class TestRefusals(PluginTest):
+    """alice's client and the errors that say her message was refused (scenario 15's error): only
+    her own server's refusal, of a message she sent, is believed (issue 11, item 5: a third
+    party's <unverified-hop/> for a delivered message made the plugin say "not delivered")."""
+
+    jid = "alice@a.example/phone"
+    ERROR = (SCENARIOS / "15-require-refused.error.xml").read_text(encoding="utf-8")
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.bind()
+
+    def send(self, ident: str = "tp-0003", to: str = "bob@b.example") -> None:
+        message = self.xmpp.make_message(mto=to, mbody="Only over verified hops, please.", mtype="chat")
+        message["id"] = ident
+        message.send()
+        self.wait_()
+        assert self.sent() is not None
+
+    def test_her_own_servers_refusal_of_a_message_she_sent_names_the_hop(self) -> None:
+        self.send()
+        self.recv(self.ERROR)
         (event,) = self.events["trust_path_unverified_hop"]
         assert event.condition == "policy-violation"
         assert event.hop["required"] == "trusted" and event.hop["peer"] == "b.example"
         assert "trust_path_verdict" not in self.events
+
+    def test_a_refusal_in_anyone_elses_name_is_not_believed(self) -> None:
+        self.send()
+        for by in ("b.example", "c.example", "a.example.evil"):
+            self.recv(self.ERROR.replace('by="a.example"', f'by="{by}"'))
+        self.recv(self.ERROR.replace(' by="a.example"', ""))
+        assert "trust_path_unverified_hop" not in self.events
+
+    def test_a_refusal_of_a_message_she_did_not_send_is_not_believed(self) -> None:
+        self.send("tp-0001")
+        self.recv(self.ERROR)  # id tp-0003: never sent
+        self.send()
+        self.recv(self.ERROR.replace('from="bob@b.example"', 'from="mallory@c.example"'))  # sent to bob, not mallory
+        assert "trust_path_unverified_hop" not in self.events
+        self.recv(self.ERROR)
+        assert len(self.events["trust_path_unverified_hop"]) == 1
+
+    def test_no_refusal_is_believed_when_her_server_does_not_take_part(self) -> None:
+        # it would not remove refusals forged in its name
+        self.send()
+        policy = self.plugin.session.policy
+        assert policy is not None and policy.takes_part
+        self.plugin.session.policy = replace(policy, takes_part=False)
+        self.recv(self.ERROR)
+        assert "trust_path_unverified_hop" not in self.events
 
 
 class TestCarbons(VectorTest):

@@ -56,7 +56,13 @@ return function (tp)
 		local origin, stanza = event.origin, event.stanza;
 		if origin.type ~= "s2sin" or reposting[stanza] then return; end
 		markers.take_markers(stanza); -- a remote server cannot bring a marker either
-		if stanza.attr.type == "error" then return; end
+		if stanza.attr.type == "error" then
+			if tp.refusals.remove_forged(stanza, false) > 0 then
+				module:log("info", "removed a refusal in this host's name from an error %s sent (id %s)",
+					tostring(stanza.attr.from), tostring(stanza.attr.id));
+			end
+			return;
+		end
 		local domain = jid_lib.host(stanza.attr.from);
 		if not domain then return; end
 		local now = os.time();

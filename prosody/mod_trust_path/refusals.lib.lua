@@ -41,5 +41,20 @@ return function (tp)
 		end
 	end
 
-	return { error_for = error_for, bounce_queue = bounce_queue };
+	-- Remove <unverified-hop/> from an error this module did not write: from a local client
+	-- (clients refuse nothing), or from another server in this host's name (by=host).  A sending
+	-- client believes a refusal only with by= its own server (XEP "Requiring Verified Hops"), so
+	-- nothing but this module may put one there.  Returns how many were removed.
+	local function remove_forged(stanza, from_client)
+		local err = stanza.attr.type == "error" and stanza:get_child("error");
+		if not err or not (from_client or err.attr.by == host) then return 0; end
+		local removed = 0;
+		err:maptags(function (child)
+			if child.name == "unverified-hop" and child.attr.xmlns == NS then removed = removed + 1; return nil; end
+			return child;
+		end);
+		return removed;
+	end
+
+	return { error_for = error_for, bounce_queue = bounce_queue, remove_forged = remove_forged };
 end

@@ -70,6 +70,9 @@ return function (tp)
 		markers.take_markers(stanza); -- a client cannot bring its own marker
 		if stanza.attr.type == "error" then
 			core.remove_paths(stanza);
+			if tp.refusals.remove_forged(stanza, true) > 0 then
+				module:log("info", "removed a refusal from an error %s sent: a client refuses nothing", origin.full_jid);
+			end
 			return;
 		end
 		local fields = core.try(core.message_fields, stanza);

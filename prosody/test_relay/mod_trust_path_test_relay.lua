@@ -8,6 +8,9 @@
 --                          = "tamper"   replace the body text after signing (scenario 7)
 --                          = "replay"   replace this server's record with the one it made
 --                                       for the previous message (scenario 9)
+--                          = "stored"   sign this server's record again with 'st=' two days
+--                                       back, as if it had held the message that long (which
+--                                       only the delivering server may say: issue 11)
 --
 -- It handles messages signed in route/remote (link up) and those signed in
 -- s2sout-established (queued while the link came up), after mod_trust_path in both.
@@ -16,14 +19,35 @@ local xml = require "util.xml";
 
 local NS = "urn:xmpp:trust-path:1";
 local attack = module:get_option_string("trust_path_test_attack");
-local ATTACKS = { strip = true, tamper = true, replay = true };
+local ATTACKS = { strip = true, tamper = true, replay = true, stored = true };
 if not ATTACKS[attack] then
-	module:log("error", "trust_path_test_attack must be strip, tamper or replay (got %s); doing nothing", tostring(attack));
+	module:log("error", "trust_path_test_attack must be strip, tamper, replay or stored (got %s); doing nothing", tostring(attack));
 	return;
 end
 module:log("warn", "TEST-ONLY attacker loaded: outgoing s2s messages will be broken (%s)", attack);
 
 local previous_own; -- replay: this server's record on the previous message
+
+-- stored: mod_trust_path's core and this host's record key, to sign as the module would.  The
+-- core's attest() refuses 'st' on a record that does not deliver, so the record is written here.
+local core, signing_key;
+local here = (module.path or ""):match("^(.*)/[^/]*$") or ".";
+
+local function with_stored(stanza, records)
+	if not signing_key then -- read once mod_trust_path has written its key
+		core = assert(loadfile(here .. "/../mod_trust_path/core/init.lua"))();
+		local f = assert(io.open(prosody.paths.data .. "/trust_path/" .. module.host .. ".key", "r"));
+		local seed = require "util.hex".decode((f:read("a"):gsub("%s+", "")));
+		f:close();
+		signing_key = core.signing_key(seed);
+	end
+	local fields = core.message_fields(stanza);
+	local own = records[#records];
+	local unsigned = own:match("^(.*);z=[^;]*$"):gsub(";o=([^;]*)", ";o=%1;st=" .. ("%d"):format(os.time() - 2 * 86400), 1);
+	local previous = table.concat(records, " ", 1, #records - 1);
+	local covers = core.decode_record(own).covers;
+	return unsigned .. ";z=" .. core.sign(signing_key, core.signing_input(fields, previous, unsigned, covers));
+end
 
 -- The records of a <path/> (its text, split on whitespace), and a path holding `records`.
 local function records_of(path)
@@ -56,6 +80,9 @@ local function break_message(stanza)
 			for i = #body, 1, -1 do body[i] = nil; end
 			body:text("Meet at midnight. (changed in transit by the test relay)");
 		end
+	elseif attack == "stored" then
+		records[#records] = with_stored(stanza, records);
+		set_records(path, records);
 	elseif attack == "replay" then
 		local earlier = previous_own;
 		previous_own = own;

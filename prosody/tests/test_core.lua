@@ -79,8 +79,22 @@ check("text of several nodes", core.message_fields(multi).bodies[1].text == "ab"
 check("origin-id when there is no id", core.message_fields(parse(
 	"<message xmlns='jabber:client' from='a@x/r' to='b@y'><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>")).id == "o1");
 check("no id at all: id is empty (cannot be attested)", core.message_fields(st.message({ from = "a", to = "b" })).id == "");
+-- issue 11: the id limit counts characters as the Python core does (not bytes), and an id over
+-- it is no id (nobody signs what every verifier would refuse)
+check("an id of 200 characters in 400 bytes is an id", core.message_fields(st.message({ from = "a", to = "b",
+	id = ("é"):rep(200) })).id == ("é"):rep(200));
+check("an id of 257 characters is none", core.message_fields(st.message({ from = "a", to = "b",
+	id = ("x"):rep(257) })).id == "" and core.message_fields(st.message({ from = "a", to = "b",
+	id = ("x"):rep(256) })).id == ("x"):rep(256));
 check("attest refuses a message without id", not pcall(core.attest, core.message_fields(st.message({ from = "a", to = "b" })),
 	core.signing_key(("\7"):rep(32)), { out_view = { method = "pin", result = "pass", tls = "none" } }));
+local with_id = core.message_fields(st.message({ from = "a@x/r", to = "b@y", id = "i1" }));
+local pin_view = { method = "pin", result = "pass", tls = "none" };
+check("attest refuses 'stored' on a record that does not deliver (rule 27)",
+	not pcall(core.attest, with_id, core.signing_key(("\7"):rep(32)), { signer = "x", time = 1, in_view = pin_view,
+		chain = "pass", out_view = pin_view, stored = 1 })
+	and pcall(core.attest, with_id, core.signing_key(("\7"):rep(32)), { signer = "x", time = 1, in_view = pin_view,
+		chain = "pass", out_view = pin_view, out_peer = "b@y/r", stored = 1 }));
 check("a body with markup is refused", refused(core.message_fields, parse(
 	"<message xmlns='jabber:client' from='a' to='b' id='i'><body>a<b xmlns='x'/></body></message>")));
 

@@ -37,8 +37,9 @@ end
 -- A receiving server's decision about a message from domain `origin` (XEP "At a Receiving
 -- Server").  opts: origin, takes_part (announced or remembered), keys (its published key set
 -- as last fetched, or nil; the last record's key must be one valid at its time), key_source (where they were learned: s2s-pin when fetched over this
--- server's own outgoing link to `origin` checked by a pin, ...).  An unreadable path is removed
--- from `message`; nothing else is changed.  Returns { chain, chain_reason, vouch, error (why
+-- server's own outgoing link to `origin` checked by a pin, ...).  An unreadable path, or one
+-- with a record stating 'st' (only the delivering server may), is removed from `message`;
+-- nothing else is changed.  Returns { chain, chain_reason, vouch, error (why
 -- an unreadable path was removed), refetch (`origin`'s record names a key not in the cached
 -- set: fetch again before deciding) }.
 function M.receive_chain(message, opts)
@@ -49,6 +50,15 @@ function M.receive_chain(message, opts)
 	end
 	local stripped_or_absent = opts.takes_part and "stripped" or "absent";
 	if atts == nil then return { chain = stripped_or_absent, refetch = false }; end
+	for _, att in ipairs(atts) do
+		if att.stored then
+			-- only the server that delivers states 'st' (rule 27): a sending server that does
+			-- would explain away the age of what it sends as storage
+			M.remove_paths(message);
+			return { chain = "fail", chain_reason = "malformed", refetch = false,
+				error = "a record that arrived from another server states 'st=', which only the delivering server may" };
+		end
+	end
 	local last = atts[#atts];
 	if last.signer ~= opts.origin or not opts.takes_part then return { chain = stripped_or_absent, refetch = false }; end
 	-- the key must be one `origin` published as valid at the record's time: not revoked, not

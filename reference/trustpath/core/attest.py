@@ -62,6 +62,9 @@ def sign_record(message: MessageFields, key: SigningKey, *, out_view: View, prev
         raise UsageError("the sending client's record has an out-view only")
     if (chain is Chain.FAIL) != (chain_reason is not None):
         raise UsageError("chain 'fail' and only it takes a chain_reason")
+    if stored is not None and (signer is None or out_peer is None):
+        # rule 27: 'st' is the delivering server's; every verifier refuses it on any other record
+        raise UsageError("only a server's record that delivers to a client (out_peer) states 'stored'")
     covers = covered_payloads(message)
     fields: list[tuple[str, str]] = []
     if signer is not None:

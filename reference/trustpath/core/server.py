@@ -123,7 +123,8 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
     are its published keys as last fetched (the last record's key must be one valid at its time:
     not revoked, not retired before), ``key_source`` where they were learned (e.g.
     ``s2s-pin``: over this server's own outgoing link to ``origin``, checked by a pin).  An
-    unreadable path is removed from ``message``; nothing else is changed."""
+    unreadable path, or one with a record stating 'st' (only the delivering server may), is
+    removed from ``message``; nothing else is changed."""
     try:
         path = decode_path(message)
     except InvalidInput as exc:
@@ -132,6 +133,13 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
     stripped_or_absent = Chain.STRIPPED if takes_part else Chain.ABSENT
     if path is None:
         return ChainDecision(stripped_or_absent)
+    if any(record.stored is not None for record in path.records):
+        # only the server that delivers states 'st' (rule 27): a sending server that does would
+        # explain away the age of what it sends as storage
+        remove_paths(message)
+        return ChainDecision(Chain.FAIL, Reason.MALFORMED,
+                             error="a record that arrived from another server states 'st=', which only the "
+                                   "delivering server may")
     last = path.records[-1]
     if last.signer != origin or not takes_part:
         return ChainDecision(stripped_or_absent)

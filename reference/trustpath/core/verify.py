@@ -151,6 +151,10 @@ def place_records(atts: tuple[Record, ...], nodes: list[str]) -> list[int]:
         if place is None:
             raise MalformedStanza(f"a record by {att.signer!r}, which is not on this message's path "
                                   f"({' → '.join(nodes)})")
+        if att.stored is not None and place != len(nodes) - 2:
+            # rule 27: only the server that delivers to the reader held the message before delivery
+            raise MalformedStanza(f"the record by {att.signer} states 'st=', which only the server that delivers "
+                                  f"to the reader ({nodes[-2]}) may")
         if places and place <= places[-1]:
             raise MalformedStanza("records out of order, or a signer twice: records follow the message's path")
         places.append(place)
@@ -177,8 +181,8 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     atts = path.records if path is not None else ()
     nodes = node_order(message, anchor, wrapper)
     if not message.id:
-        return _not_described(nodes, Reason.NO_ID, "no-id: the message has neither an id nor an origin-id, so no "
-                              "node could attest it")
+        return _not_described(nodes, Reason.NO_ID, "no-id: the message has neither an id nor an origin-id of at "
+                              f"most {constants.MAX_ID_CHARS} characters, so no node could attest it")
     if via_room or message.type == "groupchat":
         return _through_a_room(message, atts, anchor, now, max_skew, nodes)
     places = place_records(atts, nodes)

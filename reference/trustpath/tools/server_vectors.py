@@ -181,6 +181,11 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
               serialize(only_alice), chain="stripped", vouch=None)
     receiving("unreadable-path", "a path that cannot be decoded is removed; what arrived fails as malformed",
               data.replace(b"s=a.example;", b"s=;", 1), chain="fail", reason="malformed", vouch=None)
+    a_record = data.index(b"s=a.example;")
+    stored = data[:a_record] + data[a_record:].replace(b";o=", b";st=1795424400;o=", 1)
+    receiving("stored-on-the-sending-servers-record", "a.example's record states 'st=' (held for two days): only the "
+              "server that delivers may, so the path is removed and what arrived fails as malformed",
+              stored, chain="fail", reason="malformed", vouch=None)
     rotated = KeySet("a.example", (PublishedKey(keys.signing_key("server/a.example/2").public),
                                    PublishedKey(a_keys.keys[0].key, KeyStatus.RETIRED, "2026-11-25T09:05:00Z")))
     receiving("key-still-published", "a.example rotated its key after signing, and still publishes the old one",

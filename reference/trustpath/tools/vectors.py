@@ -165,6 +165,9 @@ def write_rejections(directory: FsPath) -> list[dict[str, Any]]:
         ("bad-time", edit_a(b";t=", b";t=2026-11-25;x="), "MalformedStanza", "t="),
         ("bad-stored", with_records(client, server_a, server_b.replace(b";o=", b";st=yesterday;o=", 1)),
          "MalformedStanza", "st="),
+        # only the server that delivers held the message (rule 27): the sending server's 'st'
+        # would explain away the age of what it sends (issue 11)
+        ("stored-on-the-sending-servers-record", edit_a(b";o=", b";st=1795424400;o="), "MalformedStanza", "st="),
         ("server-record-without-chain", edit_a(b";c=pass", b""), "MalformedStanza", "c="),
         ("bad-chain", edit_a(b";c=pass", b";c=passed"), "MalformedStanza", "c="),
         ("bad-key-source", edit_a(b";v=link", b";v=whatever"), "MalformedStanza", "v="),
@@ -302,6 +305,15 @@ def write_findings(directory: FsPath) -> None:
     message = find_message(parse_stanza(without_any)).message
     remove_paths(message)
     case("message-without-id", serialize(message), anchor, "unknown", "H1", "no-id")
+    # an id no verifier accepts is no id: nobody signs it, and it is unknown, not unreadable (rule 3)
+    long_id = "tp-" + "x" * 254
+    message = find_message(parse_stanza(stanza.replace(b' id="tp-0003"', f' id="{long_id}"'.encode(), 1))).message
+    remove_paths(message)
+    case("message-id-over-256-characters", serialize(message), anchor, "unknown", "H1", "no-id")
+    # the limit counts characters, not bytes: 200 characters in 400 bytes are an id like any other
+    wide_id = "é" * 200
+    case("message-id-of-200-characters-in-400-bytes",
+         resign({}, stanza.replace(b' id="tp-0003"', f' id="{wide_id}"'.encode(), 1)), anchor, "trusted", None, None)
     omemo = resign({}, (base_dir / "21-omemo.xml").read_bytes().rstrip(b"\n"))
     case("omemo-payload-changed", omemo.replace(b"ZW5jcnlwdGVkIHRleHQ=", b"ZW5jcnlwdGVkIHRleHR=", 1), anchor,
          "untrusted", "H3", "tampered")

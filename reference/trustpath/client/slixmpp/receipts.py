@@ -131,6 +131,11 @@ class Receipts:
         message.send()
 
     # --- messages this account sent, and the reports that come back --------------------------------
+    def was_sent(self, key: MessageKey) -> bool:
+        """Whether this client sent (to the bare JID, with the id) the message ``key`` names (among
+        the last it remembers)."""
+        return key in self.sent
+
     def remember_sent(self, key: MessageKey, sig: str | None) -> None:
         remember(self.sent, key, sig)
 

@@ -31,7 +31,7 @@ from ...core.verify import Report
 from .coverage import with_coverage_note
 from .events import InvalidPath, TrustPathVerdict
 from .receipts import Receipts, remember
-from .refusals import unverified_hop
+from .refusals import unverified_hop, why_not_believed
 from .session import Session
 from .wire import NS_RECEIPTS, carries_content, wire_bytes
 
@@ -60,7 +60,15 @@ class Receiver:
         if message["type"] == "error":
             refusal = unverified_hop(message)
             if refusal is not None:
-                self.xmpp.event("trust_path_unverified_hop", refusal)
+                policy = self._session.policy
+                why = why_not_believed(message, own_server=self.xmpp.boundjid.domain,
+                                       takes_part=policy.takes_part if policy is not None else None,
+                                       sent=self._receipts.was_sent((message["from"].bare, message["id"])))
+                if why is None:
+                    self.xmpp.event("trust_path_unverified_hop", refusal)
+                else:
+                    # XEP, Requiring Verified Hops: only the sender's own server's refusal is believed
+                    log.info("trust_path: ignoring <unverified-hop/> in an error from %s: %s", message["from"], why)
             return
         xml = message.xml
         inner: ET.Element | None = xml

@@ -21,6 +21,7 @@ from slixmpp import BaseXMPP
 from slixmpp.stanza import Message
 from slixmpp.xmlstream import ET
 
+from ...core import constants
 from ...core.attest import attest
 from ...core.codec import NS_SID, add_record, find_path_element, message_fields, parse_stanza, remove_paths, \
     serialize
@@ -94,6 +95,12 @@ class Signer:
         if not root.get("to"):
             return message  # addressed to the account itself; nothing to attest across hops
         fields = message_fields(root)
+        if not fields.id:
+            # an id over the limit is no id (XEP rule 3): every verifier would refuse a record of it
+            log.info("trust_path: message %.40s… has an id over %d characters; sent without a record",
+                     message["id"], constants.MAX_ID_CHARS)
+            self._receipts.remember_sent((fields.to.split("/", 1)[0], message["id"]), None)
+            return message
         # the sending client's record: no signer (it is the message's 'from'), no time (its clock
         # is not checked), its view of H1; attest() lists in h= every payload present
         record = attest(fields, key, out_view=self._own_hop.own_view())
