@@ -258,9 +258,13 @@ def stanzas(draw: st.DrawFn) -> str:
     data = serialize(message).decode()
     for name in draw(st.lists(st.sampled_from(sorted(PAYLOADS)), max_size=3, unique=True)):
         data = data.replace("</message>", PAYLOADS[name] + "</message>")
-    edit = draw(st.sampled_from(["none"] * 6 + ["no-id", "body", "groupchat", "server-ns"]))
+    edit = draw(st.sampled_from(["none"] * 6 + ["no-id", "body", "groupchat", "server-ns", "id"]))
     if edit == "no-id":
         data = data.replace(' id="tp-0003"', "", 1)
+    elif edit == "id":
+        # near the 256-character limit, in one- and two-byte characters (both cores count characters)
+        ident = draw(st.sampled_from(["x", "é", "ü€"])) * draw(st.sampled_from([1, 128, 200, 256, 257]))
+        data = data.replace(' id="tp-0003"', f' id="{ident}"', 1)
     elif edit == "body":
         data = data.replace("pinned end to end", "pinned end to END", 1)
     elif edit == "groupchat":
@@ -278,6 +282,16 @@ SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
 @given(stanzas())
 def test_python_and_lua_decode_the_same_records_and_sign_the_same_bytes(lua, data):
     assert lua({"op": "decode", "stanza": data}) == py_decode(data)
+
+
+@pytest.mark.parametrize("ident", [c * n for c in ("x", "é", "ü€") for n in (1, 128, 200, 256, 257)])
+def test_python_and_lua_count_a_message_id_in_characters(lua, ident):
+    """Issue 11, item 5: the Lua core counted the id's bytes, so an id of 200 two-byte characters
+    lost every server's record (stripped at every hop) while the Python core signed and checked it."""
+    data = serialize(BASE).decode().replace(' id="tp-0003"', f' id="{ident}"', 1)
+    theirs, ours = lua({"op": "decode", "stanza": data}), py_decode(data)
+    assert theirs == ours
+    assert ours["fields"]["id"] == (ident if len(ident) <= constants.MAX_ID_CHARS else "")
 
 
 @SETTINGS

@@ -209,7 +209,8 @@ function M.message_fields(stanza, extra)
 	end
 	-- an identity no verifier accepts is none (XEP rule 3): nobody signs the message and every
 	-- verifier reports it as no-id; counted in characters, as the Python core counts it
-	if (utf8.len(ident) or #ident) > M.MAX_ID_CHARS then ident = ""; end
+	-- (the bytes that do not continue a UTF-8 sequence: one per character, on any Lua)
+	if #ident > M.MAX_ID_CHARS and #(ident:gsub("[\128-\191]", "")) > M.MAX_ID_CHARS then ident = ""; end
 	local present = {};
 	for _, token in ipairs(M.PAYLOAD_ORDER) do
 		if have[token] then present[#present + 1] = token; end
