@@ -53,7 +53,7 @@ def records(draw):
                   in_view=draw(views()), chain=chain, chain_reason=draw(reasons) if chain is Chain.FAIL else None,
                   vouch=draw(st.none() | st.sampled_from(list(KeySource))), removed=draw(st.none() | st.integers(1, 999)),
                   out_view=draw(views()), out_peer=(peer := draw(st.none() | st.just("bob@b.example/desk"))),
-                  # only a record that delivers (with 'p') states 'st' (rule 27)
+                  # only a record that delivers (with 'p') states 'st' (rule 28)
                   stored=draw(st.none() | epochs) if peer is not None else None,
                   in_peer=draw(st.none() | st.just("a.example")),
                   alg=draw(st.none() | st.just("ed25519")),

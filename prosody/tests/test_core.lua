@@ -90,7 +90,7 @@ check("attest refuses a message without id", not pcall(core.attest, core.message
 	core.signing_key(("\7"):rep(32)), { out_view = { method = "pin", result = "pass", tls = "none" } }));
 local with_id = core.message_fields(st.message({ from = "a@x/r", to = "b@y", id = "i1" }));
 local pin_view = { method = "pin", result = "pass", tls = "none" };
-check("attest refuses 'stored' on a record that does not deliver (rule 27)",
+check("attest refuses 'stored' on a record that does not deliver (rule 28)",
 	not pcall(core.attest, with_id, core.signing_key(("\7"):rep(32)), { signer = "x", time = 1, in_view = pin_view,
 		chain = "pass", out_view = pin_view, stored = 1 })
 	and pcall(core.attest, with_id, core.signing_key(("\7"):rep(32)), { signer = "x", time = 1, in_view = pin_view,

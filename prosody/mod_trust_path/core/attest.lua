@@ -23,7 +23,7 @@ function M.attest(fields, key, opts)
 	assert(signer == nil or (opts.in_view and opts.chain), "a server's record states its in-view and what arrived (chain)");
 	assert(signer ~= nil or not (opts.in_view or opts.chain or opts.vouch), "the sending client's record has an out-view only");
 	assert((opts.chain == "fail") == (opts.chain_reason ~= nil), "chain 'fail' and only it takes a chain_reason");
-	-- rule 27: 'st' is the delivering server's; every verifier refuses it on any other record
+	-- rule 28: 'st' is the delivering server's; every verifier refuses it on any other record
 	assert(opts.stored == nil or (signer ~= nil and opts.out_peer ~= nil),
 		"only a server's record that delivers to a client (out_peer) states 'stored'");
 	local covers = M.covered_payloads(fields);

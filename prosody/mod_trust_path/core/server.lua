@@ -52,7 +52,7 @@ function M.receive_chain(message, opts)
 	if atts == nil then return { chain = stripped_or_absent, refetch = false }; end
 	for _, att in ipairs(atts) do
 		if att.stored then
-			-- only the server that delivers states 'st' (rule 27): a sending server that does
+			-- only the server that delivers states 'st' (rule 28): a sending server that does
 			-- would explain away the age of what it sends as storage
 			M.remove_paths(message);
 			return { chain = "fail", chain_reason = "malformed", refetch = false,

@@ -63,7 +63,7 @@ def sign_record(message: MessageFields, key: SigningKey, *, out_view: View, prev
     if (chain is Chain.FAIL) != (chain_reason is not None):
         raise UsageError("chain 'fail' and only it takes a chain_reason")
     if stored is not None and (signer is None or out_peer is None):
-        # rule 27: 'st' is the delivering server's; every verifier refuses it on any other record
+        # rule 28: 'st' is the delivering server's; every verifier refuses it on any other record
         raise UsageError("only a server's record that delivers to a client (out_peer) states 'stored'")
     covers = covered_payloads(message)
     fields: list[tuple[str, str]] = []

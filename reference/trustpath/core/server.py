@@ -134,7 +134,7 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
     if path is None:
         return ChainDecision(stripped_or_absent)
     if any(record.stored is not None for record in path.records):
-        # only the server that delivers states 'st' (rule 27): a sending server that does would
+        # only the server that delivers states 'st' (rule 28): a sending server that does would
         # explain away the age of what it sends as storage
         remove_paths(message)
         return ChainDecision(Chain.FAIL, Reason.MALFORMED,

@@ -152,7 +152,7 @@ def place_records(atts: tuple[Record, ...], nodes: list[str]) -> list[int]:
             raise MalformedStanza(f"a record by {att.signer!r}, which is not on this message's path "
                                   f"({' → '.join(nodes)})")
         if att.stored is not None and place != len(nodes) - 2:
-            # rule 27: only the server that delivers to the reader held the message before delivery
+            # rule 28: only the server that delivers to the reader held the message before delivery
             raise MalformedStanza(f"the record by {att.signer} states 'st=', which only the server that delivers "
                                   f"to the reader ({nodes[-2]}) may")
         if places and place <= places[-1]:

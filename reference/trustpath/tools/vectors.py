@@ -165,7 +165,7 @@ def write_rejections(directory: FsPath) -> list[dict[str, Any]]:
         ("bad-time", edit_a(b";t=", b";t=2026-11-25;x="), "MalformedStanza", "t="),
         ("bad-stored", with_records(client, server_a, server_b.replace(b";o=", b";st=yesterday;o=", 1)),
          "MalformedStanza", "st="),
-        # only the server that delivers held the message (rule 27): the sending server's 'st'
+        # only the server that delivers held the message (rule 28): the sending server's 'st'
         # would explain away the age of what it sends (issue 11)
         ("stored-on-the-sending-servers-record", edit_a(b";o=", b";st=1795424400;o="), "MalformedStanza", "st="),
         ("server-record-without-chain", edit_a(b";c=pass", b""), "MalformedStanza", "c="),
