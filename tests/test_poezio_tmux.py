@@ -617,6 +617,11 @@ def test_an_unpinned_server_is_not_pinned_silently_and_its_key_is_shown_with_whe
     screen = alice.wait_for(r"(?s)trust_path: pinned a\.example:.*If they match: /pins confirm")
     assert "_15222._tcp." in re.sub(r"\s+", "", screen)
     assert [p.source.value for p in PinStore.open(pins_file).pins("a.example")] == ["first-use"]
+    # the next connection checks the first-use pin, and says again what to compare before /pins confirm
+    alice.type("/reconnect")
+    screen = alice.wait_for(r"(?s)was pinned on first use.*If they match: /pins confirm", timeout=20)
+    joined = re.sub(r"\s+", "", _info_buffer(screen).split("was pinned on first use")[-1])
+    assert pin in joined and base64.b64decode(pin).hex() in joined and "xmpp-client.json" in joined
     alice.type("/pins confirm")
     alice.wait_for(r"trust_path: confirmed the pin of a\.example")
     assert [(p.spki, p.source.value) for p in PinStore.open(pins_file).pins("a.example")] == [(pin, "confirmed")]
