@@ -22,6 +22,7 @@
 --   attest           this server's own record
 --   peers            remote domains: participation, keys and their key source, remembered policy
 --   refusals         the errors a refused message turns into
+--   held             messages from a remote domain held while its keys are fetched, bounded
 --   pins             s2s certificate pins and how each s2s link was verified
 --   preflight        the pre-flight query
 --   sending          from a local client to a remote domain
@@ -68,7 +69,7 @@ local tp = {
 };
 tp.core.crypto(); -- fail now, with how to fix it, if there is no Ed25519
 for _, part in ipairs { "options", "keys", "tls", "markers", "attest", "peers", "refusals", "pins", "preflight",
-		"sending", "receiving", "delivery" } do
+		"sending", "held", "receiving", "delivery" } do
 	tp[part] = module:require(part)(tp);
 end
 local NS = tp.core.NS;

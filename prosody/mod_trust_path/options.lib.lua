@@ -26,6 +26,20 @@ return function (tp)
 	end
 	if cache_for < 0 or cache_for % 1 ~= 0 then config_error("trust_path_cache_for must be a whole number of seconds"); end
 
+	-- Bounded resources (README "Limits", where each default is explained): what remote domains
+	-- and pre-flight queries can make this server hold or do.
+	local limits = {
+		held_messages = module:get_option_number("trust_path_held_messages", 200),
+		held_bytes = module:get_option_number("trust_path_held_bytes", 1024 * 1024),
+		held_total_bytes = module:get_option_number("trust_path_held_total_bytes", 8 * 1024 * 1024),
+		held_seconds = module:get_option_number("trust_path_held_seconds", 15),
+		peer_domains = module:get_option_number("trust_path_peer_domains", 1000),
+		preflight_fetches = module:get_option_number("trust_path_preflight_fetches", 60),
+	};
+	for name, value in pairs(limits) do
+		if value < 1 or value % 1 ~= 0 then config_error("trust_path_%s must be a whole number from 1", name); end
+	end
+
 	-- An Ed25519 public key as records write it (base64 without padding); "ed25519:" and padding
 	-- are accepted in the configuration.
 	local function public_key(text)
@@ -54,6 +68,11 @@ return function (tp)
 			config_error("trust_path_revoked_keys[%d] needs key = <base64 Ed25519 public key> and since = YYYY-MM-DDThh:mm:ssZ", i);
 		end
 		revoked_keys[#revoked_keys + 1] = { key = key, since = entry.since };
+	end
+	-- a larger set is malformed to every reader (XEP "Keys"): publishing it would break this host
+	if 1 + #retired_keys + #revoked_keys > core.MAX_PUBLISHED_KEYS then
+		config_error("trust_path_retired_keys and trust_path_revoked_keys list %d keys; with the current key at most %d may be published "
+			.. "(drop the oldest retired or revoked keys)", #retired_keys + #revoked_keys, core.MAX_PUBLISHED_KEYS);
 	end
 	local pins = {};
 	if type(pins_option) ~= "table" then config_error("trust_path_s2s_pins must be a table of domain = { pins }"); end
@@ -100,5 +119,6 @@ return function (tp)
 		peer_keys = peer_keys,
 		device_keys = device_keys,
 		dnssec_keys = dnssec_keys,
+		limits = limits,
 	};
 end

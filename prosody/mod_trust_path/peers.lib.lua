@@ -20,6 +20,7 @@ local st = require "util.stanza";
 local new_id = require "util.id".medium;
 local promise = require "util.promise";
 local idna_to_ascii = require "util.encodings".idna.to_ascii;
+local cache = require "util.cache";
 
 return function (tp)
 	local core, host = tp.core, tp.host;
@@ -28,28 +29,34 @@ return function (tp)
 	local s2s_view = tp.tls.s2s_view;
 	local NS_DISCO_INFO = core.NS_DISCO_INFO;
 
-	local MAX_CACHE, FAILED_INFO_TTL, REFETCH_AFTER = 86400, 60, 10;
-	local peer_infos = {};      -- domain -> { takes_part, keys, key_source, max_skew, cache_for, fetched, error }
-	local fetching = {};        -- domain -> promise of peer info
+	-- A domain's keys are fetched at most every KEY_FETCH_INTERVAL seconds, whatever its
+	-- cache-for says, and so is a refetch for an unknown key (XEP "Keys").
+	local MAX_CACHE, FAILED_INFO_TTL, REFETCH_AFTER = 86400, 60, core.KEY_FETCH_INTERVAL;
+	-- What is kept per remote domain is bounded (trust_path_peer_domains): the least recently used
+	-- domain is forgotten first (its keys are fetched again, its remembered policy read again from
+	-- the store), so that queries for ever new domains cannot grow this server's memory.
+	local peer_domains = tp.options.limits.peer_domains;
+	local peer_infos = cache.new(peer_domains); -- domain -> { takes_part, keys, key_source, max_skew, cache_for, fetched, error }
+	local fetching = {};        -- domain -> promise of peer info (bounded by the fetches under way)
 	local remembered_store = module:open_store("trust_path_peers");
-	local remembered = {};      -- domain -> until (epoch seconds), mirror of remembered_store
+	local remembered = cache.new(peer_domains); -- domain -> until (epoch seconds), mirror of remembered_store
 
 	local function remember(domain, now)
 		local until_time = now + remember_seconds;
 		-- write through at most once an hour per domain
-		if (remembered[domain] or 0) < until_time - 3600 then
-			remembered[domain] = until_time;
+		if (remembered:get(domain) or 0) < until_time - 3600 then
+			remembered:set(domain, until_time);
 			remembered_store:set(domain, { until_time = until_time });
 		end
 	end
 
 	local function is_remembered(domain, now)
 		if peer_keys[domain] then return true; end
-		local until_time = remembered[domain];
+		local until_time = remembered:get(domain);
 		if until_time == nil then
 			local data = remembered_store:get(domain);
 			until_time = data and data.until_time or 0;
-			remembered[domain] = until_time;
+			remembered:set(domain, until_time);
 		end
 		return now <= until_time;
 	end
@@ -101,6 +108,10 @@ return function (tp)
 		end);
 	end
 
+	-- What is known of a domain whose keys could not be fetched (the fetch failed, or did not
+	-- answer in time: held.lib decides held messages with it).
+	local function unavailable_info() return { takes_part = false, fetched = os.time(), error = true }; end
+
 	-- A promise of the peer info of `domain` (fetched once at a time per domain).
 	local function fetch_peer_info(domain)
 		if fetching[domain] then return fetching[domain]; end
@@ -122,7 +133,7 @@ return function (tp)
 			return info;
 		end, function (err)
 			module:log("info", "disco#info of %s failed (%s); treating it as not announcing trust-path", domain, tostring(err and err.text or err));
-			return { takes_part = false, fetched = os.time(), error = true };
+			return unavailable_info();
 		end);
 		p = promise.all({ from_dns, p }):next(function (results)
 			local keys, info = results[1], results[2];
@@ -132,13 +143,15 @@ return function (tp)
 					max_skew = info.max_skew, cache_for = info.cache_for };
 				remember(domain, info.fetched);
 			end
-			peer_infos[domain] = info;
+			peer_infos:set(domain, info);
 			fetching[domain] = nil;
+			module:log("info", "fetched the trust-path keys of %s: %s", domain,
+				info.keys and ("%d, key source %s"):format(#info.keys, info.key_source) or "none");
 			return info;
 		end, function (err)
 			fetching[domain] = nil;
 			module:log("error", "fetching the keys of %s failed: %s", domain, tostring(err));
-			return { takes_part = false, fetched = os.time(), error = true };
+			return unavailable_info();
 		end);
 		fetching[domain] = p;
 		return p;
@@ -149,9 +162,10 @@ return function (tp)
 		if configured then
 			return { takes_part = true, keys = configured, key_source = "config", fetched = now, configured = true };
 		end
-		local info = peer_infos[domain];
+		local info = peer_infos:get(domain);
 		if not info then return nil; end
 		local ttl = info.error and FAILED_INFO_TTL or math.min(info.cache_for or core.DEFAULT_CACHE_FOR, MAX_CACHE);
+		ttl = math.max(ttl, REFETCH_AFTER); -- a cache-for of 0 must not mean a fetch per message
 		if now - info.fetched < ttl then return info; end
 		return nil;
 	end
@@ -175,7 +189,10 @@ return function (tp)
 	end
 
 	-- Forget what is cached about `domain` (fetch its keys again).
-	local function forget(domain) peer_infos[domain] = nil; end
+	local function forget(domain) peer_infos:set(domain, nil); end
+
+	-- How many domains' state is held now (for the log and the tests of the limit).
+	local function domains_held() return peer_infos:count(), remembered:count(); end
 
 	return {
 		fetch_peer_info = fetch_peer_info,
@@ -185,5 +202,7 @@ return function (tp)
 		is_fetching = is_fetching,
 		may_refetch = may_refetch,
 		forget = forget,
+		unavailable_info = unavailable_info,
+		domains_held = domains_held,
 	};
 end

@@ -4,12 +4,31 @@
 -- takes part.  The link is set up if needed, for PREFLIGHT_TIMEOUT seconds at most.
 local st = require "util.stanza";
 local jid_lib = require "util.jid";
+local throttle = require "util.throttle";
 
 return function (tp)
 	local core, host = tp.core, tp.host;
 	local peers, pins, s2s_view = tp.peers, tp.pins, tp.tls.s2s_view;
 
 	local PREFLIGHT_TIMEOUT = 10;
+
+	-- A pre-flight query for a domain this server knows nothing about makes it fetch that
+	-- domain's keys (and connect to it): at most trust_path_preflight_fetches such fetches a
+	-- minute for the whole host, so that a client asking about ever new domains cannot make it
+	-- open connections and keep state without end.  Beyond that a query is answered at once with
+	-- what is known (the XEP allows an answer without 'link').
+	local fetch_budget = throttle.create(tp.options.limits.preflight_fetches, 60);
+	local last_noted = 0;
+	local function may_fetch(domain)
+		if peers.is_fetching(domain) or fetch_budget:poll(1) then return true; end
+		local now = os.time();
+		if now - last_noted >= 60 then
+			last_noted = now;
+			module:log("info", "pre-flight queries ask for more than %d new domains a minute (trust_path_preflight_fetches); "
+				.. "answering the rest with what is known", tp.options.limits.preflight_fetches);
+		end
+		return false;
+	end
 
 	-- The established outgoing link to `domain`, as route/remote would use it.
 	local function established_link(domain)
@@ -64,6 +83,10 @@ return function (tp)
 		-- Ask for its disco#info: this also makes mod_s2s set up the link if there is none.  The
 		-- answer (or its failure: a link that fails its check bounces the query) says when the
 		-- link is up or has failed.
+		if not may_fetch(domain) then
+			answer(nil);
+			return true;
+		end
 		local failures_before = pins.failures();
 		peers.fetch_peer_info(domain):next(function () answer(failures_before); end);
 		module:add_timer(PREFLIGHT_TIMEOUT, function () answer(failures_before); end);

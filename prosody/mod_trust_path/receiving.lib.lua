@@ -9,10 +9,9 @@ local jid_lib = require "util.jid";
 return function (tp)
 	local core, host = tp.core, tp.host;
 	local NS = core.NS;
-	local tls, markers, peers, attest = tp.tls, tp.markers, tp.peers, tp.attest;
+	local tls, markers, peers, attest, held = tp.tls, tp.markers, tp.peers, tp.attest, tp.held;
 
 	local reposting = {}; -- held stanzas being delivered now: already handled here
-	local held = {};     -- domain -> events waiting for that domain's disco#info
 
 	-- Decide about one message; nil to let it go on, true when it was refused (and answered),
 	-- "refetch" when the origin's record names a key not among those cached.
@@ -66,20 +65,16 @@ return function (tp)
 		local domain = jid_lib.host(stanza.attr.from);
 		if not domain then return; end
 		local now = os.time();
-		local info = not peers.is_fetching(domain) and not held[domain] and peers.cached_peer_info(domain, now);
+		local info = not peers.is_fetching(domain) and not held.is_holding(domain) and peers.cached_peer_info(domain, now);
 		if info then
 			local handled = handle_remote(origin, stanza, domain, info);
 			if handled ~= "refetch" then return handled; end
 			peers.forget(domain);
 		end
-		-- Hold the message until the domain's disco#info arrives.  Waiting here would block the
-		-- stream it came on, and the disco#info answer may come back on that same stream.
-		local queue = held[domain];
-		if queue then queue[#queue + 1] = event; return true; end
-		held[domain] = { event };
-		peers.fetch_peer_info(domain):next(function (fetched)
-			local waiting = held[domain];
-			held[domain] = nil;
+		-- Hold the message until the domain's disco#info arrives (within the bounds of held.lib).
+		-- Waiting here would block the stream it came on, and the disco#info answer may come back
+		-- on that same stream.
+		held.hold(domain, event, function () return peers.fetch_peer_info(domain); end, function (waiting, fetched)
 			for _, e in ipairs(waiting) do
 				local ok, err = pcall(function ()
 					if handle_remote(e.origin, e.stanza, domain, fetched, true) == nil then
@@ -91,7 +86,7 @@ return function (tp)
 				end);
 				if not ok then module:log("error", "while delivering a held message from %s: %s", domain, tostring(err)); end
 			end
-		end);
+		end, peers.unavailable_info);
 		return true;
 	end
 	-- message/host from a remote server: for the server itself, never delivered to a client.

@@ -11,17 +11,21 @@
 --                          = "stored"   sign this server's record again with 'st=' two days
 --                                       back, as if it had held the message that long (which
 --                                       only the delivering server may say: issue 11)
+--                          = "many-keys" answer disco#info queries from other servers with
+--                                       trust_path_test_keys (default 7000) revoked keys beside
+--                                       this server's own (the key-flood attack of issue 11)
 --
 -- It handles messages signed in route/remote (link up) and those signed in
 -- s2sout-established (queued while the link came up), after mod_trust_path in both.
 
 local xml = require "util.xml";
+local st = require "util.stanza";
 
 local NS = "urn:xmpp:trust-path:1";
 local attack = module:get_option_string("trust_path_test_attack");
-local ATTACKS = { strip = true, tamper = true, replay = true, stored = true };
+local ATTACKS = { strip = true, tamper = true, replay = true, stored = true, ["many-keys"] = true };
 if not ATTACKS[attack] then
-	module:log("error", "trust_path_test_attack must be strip, tamper, replay or stored (got %s); doing nothing", tostring(attack));
+	module:log("error", "trust_path_test_attack must be strip, tamper, replay, stored or many-keys (got %s); doing nothing", tostring(attack));
 	return;
 end
 module:log("warn", "TEST-ONLY attacker loaded: outgoing s2s messages will be broken (%s)", attack);
@@ -95,13 +99,53 @@ local function break_message(stanza)
 	return true;
 end
 
+-- many-keys: the module's key form with `count` random revoked keys added (made once).
+local NS_DATA, NS_DISCO_INFO = "jabber:x:data", "http://jabber.org/protocol/disco#info";
+local flooded;
+local function flooded_form(form, count)
+	if flooded then return flooded; end
+	local base64, random = require "util.encodings".base64, require "util.random";
+	flooded = st.stanza("x", { xmlns = NS_DATA, type = "result" });
+	for field in form:childtags("field") do
+		flooded:add_child(field);
+		if field.attr.var == "revoked-key" then
+			local copy = st.clone(field);
+			for _ = 1, count do
+				copy:text_tag("value", "ed25519:" .. base64.encode(random.bytes(32)):gsub("=+$", "") .. " 2026-01-01T00:00:00Z");
+			end
+			flooded.tags[#flooded.tags] = copy;
+			flooded[#flooded] = copy;
+		end
+	end
+	return flooded;
+end
+local function flood_keys(stanza)
+	local query = stanza.attr.type == "result" and stanza:get_child("query", NS_DISCO_INFO);
+	if not query then return; end
+	local count = module:get_option_number("trust_path_test_keys", 7000);
+	query:maptags(function (child)
+		if child.name == "x" and child.attr.xmlns == NS_DATA then
+			for field in child:childtags("field") do
+				if field.attr.var == "FORM_TYPE" and field:get_child_text("value") == NS then return flooded_form(child, count); end
+			end
+		end
+		return child;
+	end);
+	module:log("info", "test relay: many-keys disco#info answer to %s", tostring(stanza.attr.to));
+end
+
 -- mod_trust_path signs in route/remote at priority 1 and strips markers at 0.5.
 module:hook("route/remote", function (event)
-	if event.stanza.name == "message" then break_message(event.stanza); end
+	if attack == "many-keys" then
+		if event.stanza.name == "iq" then flood_keys(event.stanza); end
+	elseif event.stanza.name == "message" then
+		break_message(event.stanza);
+	end
 end, 0.75);
 
 -- mod_trust_path signs queued messages in s2sout-established at priority 10.
 module:hook("s2sout-established", function (event)
+	if attack == "many-keys" then return; end
 	for _, data in ipairs(event.session.sendq or {}) do
 		if type(data[1]) == "string" and data[1]:find(NS, 1, true) then
 			local stanza = xml.parse(data[1]);

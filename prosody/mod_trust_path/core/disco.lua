@@ -32,6 +32,14 @@ local function key_entry(text, status)
 	return { key = key, status = status, since = when, alg = alg };
 end
 
+-- Refuse a key set of more than MAX_PUBLISHED_KEYS keys (the Python check_key_count), before
+-- any is parsed: a domain that publishes thousands would make every reader parse and search them.
+function M.check_key_count(count, domain, where)
+	if count > M.MAX_PUBLISHED_KEYS then
+		M.fail("malformed", "%s publishes %d keys in its %s; at most %d are read", domain, count, where, M.MAX_PUBLISHED_KEYS);
+	end
+end
+
 local function seconds(values, name, domain, default)
 	local v = values[1];
 	if v == nil then return default; end
@@ -63,6 +71,7 @@ function M.read_disco_info(query, domain)
 	end
 	if not takes_part then return { takes_part = false, max_skew = M.DEFAULT_MAX_SKEW, cache_for = M.DEFAULT_CACHE_FOR }; end
 	if not form then M.fail("malformed", "%s announces %s but publishes no key form", domain, NS); end
+	M.check_key_count(#(form.key or {}) + #(form["retired-key"] or {}) + #(form["revoked-key"] or {}), domain, "key form");
 	local keys, current = {}, false;
 	for _, pair in ipairs { { "key", "current" }, { "retired-key", "retired" }, { "revoked-key", "revoked" } } do
 		for _, value in ipairs(form[pair[1]] or {}) do
@@ -126,29 +135,32 @@ end
 -- Records that are not v=tp1 are ignored; raises "malformed" for a bad tp1 record or for no
 -- current key.
 function M.read_txt_records(texts, domain)
-	local keys, current = {}, false;
+	local records = {};
 	for _, text in ipairs(texts) do
 		local tags = {};
 		for part in (text .. ";"):gmatch("([^;]*);") do
 			local name, value = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$");
 			if name then tags[name] = value; end
 		end
-		if tags.v == "tp1" then
-			local ok, alg, key = pcall(M.parse_key, tags.k or "");
-			if not ok then M.fail("malformed", "%s's _trust-path TXT record: %s", domain, type(alg) == "table" and alg.text or tostring(alg)); end
-			local status = ({ retired = "retired", revoked = "revoked" })[tags.s or ""] or "current";
-			for _, name in ipairs { "until", "since" } do
-				if tags[name] then
-					local good, why = M.parse_time(tags[name]);
-					if not good then M.fail("malformed", "%s's _trust-path TXT record: %s", domain, why); end
-				end
+		if tags.v == "tp1" then records[#records + 1] = tags; end
+	end
+	M.check_key_count(#records, domain, "_trust-path TXT records");
+	local keys, current = {}, false;
+	for _, tags in ipairs(records) do
+		local ok, alg, key = pcall(M.parse_key, tags.k or "");
+		if not ok then M.fail("malformed", "%s's _trust-path TXT record: %s", domain, type(alg) == "table" and alg.text or tostring(alg)); end
+		local status = ({ retired = "retired", revoked = "revoked" })[tags.s or ""] or "current";
+		for _, name in ipairs { "until", "since" } do
+			if tags[name] then
+				local good, why = M.parse_time(tags[name]);
+				if not good then M.fail("malformed", "%s's _trust-path TXT record: %s", domain, why); end
 			end
-			if status == "retired" and not tags["until"] then
-				M.fail("malformed", "%s's _trust-path TXT record: a retired key needs until=", domain);
-			end
-			keys[#keys + 1] = { key = key, status = status, alg = alg, not_after = tags["until"], since = tags.since };
-			current = current or status == "current";
 		end
+		if status == "retired" and not tags["until"] then
+			M.fail("malformed", "%s's _trust-path TXT record: a retired key needs until=", domain);
+		end
+		keys[#keys + 1] = { key = key, status = status, alg = alg, not_after = tags["until"], since = tags.since };
+		current = current or status == "current";
 	end
 	if not current then M.fail("malformed", "%s publishes no current key in DNS", domain); end
 	return keys;
@@ -176,6 +188,7 @@ function M.read_posh_document(data, domain)
 	if math.type(expires) ~= "integer" and not (type(expires) == "number" and expires == math.floor(expires)) or expires < 0 then
 		M.fail("malformed", "%s's POSH document: 'expires' must be whole seconds", domain);
 	end
+	M.check_key_count(#data.keys, domain, "POSH document");
 	local keys = {};
 	for _, entry in ipairs(data.keys) do
 		if type(entry) ~= "table" or type(entry.key) ~= "string" then M.fail("malformed", "%s's POSH document: each key entry needs a 'key' string", domain); end

@@ -57,6 +57,14 @@ def _key_entry(text: str, status: KeyStatus) -> PublishedKey:
     return PublishedKey(key, status, since=when, alg=alg)
 
 
+def check_key_count(count: int, domain: str, where: str) -> None:
+    """Refuse a key set of more than MAX_PUBLISHED_KEYS keys (XEP: Keys), before any is parsed:
+    a domain that publishes thousands would make every reader parse and search them."""
+    if count > constants.MAX_PUBLISHED_KEYS:
+        raise MalformedStanza(f"{domain} publishes {count} keys in its {where}; "
+                              f"at most {constants.MAX_PUBLISHED_KEYS} are read")
+
+
 def _seconds(values: list[str], name: str, domain: str, default: int) -> int:
     if not values:
         return default
@@ -85,6 +93,7 @@ def read_disco_info(query: etree._Element, domain: str) -> Published:
         field = form.get(name)
         return [] if field is None else [(v.text or "").strip() for v in field.iter(f"{{{NS_DATA}}}value")]
 
+    check_key_count(sum(len(values(name)) for name in ("key", "retired-key", "revoked-key")), domain, "key form")
     try:
         keys = [_key_entry(value, status) for name, status in (("key", KeyStatus.CURRENT),
                                                                ("retired-key", KeyStatus.RETIRED),
@@ -154,15 +163,18 @@ def txt_records(keys: KeySet) -> list[str]:
 def read_txt_records(texts: list[str], domain: str) -> KeySet:
     """A domain's keys from its ``_trust-path`` TXT records (the caller checks DNSSEC validation:
     only then is the key source ``dnssec``).  Records that are not ``v=tp1`` are ignored."""
-    keys = []
+    records = []
     for text in texts:
         tags = {}
         for part in text.split(";"):
             name, sep, value = part.strip().partition("=")
             if sep:
                 tags[name.strip()] = value.strip()
-        if tags.get("v") != "tp1":
-            continue
+        if tags.get("v") == "tp1":
+            records.append(tags)
+    check_key_count(len(records), domain, "_trust-path TXT records")
+    keys = []
+    for tags in records:
         try:
             alg, key = parse_key(tags.get("k", ""))
             status = {"retired": KeyStatus.RETIRED, "revoked": KeyStatus.REVOKED}.get(tags.get("s", ""),
@@ -192,6 +204,7 @@ def read_posh_document(data: object, domain: str) -> tuple[KeySet, int]:
     expires = data.get("expires", DEFAULT_CACHE_FOR)
     if not isinstance(expires, int) or isinstance(expires, bool) or expires < 0:
         raise MalformedStanza(f"{domain}'s POSH document: 'expires' must be whole seconds")
+    check_key_count(len(data["keys"]), domain, "POSH document")
     try:
         keys = KeySet.from_json({"domain": domain, "keys": data["keys"]})
     except InvalidInput as exc:
