@@ -36,10 +36,18 @@ return function (tp)
 	-- domain is forgotten first (its keys are fetched again, its remembered policy read again from
 	-- the store), so that queries for ever new domains cannot grow this server's memory.
 	local peer_domains = tp.options.limits.peer_domains;
-	local peer_infos = cache.new(peer_domains); -- domain -> { takes_part, keys, key_source, max_skew, cache_for, fetched, error }
+	local last_noted = 0;
+	local function on_evict(domain)
+		local now = os.time();
+		if now - last_noted < 60 then return; end -- say it at most once a minute
+		last_noted = now;
+		module:log("info", "keeping the trust-path state of at most %d remote domains (trust_path_peer_domains): forgetting %s and others "
+			.. "used least recently", peer_domains, domain);
+	end
+	local peer_infos = cache.new(peer_domains, on_evict); -- domain -> { takes_part, keys, key_source, max_skew, cache_for, fetched, error }
 	local fetching = {};        -- domain -> promise of peer info (bounded by the fetches under way)
 	local remembered_store = module:open_store("trust_path_peers");
-	local remembered = cache.new(peer_domains); -- domain -> until (epoch seconds), mirror of remembered_store
+	local remembered = cache.new(peer_domains, on_evict); -- domain -> until (epoch seconds), mirror of remembered_store
 
 	local function remember(domain, now)
 		local until_time = now + remember_seconds;
@@ -191,9 +199,6 @@ return function (tp)
 	-- Forget what is cached about `domain` (fetch its keys again).
 	local function forget(domain) peer_infos:set(domain, nil); end
 
-	-- How many domains' state is held now (for the log and the tests of the limit).
-	local function domains_held() return peer_infos:count(), remembered:count(); end
-
 	return {
 		fetch_peer_info = fetch_peer_info,
 		cached_peer_info = cached_peer_info,
@@ -203,6 +208,5 @@ return function (tp)
 		may_refetch = may_refetch,
 		forget = forget,
 		unavailable_info = unavailable_info,
-		domains_held = domains_held,
 	};
 end

@@ -121,6 +121,10 @@ async def measure_keys(keys: int = 7000, messages: int = 50, cache_for: int = 0,
         arrived = await _receive(bob, set(sent), 60)
         cpu_after = cpu_seconds(world, "b.example")
         latencies = sorted(arrived[b] - sent[b] for b in arrived)
+        problems: dict[str, int] = {}
+        for line in world.servers["b.example"].log_lines("from alice@a.example/res: chain "):
+            decision = line.split(": chain ", 1)[1].strip()
+            problems[decision] = problems.get(decision, 0) + 1
         # every key fetch b.example made: the test relay logs each answer it floods
         fetches = len(world.servers["a.example"].log_lines("many-keys disco#info answer")) if keys else \
             len(world.servers["b.example"].log_lines("trust-path keys of a.example"))
@@ -133,7 +137,7 @@ async def measure_keys(keys: int = 7000, messages: int = 50, cache_for: int = 0,
             "b_cpu_ms_per_msg": round((cpu_after - cpu_before) / max(1, messages) * 1000, 2),
             "median_latency_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
             "max_latency_ms": round(latencies[-1] * 1000, 1) if latencies else None,
-            "key_fetches": fetches}
+            "key_fetches": fetches, "chain_problems": problems}
 
 
 class HangingPort:
@@ -210,7 +214,7 @@ async def measure_held(messages: int = 300, kb: int = 100, module: bool = True,
             "peak_growth_mb": round((after["VmHWM"] - before["VmRSS"]) / 1024, 1)}
 
 
-async def measure_preflight(queries: int = 20000, module: bool = True, concurrency: int = 100,
+async def measure_preflight(queries: int = 20000, module: bool = True, concurrency: int = 50,
                             a_options: dict[str, object] | None = None, settle: float = 12.0,
                             prefix: str = "nowhere") -> dict[str, object]:
     """The growth of a.example's memory after ``queries`` pre-flight queries for distinct domains
@@ -222,11 +226,9 @@ async def measure_preflight(queries: int = 20000, module: bool = True, concurren
     answers: dict[str, int] = {}
     try:
         alice = await Client("alice@a.example/res", world).start()
-        await asyncio.sleep(0.5)
-        before = memory_kb(world, "a.example")
         gate = asyncio.Semaphore(concurrency)
 
-        async def ask(i: int) -> None:
+        async def ask(i: int, prefix: str = prefix) -> None:
             domain = f"d{i}.{prefix}.example"
             async with gate:
                 if module:
@@ -241,16 +243,26 @@ async def measure_preflight(queries: int = 20000, module: bool = True, concurren
                     kind = type(exc).__name__
                 answers[kind] = answers.get(kind, 0) + 1
 
+        # a few queries first, so that what the first one sets up (resolver, s2s) is not counted
+        await asyncio.gather(*(ask(i, "warm-up") for i in range(20)))
+        answers.clear()
+        await asyncio.sleep(0.5)
+        before = memory_kb(world, "a.example")
         start = time.perf_counter()
         await asyncio.gather(*(ask(i) for i in range(queries)))
         took = time.perf_counter() - start
         await asyncio.sleep(settle)  # pre-flight timers and failed fetches run out
         after = memory_kb(world, "a.example")
+        # every fetch of a domain asked for (a failed disco#info is logged), and whether a.example
+        # said it forgot domains (trust_path_peer_domains)
+        fetches = len(world.servers["a.example"].log_lines(f".{prefix}.example failed"))
+        evicting = bool(world.servers["a.example"].log_lines("trust_path_peer_domains"))
         await alice.stop()
     finally:
         world.close()
-    return {"attack": "preflight", "module": module, "queries": queries, "answers": answers,
-            "seconds": round(took, 1), "rss_growth_mb": round((after["VmRSS"] - before["VmRSS"]) / 1024, 1)}
+    return {"attack": "preflight", "module": module, "queries": queries, "answers": answers, "fetches": fetches,
+            "evicting": evicting, "seconds": round(took, 1),
+            "rss_growth_mb": round((after["VmRSS"] - before["VmRSS"]) / 1024, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,14 +275,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kb", type=int, default=100, help="held: KB per message")
     parser.add_argument("--queries", type=int, default=20000, help="preflight: distinct domains asked for")
     parser.add_argument("--without-module", action="store_true", help="held, preflight: the control run")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Prosody option for the measured server (b.example; a.example for preflight), "
+                             "e.g. trust_path_preflight_fetches=100000")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    options: dict[str, object] = {}
+    for item in args.option:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--option wants NAME=VALUE, got {item!r}")
+        options[name] = int(value) if value.isdigit() else value
     if args.attack == "keys":
-        figures = asyncio.run(measure_keys(args.keys, args.messages or 50, args.cache_for))
+        figures = asyncio.run(measure_keys(args.keys, args.messages or 50, args.cache_for, options))
     elif args.attack == "held":
-        figures = asyncio.run(measure_held(args.messages or 300, args.kb, not args.without_module))
+        figures = asyncio.run(measure_held(args.messages or 300, args.kb, not args.without_module, options))
     else:
-        figures = asyncio.run(measure_preflight(args.queries, not args.without_module))
+        figures = asyncio.run(measure_preflight(args.queries, not args.without_module, a_options=options))
     if args.json:
         print(json.dumps(figures))
     else:
