@@ -1,12 +1,15 @@
 """Bounded resources of mod_trust_path, measured on a live federation (issue 11, item 3).
 
-Three attacks on the receiving server b.example, each measured against the same federation
-without the module (or with a plain equivalent) where that comparison means something:
+Three attacks on a server with mod_trust_path, each measured on two fresh Prosody servers of
+the harness and, where that comparison means something, against the same servers without the
+module:
 
 ``keys``
     a.example publishes ``--keys`` revoked keys beside its current one (the harness's test relay
-    adds them to its disco#info answers) and a 'cache-for' of 0, then sends ``--messages`` messages to bob: b.example's CPU time per
-    message (user + system, from /proc) and the messages' latency.
+    adds them to its disco#info answers) and a 'cache-for' of 0, then sends ``--messages``
+    messages to bob, while bob's other device sends as many through b.example: b.example's CPU
+    time (user + system, from /proc) per message from a.example (with the local one beside it:
+    compare with ``--keys 0``), the key fetches it made, and the latency of both streams.
 ``held``
     b.example's own s2s connections to a.example go to a port that accepts and never answers,
     so its key fetch hangs while a.example (which does not take part) sends ``--messages``
@@ -16,6 +19,10 @@ without the module (or with a plain equivalent) where that comparison means some
     alice asks a.example ``--queries`` pre-flight queries for distinct domains that do not
     exist: the growth of a.example's resident memory once every query is answered; without the
     module, the same number of disco#info queries to those domains (the same s2s and DNS work).
+
+Memory is reported twice: the growth of the resident set (what the issue measured; the allocator
+keeps freed memory) and of the Lua heap after a full collection (what the server still holds),
+read through the test-only memory probe (prosody/test_relay/mod_trust_path_test_memory.lua).
 
 Run ``python -m trustpath.tools.resources keys|held|preflight [options] [--json]`` with a distinct
 TRUSTPATH_LOOPBACK if another harness runs on the machine; prosody/README.md gives the figures.
@@ -54,6 +61,21 @@ def cpu_seconds(world: World, domain: str) -> float:
     with open(f"/proc/{server.process.pid}/stat", encoding="ascii") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+#: the test-only memory probe (prosody/test_relay/mod_trust_path_test_memory.lua)
+PROBE = "trust_path_test_memory"
+NS_PROBE = "urn:xmpp:trust-path:test:memory"
+
+
+async def lua_heap_kb(client: Client) -> int:
+    """The Lua heap of ``client``'s server after a full collection, in KB (the memory probe)."""
+    from slixmpp.xmlstream import ET
+
+    iq = client.xmpp.make_iq_get(ito=client.xmpp.boundjid.domain)
+    iq.append(ET.fromstring(f"<memory xmlns='{NS_PROBE}'/>"))
+    reply = await iq.send(timeout=30)
+    return int(reply.xml.find(f"{{{NS_PROBE}}}memory").get("kb"))
 
 
 def memory_kb(world: World, domain: str) -> dict[str, int]:
@@ -106,6 +128,8 @@ async def measure_keys(keys: int = 7000, messages: int = 50, cache_for: int = 0,
     try:
         alice = await Client("alice@a.example/res", world).start()
         bob = await Client("bob@b.example/res", world).start()
+        # honest traffic beside the attack: bob's other device writes to him through b.example
+        local = await Client("bob@b.example/local", world).start()
         # one message sets up the link and the first key fetch
         first_sent = time.perf_counter()
         alice.send("bob@b.example", "warm-up")
@@ -113,14 +137,18 @@ async def measure_keys(keys: int = 7000, messages: int = 50, cache_for: int = 0,
         first_ms = round((warm["warm-up"] - first_sent) * 1000, 1) if warm else None
         cpu_before = cpu_seconds(world, "b.example")
         sent: dict[str, float] = {}
+        honest: dict[str, float] = {}
         for i in range(messages):
             body = f"keys-{i}"
             sent[body] = time.perf_counter()
             alice.send("bob@b.example", body)
+            honest[f"local-{i}"] = time.perf_counter()
+            local.send("bob@b.example/res", f"local-{i}")
             await asyncio.sleep(0.02)  # a steady stream, not one burst that a single fetch serves
-        arrived = await _receive(bob, set(sent), 60)
+        arrived = await _receive(bob, set(sent) | set(honest), 60)
         cpu_after = cpu_seconds(world, "b.example")
-        latencies = sorted(arrived[b] - sent[b] for b in arrived)
+        latencies = sorted(arrived[b] - sent[b] for b in arrived if b in sent)
+        honest_latencies = sorted(arrived[b] - honest[b] for b in arrived if b in honest)
         problems: dict[str, int] = {}
         for line in world.servers["b.example"].log_lines("from alice@a.example/res: chain "):
             decision = line.split(": chain ", 1)[1].strip()
@@ -130,13 +158,16 @@ async def measure_keys(keys: int = 7000, messages: int = 50, cache_for: int = 0,
             len(world.servers["b.example"].log_lines("trust-path keys of a.example"))
         await alice.stop()
         await bob.stop()
+        await local.stop()
     finally:
         world.close()
     return {"attack": "keys", "published_keys": keys + 1, "cache_for": cache_for, "messages": messages,
-            "first_message_ms": first_ms, "delivered": len(arrived),
+            "first_message_ms": first_ms, "delivered": len(latencies),
             "b_cpu_ms_per_msg": round((cpu_after - cpu_before) / max(1, messages) * 1000, 2),
             "median_latency_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
             "max_latency_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+            "honest_median_ms": round(statistics.median(honest_latencies) * 1000, 1) if honest_latencies else None,
+            "honest_max_ms": round(honest_latencies[-1] * 1000, 1) if honest_latencies else None,
             "key_fetches": fetches, "chain_problems": problems}
 
 
@@ -179,7 +210,7 @@ async def measure_held(messages: int = 300, kb: int = 100, module: bool = True,
     """The growth of b.example's memory while a.example, whose s2s port hangs for b.example,
     sends ``messages`` messages of ``kb`` KB to bob."""
     hang = HangingPort((HANG_ADDRESS, DIRECT_TLS_PORT))
-    world = build_world(modules={"b.example": ["trust_path"] if module else []},
+    world = build_world(modules={"b.example": (["trust_path"] if module else []) + [PROBE]},
                         direct_tls={"a.example": (HANG_ADDRESS, DIRECT_TLS_PORT)},
                         keep_files=KEEP, configure=_options({"b.example": dict(b_options or {})}))
     world.attackers.append(hang)
@@ -188,6 +219,7 @@ async def measure_held(messages: int = 300, kb: int = 100, module: bool = True,
         bob = await Client("bob@b.example/res", world).start()
         await asyncio.sleep(0.5)
         before = memory_kb(world, "b.example")
+        heap_before = await lua_heap_kb(bob)
         filler = "x" * (kb * 1024)
         bodies = set()
         start = time.perf_counter()
@@ -203,6 +235,7 @@ async def measure_held(messages: int = 300, kb: int = 100, module: bool = True,
         took = time.perf_counter() - start
         await asyncio.sleep(settle)
         after = memory_kb(world, "b.example")
+        heap_after = await lua_heap_kb(bob)
         refused = refused_in_log(world)
         await alice.stop()
         await bob.stop()
@@ -211,6 +244,7 @@ async def measure_held(messages: int = 300, kb: int = 100, module: bool = True,
     return {"attack": "held", "module": module, "messages": messages, "kb": kb, "delivered": len(arrived),
             "refused": refused, "seconds": round(took, 1),
             "rss_growth_mb": round((after["VmRSS"] - before["VmRSS"]) / 1024, 1),
+            "lua_heap_growth_mb": round((heap_after - heap_before) / 1024, 1),
             "peak_growth_mb": round((after["VmHWM"] - before["VmRSS"]) / 1024, 1)}
 
 
@@ -221,7 +255,7 @@ async def measure_preflight(queries: int = 20000, module: bool = True, concurren
     that do not exist (without the module: disco#info queries to them)."""
     from slixmpp.xmlstream import ET
 
-    world = build_world(modules={"a.example": ["trust_path"] if module else []},
+    world = build_world(modules={"a.example": (["trust_path"] if module else []) + [PROBE]},
                         keep_files=KEEP, configure=_options({"a.example": dict(a_options or {})}))
     answers: dict[str, int] = {}
     try:
@@ -248,11 +282,13 @@ async def measure_preflight(queries: int = 20000, module: bool = True, concurren
         answers.clear()
         await asyncio.sleep(0.5)
         before = memory_kb(world, "a.example")
+        heap_before = await lua_heap_kb(alice)
         start = time.perf_counter()
         await asyncio.gather(*(ask(i) for i in range(queries)))
         took = time.perf_counter() - start
         await asyncio.sleep(settle)  # pre-flight timers and failed fetches run out
         after = memory_kb(world, "a.example")
+        heap_after = await lua_heap_kb(alice)
         # every fetch of a domain asked for (a failed disco#info is logged), and whether a.example
         # said it forgot domains (trust_path_peer_domains)
         fetches = len(world.servers["a.example"].log_lines(f".{prefix}.example failed"))
@@ -262,7 +298,8 @@ async def measure_preflight(queries: int = 20000, module: bool = True, concurren
         world.close()
     return {"attack": "preflight", "module": module, "queries": queries, "answers": answers, "fetches": fetches,
             "evicting": evicting, "seconds": round(took, 1),
-            "rss_growth_mb": round((after["VmRSS"] - before["VmRSS"]) / 1024, 1)}
+            "rss_growth_mb": round((after["VmRSS"] - before["VmRSS"]) / 1024, 1),
+            "lua_heap_growth_mb": round((heap_after - heap_before) / 1024, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,9 +106,10 @@ class Instance:
 
     @property
     def plugin_paths(self) -> list[str]:
-        """Where Prosody looks for modules: the module's folder, and the test relay only if loaded."""
+        """Where Prosody looks for modules: the module's folder, and the test-only modules' folder only
+        if one of them (the test relay, the memory probe) is loaded."""
         paths = [str(PLUGIN_DIR)]
-        if "trust_path_test_relay" in self.modules:
+        if any(m.startswith("trust_path_test_") for m in self.modules):
             paths.append(str(TEST_RELAY_DIR))
         return paths
 
