@@ -177,6 +177,9 @@ class Instance:
         for name, module in self.components.items():
             # internal components (a room service) of this server, reached by its own clients
             lines.append(f"Component {_lua(name)} {_lua(module)}")
+            # the server's certificate names its components too (they are reached over s2s)
+            lines.append(f"  ssl = {{ certificate = {_lua(self.cert_file)}; key = {_lua(self.key_file)}; "
+                         f"cafile = {_lua(self.ca_file)} }}")
             if module == "muc":
                 lines.append("  muc_room_locking = false")  # a room is usable as soon as it is joined
         self.config_file.write_text("\n".join(lines) + "\n")

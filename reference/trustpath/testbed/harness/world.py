@@ -127,7 +127,8 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
                                             (addresses["b.example"], DIRECT_TLS_PORT), "b.example",
                                             ca.issue("b.example", "mitm-b.example"),
                                             ca.issue("a.example", "mitm-a.example"), ca.ca_file).start()
-        creds = {domain: ca.issue(domain, f"prosody-{domain}") for domain in addresses}
+        creds = {domain: ca.issue(domain, f"prosody-{domain}", also=tuple((components or {}).get(domain, {})))
+                 for domain in addresses}
         world.spki = {domain: cred.spki for domain, cred in creds.items()}
         if dane:
             for domain in addresses:

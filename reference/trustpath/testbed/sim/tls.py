@@ -90,14 +90,15 @@ class Authority:
         self.ca_file = str(directory / f"ca-{name.replace(' ', '-')}.pem")
         FsPath(self.ca_file).write_bytes(self.pem)
 
-    def issue(self, dns_name: str, label: str) -> Credential:
-        """A leaf certificate for ``dns_name``, usable as TLS server and client certificate."""
+    def issue(self, dns_name: str, label: str, *, also: tuple[str, ...] = ()) -> Credential:
+        """A leaf certificate for ``dns_name`` (and the names in ``also``: a server's components),
+        usable as TLS server and client certificate."""
         key = self._keys.ec_key(f"leaf/{label}")
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
                 .issuer_name(self.cert.subject).public_key(key.public_key()).serial_number(self._keys.serial())
                 .not_valid_before(_VALID_FROM).not_valid_after(_VALID_UNTIL)
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in (dns_name, *also)]), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
                                                       x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

@@ -1,0 +1,261 @@
+"""``<require/>`` on every route, live (issue 11 item 2): each route on which a message that
+required verified hops was delivered although a hop could not meet it.  Two real Prosody
+servers with mod_trust_path, a MUC component on b.example where a route goes through a room,
+slixmpp clients with the trust_path plugin.
+
+On every route the sender must get the XEP's error (``<policy-violation/>`` with
+``<unverified-hop/>``, type 'cancel', from the server that refused), the message must not reach
+anyone, and the error must not echo the message's payloads (like RFC 8689 section 5's
+non-delivery reports).
+
+Marked ``live`` (tests/conftest.py); the servers listen on TRUSTPATH_LOOPBACK's addresses:
+``TRUSTPATH_LOOPBACK=127.0.13 pytest tests/test_live_require.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from conftest import require_prosody
+from trustpath.client.slixmpp.pins import PinStore
+from trustpath.client.slixmpp.wire import wire_bytes
+from trustpath.core.model import NS
+from trustpath.testbed.harness.clients import Client, TrustPathClient
+from trustpath.testbed.harness.scenarios import Live, in_live_world, next_event
+from trustpath.testbed.harness.world import World, build_world
+from trustpath.testbed.scenarios import ALICE, BOB
+
+ROOMS = "rooms.b.example"
+ROOM = f"room@{ROOMS}"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+#: how long a message that must not arrive is given to arrive anyway
+QUIET = 3.0
+
+
+@pytest.fixture(autouse=True)
+def _prosody() -> None:
+    require_prosody()
+
+
+def _world(*, s2s_pins: bool = True, a_takes_part: bool = True, rooms: bool = False) -> Callable[[], World]:
+    def configure(domain: str, spki: dict[str, str]) -> dict[str, object]:
+        other = "b.example" if domain == "a.example" else "a.example"
+        return {"trust_path_s2s_pins": {other: [spki[other]]}} if s2s_pins else {}
+
+    def make() -> World:
+        modules = {"a.example": ["trust_path"] if a_takes_part else [], "b.example": ["trust_path"]}
+        return build_world(modules=modules, configure=configure,
+                           components={"b.example": {ROOMS: "muc"}} if rooms else None)
+
+    return make
+
+
+async def _client(live: Live, jid: str, *, pins: bool = True, bound: bool = True, mucs: bool = False,
+                  extra_filter: Callable[[Any], Any] | None = None) -> TrustPathClient:
+    """A trust_path client; with ``bound`` False it speaks TLS 1.3, so that its login has no
+    channel binding its server can check (Prosody 0.12 binds with tls-unique only)."""
+    domain = jid.split("@")[1].split("/")[0]
+    store = PinStore()
+    if pins:
+        store.add(domain, live.world.spki[domain])
+    client = TrustPathClient(jid, live.world, pins=store, config={"bind_channel": bound})
+    if not bound:
+        client.xmpp.ssl_context.maximum_version = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    if mucs:
+        client.xmpp.register_plugin("xep_0045")
+    ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    client.xmpp.add_event_handler("trust_path_ready", lambda policy: ready.done() or ready.set_result(policy))
+    await client.start()
+    await asyncio.wait_for(ready, 10)
+    if extra_filter is not None:
+        client.xmpp.add_filter("out_sce", extra_filter)  # after the plugin signed
+    live.clients[jid] = client
+    return client
+
+
+async def _plain(live: Live, jid: str) -> Client:
+    """A client without the trust_path plugin (its server may not take part either)."""
+    client = Client(jid, live.world, plugins=("xep_0045",))
+    await client.start()
+    live.clients[jid] = client  # type: ignore[assignment]
+    return client
+
+
+async def _join(client: Client, nick: str) -> None:
+    """Join the room (created on first join: the harness's MUC has no room locking)."""
+    await client.xmpp.plugin["xep_0045"].join_muc_wait(ROOM, nick, maxstanzas=0, timeout=10)
+
+
+def _send_required(client: Client, to: str, body: str, verdict: str = "trusted", *, mtype: str = "chat") -> str:
+    """A message with ``<require verdict=.../>``, built by hand so that no client-side check
+    stops it (the servers' checks are under test)."""
+    message = client.xmpp.make_message(mto=to, mbody=body, mtype=mtype)
+    message["id"] = client.xmpp.new_id()
+    require = message.xml.makeelement(f"{{{NS}}}require", {"verdict": verdict})
+    message.xml.append(require)
+    message.send()
+    return message["id"]
+
+
+async def _arrivals(inbox: asyncio.Queue[Any], body: str, wait: float = QUIET) -> list[Any]:
+    """Messages carrying ``body`` that reached a client within ``wait`` seconds."""
+    got: list[Any] = []
+    deadline = asyncio.get_running_loop().time() + wait
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            _, message = await asyncio.wait_for(inbox.get(), left)
+        except TimeoutError:
+            break
+        if message["type"] != "error" and body in str(message["body"]):
+            got.append(message)
+    return got
+
+
+async def _refusal(sender: Client, mid: str) -> Any:
+    """The error the sender got for message ``mid``."""
+    while True:
+        _, message = await next_event(sender.inbox, 15)
+        if message["type"] == "error" and message["id"] == mid:
+            return message
+
+
+def _assert_refused(error: Any, body: str, *, by: str, required: str = "trusted") -> dict[str, str]:
+    """The XEP's refusal, echoing nothing of the message; returns the <unverified-hop/>'s attributes."""
+    data = wire_bytes(error.xml)
+    err = error.xml.find(f"{{{error.namespace}}}error")
+    assert err is not None and err.get("type") == "cancel" and err.get("by") == by, data
+    assert err.find(f"{{{NS_STANZAS}}}policy-violation") is not None, data
+    hop = err.find(f"{{{NS}}}unverified-hop")
+    assert hop is not None and hop.get("required") == required, data
+    assert body.encode() not in data and b"<body" not in data and b"<require" not in data, data
+    return dict(hop.attrib)
+
+
+def _run(make: Callable[[], World], steps: Callable[[Live], Awaitable[None]]) -> None:
+    in_live_world(make, steps)
+
+
+def test_a_local_recipient_is_refused_when_the_senders_login_is_not_bound_to_her_channel():
+    """alice pins a.example but logs in over TLS 1.3 (no channel binding: a.example's view of H1
+    is 'sasl', so H1 is at most ca, 'unbound') and requires trusted hops to bob@a.example, a
+    user of her own server.  Delivered on main: the local route checked nothing."""
+    body = "To a local user, only over verified hops."
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE, bound=False)
+        local_bob = await _client(live, "bob@a.example/desk")
+        mid = _send_required(alice, "bob@a.example", body)
+        assert await _arrivals(local_bob.inbox, body) == []
+        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example")
+        assert (hop["peer"], hop["reason"], hop["method"]) == (ALICE, "unbound", "sasl"), hop
+
+    _run(_world(), steps)
+
+
+def test_a_remote_recipient_is_refused_when_the_senders_login_is_not_bound_to_her_channel():
+    body = "To b.example, only over verified hops, from an unbound login."
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE, bound=False)
+        bob = await _client(live, BOB)
+        mid = _send_required(alice, "bob@b.example", body)
+        assert await _arrivals(bob.inbox, body) == []
+        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example")
+        assert (hop["peer"], hop["reason"]) == (ALICE, "unbound"), hop
+
+    _run(_world(), steps)
+
+
+def test_a_message_without_the_senders_record_is_refused():
+    """The sending client's record is removed after signing (a client that does not attest):
+    H1 is then described by a.example alone, which cannot meet any requirement."""
+    body = "Required, but not attested by my client."
+
+    def strip_path(stanza: Any) -> Any:
+        for path in stanza.xml.findall(f"{{{NS}}}path"):
+            stanza.xml.remove(path)
+        return stanza
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE, extra_filter=strip_path)
+        bob = await _client(live, BOB)
+        mid = _send_required(alice, "bob@b.example", body, "weak")
+        assert await _arrivals(bob.inbox, body) == []
+        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example", required="weak")
+        assert (hop["peer"], hop["reason"]) == (ALICE, "not-participating"), hop
+
+    _run(_world(), steps)
+
+
+def test_a_groupchat_message_into_a_remote_room_over_a_ca_only_link_is_refused():
+    """Rooms do not take part (a groupchat message is always 'unknown' to its readers), and the
+    link from a.example to the room's service is checked by a CA only."""
+    body = "To the whole room, only over verified hops."
+
+    async def steps(live: Live) -> None:
+        bob = await _client(live, BOB, mucs=True)
+        await _join(bob, "bob")
+        alice = await _client(live, ALICE, mucs=True)
+        await _join(alice, "alice")
+        mid = _send_required(alice, ROOM, body, mtype="groupchat")
+        assert await _arrivals(bob.inbox, body) == []
+        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example")
+        assert hop["peer"] == ROOMS and hop["reason"] in ("not-participating", "ca-only"), hop
+
+    _run(_world(s2s_pins=False, rooms=True), steps)
+
+
+def test_a_private_message_relayed_by_a_room_to_a_domain_that_does_not_take_part_is_refused():
+    """bob@b.example writes privately to a room occupant whose account is on a.example, which does
+    not take part, over a CA-only link: the room would relay it there."""
+    body = "Privately, through the room, only over verified hops."
+
+    async def steps(live: Live) -> None:
+        alice = await _plain(live, ALICE)
+        await _join(alice, "alice")
+        bob = await _client(live, BOB, mucs=True)
+        await _join(bob, "bob")
+        mid = _send_required(bob, f"{ROOM}/alice", body)
+        assert await _arrivals(alice.inbox, body) == []
+        hop = _assert_refused(await _refusal(bob, mid), body, by="b.example")
+        assert hop["peer"] == ROOMS and hop["reason"] == "not-participating", hop
+
+    _run(_world(s2s_pins=False, a_takes_part=False, rooms=True), steps)
+
+
+def test_the_last_hop_is_refused_when_the_recipients_client_checks_its_server_by_a_ca_only():
+    """Every hop to b.example is pinned, but bob's client checks b.example against the CA only
+    (scenario 11): a trusted path cannot reach him.  b.example knows that from bob's own
+    announcement of his view of his hop (<session-key view=.../>) on a login bound to his channel."""
+    body = "Only over verified hops, all the way to bob's client."
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE)
+        bob = await _client(live, BOB, pins=False)
+        mid = _send_required(alice, "bob@b.example", body)
+        assert await _arrivals(bob.inbox, body) == []
+        hop = _assert_refused(await _refusal(alice, mid), body, by="b.example")
+        assert (hop["peer"], hop["reason"], hop["method"]) == (BOB, "ca-only", "pkix"), hop
+
+    _run(_world(), steps)
+
+
+def test_a_requirement_every_hop_meets_is_delivered_to_a_local_and_a_remote_recipient():
+    """The control: pinned, bound logins, pinned s2s: delivered, locally and remotely."""
+    body = "Only over verified hops; every hop is."
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE)
+        bob = await _client(live, BOB)
+        local_bob = await _client(live, "bob@a.example/desk")
+        _send_required(alice, "bob@b.example", body)
+        _send_required(alice, "bob@a.example", body)
+        assert len(await _arrivals(bob.inbox, body, 5)) == 1
+        assert len(await _arrivals(local_bob.inbox, body, 2)) == 1
+        assert alice.inbox.empty()
+
+    _run(_world(), steps)
