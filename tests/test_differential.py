@@ -35,6 +35,7 @@ from trustpath.core.codec import decode_path, decode_view, find_message, message
 from trustpath.core.errors import InvalidInput, LimitExceeded, UnsupportedAlgorithm, UnsupportedVersion, UsageError
 from trustpath.core.keys import KeySet
 from trustpath.core.model import NS, Chain, KeySource, MessageFields, Result, View
+from trustpath.core.require import client_hop_problem
 from trustpath.core.server import filter_client_path, receive_chain
 from trustpath.core.signing import payload_input, signing_input
 from trustpath.testbed.sim.scenarios import VECTOR_SEED
@@ -416,3 +417,25 @@ def test_an_empty_report_does_not_sign_like_no_report():
     unsigned = attest(fields, KEYS.signing_key("client/alice@a.example/phone"),
                       out_view=View("pin", Result.PASS, "1.3", "AAAAAAAAAAAAAAAA")).unsigned
     assert signing_input(fields, "", unsigned) != signing_input(replace(fields, report=((),)), "", unsigned)
+
+
+#: both ends' views of a client's hop: the server's methods (how the client authenticated) and the
+#: client's (how it verified its server), with results, TLS versions and two server keys
+C2S_SERVER_VIEWS = [f"{m},{r},{t},{k}" for m in ("tls-unique", "tls-server-end-point", "device", "sasl")
+                    for r in ("pass", "none") for t in ("1.3",) for k in ("AAAAAAAAAAAAAAAA", "4T+Oyg225ADja+G0")]
+C2S_CLIENT_VIEWS = [None, "pkix,none,none,-", "pin,pin-mismatch,1.3,AAAAAAAAAAAAAAAA", "sasl,none,none,-"] + [
+    f"{m},{r},1.3,{k}" for m in ("pin", "dane-ee", "pkix", "tofu", "none", "dialback", "unknown-method")
+    for r in ("pass", "none") for k in ("AAAAAAAAAAAAAAAA", "4T+Oyg225ADja+G0")]
+
+
+@SETTINGS
+@given(st.sampled_from(["trusted", "weak"]), st.sampled_from(C2S_SERVER_VIEWS), st.sampled_from(C2S_CLIENT_VIEWS),
+       st.sampled_from([None, "key-unknown"]))
+def test_python_and_lua_judge_a_clients_hop_against_a_requirement_alike(lua, verdict, server_view, client_view,
+                                                                       missing):
+    """What a sending server checks of H1, and a recipient's server of the last hop."""
+    found = client_hop_problem(verdict, decode_view(server_view, "view"),
+                               decode_view(client_view, "view") if client_view is not None else None, missing)
+    ours = {"meets": True} if found is None else {"method": found[0], "reason": str(found[1])}
+    assert lua({"op": "client_hop", "verdict": verdict, "server_view": server_view, "client_view": client_view,
+                "missing": missing}) == ours

@@ -38,7 +38,7 @@ from trustpath.core.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource, Result,
 from trustpath.core.server import receive_chain
 from trustpath.core.verify import verify
 from trustpath.testbed.sim.federation import ClientNode, Federation, Interceptor, RequirementNotMet
-from trustpath.testbed.sim.scenarios import BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
+from trustpath.testbed.sim.scenarios import ALICE, BOB, SCENARIOS, VECTOR_SEED, VECTOR_START, _world, run_scenario
 from trustpath.tools.vectors import archived, resign_pinned
 
 SCHEMA = etree.XMLSchema(etree.parse("schemas/trust-path.xsd"))
@@ -415,6 +415,82 @@ def test_requirement_towards_a_non_participating_domain_is_refused(fed):
     alice.send("bob@b.example", "only trusted", require="trusted")
     assert alice.inbox[-1].error
     assert b'reason="not-participating"' in alice.inbox[-1].stanza
+    assert bob.inbox == []
+
+
+def _refusal_hop(client: ClientNode) -> dict[str, str]:
+    """The <unverified-hop/> of the last error ``client`` got, which must echo none of the message."""
+    assert client.inbox and client.inbox[-1].error, "no error came back"
+    root = parse_stanza(client.inbox[-1].stanza)
+    hop = root.find(f"{{jabber:client}}error/{{{NS}}}unverified-hop")
+    assert SCHEMA.validate(etree.fromstring(etree.tostring(hop))), SCHEMA.error_log
+    assert root.find("{jabber:client}body") is None and root.find(f"{{{NS}}}require") is None
+    assert root.find(f"{{{NS}}}path") is None
+    return dict(hop.attrib)
+
+
+def test_the_sending_server_refuses_a_requirement_the_senders_unbound_login_cannot_meet(fed):
+    """H1 is judged at the sending server as the verifier judges it: the client's pin counts as
+    strong only when the server checked channel binding (or knew the device key)."""
+    ss, rs, alice, bob = _world(fed)
+    alice.channel_binding = False
+    alice.connect()
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    assert _refusal_hop(alice) == {"peer": ALICE, "method": "sasl", "reason": "unbound", "required": "trusted"}
+    assert bob.inbox == []
+    alice.send("bob@b.example", "weak is fine", require="weak")
+    assert not bob.inbox[-1].error and bob.inbox[-1].report.verdict is Verdict.WEAK
+
+
+def test_the_sending_server_refuses_a_required_message_without_the_senders_record(fed):
+    ss, rs, alice, bob = _world(fed)
+
+    def drop_record(root: etree._Element, fields) -> None:
+        for path in root.findall(f"{{{NS}}}path"):
+            root.remove(path)
+
+    alice.send("bob@b.example", "required, not attested", require="weak", extra=drop_record)
+    assert _refusal_hop(alice) == {"peer": ALICE, "method": "tls-server-end-point", "reason": "not-participating",
+                                   "required": "weak"}
+    assert bob.inbox == []
+
+
+def test_the_recipients_server_refuses_a_last_hop_the_recipients_client_checks_by_a_ca_only(fed):
+    """The recipient's client announced its view of its hop with its session key: b.example
+    judges the last hop by it, and delivers only where it meets the requirement."""
+    ss, rs, alice, bob = _world(fed, rc_verify="pkix")
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    assert _refusal_hop(alice) == {"peer": BOB, "method": "pkix", "reason": "ca-only", "required": "trusted"}
+    assert bob.inbox == []
+    alice.send("bob@b.example", "weak is fine", require="weak")
+    assert bob.inbox[-1].report.verdict is Verdict.WEAK
+
+
+def test_the_recipients_view_counts_as_strong_only_on_a_login_bound_to_its_channel(fed):
+    ss, rs, alice, bob = _world(fed)
+    bob.channel_binding = False
+    bob.connect()
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    assert _refusal_hop(alice) == {"peer": BOB, "method": "sasl", "reason": "unbound", "required": "trusted"}
+    assert bob.inbox == []
+
+
+def test_a_required_message_reaches_only_the_resources_whose_last_hop_meets_it(fed):
+    ss, rs, alice, bob = _world(fed)
+    laptop = ClientNode(fed, "bob@b.example/laptop", rs, verify="pkix")
+    laptop.connect()
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    assert not alice.inbox or not alice.inbox[-1].error
+    assert bob.inbox[-1].report.verdict is Verdict.TRUSTED
+    assert laptop.inbox == []
+
+
+def test_a_recipient_client_that_announced_no_view_cannot_meet_a_requirement(fed):
+    """One end of the last hop said nothing: the hop is not described by two views."""
+    ss, rs, alice, bob = _world(fed)
+    rs.sessions[BOB].announced_view = None
+    alice.send("bob@b.example", "weak at least", require="weak")
+    assert _refusal_hop(alice)["reason"] == "not-participating"
     assert bob.inbox == []
 
 

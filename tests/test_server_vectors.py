@@ -11,7 +11,8 @@ from trustpath.core.codec import decode_path, decode_view, message_fields, parse
 from trustpath.core.keys import KeySet
 from trustpath.core.model import KeySource, Result, View
 from trustpath.core.preflight import preflight_answer
-from trustpath.core.server import filter_client_path, receive_chain, received_requirement_problem, unmet_requirement
+from trustpath.core.server import delivery_requirement_problem, filter_client_path, receive_chain, \
+    received_requirement_problem, sending_requirement_problem, unmet_requirement
 
 SERVER = VECTORS / "server"
 CASES = load_json(SERVER / "index.json")["cases"]
@@ -44,12 +45,16 @@ def test_server_vector(case):
     role = facts["role"]
     if role == "sending":
         message = parse_stanza((SERVER / case["stanza"]).read_bytes())
+        fields = message_fields(message)
         decision = filter_client_path(message, facts["session_key"])
         assert (decision.kept.sig if decision.kept else None) == expected["kept"]
         assert (decision.removed, decision.chain.value, decision.chain_reason) == \
             (expected["removed"], expected["chain"], expected["chain_reason"])
         assert (decision.vouch.value if decision.vouch else None) == expected["vouch"]
         assert sigs(message) == expected["path"]
+        if "view" in facts:  # what the message's <require/> meets at the sending server
+            hop = sending_requirement_problem(fields.require, fields.sender, decode_view(facts["view"], "view"), decision)
+            assert (hop.attributes() if hop else None) == expected["refusal"]
     elif role == "receiving":
         message = parse_stanza((SERVER / case["stanza"]).read_bytes())
         fields = message_fields(message)
@@ -64,6 +69,11 @@ def test_server_vector(case):
         hop = received_requirement_problem(fields.require, facts["origin"], in_view, decision) if fields.require \
             else None
         assert (hop.attributes() if hop else None) == expected["refusal"]
+    elif role == "delivery":
+        client_view = decode_view(facts["client_view"], "view") if facts["client_view"] is not None else None
+        hop = delivery_requirement_problem(facts["required"], facts["recipient"],
+                                           decode_view(facts["server_view"], "view"), client_view)
+        assert (hop.attributes() if hop else None) == expected["hop"]
     elif role == "require":
         views = [(h["peer"], decode_view(h["view"], "view")) for h in facts["hops"]]
         hop = unmet_requirement(facts["required"], views)

@@ -226,6 +226,16 @@ class TestSession(PluginTest):
         assert anchor.view.tls == "none" and anchor.view.method == "none", "no TLS on the mock stream"
         assert len(self.events["trust_path_ready"]) == 1
 
+    def test_the_session_key_announcement_gives_this_clients_view_of_its_hop(self) -> None:
+        """The server judges the last hop of a message with <require/> by it (XEP: Requiring
+        Verified Hops); a client without TLS on its stream has no view to give."""
+        announce, _ = self.sent(), self.sent()
+        assert announce.find(f"{{{NS}}}session-key").get("view") is None, "no TLS on the mock stream"
+        self.plugin.own_hop.view = View("pin", Result.PASS, "1.3", "4T+Oyg225ADja+G0")
+        self.xmpp.event("session_bind", self.xmpp.boundjid)  # a new session
+        announce, _ = self.sent(), self.sent()
+        assert announce.find(f"{{{NS}}}session-key").get("view") == "pin,pass,1.3,4T+Oyg225ADja+G0"
+
     def test_the_xep_discovery_example(self) -> None:
         """The XEP's example answer, read through the core's disco reader."""
         announce, disco = self.sent(), self.sent()

@@ -10,7 +10,7 @@ return function (tp)
 	local core, host = tp.core, tp.host;
 	local NS, NS_INTERNAL = core.NS, tp.NS_INTERNAL;
 	local NS_CARBONS, NS_FORWARD, NS_DELAY, NS_MAM = core.NS_CARBONS, core.NS_FORWARD, core.NS_DELAY, tp.NS_MAM;
-	local tls, markers, attest = tp.tls, tp.markers, tp.attest;
+	local tls, markers, attest, refusals = tp.tls, tp.markers, tp.attest, tp.refusals;
 	local full_sessions, bare_sessions = prosody.full_sessions, prosody.bare_sessions;
 
 	-- Sign `message` (a clone, changed in place) for its delivery on `session`.  `how` is "live"
@@ -116,6 +116,53 @@ return function (tp)
 		return out;
 	end
 
+	-- <require/> on the last hop (XEP "Requiring Verified Hops"): the message `stanza` carries, or
+	-- the one a carbon copy or an archive result forwards; its verdict, and whether it is forwarded.
+	local function required_of(stanza)
+		local required = stanza:get_child("require", NS);
+		if required then return required.attr.verdict, false; end
+		for _, wrapper in ipairs(stanza.tags) do
+			if WRAPPERS[wrapper.attr.xmlns] then
+				local forwarded = wrapper:get_child("forwarded", NS_FORWARD);
+				local inner = forwarded and forwarded:get_child("message", "jabber:client");
+				required = inner and inner:get_child("require", NS);
+				if required then return required.attr.verdict, true; end
+			end
+		end
+		return nil;
+	end
+
+	-- Why the last hop to `session` cannot meet `required`: this server's view of it, and the view
+	-- the client announced with its session key (a client that announced none does not take part).
+	local function last_hop_problem(required, session)
+		return core.delivery_requirement_problem(required, session.full_jid, tls.c2s_view(session),
+			session.trust_path_client_view);
+	end
+
+	local function refusal_text(hop)
+		return ("the hop to %s is verified by '%s' only (%s), and the sender required '%s'"):format(
+			hop.peer, hop.method, hop.reason, hop.required);
+	end
+
+	-- Delivery to a resource whose hop does not meet the message's <require/> does not happen.  A
+	-- live message reached a resource that meets it (the check on arrival refused it otherwise), so
+	-- this copy (another resource, a carbon copy, an archive result) is dropped; a message held
+	-- before delivery (offline storage, a resumed session's queue) is refused now, with the error.
+	local function unmet_last_hop(stanza, bound, held_now)
+		-- an error may echo the message it is about: it goes to its sender whatever that asked for
+		if stanza.attr.type == "error" then return false; end
+		local required, forwarded = required_of(stanza);
+		if not core.REQUIRED_STRENGTH[required] then return false; end
+		local hop = last_hop_problem(required, bound);
+		if not hop then return false; end
+		module:log("info", "not delivering message %s to %s: %s", tostring(stanza.attr.id), tostring(bound.full_jid),
+			refusal_text(hop));
+		if not forwarded and held_now then
+			module:send(refusals.error_for(stanza, "policy-violation", refusal_text(hop), hop));
+		end
+		return true;
+	end
+
 	-- Sign a copy of `stanza` (with `presigned`, the marker kept aside for it, if any) for its
 	-- delivery on `session` (the filter's), and remove every marker.
 	local function signed_copy(stanza, session, presigned, resending)
@@ -167,6 +214,10 @@ return function (tp)
 	end
 
 	local function delivery_filter(stanza, session)
+		if stanza.name == "message" then
+			local bound = delivering_session(session);
+			if bound and unmet_last_hop(stanza, bound, session.resending_unacked or held(stanza, bound)) then return nil; end
+		end
 		local conn = session.conn;
 		local waiting = conn and csi_held[conn];
 		if waiting or stanza.name == "message" then
@@ -244,8 +295,36 @@ return function (tp)
 		event.trust_path_marker = marker;
 	end
 
+	-- On arrival, before it is archived or delivered: a message with <require/> that would be
+	-- delivered live to resources none of which meets it is refused now, with the error; one for
+	-- a user with no resource online waits in offline storage and is checked when delivered.
+	local function refuse_unmet_last_hop(stanza, to_full)
+		local required = stanza:get_child("require", NS);
+		required = required and required.attr.verdict;
+		if not core.REQUIRED_STRENGTH[required] or not markers.direct_marker(stanza) then return false; end
+		local to = stanza.attr.to;
+		local recipients = {};
+		if to_full and full_sessions[to] then
+			recipients = { full_sessions[to] };
+		else
+			local user = bare_sessions[to_full and jid_lib.bare(to) or to];
+			recipients = user and user.top_resources or {};
+		end
+		local first;
+		for _, session in ipairs(recipients) do
+			local hop = last_hop_problem(required, session);
+			if not hop then return false; end
+			first = first or hop;
+		end
+		if not first then return false; end
+		module:log("info", "refusing message %s to %s: %s", tostring(stanza.attr.id), tostring(to), refusal_text(first));
+		module:send(refusals.error_for(stanza, "policy-violation", refusal_text(first), first));
+		return true;
+	end
+
 	local function before_archiving(event, to_full)
 		if event.stanza.name ~= "message" then return; end
+		if refuse_unmet_last_hop(event.stanza, to_full) then return true; end
 		presign_for_archive(event, to_full); -- the record for the first resource
 	end
 

@@ -123,8 +123,8 @@ module:hook("s2sin-established", receiving.on_s2sin_established);
 
 -- The archived copy: mod_mam archives at priority 0; before it (0.5) and right after it
 -- (-0.25), before mod_carbons (-0.5) and mod_message (-1).
-module:hook("message/full", function (event) delivery.before_archiving(event, true); end, 0.5);
-module:hook("message/bare", function (event) delivery.before_archiving(event, false); end, 0.5);
+module:hook("message/full", function (event) return delivery.before_archiving(event, true); end, 0.5);
+module:hook("message/bare", function (event) return delivery.before_archiving(event, false); end, 0.5);
 module:hook("message/full", delivery.after_archiving, -0.25);
 module:hook("message/bare", delivery.after_archiving, -0.25);
 -- A message kept in offline storage (delivery failed after all) takes its marker along.

@@ -54,13 +54,54 @@ return function (tp)
 				"the key must be ed25519: and a base64 encoding of 32 bytes"));
 			return true;
 		end
+		-- The client's own view of this connection (optional): what the last hop of a message with
+		-- <require/> is judged by when it is delivered here (XEP "Requiring Verified Hops").
+		local client_view;
+		if element.attr.view ~= nil then
+			local ok, decoded = pcall(core.decode_view, element.attr.view, "view");
+			if not ok then
+				origin.send(st.error_reply(stanza, "modify", "bad-request",
+					"the view must be method,result,tls,spki as a record writes it"));
+				return true;
+			end
+			client_view = decoded;
+		end
 		origin.trust_path_session_key = key;
+		origin.trust_path_client_view = client_view;
 		origin.trust_path_device = known_device(origin, key);
 		origin.trust_path_view = nil; -- its method may change (device)
 		module:log("debug", "%s announced session key %s (%s)", origin.full_jid, key,
 			origin.trust_path_device and "registered before" or "new");
 		origin.send(st.reply(stanza));
 		return true;
+	end
+
+	-- The method of this host's established link to `domain`, or "none".
+	local function link_method(domain)
+		local session = prosody.hosts[host].s2sout[domain];
+		if session and (session.type == "s2sout" or session.type == "s2sin") then return tls.s2s_view(session, domain).method; end
+		return "none";
+	end
+
+	-- Why a message with <require/> from a local client cannot go on (the error to return), or
+	-- nil: its sender's hop (H1) cannot meet it, or it goes to a room (a groupchat message, or
+	-- anything for a service of this server), which does not take part in this version.
+	local function refuse_at_sending(stanza, fields, origin, in_view, decision, to_host)
+		local required = fields.require;
+		local hop, text;
+		if stanza.attr.type == "groupchat" or (to_host ~= host and prosody.hosts[to_host]) then
+			-- first, as it holds whatever the sender's hop: clients do not attest groupchat messages
+			hop = { peer = to_host, method = prosody.hosts[to_host] and "none" or link_method(to_host),
+				reason = "not-participating", required = required };
+			text = ("%s is a room or service that does not take part in trust-path, so its hops cannot be verified"):format(to_host);
+		else
+			hop = core.sending_requirement_problem(required, origin.full_jid, in_view, decision);
+			text = hop and ("the hop from %s is verified by '%s' only (%s), and the sender required '%s'"):format(
+				hop.peer, hop.method, hop.reason, required);
+		end
+		if not hop then return nil; end
+		module:log("info", "refusing message %s of %s: %s", fields.id, origin.full_jid, text);
+		return refusals.error_for(stanza, "policy-violation", text, hop);
 	end
 
 	-- A message from a local client (pre-message/*): anti-forgery, then the marker.
@@ -78,6 +119,14 @@ return function (tp)
 		local fields = core.try(core.message_fields, stanza);
 		if not fields or fields.id == "" then
 			-- no id (or no 'to'): nothing may be attested, and nothing the client claims stays
+			local required = stanza:get_child("require", NS);
+			if fields and required and core.REQUIRED_STRENGTH[required.attr.verdict] then
+				-- a message that cannot be attested cannot meet a requirement either
+				origin.send(refusals.error_for(stanza, "policy-violation", "a message without an id cannot be attested",
+					{ peer = origin.full_jid, method = tls.c2s_view(origin).method, reason = "no-id",
+						required = required.attr.verdict }));
+				return true;
+			end
 			local removed = core.remove_paths(stanza);
 			if removed > 0 then module:log("info", "removed %d record(s) from %s: the message cannot be attested", removed, origin.full_jid); end
 			return;
@@ -90,11 +139,17 @@ return function (tp)
 		if decision.chain == "fail" then
 			module:log("info", "the record of %s on message %s was dropped: %s", origin.full_jid, fields.id, decision.chain_reason);
 		end
+		local to_host = jid_lib.host(fields.to);
+		local in_view = tls.c2s_view(origin);
+		-- A message that requires verified hops goes nowhere unless the sender's own hop meets it
+		-- (whatever the route: a remote domain, a user of this host, a room), and never into a room.
+		if core.REQUIRED_STRENGTH[fields.require] then
+			local refusal = refuse_at_sending(stanza, fields, origin, in_view, decision, to_host);
+			if refusal then origin.send(refusal); return true; end
+		end
 		-- Rooms and other local services do not take part (XEP "Storage, Copies, Archives and
 		-- Rooms"): only messages to a remote domain or to a user of this host get a marker.
-		local to_host = jid_lib.host(fields.to);
 		if stanza.attr.type == "groupchat" or (to_host ~= host and prosody.hosts[to_host]) then return; end
-		local in_view = tls.c2s_view(origin);
 		-- the client's key was announced on this session ("link"), or registered before ("device")
 		local vouch = decision.vouch and (in_view.method == "device" and "device" or "link") or nil;
 		stanza:add_direct_child(markers.make_marker(stanza, { in_view = in_view, chain = decision.chain,
@@ -109,11 +164,8 @@ return function (tp)
 		local required = stanza:get_child("require", NS);
 		required = required and required.attr.verdict;
 		if core.REQUIRED_STRENGTH[required] then
-			-- the hop to the remote domain, and the client's own view of its hop (if it kept one)
-			local client_out;
-			local atts = core.try(core.decode_path, stanza);
-			if atts and atts[1] and atts[1].signer == nil then client_out = atts[1].out_view; end
-			local hop = core.unmet_requirement(required, { { peer = domain, view = out_view }, { peer = host, view = client_out } });
+			-- the hop to the remote domain (the sender's own hop was checked when the message came in)
+			local hop = core.unmet_requirement(required, { { peer = domain, view = out_view } });
 			if hop then
 				module:log("info", "refusing message %s of %s: the hop to %s is verified by '%s' only, and the sender required '%s'",
 					tostring(stanza.attr.id), tostring(stanza.attr.from), hop.peer, hop.method, required);

@@ -7,6 +7,8 @@
 --   {"op": "filter", "stanza", "session_key"}            -> filter_client_path()'s decision
 --   {"op": "receive", "stanza", "origin", "takes_part", "keys", "key_source"} -> receive_chain()'s
 --   {"op": "attest", "stanza", "seed_hex", "record": {...}} -> {"text": the new record} or {"refused"}
+--   {"op": "client_hop", "verdict", "server_view", "client_view", "missing"} -> client_hop_problem()'s
+--       {"method", "reason"} (null: the hop meets the requirement)
 local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
 local core, value = setup.core, setup.value;
 local json = require "util.json";
@@ -100,6 +102,14 @@ function OPS.attest(req)
 		return { usage_error = true };
 	end
 	return { text = att.text };
+end
+
+function OPS.client_hop(req)
+	local client_view = value(req.client_view);
+	local method, reason = core.client_hop_problem(req.verdict, core.decode_view(req.server_view, "view"),
+		client_view and core.decode_view(client_view, "view") or nil, value(req.missing));
+	if not method then return { meets = true }; end
+	return { method = method, reason = reason };
 end
 
 for line in io.lines() do

@@ -9,6 +9,8 @@
 --              a.example, its vouching (the key source), whether it asks for the keys again,
 --              the path after, and received_requirement_problem() for a <require/>
 --   require    unmet_requirement(): the hop a refusal names
+--   delivery   delivery_requirement_problem(): what the last hop to a resource meets; a sending
+--              case with a "view" also sending_requirement_problem() (the sender's hop)
 --   preflight  preflight_answer(): what a pre-flight answer holds
 -- Prints "N passed, M failed" and exits non-zero on failure.
 local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
@@ -60,6 +62,11 @@ function ROLES.sending(case, message)
 		d.chain .. " " .. tostring(d.chain_reason));
 	check(case.name .. ": vouch", d.vouch == value(want.vouch), d.vouch);
 	check(case.name .. ": path after", sigs(message) == joined(want.path), sigs(message));
+	if facts.view ~= nil then -- what the message's <require/> meets at the sending server
+		local fields = core.message_fields(message);
+		local hop = core.sending_requirement_problem(fields.require, fields.sender, core.decode_view(facts.view, "view"), d);
+		check(case.name .. ": refusal", same_hop(hop, want.refusal), describe(hop));
+	end
 end
 function ROLES.receiving(case, message)
 	local facts, want = case.facts, case.expected;
@@ -85,6 +92,13 @@ function ROLES.require(case)
 	local hop = core.unmet_requirement(case.facts.required, hops);
 	check(case.name .. ": hop", same_hop(hop, case.expected.hop), describe(hop));
 end
+function ROLES.delivery(case)
+	local facts = case.facts;
+	local client_view = value(facts.client_view);
+	local hop = core.delivery_requirement_problem(facts.required, facts.recipient,
+		core.decode_view(facts.server_view, "view"), client_view and core.decode_view(client_view, "view") or nil);
+	check(case.name .. ": hop", same_hop(hop, case.expected.hop), describe(hop));
+end
 function ROLES.preflight(case)
 	local facts, want = case.facts, case.expected;
 	local answer = core.preflight_answer(facts.domain, value(facts.takes_part), raw_view(facts.view));
@@ -108,7 +122,7 @@ for _, case in ipairs(index.cases) do
 		ran[case.facts.role] = (ran[case.facts.role] or 0) + 1;
 	end
 end
-for _, role in ipairs { "sending", "receiving", "require", "preflight" } do
+for _, role in ipairs { "sending", "receiving", "require", "delivery", "preflight" } do
 	check("cases of role " .. role, (ran[role] or 0) > 0);
 end
 

@@ -89,13 +89,47 @@ end
 
 -- At a receiving server: the s2s hop a message arrived on must meet `required`, and so must
 -- what arrived on it (a record that is not there, or names an unknown key, cannot be vouched
--- for).  `decision` is receive_chain()'s.
+-- for) and the source of the key it vouches with (a key learned over a CA-checked link caps the
+-- hop at ca, as the recipient's verifier caps it).  `decision` is receive_chain()'s.
 function M.received_requirement_problem(required, origin, in_view, decision)
 	local hop = M.unmet_requirement(required, { { peer = origin, view = in_view } });
-	if hop or decision.chain == "pass" then return hop; end
-	local reason;
-	if decision.chain == "fail" then reason = decision.chain_reason or "chain-broken";
-	elseif decision.chain == "absent" then reason = "not-participating";
-	else reason = "stripped"; end
-	return { peer = origin, method = in_view.method, reason = reason, required = required };
+	if hop then return hop; end
+	if decision.chain ~= "pass" then
+		local reason;
+		if decision.chain == "fail" then reason = decision.chain_reason or "chain-broken";
+		elseif decision.chain == "absent" then reason = "not-participating";
+		else reason = "stripped"; end
+		return { peer = origin, method = in_view.method, reason = reason, required = required };
+	end
+	local cap = decision.vouch and M.KEY_SOURCE_STRENGTH[decision.vouch];
+	if cap and cap < M.REQUIRED_STRENGTH[required] then
+		return { peer = origin, method = in_view.method, reason = "weak-key-source", required = required };
+	end
+	return nil;
+end
+
+-- At the sending server, before it routes a message anywhere (to a remote domain, to a user of
+-- its own, to a room): the hop from the sending client `sender` (H1), described by this
+-- server's `in_view` and by the client's own record it kept (`decision`, filter_client_path()'s),
+-- must meet `required`.  Without the client's record the hop is described by one end only,
+-- which meets nothing.  Returns { peer, method, reason, required } or nil.
+function M.sending_requirement_problem(required, sender, in_view, decision)
+	local missing;
+	if decision.chain == "fail" then missing = decision.chain_reason or "chain-broken";
+	elseif decision.chain ~= "pass" then missing = "not-participating"; end
+	local client_view = decision.kept and decision.kept.out_view or nil;
+	local method, reason = M.client_hop_problem(required, in_view, client_view, missing);
+	if not method then return nil; end
+	return { peer = sender, method = method, reason = reason, required = required };
+end
+
+-- At the recipient's server, before it delivers to one resource `recipient` (live, a carbon
+-- copy, from offline storage, an archive result): the hop to that resource's client, described
+-- by this server's `server_view` and by the view the client announced for its connection
+-- (<session-key view=.../>; nil if it announced none), must meet `required`.  A view the client
+-- announced counts as strong only on a login bound to its channel, as H1's does.
+function M.delivery_requirement_problem(required, recipient, server_view, client_view)
+	local method, reason = M.client_hop_problem(required, server_view, client_view, "not-participating");
+	if not method then return nil; end
+	return { peer = recipient, method = method, reason = reason, required = required };
 end

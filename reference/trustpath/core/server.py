@@ -19,12 +19,12 @@ from datetime import datetime, timedelta
 
 from lxml import etree
 
-from .constants import DEFAULT_CACHE_FOR
+from .constants import DEFAULT_CACHE_FOR, REQUIRED_STRENGTH
 from .codec import add_record, decode_path, remove_paths
 from .errors import InvalidInput
 from .keys import KeySet
-from .model import Record, Chain, KeySource, Reason, View
-from .require import requirement_problem
+from .model import KEY_SOURCE_STRENGTH, Record, Chain, KeySource, Reason, Strength, View
+from .require import client_hop_problem, requirement_problem
 from .timefmt import from_epoch
 
 
@@ -166,14 +166,49 @@ def unmet_requirement(required: str, views: Iterable[tuple[str, View | None]]) -
 def received_requirement_problem(required: str, origin: str, in_view: View,
                                  decision: ChainDecision) -> UnverifiedHop | None:
     """At a receiving server: the s2s hop a message arrived on must meet ``required``, and so must
-    what arrived on it (a record that is not there, or names an unknown key, cannot be vouched for)."""
+    what arrived on it (a record that is not there, or names an unknown key, cannot be vouched for)
+    and the source of the key it vouches with (a key learned over a CA-checked link caps the hop
+    at ca, as the recipient's verifier caps it)."""
     hop = unmet_requirement(required, ((origin, in_view),))
-    if hop is not None or decision.chain is Chain.PASS:
+    if hop is not None:
         return hop
-    reason: Reason | str = (decision.chain_reason or Reason.CHAIN_BROKEN) if decision.chain is Chain.FAIL else \
-        Reason.NOT_PARTICIPATING if decision.chain is Chain.ABSENT else Reason.STRIPPED
-    return UnverifiedHop(origin, in_view.method, reason, required)
+    if decision.chain is not Chain.PASS:
+        reason: Reason | str = (decision.chain_reason or Reason.CHAIN_BROKEN) if decision.chain is Chain.FAIL else \
+            Reason.NOT_PARTICIPATING if decision.chain is Chain.ABSENT else Reason.STRIPPED
+        return UnverifiedHop(origin, in_view.method, reason, required)
+    cap = KEY_SOURCE_STRENGTH.get(decision.vouch) if decision.vouch is not None else None
+    if cap is not None and cap < Strength.named(REQUIRED_STRENGTH[required]):
+        return UnverifiedHop(origin, in_view.method, Reason.WEAK_KEY_SOURCE, required)
+    return None
 
 
-__all__ = ["ChainDecision", "ClientPathDecision", "UnverifiedHop", "filter_client_path", "receive_chain",
-           "received_requirement_problem", "unmet_requirement"]
+def sending_requirement_problem(required: str, sender: str, in_view: View,
+                                decision: ClientPathDecision) -> UnverifiedHop | None:
+    """At the sending server, before it routes a message anywhere (to a remote domain, to a user
+    of its own, to a room): the hop from the sending client (H1), described by this server's
+    ``in_view`` and by the client's own record it kept (``decision``), must meet ``required``.
+    Without the client's record the hop is described by one end only, which meets nothing."""
+    missing: Reason | str | None = None
+    if decision.chain is Chain.FAIL:
+        missing = decision.chain_reason or Reason.CHAIN_BROKEN
+    elif decision.chain is not Chain.PASS:
+        missing = Reason.NOT_PARTICIPATING
+    client_view = decision.kept.out_view if decision.kept is not None else None
+    found = client_hop_problem(required, in_view, client_view, missing)
+    return None if found is None else UnverifiedHop(sender, found[0], found[1], required)
+
+
+def delivery_requirement_problem(required: str, recipient: str, server_view: View,
+                                 client_view: View | None) -> UnverifiedHop | None:
+    """At the recipient's server, before it delivers to one resource (live, a carbon copy, from
+    offline storage, an archive result): the hop to that resource's client, described by this
+    server's ``server_view`` and by the view the client announced for its connection
+    (``<session-key view=.../>``; None if it announced none), must meet ``required``.  A view the
+    client announced counts as strong only on a login bound to its channel, as H1's does."""
+    found = client_hop_problem(required, server_view, client_view, Reason.NOT_PARTICIPATING)
+    return None if found is None else UnverifiedHop(recipient, found[0], found[1], required)
+
+
+__all__ = ["ChainDecision", "ClientPathDecision", "UnverifiedHop", "delivery_requirement_problem",
+           "filter_client_path", "receive_chain", "received_requirement_problem", "sending_requirement_problem",
+           "unmet_requirement"]

@@ -22,7 +22,8 @@ from ..core.codec import add_record, decode_path, find_message, message_fields, 
 from ..core.keys import KeySet, KeyStatus, PublishedKey
 from ..core.model import NS, Chain, KeySource, Result, View
 from ..core.preflight import preflight_answer
-from ..core.server import filter_client_path, receive_chain, received_requirement_problem, unmet_requirement
+from ..core.server import delivery_requirement_problem, filter_client_path, receive_chain, \
+    received_requirement_problem, sending_requirement_problem, unmet_requirement
 from ..testbed.sim.scenarios import VECTOR_SEED, VECTOR_START
 from ..testbed.sim.tls import KeyFactory
 
@@ -69,13 +70,15 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
 
     # --- At the Sending Server -------------------------------------------------------------
     def from_alice(body: str = "Hello from the phone.", *, key: Any = alice_key, extra: tuple[Any, ...] = (),
-                   server_record: bool = False) -> bytes:
+                   server_record: bool = False, require: str | None = None, own_view: View | None = None,
+                   unsigned: bool = False) -> bytes:
+        required = f"<require xmlns='{NS}' verdict='{require}'/>" if require else ""
         message = parse_stanza(f"<message xmlns='jabber:client' to='bob@b.example' id='tp-s1' type='chat' "
-                               f"from='{ALICE}'><body>{body}</body></message>".encode())
+                               f"from='{ALICE}'><body>{body}</body>{required}</message>".encode())
         fields = message_fields(message)
         texts = []
-        if not server_record:
-            own = attest(fields, key, out_view=client_view)
+        if not server_record and not unsigned:
+            own = attest(fields, key, out_view=own_view or client_view)
             add_record(message, own)
             texts.append(own.text)
         for signer_key in extra:
@@ -87,19 +90,28 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
         return serialize(message)
 
     def sending(name: str, description: str, data: bytes, *, kept: bool, removed: int, chain: str,
-                reason: str | None = None, session_key: str | None = alice_key.public) -> None:
+                reason: str | None = None, session_key: str | None = alice_key.public,
+                in_view: View | None = None, refusal: dict[str, str] | None = None) -> None:
+        """With ``in_view`` (the server's view of the client's hop), also what a ``<require/>`` in
+        the message meets at the sending server: the refusal it gets, or None."""
         message = parse_stanza(data)
+        fields = message_fields(message)
         decision = filter_client_path(message, session_key)
         got = (decision.kept is not None, decision.removed, decision.chain.value,
                None if decision.chain_reason is None else str(decision.chain_reason))
         assert got == (kept, removed, chain, reason), (name, got)
-        cases.append({
-            "name": name, "rule": "At the Sending Server", "description": description, "stanza": write(name, data),
-            "facts": {"role": "sending", "session_key": session_key},
-            "expected": {"kept": decision.kept.sig if decision.kept else None, "removed": removed, "chain": chain,
-                         "chain_reason": reason, "vouch": decision.vouch.value if decision.vouch else None,
-                         "path": _sigs(message)},
-        })
+        facts: dict[str, Any] = {"role": "sending", "session_key": session_key}
+        expected: dict[str, Any] = {"kept": decision.kept.sig if decision.kept else None, "removed": removed,
+                                    "chain": chain, "chain_reason": reason,
+                                    "vouch": decision.vouch.value if decision.vouch else None, "path": _sigs(message)}
+        if in_view is not None:
+            assert fields.require is not None, name
+            hop = sending_requirement_problem(fields.require, fields.sender, in_view, decision)
+            assert (hop.attributes() if hop else None) == refusal, (name, hop)
+            facts["view"] = in_view.text()
+            expected["refusal"] = refusal
+        cases.append({"name": name, "rule": "At the Sending Server", "description": description,
+                      "stanza": write(name, data), "facts": facts, "expected": expected})
 
     forger = keys.signing_key("forger")
     sending("own-record-kept", "the client's own record, under the key its session announced, is kept; the server "
@@ -124,6 +136,35 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
     unreadable = plain.replace(b"</message>", b"<path xmlns='" + NS.encode() + b"'>k=AAAA</path></message>")
     sending("unreadable-path-removed", "a path that cannot be decoded is removed, counted as one", unreadable,
             kept=False, removed=1, chain="absent")
+
+    # --- Requiring Verified Hops at the sending server: the sender's hop (H1) ----------------
+    bound = View("tls-unique", Result.PASS, "1.3", client_view.spki)
+    unbound = replace(bound, method="sasl")
+    device = replace(bound, method="device")
+    for name, description, data, in_view, kept, chain, reason, refusal in (
+            ("require-trusted-from-a-bound-login", "a pinned client on a login bound to its channel meets trusted",
+             from_alice(require="trusted"), bound, True, "pass", None, None),
+            ("require-trusted-from-a-device-key", "a key registered on an earlier connection binds the login too",
+             from_alice(require="trusted"), device, True, "pass", None, None),
+            ("require-trusted-from-an-unbound-login", "without channel binding the client's pin counts as ca only "
+             "(unbound), as the verifier caps H1", from_alice(require="trusted"), unbound, True, "pass", None,
+             {"peer": ALICE, "method": "sasl", "reason": "unbound", "required": "trusted"}),
+            ("require-weak-from-an-unbound-login", "an unbound login meets weak",
+             from_alice(require="weak"), unbound, True, "pass", None, None),
+            ("require-trusted-from-a-ca-only-client", "the client checks its server against a CA only",
+             from_alice(require="trusted", own_view=replace(client_view, method="pkix")), bound, True, "pass", None,
+             {"peer": ALICE, "method": "pkix", "reason": "ca-only", "required": "trusted"}),
+            ("require-weak-key-mismatch-on-h1", "the client saw another server key than the server presented: "
+             "a man in the middle on H1", from_alice(require="weak", own_view=replace(client_view, spki="A" * 16)),
+             bound, True, "pass", None, {"peer": ALICE, "method": "pin", "reason": "key-mismatch", "required": "weak"}),
+            ("require-weak-without-a-client-record", "the client did not attest: H1 is described by one end only",
+             from_alice(require="weak", unsigned=True), bound, False, "absent", None,
+             {"peer": ALICE, "method": "tls-unique", "reason": "not-participating", "required": "weak"}),
+            ("require-weak-client-record-under-another-key", "the client's record was dropped (a key its session "
+             "did not announce)", from_alice(require="weak", key=forger), bound, False, "fail", "key-unknown",
+             {"peer": ALICE, "method": "tls-unique", "reason": "key-unknown", "required": "weak"})):
+        sending(name, description, data, kept=kept, removed=0, chain=chain, reason=reason, in_view=in_view,
+                refusal=refusal)
 
     # --- At a Receiving Server ---------------------------------------------------------------
     def receiving(name: str, description: str, data: bytes, *, chain: str, reason: str | None = None,
@@ -199,6 +240,10 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
     receiving("require-trusted-over-a-ca-link", "the sender required trusted hops; H2 is checked by a CA only",
               required, chain="pass", vouch="s2s-pkix", source="s2s-pkix", in_view=ca_view,
               refusal={"peer": "a.example", "method": "pkix", "reason": "ca-only", "required": "trusted"})
+    receiving("require-trusted-keys-learned-over-a-ca-link", "H2 is pinned, but b.example learned a.example's keys "
+              "over a link checked by a CA only: the key source caps the hop at ca", required, chain="pass",
+              vouch="s2s-pkix", source="s2s-pkix",
+              refusal={"peer": "a.example", "method": "pin", "reason": "weak-key-source", "required": "trusted"})
     stripped = parse_stanza(_with_require(data, "weak", keys))
     records = decode_path(stripped)
     assert records is not None
@@ -228,6 +273,34 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
                       "description": f"<require verdict='{required}'/> over {', '.join(v.method for v in views)}",
                       "facts": {"role": "require", "required": required,
                                 "hops": [{"peer": p, "view": v.text()} for p, v in zip(peers, views)]},
+                      "expected": {"hop": hop.attributes() if hop else None}})
+
+    # --- Requiring Verified Hops at the recipient's server: the last hop ---------------------
+    bob = "bob@b.example/desk"
+    last_server = View("tls-unique", Result.PASS, "1.3", h2_view.spki)
+    last_client = replace(last_server, method="pin")
+    for name, required, server_view, announced, expected in (
+            ("last-hop-trusted-pinned-and-bound", "trusted", last_server, last_client, None),
+            ("last-hop-trusted-device-key", "trusted", replace(last_server, method="device"), last_client, None),
+            ("last-hop-trusted-ca-only-client", "trusted", last_server, replace(last_client, method="pkix"), "ca-only"),
+            ("last-hop-weak-ca-only-client", "weak", last_server, replace(last_client, method="pkix"), None),
+            ("last-hop-trusted-unbound-login", "trusted", replace(last_server, method="sasl"), last_client, "unbound"),
+            ("last-hop-weak-unbound-login", "weak", replace(last_server, method="sasl"), last_client, None),
+            ("last-hop-weak-no-view-announced", "weak", last_server, None, "not-participating"),
+            ("last-hop-trusted-first-use-pin", "trusted", last_server, replace(last_client, method="tofu"),
+             "first-use-pin"),
+            ("last-hop-weak-key-mismatch", "weak", last_server, replace(last_client, spki="A" * 16), "key-mismatch"),
+            ("last-hop-weak-client-saw-no-tls", "weak", last_server,
+             View("none", Result.NONE, "none"), "starttls-not-supported")):
+        hop = delivery_requirement_problem(required, bob, server_view, announced)
+        assert (hop.reason if hop else None) == expected, (name, hop)
+        cases.append({"name": name, "rule": "Requiring Verified Hops",
+                      "description": f"<require verdict='{required}'/> on the last hop to {bob}: this server's view "
+                                     f"{server_view.text()}, the client's "
+                                     + (announced.text() if announced else "not announced"),
+                      "facts": {"role": "delivery", "required": required, "recipient": bob,
+                                "server_view": server_view.text(),
+                                "client_view": announced.text() if announced else None},
                       "expected": {"hop": hop.attributes() if hop else None}})
 
     # --- Pre-flight Query: what a server answers ---------------------------------------------

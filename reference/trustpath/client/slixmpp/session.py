@@ -164,6 +164,10 @@ class Session:
         iq = self.xmpp.Iq()
         iq["type"] = "set"
         iq["trust_path_session_key"]["key"] = f"ed25519:{self.key.public}"
+        if self._own_hop.view is not None:
+            # this client's view of its hop, which the server judges the last hop of a message
+            # with <require/> by when it delivers it here (XEP: Requiring Verified Hops)
+            iq["trust_path_session_key"]["view"] = self._own_hop.own_view().text()
         future = iq.send(timeout=self._config["disco_timeout"])
         future.add_done_callback(partial(self._key_answered, key=self.key.public))
 

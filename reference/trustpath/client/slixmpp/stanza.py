@@ -24,12 +24,13 @@ REQUIRE_VERDICTS = ("trusted", "weak")
 class SessionKey(ElementBase):
     """``<iq type='set'><session-key xmlns='urn:xmpp:trust-path:1' key='ed25519:...'/></iq>`` (XEP:
     Session Key Announcement; named so as not to collide with the Client Key Support ProtoXEP's
-    ``<client-key/>``); ``iq['trust_path_session_key']['key']`` is the ``alg:key`` text."""
+    ``<client-key/>``); ``iq['trust_path_session_key']['key']`` is the ``alg:key`` text, and
+    ``['view']`` this client's view of its connection to the server (``method,result,tls,spki``)."""
 
     namespace = NS
     name = "session-key"
     plugin_attrib = "trust_path_session_key"
-    interfaces: ClassVar[set[str]] = {"key"}
+    interfaces: ClassVar[set[str]] = {"key", "view"}
 
 
 class Preflight(ElementBase):

@@ -107,6 +107,7 @@ class ClientNode:
             iq.set("id", self.fed.next_id())
             key = etree.SubElement(iq, f"{{{NS}}}session-key", nsmap={None: NS})
             key.set("key", f"ed25519:{self.key.public}")
+            key.set("view", self.view.text())  # how this client verified its server: the last hop's client end
             server.session_key_announced(self.session, self.session.link.client_to_server(serialize(iq)))
             _, self.anchor_keys = server.disco()  # learned over this verified link
         server.deliver_offline(self.session)

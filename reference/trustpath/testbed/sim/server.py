@@ -17,7 +17,7 @@ from lxml import etree
 from scramp import ScramMechanism
 
 from ...core.attest import sign_record
-from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_record, find_path_element, \
+from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_record, decode_view, find_path_element, \
     message_fields, parse_stanza, path_records, serialize
 from ...core.disco import parse_key
 from ...core.keys import KeySet, PublishedKey, spki_sha256
@@ -27,9 +27,11 @@ from ...core.preflight import preflight_answer, preflight_element
 from ...core.server import (
     FetchedKeys,
     UnverifiedHop,
+    delivery_requirement_problem,
     filter_client_path,
     receive_chain,
     received_requirement_problem,
+    sending_requirement_problem,
     unmet_requirement,
 )
 from ...core.timefmt import format_time
@@ -75,6 +77,9 @@ class Session:
     client: ClientNode
     view: View  # the server's view of this hop (server side): method = how SASL was bound
     session_key: str | None = None  # announced with <session-key/> (XEP: Session Key Announcement)
+    #: the client's own view of this hop, announced with its session key: what the last hop of a
+    #: message with <require/> is judged by (XEP: Requiring Verified Hops)
+    announced_view: View | None = None
     carbons: bool = True
 
 
@@ -180,6 +185,8 @@ class ServerNode:
         element = iq.find(f"{{{NS}}}session-key")
         if element is not None and self.takes_part:
             _, session.session_key = parse_key(element.get("key") or "")
+            view = element.get("view")
+            session.announced_view = decode_view(view, "view") if view is not None else None
 
     def from_client(self, session: Session, data: bytes) -> None:
         """A message from a local client: anti-forgery, then route it."""
@@ -190,6 +197,13 @@ class ServerNode:
             self._route_remote(session, root, fields, None)
             return
         decision = filter_client_path(root, session.session_key)
+        if fields.require:
+            # the sender's own hop, before any route (XEP: Requiring Verified Hops)
+            hop = sending_requirement_problem(fields.require, session.jid, session.view, decision)
+            if hop is not None:
+                self._refuse(session, fields, "policy-violation",
+                             f"the hop from {hop.peer} is verified by '{hop.method}' only ({hop.reason}), "
+                             f"and the sender required '{fields.require}'", hop)
         arrival = Arrival(session.view, decision.chain, decision.chain_reason, decision.vouch, decision.removed or None)
         if decision.removed:
             self.log.append(f"{self.domain}: removed {decision.removed} forged record(s) from {session.jid}")
@@ -384,13 +398,24 @@ class ServerNode:
                 raise Refused(serialize(self._error(fields, "policy-violation", f"the hop from {origin} does not "
                                                     f"meet '{fields.require}' ({hop.reason})", hop)))
         arrival = Arrival(link.in_view, decision.chain, decision.chain_reason, decision.vouch)
-        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), arrival)
+        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), arrival, fields)
 
-    def _deliver_all(self, root: etree._Element, arrival: Arrival | None) -> None:
+    def _deliver_all(self, root: etree._Element, arrival: Arrival | None, fields: MessageFields | None = None) -> None:
         to = root.get("to")
         targets = [s for s in self.sessions.values() if bare(s.jid) == bare(to)]
         if "/" in to:
             targets = [s for s in targets if s.jid == to] or targets
+        if targets and self.takes_part and fields is not None and fields.require:
+            # the last hop: only to resources whose hop meets it; to none, and the sender hears why
+            problems = [delivery_requirement_problem(fields.require, s.jid, s.view, s.announced_view) for s in targets]
+            if all(p is not None for p in problems):
+                hop = problems[0]
+                assert hop is not None
+                raise Refused(serialize(self._error(fields, "policy-violation",
+                                                    f"the hop to {hop.peer} is verified by '{hop.method}' only "
+                                                    f"({hop.reason}), and the sender required '{fields.require}'",
+                                                    hop)))
+            targets = [s for s, p in zip(targets, problems) if p is None]
         if not targets:
             self.offline.setdefault(bare(to), []).append((serialize(root), self.now(), arrival))
             return
@@ -408,7 +433,14 @@ class ServerNode:
     def deliver_offline(self, session: Session) -> None:
         """Deliver what was stored while the client was offline, signed now, with 'stored'."""
         for data, arrived, arrival in self.offline.pop(bare(session.jid), []):
-            self._deliver(session, parse_stanza(data), arrival, stored=arrived)
+            root = parse_stanza(data)
+            require = message_fields(root).require if self.takes_part else None
+            hop = delivery_requirement_problem(require, session.jid, session.view, session.announced_view) \
+                if require else None
+            if hop is not None:  # the module returns the error to the sender then; here it is noted
+                self.log.append(f"{self.domain}: not delivering {root.get('id')} to {session.jid}: {hop.reason}")
+                continue
+            self._deliver(session, root, arrival, stored=arrived)
 
     def _carbon(self, other: Session, root: etree._Element, fields: MessageFields, arrival: Arrival) -> None:
         inner = copy.deepcopy(root)
