@@ -31,7 +31,8 @@ from lxml import etree
 
 from trustpath.core import constants
 from trustpath.core.attest import attest
-from trustpath.core.codec import decode_path, decode_view, find_message, message_fields, parse_stanza, serialize
+from trustpath.core.codec import decode_path, decode_view, find_message, find_path_element, message_fields, parse_stanza, \
+    path_records, serialize
 from trustpath.core.errors import InvalidInput, LimitExceeded, UnsupportedAlgorithm, UnsupportedVersion, UsageError
 from trustpath.core.keys import KeySet
 from trustpath.core.model import NS, Chain, KeySource, MessageFields, Result, View
@@ -117,8 +118,10 @@ def py_decode(data: str) -> dict[str, Any]:
 
 
 def path_texts(message: etree._Element) -> list[str]:
-    path = decode_path(message)
-    return [a.text for a in path.records] if path is not None else []
+    """The record texts of the path as they are now (a receiving server passes on records it did
+    not read, which a strict decoder would refuse)."""
+    path = find_path_element(message)
+    return path_records(path) if path is not None else []
 
 
 def py_filter(data: str, session_key: str | None) -> dict[str, Any]:
@@ -135,7 +138,7 @@ def py_receive(request: dict[str, Any]) -> dict[str, Any]:
     d = receive_chain(message, origin=request["origin"], takes_part=request["takes_part"], keys=keys,
                       key_source=KeySource(request["key_source"]))
     return {"chain": d.chain.value, "chain_reason": str(d.chain_reason) if d.chain_reason else None,
-            "vouch": d.vouch.value if d.vouch else None, "refetch": d.refetch, "unreadable": d.error is not None,
+            "vouch": d.vouch.value if d.vouch else None, "refetch": d.refetch, "unreadable": d.error is not None, "sig": d.sig,
             "path": path_texts(message)}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import VECTORS, load_json
 
-from trustpath.core.codec import decode_path, decode_view, message_fields, parse_stanza
+from trustpath.core.codec import decode_view, find_path_element, message_fields, parse_stanza, path_records
 from trustpath.core.keys import KeySet
 from trustpath.core.model import KeySource, Result, View
 from trustpath.core.preflight import preflight_answer
@@ -29,8 +29,10 @@ def raw_view(data: dict[str, str | None] | None) -> View | None:
 
 
 def sigs(message) -> list[str]:
-    path = decode_path(message)
-    return [] if path is None else [a.sig for a in path.records]
+    """The signatures in the path, read from the record texts: a receiving server passes on
+    records it did not read, which a strict decoder would refuse."""
+    path = find_path_element(message)
+    return [] if path is None else [text.rsplit(";z=", 1)[-1] for text in path_records(path)]
 
 
 def test_the_server_vectors_cover_every_rule():

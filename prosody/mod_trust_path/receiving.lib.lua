@@ -9,7 +9,7 @@ local jid_lib = require "util.jid";
 return function (tp)
 	local core, host = tp.core, tp.host;
 	local NS = core.NS;
-	local tls, markers, peers, attest, held = tp.tls, tp.markers, tp.peers, tp.attest, tp.held;
+	local tls, markers, peers, held = tp.tls, tp.markers, tp.peers, tp.held;
 
 	local reposting = {}; -- held stanzas being delivered now: already handled here
 
@@ -20,7 +20,6 @@ return function (tp)
 		if not fields or fields.id == "" then return nil; end -- cannot be attested (the path stays as it came)
 		local now = os.time();
 		local takes_part = info.takes_part or peers.is_remembered(domain, now);
-		local prev_sig = attest.last_sig(stanza);
 		local decision = core.receive_chain(stanza, { origin = domain, takes_part = takes_part, keys = info.keys,
 			key_source = info.key_source });
 		if decision.refetch and not retried and peers.may_refetch(info, now) then
@@ -47,7 +46,7 @@ return function (tp)
 		end
 		stanza:add_direct_child(markers.make_marker(stanza, { in_view = in_view, chain = decision.chain,
 			chain_reason = decision.chain_reason, vouch = decision.vouch,
-			prev_sig = decision.chain == "pass" and prev_sig or nil }, now));
+			prev_sig = decision.chain == "pass" and decision.sig or nil }, now));
 		return nil;
 	end
 

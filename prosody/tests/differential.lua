@@ -61,10 +61,12 @@ function OPS.decode(req)
 			payloads = base64.encode(core.payload_input(fields, every)) } };
 end
 
+-- The record texts of the path as they are now (a receiving server passes on records it did
+-- not read, which a strict decoder would refuse).
 local function path_texts(message)
-	local atts = core.decode_path(message) or {};
+	local path = core.find_path_element(message);
 	local out = {};
-	for i, a in ipairs(atts) do out[i] = a.text; end
+	for i, text in ipairs(path and core.path_records(path) or {}) do out[i] = text; end
 	return array(out);
 end
 
@@ -82,7 +84,7 @@ function OPS.receive(req)
 	local d = core.receive_chain(message, { origin = req.origin, takes_part = req.takes_part, keys = keys,
 		key_source = req.key_source });
 	return { chain = d.chain, chain_reason = n(d.chain_reason), vouch = n(d.vouch), refetch = d.refetch,
-		unreadable = d.error ~= nil, path = path_texts(message) };
+		unreadable = d.error ~= nil, sig = n(d.sig), path = path_texts(message) };
 end
 
 function OPS.attest(req)

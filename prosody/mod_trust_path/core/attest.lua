@@ -27,30 +27,33 @@ function M.attest(fields, key, opts)
 	assert(opts.stored == nil or (signer ~= nil and opts.out_peer ~= nil),
 		"only a server's record that delivers to a client (out_peer) states 'stored'");
 	local covers = M.covered_payloads(fields);
-	local parts = {};
-	local function field(name, value) parts[#parts + 1] = name .. "=" .. value; end
-	if signer then field("s", signer); end
-	if opts.time then field("t", ("%d"):format(opts.time)); end
+	-- one string per "name=value" written straight into `parts` (every message pays for this)
+	local parts, n = {}, 0;
+	if signer then n = n + 1; parts[n] = "s=" .. signer; end
+	if opts.time then n = n + 1; parts[n] = ("t=%d"):format(opts.time); end
 	if opts.alg then
 		assert(M.ALGORITHMS[opts.alg], "algorithm " .. tostring(opts.alg) .. " is not one this version signs with");
-		field("a", opts.alg);
+		n = n + 1; parts[n] = "a=" .. opts.alg;
 	end
-	field("k", key.public);
-	if opts.in_view then field("i", M.view_text(opts.in_view)); end
-	if opts.in_peer then field("f", opts.in_peer); end
-	if opts.chain then field("c", opts.chain_reason and (opts.chain .. "." .. opts.chain_reason) or opts.chain); end
-	if opts.vouch then field("v", opts.vouch); end
+	n = n + 1; parts[n] = "k=" .. key.public;
+	if opts.in_view then n = n + 1; parts[n] = "i=" .. M.view_text(opts.in_view); end
+	if opts.in_peer then n = n + 1; parts[n] = "f=" .. opts.in_peer; end
+	if opts.chain then n = n + 1; parts[n] = opts.chain_reason and ("c=" .. opts.chain .. "." .. opts.chain_reason) or ("c=" .. opts.chain); end
+	if opts.vouch then n = n + 1; parts[n] = "v=" .. opts.vouch; end
 	-- a count beyond the field's 999 is written as 999 (r= allows three digits)
-	if opts.removed and opts.removed > 0 then field("r", ("%d"):format(math.min(opts.removed, M.MAX_REMOVED))); end
-	field("o", M.view_text(opts.out_view));
-	if opts.out_peer then field("p", opts.out_peer); end
-	if opts.stored then field("st", ("%d"):format(opts.stored)); end
-	if covers then field("h", table.concat(covers, ",")); end
-	local written = {};
-	for _, part in ipairs(parts) do written[part:match("^[^=]*")] = true; end
-	for _, pair in ipairs(opts.extra or {}) do
-		assert(not written[pair[1]] and not M.RECORD_FIELDS[pair[1]], "extra field " .. tostring(pair[1]) .. " is a field this version defines");
-		field(pair[1], pair[2]);
+	if opts.removed and opts.removed > 0 then n = n + 1; parts[n] = ("r=%d"):format(math.min(opts.removed, M.MAX_REMOVED)); end
+	n = n + 1; parts[n] = "o=" .. M.view_text(opts.out_view);
+	if opts.out_peer then n = n + 1; parts[n] = "p=" .. opts.out_peer; end
+	if opts.stored then n = n + 1; parts[n] = ("st=%d"):format(opts.stored); end
+	if covers then n = n + 1; parts[n] = "h=" .. table.concat(covers, ","); end
+	local extra = opts.extra;
+	if extra and extra[1] then
+		local written = {};
+		for i = 1, n do written[parts[i]:match("^[^=]*")] = true; end
+		for _, pair in ipairs(extra) do
+			assert(not written[pair[1]] and not M.RECORD_FIELDS[pair[1]], "extra field " .. tostring(pair[1]) .. " is a field this version defines");
+			n = n + 1; parts[n] = pair[1] .. "=" .. pair[2];
+		end
 	end
 	local unsigned = table.concat(parts, ";");
 	local sig = M.sign(key, M.signing_input(fields, opts.previous or "", unsigned, covers, opts.prefix));

@@ -245,11 +245,15 @@ function M.find_path_element(message)
 end
 
 -- The record texts of a <path/> element, oldest first, checked for shape only.
-function M.path_records(element)
+local function check_path_shape(element)
 	for k in pairs(element.attr) do
 		if not is_declaration(k) then fail("malformed", "<path/> takes no attributes"); end
 	end
 	if #element.tags > 0 then fail("malformed", "<path/> contains text only: its records"); end
+end
+
+function M.path_records(element)
+	check_path_shape(element);
 	local records = {};
 	for record in text_of(element):gmatch("[^ \t\r\n]+") do
 		records[#records + 1] = record;
@@ -262,6 +266,25 @@ function M.path_records(element)
 		fail_limit("%d records; the limit is %d", count, M.MAX_RECORDS);
 	end
 	return records;
+end
+
+-- The text of a <path/> as path_records() would join it, and how many records it holds, without
+-- splitting it, when it is already written that way (records separated by one space, nothing
+-- around them: how servers write it); nil otherwise.  Plain searches only: this runs on every
+-- message a server signs.
+local function joined_records(element)
+	local text = text_of(element);
+	if text == "" or text:byte(1) == 32 or text:byte(-1) == 32 or text:find("  ", 1, true)
+			or text:find("\t", 1, true) or text:find("\n", 1, true) or text:find("\r", 1, true) then
+		return nil;
+	end
+	local count, at = 1, text:find(" ", 1, true);
+	while at do
+		count = count + 1;
+		if count > M.MAX_RECORDS then return nil; end -- path_records() says how many
+		at = text:find(" ", at + 1, true);
+	end
+	return text, count;
 end
 
 local DECIMAL = { "^0$", "^[1-9]" .. ("[0-9]?"):rep(10) .. "$" };
@@ -392,6 +415,69 @@ function M.decode_record(text)
 		stored = fields.st and decimal(fields.st, "st") or nil, covers = covers, extra = extra };
 end
 
+-- What a receiving server reads of a path (XEP "At the Receiving Server";
+-- codec.read_last_record): nil when there is no path, else { signer ('s', nil without), key
+-- ('k'), time ('t'), sig ('z'), count (records in the path), stored (some record has a field
+-- 'st=') }.  The path's shape is checked as path_records() does; of the last record only 's',
+-- 't', 'k' (each at most once, 'k' required) and that its last field is 'z' are read.  Raises "malformed" when they cannot be read; what
+-- else is in the path is the recipient's to check.  Plain searches only: every message from a
+-- remote domain goes through this.
+local LAST_RECORD_FIELDS = { s = true, t = true, k = true };
+function M.read_last_record(message)
+	local element = M.find_path_element(message);
+	if not element then return nil; end
+	check_path_shape(element);
+	local text, count = joined_records(element);
+	local last, stored;
+	if text then
+		local at, from = text:find(" ", 1, true), 1;
+		while at do from = at + 1; at = text:find(" ", from, true); end
+		last = from == 1 and text or text:sub(from);
+		-- a field 'st=' starts a record or follows a ';' (a value holds no ';')
+		stored = text:sub(1, 3) == "st=" or text:find(" st=", 1, true) ~= nil or text:find(";st=", 1, true) ~= nil;
+	else
+		local records = M.path_records(element);
+		last, count = records[#records], #records;
+		stored = false;
+		for _, record in ipairs(records) do
+			if record:sub(1, 3) == "st=" or record:find(";st=", 1, true) then stored = true; end
+		end
+	end
+	if #last > M.MAX_RECORD_CHARS then
+		fail_limit("a record is %d characters; the limit is %d", #last, M.MAX_RECORD_CHARS);
+	end
+	local fields = {};
+	local start, len = 1, #last;
+	local item_start;
+	while true do
+		item_start = start;
+		local stop = last:find(";", start, true);
+		local item_end = stop and stop - 1 or len;
+		-- the field's name is what comes before its first '=' (the whole item without one)
+		local eq = last:find("=", item_start, true);
+		if eq and eq > item_end then eq = nil; end
+		local name = last:sub(item_start, (eq or item_end + 1) - 1);
+		if LAST_RECORD_FIELDS[name] then
+			if not eq then fail("malformed", "a record field must be key=value, got %q", last:sub(item_start, item_end):sub(1, 40)); end
+			if fields[name] then fail("malformed", "a record gives '%s=' twice", name); end
+			fields[name] = last:sub(eq + 1, item_end);
+		end
+		if not stop then
+			if name ~= "z" or not eq then fail("malformed", "'z=' (the signature) must be a record's last field"); end
+			fields.z = last:sub(eq + 1, item_end);
+			break;
+		end
+		start = stop + 1;
+	end
+	local key = fields.k;
+	if key == nil then fail("malformed", "a record lacks 'k='"); end
+	if not M.is_key(key) then fail("malformed", "'k=' must be a base64 Ed25519 key without padding (43 characters)"); end
+	local signer = fields.s;
+	if signer ~= nil then jid(signer, "s"); end
+	return { signer = signer, key = key, time = fields.t and decimal(fields.t, "t") or nil, sig = fields.z, count = count,
+		stored = stored };
+end
+
 -- The record without its signature: what its signing input ends with.
 function M.unsigned_text(att)
 	return att.text:match("^(.*);z=[^;]*$");
@@ -483,11 +569,15 @@ function M.add_record(message, att)
 		message:add_direct_child(path);
 		return path;
 	end
-	local records = M.path_records(path);
-	if #records >= M.MAX_RECORDS then fail_limit("a path holds at most %d records", M.MAX_RECORDS); end
-	records[#records + 1] = att.text;
+	check_path_shape(path);
+	local text, count = joined_records(path);
+	if not text then
+		local records = M.path_records(path);
+		text, count = table.concat(records, " "), #records;
+	end
+	if count >= M.MAX_RECORDS then fail_limit("a path holds at most %d records", M.MAX_RECORDS); end
 	for i = #path, 1, -1 do path[i] = nil; end
-	path[1] = table.concat(records, " ");
+	path[1] = text .. " " .. att.text;
 	return path;
 end
 
@@ -521,7 +611,13 @@ function M.previous_records(message)
 	local path, err = M.try(M.find_path_element, message);
 	if err then return nil, err; end
 	if not path then return "", 0; end
-	local records, err2 = M.try(M.path_records, path);
-	if not records then return nil, err2; end
-	return table.concat(records, " "), #records;
+	local text, count = M.try(function ()
+		check_path_shape(path);
+		local joined, n = joined_records(path);
+		if joined then return joined, n; end
+		local records = M.path_records(path);
+		return table.concat(records, " "), #records;
+	end);
+	if not text then return nil, count; end
+	return text, count;
 end

@@ -91,7 +91,13 @@ function M.is_key(text) return type(text) == "string" and #text == 43 and text:f
 function M.is_sig(text) return type(text) == "string" and #text == 86 and text:find(B64_SIG) ~= nil; end
 
 -- base64 without padding, and back (util.encodings wants the padding)
-function M.b64_raw(raw) return (base64.encode(raw):gsub("=+$", "")); end
+local PADDING = { [0] = 0, 2, 1 }; -- '=' characters base64 adds for a length mod 3
+function M.b64_raw(raw)
+	local text = base64.encode(raw);
+	local pad = PADDING[#raw % 3];
+	if pad == 0 then return text; end
+	return text:sub(1, -1 - pad);
+end
 function M.unb64_raw(text)
 	return base64.decode(text .. ("="):rep(-#text % 4));
 end

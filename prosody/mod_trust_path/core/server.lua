@@ -37,39 +37,39 @@ end
 -- A receiving server's decision about a message from domain `origin` (XEP "At a Receiving
 -- Server").  opts: origin, takes_part (announced or remembered), keys (its published key set
 -- as last fetched, or nil; the last record's key must be one valid at its time), key_source (where they were learned: s2s-pin when fetched over this
--- server's own outgoing link to `origin` checked by a pin, ...).  An unreadable path, or one
--- with a record stating 'st' (only the delivering server may), is removed from `message`;
--- nothing else is changed.  Returns { chain, chain_reason, vouch, error (why
--- an unreadable path was removed), refetch (`origin`'s record names a key not in the cached
--- set: fetch again before deciding) }.
+-- server's own outgoing link to `origin` checked by a pin, ...).  Only what this needs is read
+-- (read_last_record): the path's shape, whether a record states 'st' (only the delivering server
+-- may), and the last record's 's', 't', 'k' and 'z'; the recipient decodes every record.  A path
+-- that cannot be read so, or that states 'st', is removed from `message`; nothing else is
+-- changed.  Returns { chain, chain_reason, vouch, error (why a path was removed), refetch
+-- (`origin`'s record names a key not in the cached set: fetch again before deciding), sig (the
+-- last record's signature: what a pass vouches for) }.
 function M.receive_chain(message, opts)
-	local atts, err = M.try(M.decode_path, message);
+	local last, err = M.try(M.read_last_record, message);
 	if err then
 		M.remove_paths(message);
 		return { chain = "fail", chain_reason = "malformed", error = err.text, refetch = false };
 	end
 	local stripped_or_absent = opts.takes_part and "stripped" or "absent";
-	if atts == nil then return { chain = stripped_or_absent, refetch = false }; end
-	for _, att in ipairs(atts) do
-		if att.stored then
-			-- only the server that delivers states 'st' (rule 28): a sending server that does
-			-- would explain away the age of what it sends as storage
-			M.remove_paths(message);
-			return { chain = "fail", chain_reason = "malformed", refetch = false,
-				error = "a record that arrived from another server states 'st=', which only the delivering server may" };
-		end
+	if last == nil then return { chain = stripped_or_absent, refetch = false }; end
+	if last.stored then
+		-- only the server that delivers states 'st' (rule 28): a sending server that does
+		-- would explain away the age of what it sends as storage
+		M.remove_paths(message);
+		return { chain = "fail", chain_reason = "malformed", refetch = false,
+			error = "a record that arrived from another server states 'st=', which only the delivering server may" };
 	end
-	local last = atts[#atts];
-	if last.signer ~= opts.origin or not opts.takes_part then return { chain = stripped_or_absent, refetch = false }; end
+	local sig = last.sig;
+	if last.signer ~= opts.origin or not opts.takes_part then return { chain = stripped_or_absent, refetch = false, sig = sig }; end
 	-- the key must be one `origin` published as valid at the record's time: not revoked, not
 	-- retired before it (a lookup, not a signature check)
 	local problem = "key-unknown";
 	if opts.keys then problem = M.key_problem(opts.keys, last.key, last.time or 0); end
 	if problem == "key-unknown" then
-		return { chain = "fail", chain_reason = "key-unknown", refetch = true };
+		return { chain = "fail", chain_reason = "key-unknown", refetch = true, sig = sig };
 	end
-	if problem then return { chain = "fail", chain_reason = problem, refetch = false }; end -- the origin withdrew it
-	return { chain = "pass", vouch = opts.key_source, refetch = false };
+	if problem then return { chain = "fail", chain_reason = problem, refetch = false, sig = sig }; end -- the origin withdrew it
+	return { chain = "pass", vouch = opts.key_source, refetch = false, sig = sig };
 end
 
 -- The first of `hops` ({ peer, view } of each hop a server checks before it forwards or

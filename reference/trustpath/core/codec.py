@@ -291,6 +291,59 @@ def decode_path(message: etree._Element) -> Path | None:
     return Path(records)
 
 
+@dataclass(frozen=True, slots=True)
+class LastRecord:
+    """What a receiving server reads of a path (XEP: At the Receiving Server): the last record's
+    signer ('s'; None without), key ('k'), time ('t') and signature ('z'), and how many records
+    the path holds.  Nothing else is read: the recipient decodes every record strictly."""
+
+    signer: str | None
+    key: str
+    time: int | None
+    sig: str
+    count: int
+    stored: bool  # some record of the path has a field 'st=' (only the delivering server may)
+
+
+_LAST_RECORD_FIELDS = ("s", "t", "k")
+
+
+def read_last_record(message: etree._Element) -> LastRecord | None:
+    """The path's last record as a receiving server reads it, or None when there is no path.
+
+    The path's shape is checked as :func:`path_records` does, and whether any record has a field
+    'st='; of the last record only 's', 't', 'k' (each at most once, 'k' required) and that its
+    last field is 'z' are read.  A server that cannot read them refuses the path as malformed;
+    what else is in the path is the recipient's to check."""
+    element = find_path_element(message)
+    if element is None:
+        return None
+    records = path_records(element)
+    text = records[-1]
+    if len(text) > constants.MAX_RECORD_CHARS:
+        raise LimitExceeded(f"a record is {len(text)} characters; the limit is {constants.MAX_RECORD_CHARS}")
+    fields: dict[str, str] = {}
+    items = text.split(";")
+    for item in items:
+        name, sep, value = item.partition("=")
+        if name in _LAST_RECORD_FIELDS:
+            if not sep:
+                raise MalformedStanza(f"a record field must be key=value, got {item[:40]!r}")
+            if name in fields:
+                raise MalformedStanza(f"a record gives '{name}=' twice")
+            fields[name] = value
+    name, sep, sig = items[-1].partition("=")
+    if name != "z" or not sep:
+        raise MalformedStanza("'z=' (the signature) must be a record's last field")
+    key = _need(fields, "k")
+    if not _B64_KEY.match(key):
+        raise MalformedStanza("'k=' must be a base64 Ed25519 key without padding (43 characters)")
+    signer = _jid(fields["s"], "s") if "s" in fields else None
+    time = _decimal(fields["t"], "t") if "t" in fields else None
+    stored = any(text.startswith("st=") or ";st=" in text for text in records)
+    return LastRecord(signer=signer, key=key, time=time, sig=sig, count=len(records), stored=stored)
+
+
 def _need(fields: dict[str, str], name: str) -> str:
     value = fields.get(name)
     if value is None:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from lxml import etree
 
 from .constants import DEFAULT_CACHE_FOR, REQUIRED_STRENGTH
-from .codec import add_record, decode_path, remove_paths
+from .codec import add_record, decode_path, read_last_record, remove_paths
 from .errors import InvalidInput
 from .keys import KeySet
 from .model import KEY_SOURCE_STRENGTH, Record, Chain, KeySource, Reason, Strength, View
@@ -57,6 +57,7 @@ class ChainDecision:
     vouch: KeySource | None = None
     error: str | None = None
     refetch: bool = False
+    sig: str | None = None  # the last record's signature, when the path could be read
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,33 +123,35 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
     Server): ``takes_part`` says whether ``origin`` takes part (announced or remembered), ``keys``
     are its published keys as last fetched (the last record's key must be one valid at its time:
     not revoked, not retired before), ``key_source`` where they were learned (e.g.
-    ``s2s-pin``: over this server's own outgoing link to ``origin``, checked by a pin).  An
-    unreadable path, or one with a record stating 'st' (only the delivering server may), is
-    removed from ``message``; nothing else is changed."""
+    ``s2s-pin``: over this server's own outgoing link to ``origin``, checked by a pin).  Only what
+    this needs is read (:func:`read_last_record`): the path's shape, whether a record states 'st'
+    (only the delivering server may), and the last record's 's', 't', 'k' and 'z'; the recipient
+    decodes every record.  A path that cannot be read so, or that states 'st', is removed from
+    ``message``; nothing else is changed.  ``sig`` is the last record's signature (what a pass
+    vouches for)."""
     try:
-        path = decode_path(message)
+        last = read_last_record(message)
     except InvalidInput as exc:
         remove_paths(message)
         return ChainDecision(Chain.FAIL, Reason.MALFORMED, error=str(exc))
     stripped_or_absent = Chain.STRIPPED if takes_part else Chain.ABSENT
-    if path is None:
+    if last is None:
         return ChainDecision(stripped_or_absent)
-    if any(record.stored is not None for record in path.records):
+    if last.stored:
         # only the server that delivers states 'st' (rule 28): a sending server that does would
         # explain away the age of what it sends as storage
         remove_paths(message)
         return ChainDecision(Chain.FAIL, Reason.MALFORMED,
                              error="a record that arrived from another server states 'st=', which only the "
                                    "delivering server may")
-    last = path.records[-1]
     if last.signer != origin or not takes_part:
-        return ChainDecision(stripped_or_absent)
+        return ChainDecision(stripped_or_absent, sig=last.sig)
     problem = "key-unknown" if keys is None else keys.problem(last.key, from_epoch(last.time or 0))
     if problem == "key-unknown":
-        return ChainDecision(Chain.FAIL, Reason.KEY_UNKNOWN, refetch=True)
+        return ChainDecision(Chain.FAIL, Reason.KEY_UNKNOWN, refetch=True, sig=last.sig)
     if problem is not None:  # revoked, or retired before the record's time: the origin withdrew it
-        return ChainDecision(Chain.FAIL, Reason(problem))
-    return ChainDecision(Chain.PASS, vouch=key_source)
+        return ChainDecision(Chain.FAIL, Reason(problem), sig=last.sig)
+    return ChainDecision(Chain.PASS, vouch=key_source, sig=last.sig)
 
 
 def unmet_requirement(required: str, views: Iterable[tuple[str, View | None]]) -> UnverifiedHop | None:
