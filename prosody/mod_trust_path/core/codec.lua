@@ -422,7 +422,8 @@ end
 -- 't', 'k' (each at most once, 'k' required) and that its last field is 'z' are read.  Raises "malformed" when they cannot be read; what
 -- else is in the path is the recipient's to check.  Plain searches only: every message from a
 -- remote domain goes through this.
-local LAST_RECORD_FIELDS = { s = true, t = true, k = true };
+local LAST_RECORD_FIELDS = { [("s"):byte()] = "s", [("t"):byte()] = "t", [("k"):byte()] = "k" };
+local EQUALS, Z = ("="):byte(), ("z"):byte();
 function M.read_last_record(message)
 	local element = M.find_path_element(message);
 	if not element then return nil; end
@@ -443,28 +444,31 @@ function M.read_last_record(message)
 			if record:sub(1, 3) == "st=" or record:find(";st=", 1, true) then stored = true; end
 		end
 	end
-	if #last > M.MAX_RECORD_CHARS then
-		fail_limit("a record is %d characters; the limit is %d", #last, M.MAX_RECORD_CHARS);
+	local len = #last;
+	if len > M.MAX_RECORD_CHARS then
+		fail_limit("a record is %d characters; the limit is %d", len, M.MAX_RECORD_CHARS);
 	end
+	-- Each field is name=value, separated by ';'; a field's name is what comes before its first
+	-- '=' (the whole field without one).  Only one-letter names are looked at: no substrings
+	-- are made except the values read.
 	local fields = {};
-	local start, len = 1, #last;
-	local item_start;
+	local start = 1;
 	while true do
-		item_start = start;
 		local stop = last:find(";", start, true);
 		local item_end = stop and stop - 1 or len;
-		-- the field's name is what comes before its first '=' (the whole item without one)
-		local eq = last:find("=", item_start, true);
-		if eq and eq > item_end then eq = nil; end
-		local name = last:sub(item_start, (eq or item_end + 1) - 1);
-		if LAST_RECORD_FIELDS[name] then
-			if not eq then fail("malformed", "a record field must be key=value, got %q", last:sub(item_start, item_end):sub(1, 40)); end
+		local first = last:byte(start);
+		local one_letter = item_end == start or (item_end > start and last:byte(start + 1) == EQUALS);
+		local name = one_letter and LAST_RECORD_FIELDS[first];
+		if name then
+			if item_end == start then fail("malformed", "a record field must be key=value, got %q", name); end
 			if fields[name] then fail("malformed", "a record gives '%s=' twice", name); end
-			fields[name] = last:sub(eq + 1, item_end);
+			fields[name] = last:sub(start + 2, item_end);
 		end
 		if not stop then
-			if name ~= "z" or not eq then fail("malformed", "'z=' (the signature) must be a record's last field"); end
-			fields.z = last:sub(eq + 1, item_end);
+			if not (first == Z and item_end > start and last:byte(start + 1) == EQUALS) then
+				fail("malformed", "'z=' (the signature) must be a record's last field");
+			end
+			fields.z = last:sub(start + 2, item_end);
 			break;
 		end
 		start = stop + 1;
