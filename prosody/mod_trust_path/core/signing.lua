@@ -18,9 +18,9 @@ end
 -- The covered payloads (XEP "Covered Payloads"), in the order a record's 'h=' lists them
 -- (`tokens`).  A listed payload the message does not carry adds nothing: covering it covers
 -- its absence.
-function M.payload_input(fields, tokens)
-	-- written straight into one table (no closure, no varargs): every record pays for this
-	local parts, n = {}, 0;
+-- payload_parts() writes them into `parts` after index `n` and returns the new end: the
+-- signing input is then one concatenation of one table (every record pays for it).
+local function payload_parts(parts, n, fields, tokens)
 	for _, token in ipairs(tokens) do
 		local group = TEXT_GROUPS[token];
 		if group then
@@ -59,7 +59,12 @@ function M.payload_input(fields, tokens)
 			if projection then parts[n + 1], parts[n + 2], parts[n + 3] = token, NUL, projection; n = n + 3; end
 		end
 	end
-	return t_concat(parts, "", 1, n);
+	return n;
+end
+
+function M.payload_input(fields, tokens)
+	local parts = {};
+	return t_concat(parts, "", 1, payload_parts(parts, 0, fields, tokens));
 end
 
 -- The bytes a record signs: the message (`covers`: its payload tokens, nil for the default
@@ -67,11 +72,16 @@ end
 -- `unsigned` (the record's own text up to, not including, ";z=").  `prefix` may carry a
 -- precomputed message_prefix().
 function M.signing_input(fields, previous, unsigned, covers, prefix)
-	local payloads = M.payload_input(fields, covers or M.DEFAULT_PAYLOADS);
+	local parts, n;
 	if prefix then
-		return t_concat({ prefix, payloads, "prev", NUL, previous, NUL, "rec", NUL, unsigned, NUL });
+		parts, n = { prefix }, 1;
+	else -- message_prefix() written in place
+		parts = { NS, NUL, "from", NUL, fields.sender, NUL, "to", NUL, fields.to, NUL, "id", NUL, fields.id, NUL,
+			"type", NUL, fields.type, NUL };
+		n = 18;
 	end
-	-- message_prefix() written in place: one concatenation instead of two
-	return t_concat({ NS, NUL, "from", NUL, fields.sender, NUL, "to", NUL, fields.to, NUL, "id", NUL, fields.id, NUL,
-		"type", NUL, fields.type, NUL, payloads, "prev", NUL, previous, NUL, "rec", NUL, unsigned, NUL });
+	n = payload_parts(parts, n, fields, covers or M.DEFAULT_PAYLOADS);
+	parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = "prev", NUL, previous, NUL;
+	parts[n + 5], parts[n + 6], parts[n + 7], parts[n + 8] = "rec", NUL, unsigned, NUL;
+	return t_concat(parts, "", 1, n + 8);
 end
