@@ -11,6 +11,14 @@ return function (tp)
 		return core.text_of(path):match(";z=([^%s;]*)%s*$");
 	end
 
+	-- Does `previous` (records joined by one space) end with a record whose signature ('z=', its
+	-- last field) is `sig`?  With no `sig`: is there no record?
+	local function ends_with_sig(previous, sig)
+		if sig == nil then return previous:match(";z=([^%s;]*)$") == nil; end
+		if sig:find("[%s;]") then return false; end
+		return previous:sub(-(#sig + 3)) == ";z=" .. sig;
+	end
+
 	-- Sign this server's record onto `message` (changed in place) with `pending` (a read
 	-- marker: in-view, chain, vouching) and `out_view` (the hop it leaves on; `out_peer` the
 	-- client it is delivered to, `stored` the arrival time of a message that waited in storage).
@@ -23,8 +31,9 @@ return function (tp)
 		if not previous then return nil, count.text; end
 		if count >= core.MAX_RECORDS then return nil, ("the path already holds %d records"):format(count); end
 		local vouch = pending.vouch;
-		-- the last record's signature, from the records just read (no second walk of the path)
-		if vouch and previous:match(";z=([^%s;]*)$") ~= pending.prev_sig then
+		-- the last record's signature, from the records just read (no second walk of the path);
+		-- a plain comparison of the end, not a pattern tried at every position of the path
+		if vouch and not ends_with_sig(previous, pending.prev_sig) then
 			-- the path changed since this server looked at it: it cannot vouch for what is there now
 			module:log("warn", "path of message %s from %s changed after it arrived; not vouching for its last record",
 				fields.id, fields.sender);

@@ -168,7 +168,7 @@ function M.message_fields(stanza, extra)
 	local ident = a.id or "";
 	local groups; -- made only when the message has such children (most have one body)
 	local require_verdict, report;
-	local elements, have = {}, {};
+	local elements; -- made only when the message carries an element payload (most carry none)
 	for _, child in ipairs(stanza.tags) do
 		local name = child.name;
 		local cns = ns_of(child, stanza_ns);
@@ -178,7 +178,6 @@ function M.message_fields(stanza, extra)
 			local group = groups[name];
 			if not group then group = {}; groups[name] = group; end
 			group[#group + 1] = { lang = child.attr[XML_LANG], text = text_of(child) };
-			have[name] = true;
 		elseif name == "require" and cns == NS then
 			if require_verdict then fail("malformed", "more than one <require/>"); end
 			require_verdict = child.attr.verdict;
@@ -189,11 +188,9 @@ function M.message_fields(stanza, extra)
 			if not M.REQUIRED_STRENGTH[require_verdict] or extra_attr then
 				fail("malformed", "<require/> takes verdict='trusted' or verdict='weak'");
 			end
-			have.require = true;
 		elseif name == "report" and cns == NS then
 			if report then fail("malformed", "more than one <report/>"); end
 			report = M.report_fields(child, cns);
-			have.report = true;
 		elseif name == "origin-id" and cns == NS_SID and ident == "" then
 			ident = child.attr.id or "";
 		else
@@ -201,9 +198,9 @@ function M.message_fields(stanza, extra)
 			local token = by_name and by_name[name];
 			if not token and extra and cns and extra["{" .. cns .. "}" .. name] then token = "{" .. cns .. "}" .. name; end
 			if token then
+				if not elements then elements = {}; end
 				if elements[token] then fail("malformed", "more than one %s payload", token); end
 				elements[token] = M.project_element(child, stanza_ns);
-				have[token] = true;
 			end
 		end
 	end
@@ -211,14 +208,21 @@ function M.message_fields(stanza, extra)
 	-- verifier reports it as no-id; counted in characters, as the Python core counts it
 	-- (the bytes that do not continue a UTF-8 sequence: one per character, on any Lua)
 	if #ident > M.MAX_ID_CHARS and #(ident:gsub("[\128-\191]", "")) > M.MAX_ID_CHARS then ident = ""; end
+	-- the payloads present, in the table's order
 	local present = {};
 	for _, token in ipairs(M.PAYLOAD_ORDER) do
-		if have[token] then present[#present + 1] = token; end
+		local group = TEXT_FIELD[token];
+		local here;
+		if group then here = groups ~= nil and groups[token] ~= nil;
+		elseif token == "require" then here = require_verdict ~= nil;
+		elseif token == "report" then here = report ~= nil;
+		else here = elements ~= nil and elements[token] ~= nil; end
+		if here then present[#present + 1] = token; end
 	end
 	return { sender = a.from, to = a.to, id = ident, type = a.type or "normal",
 		bodies = groups and groups.body or NONE, subjects = groups and groups.subject or NONE,
 		threads = groups and groups.thread or NONE, require = require_verdict, report = report,
-		elements = elements, present = present };
+		elements = elements or NONE, present = present };
 end
 
 -- Decoding <path/> strictly.
