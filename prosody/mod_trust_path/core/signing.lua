@@ -72,16 +72,9 @@ end
 -- `unsigned` (the record's own text up to, not including, ";z=").  `prefix` may carry a
 -- precomputed message_prefix().
 function M.signing_input(fields, previous, unsigned, covers, prefix)
-	local parts, n;
-	if prefix then
-		parts, n = { prefix }, 1;
-	else -- message_prefix() written in place
-		parts = { NS, NUL, "from", NUL, fields.sender, NUL, "to", NUL, fields.to, NUL, "id", NUL, fields.id, NUL,
-			"type", NUL, fields.type, NUL };
-		n = 18;
-	end
-	n = payload_parts(parts, n, fields, covers or M.DEFAULT_PAYLOADS);
-	parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = "prev", NUL, previous, NUL;
-	parts[n + 5], parts[n + 6], parts[n + 7], parts[n + 8] = "rec", NUL, unsigned, NUL;
-	return t_concat(parts, "", 1, n + 8);
+	local payloads = M.payload_input(fields, covers or M.DEFAULT_PAYLOADS);
+	-- one concatenation expression: Lua makes the result in one allocation, with no table
+	return (prefix or (NS .. NUL .. "from" .. NUL .. fields.sender .. NUL .. "to" .. NUL .. fields.to .. NUL .. "id" .. NUL
+		.. fields.id .. NUL .. "type" .. NUL .. fields.type .. NUL)) .. payloads .. "prev" .. NUL .. previous .. NUL .. "rec"
+		.. NUL .. unsigned .. NUL;
 end
