@@ -55,6 +55,8 @@ class Setup:
     a_tlsa: bool = True  # with ``dane``: a.example publishes TLSA (False: b.example checks it by the CA only)
     #: extra config options: (domain, option, value), e.g. ``("b.example", "trust_path_peer_keys", {...})``
     options: tuple[tuple[str, str, Any], ...] = ()
+    #: extra Prosody modules: (domain, module), e.g. ``("a.example", "trust_path_test_silent")``
+    modules: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -136,6 +138,8 @@ def world_for(setup: Setup) -> World:
                "b.example": ["trust_path"] if setup.b_takes_part else []}
     if setup.attack:
         modules["a.example"].append("trust_path_test_relay")
+    for domain, name in setup.modules:
+        modules[domain].append(name)
     env = {}
     if setup.a_clock:
         lib = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
