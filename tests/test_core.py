@@ -155,6 +155,34 @@ def test_a_key_is_judged_by_its_status_at_the_signing_time():
     assert keys.problem(a, T0, archived_at=datetime(2026, 11, 21, tzinfo=UTC)) == "key-revoked"
 
 
+def test_a_next_key_is_valid_like_a_current_one():
+    from trustpath.core.disco import key_form, posh_document, read_disco_info, read_posh_document, \
+        read_txt_records, txt_records
+    from trustpath.core.disco import NS_DISCO_INFO
+    current, upcoming = seed_key(1).public, seed_key(2).public
+    keys = KeySet("b.example", (PublishedKey(current),)).with_next(upcoming)
+    assert keys.problem(upcoming, T0) is None and keys.current == (current,)
+    # published in every place a server publishes its keys, and read back as next
+    query = etree.Element(f"{{{NS_DISCO_INFO}}}query")
+    etree.SubElement(query, f"{{{NS_DISCO_INFO}}}feature", var="urn:xmpp:trust-path:1")
+    form = key_form(keys)
+    assert [f.get("var") for f in form][:3] == ["FORM_TYPE", "key", "next-key"]
+    query.append(form)
+    assert read_disco_info(query, "b.example").keys == keys
+    assert txt_records(keys)[1] == f"v=tp1; k=ed25519:{upcoming}; s=next"
+    assert read_txt_records(txt_records(keys), "b.example") == keys
+    assert read_posh_document(posh_document(keys), "b.example")[0] == keys
+    # a form without a next key has no next-key field (as before the field existed)
+    assert "next-key" not in [f.get("var") for f in key_form(KeySet("b.example", (PublishedKey(current),)))]
+    # switching to it: it becomes the current key, the old one retired
+    switched = keys.rotated(upcoming, T0, 300)
+    assert switched.keys[0] == PublishedKey(upcoming) and [k.status for k in switched.keys] == \
+        [KeyStatus.CURRENT, KeyStatus.RETIRED]
+    with pytest.raises(MalformedStanza, match="next key is given alone"):
+        form[2][0].text = f"ed25519:{upcoming} 2026-11-25T09:05:00Z"
+        read_disco_info(query, "b.example")
+
+
 def test_rotation_keeps_the_old_key_verifiable_until_not_after():
     keys = KeySet("b.example", (PublishedKey(seed_key(1).public),))
     rotated = keys.rotated(seed_key(2).public, T0, 300)

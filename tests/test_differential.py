@@ -34,6 +34,7 @@ from trustpath.core.attest import attest
 from trustpath.core.codec import decode_path, decode_view, find_message, find_path_element, message_fields, parse_stanza, \
     path_records, serialize
 from trustpath.core.errors import InvalidInput, LimitExceeded, UnsupportedAlgorithm, UnsupportedVersion, UsageError
+from trustpath.core.disco import read_posh_document, read_txt_records
 from trustpath.core.keys import KeySet
 from trustpath.core.model import NS, Chain, KeySource, MessageFields, Result, View
 from trustpath.core.require import client_hop_problem
@@ -134,12 +135,33 @@ def py_filter(data: str, session_key: str | None) -> dict[str, Any]:
 
 def py_receive(request: dict[str, Any]) -> dict[str, Any]:
     message = parse_stanza(request["stanza"].encode())
-    keys = KeySet.from_json({"domain": request["origin"], "keys": request["keys"]})
+    keys = KeySet.from_json({"domain": request["origin"], "keys": request["keys"]}) if request["keys"] else None
     d = receive_chain(message, origin=request["origin"], takes_part=request["takes_part"], keys=keys,
-                      key_source=KeySource(request["key_source"]))
+                      key_source=KeySource(request["key_source"]),
+                      keys_unavailable=request.get("keys_unavailable", False))
     return {"chain": d.chain.value, "chain_reason": str(d.chain_reason) if d.chain_reason else None,
             "vouch": d.vouch.value if d.vouch else None, "refetch": d.refetch, "unreadable": d.error is not None, "sig": d.sig,
             "path": path_texts(message)}
+
+
+def _key_list(keys: KeySet) -> list[dict[str, Any]]:
+    return [{"key": k.key, "alg": k.alg, "status": k.status.value, "not_after": k.not_after, "since": k.since}
+            for k in keys.keys]
+
+
+def py_txt(texts: list[str], domain: str) -> dict[str, Any]:
+    try:
+        return {"keys": _key_list(read_txt_records(texts, domain))}
+    except InvalidInput as exc:
+        return refusal(exc)
+
+
+def py_posh(document: str, domain: str) -> dict[str, Any]:
+    try:
+        keys, expires = read_posh_document(json.loads(document), domain)
+    except InvalidInput as exc:
+        return refusal(exc)
+    return {"keys": _key_list(keys), "expires": expires}
 
 
 def py_attest(data: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -319,6 +341,9 @@ KEY_SETS = [
      {"key": A_KEY, "status": "retired", "not_after": "2026-11-25T08:00:00Z"}],
     [{"key": KEYS.signing_key("server/a.example/2").public, "status": "current"},
      {"key": A_KEY, "status": "revoked", "since": "2026-11-20T00:00:00Z"}],
+    [{"key": KEYS.signing_key("server/a.example/2").public, "status": "current"},
+     {"key": A_KEY, "status": "next"}],
+    [],  # no key set: fetching it failed
 ]
 
 
@@ -331,8 +356,81 @@ def test_python_and_lua_decide_the_same_chain_at_the_receiving_server(lua, data,
     if arrived and path is not None and path.text and len(path.text.split()) > 1:
         path.text = " ".join(path.text.split()[:-1])  # b.example's own record is not there yet
     request = {"op": "receive", "stanza": serialize(message).decode(), "origin": "a.example", "takes_part": takes_part,
-               "keys": keys, "key_source": source}
+               "keys": keys, "key_source": source, "keys_unavailable": not keys}
     assert lua(request) == py_receive(request)
+
+
+# --- a domain's keys from its DNSSEC TXT records and its POSH document ---------------------
+
+def _flip_last(key: str) -> str:
+    """The same key with other bits in its last character: not the canonical base64 of 32 bytes."""
+    return key[:-1] + ("B" if key[-1] != "B" else "C")
+
+
+KEY_TEXTS = [A_KEY, B_KEY, A_KEY + "=", A_KEY[:-1], _flip_last(A_KEY), A_KEY + "A", "", "!" * 43]
+TIMES = ["2026-11-25T09:05:00Z", "2026-02-30T00:00:00Z", "2026-11-25 09:05:00", "", "2026-11-25T09:05:00+00:00"]
+
+
+@st.composite
+def txt_texts(draw: st.DrawFn) -> list[str]:
+    """TXT record texts, right and wrong: tags in any order and spacing, unknown versions and statuses."""
+    def one() -> str:
+        tags = [("v", draw(st.sampled_from(["tp1", "tp1", "tp2", "TP1", ""])))]
+        if draw(st.booleans()) or True:
+            tags.append(("k", draw(st.sampled_from(["ed25519:", "ed25519:", "rsa:", ""])) + draw(st.sampled_from(KEY_TEXTS))))
+        status = draw(st.sampled_from([None, None, "next", "retired", "revoked", "current", "bogus"]))
+        if status is not None:
+            tags.append(("s", status))
+        for name in ("until", "since"):
+            if draw(st.booleans()):
+                tags.append((name, draw(st.sampled_from(TIMES))))
+        if draw(st.booleans()):
+            tags.append(("x", "ignored"))
+        tags = draw(st.permutations(tags)) if draw(st.booleans()) else tags
+        space = draw(st.sampled_from(["", " ", "  ", "\t"]))
+        text = ";".join(f"{space}{k}{space}={space}{v}{space}" for k, v in tags)
+        return text + draw(st.sampled_from(["", ";", "; "]))
+    return draw(st.lists(st.builds(lambda: None).map(lambda _: one()), min_size=0, max_size=4))
+
+
+@SETTINGS
+@given(txt_texts())
+def test_python_and_lua_read_the_same_keys_from_txt_records(lua, texts):
+    assert lua({"op": "txt", "texts": texts, "domain": "a.example"}) == py_txt(texts, "a.example")
+
+
+JSON_VALUES = [None, True, 0, 1, -1, 5.0, "x", [], {}]
+
+
+@st.composite
+def posh_documents(draw: st.DrawFn) -> str:
+    """POSH documents, right and wrong: entries with every field missing, null or of the wrong type."""
+    def entry() -> Any:
+        if draw(st.integers(0, 9)) == 0:
+            return draw(st.sampled_from(JSON_VALUES))
+        out: dict[str, Any] = {}
+        if draw(st.integers(0, 9)) > 0:
+            out["key"] = draw(st.sampled_from(KEY_TEXTS + ["ed25519:" + A_KEY]))
+        for name, choices in (("alg", ["ed25519", "rsa", None, 1]),
+                              ("status", ["current", "next", "retired", "revoked", "bogus", None, 2]),
+                              ("not_after", TIMES + [None, 3]), ("since", TIMES + [None])):
+            if draw(st.booleans()):
+                out[name] = draw(st.sampled_from(choices))
+        return out
+    if draw(st.integers(0, 19)) == 0:
+        return json.dumps(draw(st.sampled_from(JSON_VALUES)))
+    document: dict[str, Any] = {}
+    if draw(st.integers(0, 9)) > 0:
+        document["keys"] = [entry() for _ in range(draw(st.integers(0, 3)))]
+    if draw(st.booleans()):
+        document["expires"] = draw(st.sampled_from([600, 0, 86400, -5, 5.0, "600", None, True]))
+    return json.dumps(document)
+
+
+@SETTINGS
+@given(posh_documents())
+def test_python_and_lua_read_the_same_keys_from_a_posh_document(lua, document):
+    assert lua({"op": "posh", "document": document, "domain": "a.example"}) == py_posh(document, "a.example")
 
 
 @st.composite

@@ -273,6 +273,37 @@ def test_a_key_the_origin_does_not_publish_fails_the_chain_after_one_refetch(fed
     assert _path(bob.inbox[-1].stanza)[1].records[-1].chain is Chain.PASS
 
 
+def test_a_key_published_as_next_passes_without_a_refetch_and_the_switch_has_no_gap(fed):
+    ss, rs, alice, bob = _world(fed)
+    alice.send("bob@b.example", "before the rotation")
+    ss.publish_next_key()
+    fed.clock.advance(ss.cache_for + 1)  # every cached set expired: b.example's next fetch lists the next key
+    alice.send("bob@b.example", "the next key is published")
+    ss.switch_to_next_key()
+    fetched_at = rs.key_cache["a.example"].fetched_at
+    alice.send("bob@b.example", "signed with the former next key")
+    record = _path(bob.inbox[-1].stanza)[1].records[-1]
+    assert (record.chain, record.vouch) == (Chain.PASS, KeySource.S2S_PIN)
+    assert rs.key_cache["a.example"].fetched_at == fetched_at, "no refetch was needed"
+    assert [m.report.verdict for m in bob.inbox] == [Verdict.TRUSTED] * 3
+
+
+def test_a_failed_key_fetch_is_unknown_and_retried_not_key_unknown(fed):
+    ss, rs, alice, bob = _world(fed)
+    alice.send("bob@b.example", "keys fetched")
+    ss.answers_key_queries = False
+    fed.clock.advance(ss.cache_for + 1)
+    alice.send("bob@b.example", "the key fetch gets no answer")
+    record = _path(bob.inbox[-1].stanza)[1].records[-1]
+    assert (record.chain, record.chain_reason) == (Chain.FAIL, "keys-unavailable")
+    h2 = next(h for h in bob.inbox[-1].report.hops if h.label == "H2")
+    assert bob.inbox[-1].report.verdict is Verdict.UNKNOWN and h2.reason == "keys-unavailable", \
+        bob.inbox[-1].report.to_json()
+    ss.answers_key_queries = True  # the next message fetches again
+    alice.send("bob@b.example", "the fetch works again")
+    assert bob.inbox[-1].report.verdict is Verdict.TRUSTED
+
+
 def test_remembered_policy_turns_a_hidden_feature_into_stripped(fed):
     ss, rs, alice, bob = _world(fed)
     alice.send("bob@b.example", "a.example announces the feature")

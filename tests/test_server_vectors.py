@@ -60,9 +60,10 @@ def test_server_vector(case):
     elif role == "receiving":
         message = parse_stanza((SERVER / case["stanza"]).read_bytes())
         fields = message_fields(message)
-        decision = receive_chain(message, origin=facts["origin"], takes_part=facts["takes_part"],
-                                 keys=KeySet.from_json({"domain": facts["origin"], "keys": facts["keys"]}),
-                                 key_source=KeySource(facts["key_source"]))
+        keys = KeySet.from_json({"domain": facts["origin"], "keys": facts["keys"]}) if facts["keys"] else None
+        decision = receive_chain(message, origin=facts["origin"], takes_part=facts["takes_part"], keys=keys,
+                                 key_source=KeySource(facts["key_source"]),
+                                 keys_unavailable=facts.get("keys_unavailable", False))
         assert (decision.chain.value, decision.chain_reason, decision.vouch.value if decision.vouch else None) == \
             (expected["chain"], expected["chain_reason"], expected["vouch"])
         assert decision.refetch == expected["refetch"]

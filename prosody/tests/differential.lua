@@ -9,6 +9,8 @@
 --   {"op": "attest", "stanza", "seed_hex", "record": {...}} -> {"text": the new record} or {"refused"}
 --   {"op": "client_hop", "verdict", "server_view", "client_view", "missing"} -> client_hop_problem()'s
 --       {"method", "reason"} (null: the hop meets the requirement)
+--   {"op": "txt", "texts", "domain"}     -> read_txt_records()'s keys, or {"refused"}
+--   {"op": "posh", "document" (JSON text), "domain"} -> read_posh_document()'s keys and expires
 local setup = dofile((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/setup.lua");
 local core, value = setup.core, setup.value;
 local json = require "util.json";
@@ -79,10 +81,13 @@ end
 
 function OPS.receive(req)
 	local message = parse(req.stanza);
-	local keys = {};
-	for i, k in ipairs(req.keys) do keys[i] = setup.map(k); end
+	local keys = nil; -- an empty list: no key set (the fetch failed)
+	if #req.keys > 0 then
+		keys = {};
+		for i, k in ipairs(req.keys) do keys[i] = setup.map(k); end
+	end
 	local d = core.receive_chain(message, { origin = req.origin, takes_part = req.takes_part, keys = keys,
-		key_source = req.key_source });
+		key_source = req.key_source, keys_unavailable = req.keys_unavailable == true });
 	return { chain = d.chain, chain_reason = n(d.chain_reason), vouch = n(d.vouch), refetch = d.refetch,
 		unreadable = d.error ~= nil, sig = n(d.sig), path = path_texts(message) };
 end
@@ -112,6 +117,24 @@ function OPS.client_hop(req)
 		client_view and core.decode_view(client_view, "view") or nil, value(req.missing));
 	if not method then return { meets = true }; end
 	return { method = method, reason = reason };
+end
+
+-- A key set as the Python test writes it (KeySet.to_json's entries).
+local function key_list(keys)
+	local out = {};
+	for i, k in ipairs(keys) do
+		out[i] = { key = k.key, alg = k.alg, status = k.status, not_after = n(k.not_after), since = n(k.since) };
+	end
+	return array(out);
+end
+
+function OPS.txt(req)
+	return { keys = key_list(core.read_txt_records(req.texts, req.domain)) };
+end
+
+function OPS.posh(req)
+	local keys, expires = core.read_posh_document(json.decode(req.document), req.domain);
+	return { keys = key_list(keys), expires = expires };
 end
 
 for line in io.lines() do

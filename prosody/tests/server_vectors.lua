@@ -72,11 +72,14 @@ function ROLES.sending(case, message)
 end
 function ROLES.receiving(case, message)
 	local facts, want = case.facts, case.expected;
-	local keys = {};
-	for i, k in ipairs(facts.keys) do keys[i] = setup.map(k); end
+	local keys = nil; -- no key set: none could be fetched
+	if #facts.keys > 0 then
+		keys = {};
+		for i, k in ipairs(facts.keys) do keys[i] = setup.map(k); end
+	end
 	local fields = core.message_fields(message);
 	local d = core.receive_chain(message, { origin = facts.origin, takes_part = facts.takes_part, keys = keys,
-		key_source = facts.key_source });
+		key_source = facts.key_source, keys_unavailable = value(facts.keys_unavailable) == true });
 	check(case.name .. ": chain", d.chain == want.chain and d.chain_reason == value(want.chain_reason),
 		d.chain .. " " .. tostring(d.chain_reason) .. " " .. tostring(d.error));
 	check(case.name .. ": vouch", d.vouch == value(want.vouch), d.vouch);

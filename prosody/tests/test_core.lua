@@ -220,6 +220,31 @@ check("posh: refused without keys or with bad expires", refused(core.read_posh_d
 	and refused(core.read_posh_document, { keys = { { key = key.public } }, expires = -1 }, "a")
 	and refused(core.read_posh_document, { keys = { { key = key.public, status = "lost" } } }, "a"));
 
+-- A next key (published before the first signature with it): valid like a current key, and
+-- written and read back in every place keys are published.
+local upcoming = core.signing_key(("\4"):rep(32)).public;
+local with_next = { keys[1], { key = upcoming, status = "next", alg = "ed25519" } };
+check("next key: valid like a current one", core.key_problem(with_next, upcoming, 0) == nil);
+local next_query = st.stanza("query", { xmlns = core.NS_DISCO_INFO }):tag("feature", { var = NS }):up()
+	:add_child(core.key_form(with_next, 300, 3600));
+local read_next = core.read_disco_info(parse(tostring(next_query)), "a.example");
+local next_field;
+for field in next_query:get_child("x", "jabber:x:data"):childtags("field") do
+	if field.attr.var == "next-key" then next_field = field; end
+end
+check("next key: the form's next-key field", next_field and next_field:get_child_text("value") == "ed25519:" .. upcoming
+	and read_next.keys[2].status == "next" and read_next.keys[2].key == upcoming);
+check("next key: no next-key field without one", not tostring(query):find("next-key", 1, true));
+local next_texts = core.txt_records(with_next);
+check("next key: TXT s=next", next_texts[2] == "v=tp1; k=ed25519:" .. upcoming .. "; s=next"
+	and core.read_txt_records(next_texts, "a.example")[2].status == "next");
+check("next key: POSH status next", core.read_posh_document(json.decode(json.encode(core.posh_document(with_next))), "a")[2].status == "next");
+check("posh: JSON null counts as absent; other types are refused",
+	core.read_posh_document({ keys = { { key = key.public, alg = json.null, status = json.null } }, expires = json.null }, "a")[1].status == "current"
+	and refused(core.read_posh_document, { keys = { { key = key.public, alg = 1 } } }, "a")
+	and refused(core.read_posh_document, { keys = { { key = key.public } }, expires = true }, "a")
+	and refused(core.read_posh_document, { keys = { { key = key.public } }, expires = 1.5 }, "a"));
+
 -- The pre-flight answer leaves out a view a client could not read.
 check("preflight: a failed pin view is kept", core.preflight_answer("b.example", true,
 	{ method = "pin", result = "fail", reason = "pin-mismatch", tls = "1.3", spki = "AAAAAAAAAAAAAAAA" }).link ~= nil);

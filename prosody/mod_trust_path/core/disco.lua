@@ -22,8 +22,8 @@ local function key_entry(text, status)
 	local token, when = text:match("^(%S+) (.*)$");
 	token = token or text;
 	local alg, key = M.parse_key(token);
-	if status == "current" then
-		if when then M.fail("malformed", "a current key is given alone"); end
+	if status == "current" or status == "next" then
+		if when then M.fail("malformed", "a %s key is given alone", status); end
 		return { key = key, status = status, alg = alg };
 	end
 	local ok, why = M.parse_time(when or "");
@@ -71,9 +71,10 @@ function M.read_disco_info(query, domain)
 	end
 	if not takes_part then return { takes_part = false, max_skew = M.DEFAULT_MAX_SKEW, cache_for = M.DEFAULT_CACHE_FOR }; end
 	if not form then M.fail("malformed", "%s announces %s but publishes no key form", domain, NS); end
-	M.check_key_count(#(form.key or {}) + #(form["retired-key"] or {}) + #(form["revoked-key"] or {}), domain, "key form");
+	M.check_key_count(#(form.key or {}) + #(form["next-key"] or {}) + #(form["retired-key"] or {}) + #(form["revoked-key"] or {}), domain,
+		"key form");
 	local keys, current = {}, false;
-	for _, pair in ipairs { { "key", "current" }, { "retired-key", "retired" }, { "revoked-key", "revoked" } } do
+	for _, pair in ipairs { { "key", "current" }, { "next-key", "next" }, { "retired-key", "retired" }, { "revoked-key", "revoked" } } do
 		for _, value in ipairs(form[pair[1]] or {}) do
 			local ok, entry = pcall(key_entry, value, pair[2]);
 			if not ok then M.fail("malformed", "%s's key form: %s", domain, type(entry) == "table" and entry.text or tostring(entry)); end
@@ -90,12 +91,16 @@ function M.read_disco_info(query, domain)
 		cache_for = seconds(form["cache-for"] or {}, "cache-for", domain, M.DEFAULT_CACHE_FOR) };
 end
 
--- The key, retired-key and revoked-key values, as the form writes them.
+-- The key, next-key, retired-key and revoked-key values, as the form writes them (next-key
+-- only when there is a next key).
 function M.key_values(keys)
 	local out = { key = {}, ["retired-key"] = {}, ["revoked-key"] = {} };
 	for _, k in ipairs(keys) do
 		local token = (k.alg or "ed25519") .. ":" .. k.key;
 		if k.status == "current" then table.insert(out.key, token);
+		elseif k.status == "next" then
+			out["next-key"] = out["next-key"] or {};
+			table.insert(out["next-key"], token);
 		elseif k.status == "retired" then table.insert(out["retired-key"], token .. " " .. k.not_after);
 		else table.insert(out["revoked-key"], token .. " " .. k.since); end
 	end
@@ -107,23 +112,26 @@ function M.key_form(keys, max_skew, cache_for)
 	local form = st.stanza("x", { xmlns = NS_DATA, type = "result" })
 		:tag("field", { var = "FORM_TYPE", type = "hidden" }):text_tag("value", NS):up();
 	local values = M.key_values(keys);
-	for _, name in ipairs { "key", "retired-key", "revoked-key" } do
-		form:tag("field", { var = name, type = "text-multi" });
-		for _, v in ipairs(values[name]) do form:text_tag("value", v); end
-		form:up();
+	for _, name in ipairs { "key", "next-key", "retired-key", "revoked-key" } do
+		if values[name] then
+			form:tag("field", { var = name, type = "text-multi" });
+			for _, v in ipairs(values[name]) do form:text_tag("value", v); end
+			form:up();
+		end
 	end
 	form:tag("field", { var = "max-skew", type = "text-single" }):text_tag("value", ("%d"):format(max_skew or M.DEFAULT_MAX_SKEW)):up();
 	form:tag("field", { var = "cache-for", type = "text-single" }):text_tag("value", ("%d"):format(cache_for or M.DEFAULT_CACHE_FOR)):up();
 	return form;
 end
 
--- One TXT record per key: "v=tp1; k=ed25519:<key>", with "; s=retired; until=<time>" or
--- "; s=revoked; since=<time>" (the Python txt_records).
+-- One TXT record per key: "v=tp1; k=ed25519:<key>", with "; s=next", "; s=retired;
+-- until=<time>" or "; s=revoked; since=<time>" (the Python txt_records).
 function M.txt_records(keys)
 	local out = {};
 	for _, k in ipairs(keys) do
 		local text = ("v=tp1; k=%s:%s"):format(k.alg or "ed25519", k.key);
-		if k.status == "retired" then text = text .. "; s=retired; until=" .. k.not_after;
+		if k.status == "next" then text = text .. "; s=next";
+		elseif k.status == "retired" then text = text .. "; s=retired; until=" .. k.not_after;
 		elseif k.status == "revoked" then text = text .. "; s=revoked" .. (k.since and ("; since=" .. k.since) or ""); end
 		out[#out + 1] = text;
 	end
@@ -149,7 +157,7 @@ function M.read_txt_records(texts, domain)
 	for _, tags in ipairs(records) do
 		local ok, alg, key = pcall(M.parse_key, tags.k or "");
 		if not ok then M.fail("malformed", "%s's _trust-path TXT record: %s", domain, type(alg) == "table" and alg.text or tostring(alg)); end
-		local status = ({ retired = "retired", revoked = "revoked" })[tags.s or ""] or "current";
+		local status = ({ next = "next", retired = "retired", revoked = "revoked" })[tags.s or ""] or "current";
 		for _, name in ipairs { "until", "since" } do
 			if tags[name] then
 				local good, why = M.parse_time(tags[name]);
@@ -178,34 +186,48 @@ function M.posh_document(keys, expires)
 end
 
 -- A domain's keys and how long to keep them (seconds), from its decoded POSH document (the
--- Python read_posh_document); raises "malformed".
+-- Python read_posh_document); raises "malformed".  The document comes from the network: any
+-- shape is refused cleanly (JSON null is util.json's null, which counts as absent).
 function M.read_posh_document(data, domain)
-	if type(data) ~= "table" or type(data.keys) ~= "table" or #data.keys == 0 then
+	local null = require "util.json".null;
+	local function get(t, name) local v = t[name]; if v == null then return nil; end return v; end
+	if type(data) ~= "table" or type(get(data, "keys")) ~= "table" or #data.keys == 0 then
 		M.fail("malformed", "%s's POSH document needs a 'keys' list", domain);
 	end
-	local expires = data.expires;
+	local expires = get(data, "expires");
 	if expires == nil then expires = M.DEFAULT_CACHE_FOR; end
-	if math.type(expires) ~= "integer" and not (type(expires) == "number" and expires == math.floor(expires)) or expires < 0 then
+	-- whole seconds: a JSON integer (util.json reads 5.0 as a float, as Python's json does)
+	if math.type(expires) ~= "integer" or expires < 0 then
 		M.fail("malformed", "%s's POSH document: 'expires' must be whole seconds", domain);
 	end
 	M.check_key_count(#data.keys, domain, "POSH document");
 	local keys = {};
 	for _, entry in ipairs(data.keys) do
-		if type(entry) ~= "table" or type(entry.key) ~= "string" then M.fail("malformed", "%s's POSH document: each key entry needs a 'key' string", domain); end
-		local ok, alg, key = pcall(M.parse_key, (entry.alg or "ed25519") .. ":" .. entry.key);
-		if not ok then M.fail("malformed", "%s's POSH document: %s", domain, type(alg) == "table" and alg.text or tostring(alg)); end
-		local status = entry.status or "current";
-		if status ~= "current" and status ~= "retired" and status ~= "revoked" then
+		if type(entry) ~= "table" or type(get(entry, "key")) ~= "string" then
+			M.fail("malformed", "%s's POSH document: each key entry needs a 'key' string", domain);
+		end
+		local alg = get(entry, "alg");
+		if alg == nil then alg = "ed25519"; end
+		if type(alg) ~= "string" then M.fail("malformed", "%s's POSH document: 'alg' must be a string", domain); end
+		local ok, parsed_alg, key = pcall(M.parse_key, alg .. ":" .. entry.key);
+		if not ok then M.fail("malformed", "%s's POSH document: %s", domain, type(parsed_alg) == "table" and parsed_alg.text or tostring(parsed_alg)); end
+		local status = get(entry, "status");
+		if status == nil then status = "current"; end
+		if not M.KEY_STATUSES[status] then
 			M.fail("malformed", "%s's POSH document: unknown key status %q", domain, tostring(status));
 		end
+		local times = {};
 		for _, name in ipairs { "not_after", "since" } do
-			if entry[name] ~= nil then
-				local good, why = M.parse_time(entry[name]);
+			local when = get(entry, name);
+			if when ~= nil then
+				if type(when) ~= "string" then M.fail("malformed", "%s's POSH document: '%s' must be a time string", domain, name); end
+				local good, why = M.parse_time(when);
 				if not good then M.fail("malformed", "%s's POSH document: '%s': %s", domain, name, tostring(why)); end
+				times[name] = when;
 			end
 		end
-		if status == "retired" and entry.not_after == nil then M.fail("malformed", "%s's POSH document: a retired key needs 'not_after'", domain); end
-		keys[#keys + 1] = { key = key, alg = alg, status = status, not_after = entry.not_after, since = entry.since };
+		if status == "retired" and times.not_after == nil then M.fail("malformed", "%s's POSH document: a retired key needs 'not_after'", domain); end
+		keys[#keys + 1] = { key = key, alg = parsed_alg, status = status, not_after = times.not_after, since = times.since };
 	end
-	return keys, math.tointeger(expires);
+	return keys, expires;
 end

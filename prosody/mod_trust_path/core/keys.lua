@@ -130,8 +130,8 @@ function M.signing_key(seed)
 end
 function M.sign(key, data) return M.b64_raw(M.crypto().sign(key.seed, data)); end
 
--- A published key set is a list of { key, status = current|retired|revoked, not_after, since,
--- alg }.  The entry that names `key`, or nil (KeySet.status_of).
+-- A published key set is a list of { key, status = current|next|retired|revoked, not_after,
+-- since, alg }.  The entry that names `key`, or nil (KeySet.status_of).
 function M.status_of(keys, key)
 	if not keys then return nil; end
 	for _, entry in ipairs(keys) do
@@ -146,7 +146,8 @@ end
 function M.key_problem(keys, key, signed_at, archived_at)
 	local entry = M.status_of(keys, key);
 	if not entry then return "key-unknown"; end
-	if entry.status == "current" then return nil; end
+	-- a next key is published before its first signature, so that a rotation has no gap
+	if entry.status == "current" or entry.status == "next" then return nil; end
 	if entry.status == "retired" then
 		local limit = entry.not_after and M.parse_time(entry.not_after);
 		if limit and signed_at <= limit then return nil; end

@@ -37,7 +37,8 @@ end
 -- A receiving server's decision about a message from domain `origin` (XEP "At a Receiving
 -- Server").  opts: origin, takes_part (announced or remembered), keys (its published key set
 -- as last fetched, or nil; the last record's key must be one valid at its time), key_source (where they were learned: s2s-pin when fetched over this
--- server's own outgoing link to `origin` checked by a pin, ...).  Only what this needs is read
+-- server's own outgoing link to `origin` checked by a pin, ...), keys_unavailable (there is no
+-- usable key set because fetching it failed).  Only what this needs is read
 -- (read_last_record): the path's shape, whether a record states 'st' (only the delivering server
 -- may), and the last record's 's', 't', 'k' and 'z'; the recipient decodes every record.  A path
 -- that cannot be read so, or that states 'st', is removed from `message`; nothing else is
@@ -66,7 +67,9 @@ function M.receive_chain(message, opts)
 	local problem = "key-unknown";
 	if opts.keys then problem = M.key_problem(opts.keys, last.key, last.time or 0); end
 	if problem == "key-unknown" then
-		return { chain = "fail", chain_reason = "key-unknown", refetch = true, sig = sig };
+		-- keys_unavailable: fetching them failed (no answer, unreachable); nothing is known
+		-- against the key, so this is not key-unknown
+		return { chain = "fail", chain_reason = opts.keys_unavailable and "keys-unavailable" or "key-unknown", refetch = true, sig = sig };
 	end
 	if problem then return { chain = "fail", chain_reason = problem, refetch = false, sig = sig }; end -- the origin withdrew it
 	return { chain = "pass", vouch = opts.key_source, refetch = false, sig = sig };

@@ -42,12 +42,12 @@ def parse_key(text: str) -> tuple[str, str]:
 
 
 def _key_entry(text: str, status: KeyStatus) -> PublishedKey:
-    """One value of the key, retired-key or revoked-key field."""
+    """One value of the key, next-key, retired-key or revoked-key field."""
     token, _, when = text.partition(" ")
     alg, key = parse_key(token)
-    if status is KeyStatus.CURRENT:
+    if status in (KeyStatus.CURRENT, KeyStatus.NEXT):
         if when:
-            raise InvalidInput("a current key is given alone")
+            raise InvalidInput(f"a {status.value} key is given alone")
         return PublishedKey(key, status, alg=alg)
     if status is KeyStatus.REVOKED and not when:
         return PublishedKey(key, status, alg=alg)  # no compromise time known: nothing it signed stays valid
@@ -93,9 +93,11 @@ def read_disco_info(query: etree._Element, domain: str) -> Published:
         field = form.get(name)
         return [] if field is None else [(v.text or "").strip() for v in field.iter(f"{{{NS_DATA}}}value")]
 
-    check_key_count(sum(len(values(name)) for name in ("key", "retired-key", "revoked-key")), domain, "key form")
+    check_key_count(sum(len(values(name)) for name in ("key", "next-key", "retired-key", "revoked-key")), domain,
+                    "key form")
     try:
         keys = [_key_entry(value, status) for name, status in (("key", KeyStatus.CURRENT),
+                                                               ("next-key", KeyStatus.NEXT),
                                                                ("retired-key", KeyStatus.RETIRED),
                                                                ("revoked-key", KeyStatus.REVOKED))
                 for value in values(name)]
@@ -111,11 +113,16 @@ def read_disco_info(query: etree._Element, domain: str) -> Published:
 
 
 def key_values(keys: KeySet) -> dict[str, list[str]]:
-    """The key, retired-key and revoked-key values, as the form and the DNS records write them."""
-    return {"key": [f"{k.alg}:{k.key}" for k in keys.keys if k.status is KeyStatus.CURRENT],
-            "retired-key": [f"{k.alg}:{k.key} {k.not_after}" for k in keys.keys if k.status is KeyStatus.RETIRED],
-            "revoked-key": [f"{k.alg}:{k.key}" + (f" {k.since}" if k.since else "") for k in keys.keys
-                            if k.status is KeyStatus.REVOKED]}
+    """The key, next-key, retired-key and revoked-key values, as the form writes them (next-key only
+    when there is a next key, so that a form without one is the same as before the field existed)."""
+    values = {"key": [f"{k.alg}:{k.key}" for k in keys.keys if k.status is KeyStatus.CURRENT],
+              "next-key": [f"{k.alg}:{k.key}" for k in keys.keys if k.status is KeyStatus.NEXT],
+              "retired-key": [f"{k.alg}:{k.key} {k.not_after}" for k in keys.keys if k.status is KeyStatus.RETIRED],
+              "revoked-key": [f"{k.alg}:{k.key}" + (f" {k.since}" if k.since else "") for k in keys.keys
+                              if k.status is KeyStatus.REVOKED]}
+    if not values["next-key"]:
+        del values["next-key"]
+    return values
 
 
 def key_form(keys: KeySet, max_skew: int = DEFAULT_MAX_SKEW, cache_for: int = DEFAULT_CACHE_FOR) -> etree._Element:
@@ -147,12 +154,14 @@ def dns_name(domain: str) -> str:
 
 
 def txt_records(keys: KeySet) -> list[str]:
-    """One TXT record per key: ``v=tp1; k=ed25519:<key>``, with ``; s=retired; until=<time>`` or
-    ``; s=revoked; since=<time>``."""
+    """One TXT record per key: ``v=tp1; k=ed25519:<key>``, with ``; s=next``, ``; s=retired;
+    until=<time>`` or ``; s=revoked; since=<time>``."""
     out = []
     for k in keys.keys:
         text = f"v=tp1; k={k.alg}:{k.key}"
-        if k.status is KeyStatus.RETIRED:
+        if k.status is KeyStatus.NEXT:
+            text += "; s=next"
+        elif k.status is KeyStatus.RETIRED:
             text += f"; s=retired; until={k.not_after}"
         elif k.status is KeyStatus.REVOKED:
             text += "; s=revoked" + (f"; since={k.since}" if k.since else "")
@@ -177,8 +186,8 @@ def read_txt_records(texts: list[str], domain: str) -> KeySet:
     for tags in records:
         try:
             alg, key = parse_key(tags.get("k", ""))
-            status = {"retired": KeyStatus.RETIRED, "revoked": KeyStatus.REVOKED}.get(tags.get("s", ""),
-                                                                                      KeyStatus.CURRENT)
+            status = {"next": KeyStatus.NEXT, "retired": KeyStatus.RETIRED,
+                      "revoked": KeyStatus.REVOKED}.get(tags.get("s", ""), KeyStatus.CURRENT)
             for name in ("until", "since"):
                 if name in tags:
                     parse_time(tags[name])
@@ -201,7 +210,7 @@ def read_posh_document(data: object, domain: str) -> tuple[KeySet, int]:
     """A domain's keys and how long to keep them, from its POSH document."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise MalformedStanza(f"{domain}'s POSH document needs a 'keys' list")
-    expires = data.get("expires", DEFAULT_CACHE_FOR)
+    expires = data.get("expires") if data.get("expires") is not None else DEFAULT_CACHE_FOR
     if not isinstance(expires, int) or isinstance(expires, bool) or expires < 0:
         raise MalformedStanza(f"{domain}'s POSH document: 'expires' must be whole seconds")
     check_key_count(len(data["keys"]), domain, "POSH document")

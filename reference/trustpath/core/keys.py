@@ -43,6 +43,10 @@ def unb64(text: str, length: int, what: str) -> bytes:
         raise InvalidInput(f"{what} is not valid base64") from exc
     if len(raw) != length:
         raise InvalidInput(f"{what} must be {length} bytes, got {len(raw)}")
+    if base64.b64encode(raw).decode("ascii") != text:
+        # unused bits set in the last character: another spelling of the same bytes, which the
+        # Lua core (and a record's exact comparison of keys) would not match
+        raise InvalidInput(f"{what} is not in canonical base64 (unused bits set in its last character)")
     return raw
 
 
@@ -128,7 +132,8 @@ def short_spki(pin: str) -> str:
 
 KeyStatus = StrEnum("KeyStatus", [(s.upper(), s) for s in TABLE["key_statuses"]],  # type: ignore[misc]
                     module=__name__, qualname="KeyStatus")
-KeyStatus.__doc__ = "Where a published key stands: current, retired (valid until its not-after time) or revoked."
+KeyStatus.__doc__ = ("Where a published key stands: current, next (published before the server signs with it, "
+                     "valid like a current key), retired (valid until its not-after time) or revoked.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,8 @@ class KeySet:
         entry = self.status_of(key)
         if entry is None:
             return "key-unknown"
-        if entry.status is KeyStatus.CURRENT:
+        if entry.status in (KeyStatus.CURRENT, KeyStatus.NEXT):
+            # a next key is published before its first signature so that a rotation has no gap
             return None
         if entry.status is KeyStatus.RETIRED:
             return None if entry.not_after is not None and signed_at <= parse_time(entry.not_after) \
@@ -194,8 +200,12 @@ class KeySet:
 
         not_after = format_time(at + timedelta(seconds=max_skew))
         kept = tuple(PublishedKey(k.key, KeyStatus.RETIRED, not_after) if k.status is KeyStatus.CURRENT else k
-                     for k in self.keys)
+                     for k in self.keys if k.key != new_key)  # a next key becomes the current one
         return KeySet(self.domain, (PublishedKey(new_key),) + kept)
+
+    def with_next(self, key: str) -> KeySet:
+        """``key`` published as the next key: valid from now on, before the server signs with it."""
+        return KeySet(self.domain, self.keys + (PublishedKey(key, KeyStatus.NEXT),))
 
     def revoked(self, key: str, since: datetime) -> KeySet:
         """``key`` revoked, compromised since ``since``."""
@@ -219,11 +229,12 @@ def _published_key(entry: object) -> PublishedKey:
     if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
         raise InvalidInput("each key entry needs a 'key' string")
     unb64_raw(entry["key"].rstrip("="), 32, "an Ed25519 public key")
-    alg = entry.get("alg", "ed25519")
+    # JSON null counts as absent, as for the times below
+    alg = entry.get("alg") if entry.get("alg") is not None else "ed25519"
     if alg not in TABLE["algorithms"]:
         raise InvalidInput(f"key algorithm {alg!r} is not supported; only {TABLE['algorithms']}")
     try:
-        status = KeyStatus(entry.get("status", "current"))
+        status = KeyStatus(entry.get("status") if entry.get("status") is not None else "current")
     except ValueError as exc:
         raise InvalidInput(f"unknown key status {entry.get('status')!r}") from exc
     times = {}

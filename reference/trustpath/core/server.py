@@ -118,7 +118,7 @@ def filter_client_path(message: etree._Element, session_key: str | None) -> Clie
 
 
 def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, keys: KeySet | None,
-                  key_source: KeySource) -> ChainDecision:
+                  key_source: KeySource, keys_unavailable: bool = False) -> ChainDecision:
     """A receiving server's decision about a message from domain ``origin`` (XEP: At a Receiving
     Server): ``takes_part`` says whether ``origin`` takes part (announced or remembered), ``keys``
     are its published keys as last fetched (the last record's key must be one valid at its time:
@@ -126,7 +126,9 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
     ``s2s-pin``: over this server's own outgoing link to ``origin``, checked by a pin).  Only what
     this needs is read (:func:`read_last_record`): the path's shape, whether a record states 'st'
     (only the delivering server may), and the last record's 's', 't', 'k' and 'z'; the recipient
-    decodes every record.  A path that cannot be read so, or that states 'st', is removed from
+    decodes every record.  ``keys_unavailable``: there is no usable key set because fetching it
+    failed (no answer, unreachable), so a key not known is ``keys-unavailable`` (unknown), not
+    ``key-unknown``.  A path that cannot be read so, or that states 'st', is removed from
     ``message``; nothing else is changed.  ``sig`` is the last record's signature (what a pass
     vouches for)."""
     try:
@@ -148,6 +150,9 @@ def receive_chain(message: etree._Element, *, origin: str, takes_part: bool, key
         return ChainDecision(stripped_or_absent, sig=last.sig)
     problem = "key-unknown" if keys is None else keys.problem(last.key, from_epoch(last.time or 0))
     if problem == "key-unknown":
+        if keys_unavailable:
+            # nothing is known against the key: the fetch failed, it did not name other keys
+            return ChainDecision(Chain.FAIL, Reason.KEYS_UNAVAILABLE, refetch=True, sig=last.sig)
         return ChainDecision(Chain.FAIL, Reason.KEY_UNKNOWN, refetch=True, sig=last.sig)
     if problem is not None:  # revoked, or retired before the record's time: the origin withdrew it
         return ChainDecision(Chain.FAIL, Reason(problem), sig=last.sig)

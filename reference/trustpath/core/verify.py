@@ -416,6 +416,9 @@ def _hop_strength(hop: _Hop, role: str, up_status: Status | None, down_att: Reco
         if view.result is Result.FAIL:
             return _reason(view.reason) or Reason.VALIDATION_FAILURE, Strength.FAILED
     if down_att is not None and down_att.chain is Chain.FAIL and hop.missing is None:
+        if down_att.chain_reason == Reason.KEYS_UNAVAILABLE:
+            # the receiving server could not learn the keys: it says nothing either way
+            return Reason.KEYS_UNAVAILABLE, Strength.UNKNOWN
         return _reason(down_att.chain_reason) or Reason.CHAIN_BROKEN, Strength.FAILED
     if hop.missing is not None and hop.missing != Reason.NOT_PARTICIPATING:
         return hop.missing, Strength.FAILED

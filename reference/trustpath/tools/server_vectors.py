@@ -170,13 +170,13 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
 
     # --- At a Receiving Server ---------------------------------------------------------------
     def receiving(name: str, description: str, data: bytes, *, chain: str, reason: str | None = None,
-                  vouch: str | None, takes_part: bool = True, keyset: KeySet = a_keys,
+                  vouch: str | None, takes_part: bool = True, keyset: KeySet | None = a_keys,
                   source: str = "s2s-pin", in_view: View = h2_view, signed: Any = None,
-                  refusal: dict[str, str] | None = None) -> None:
+                  refusal: dict[str, str] | None = None, unavailable: bool = False) -> None:
         message = parse_stanza(data)
         fields = message_fields(message)
         decision = receive_chain(message, origin="a.example", takes_part=takes_part, keys=keyset,
-                                 key_source=KeySource(source))
+                                 key_source=KeySource(source), keys_unavailable=unavailable)
         got = (decision.chain.value, None if decision.chain_reason is None else str(decision.chain_reason),
                decision.vouch.value if decision.vouch else None)
         assert got == (chain, reason, vouch), (name, got)
@@ -189,7 +189,8 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
         cases.append({
             "name": name, "rule": "At a Receiving Server", "description": description, "stanza": write(name, data),
             "facts": {"role": "receiving", "origin": "a.example", "takes_part": takes_part,
-                      "keys": [k.to_json() for k in keyset.keys], "key_source": source, "view": in_view.text()},
+                      "keys": [k.to_json() for k in keyset.keys] if keyset is not None else [],
+                      "keys_unavailable": unavailable, "key_source": source, "view": in_view.text()},
             "expected": {"chain": chain, "chain_reason": reason, "vouch": vouch, "refetch": decision.refetch,
                          "path": _sigs(message), "refusal": refusal},
         })
@@ -241,6 +242,14 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
                                    PublishedKey(a_keys.keys[0].key, KeyStatus.RETIRED, "2026-11-25T09:05:00Z")))
     receiving("key-still-published", "a.example rotated its key after signing, and still publishes the old one",
               data, chain="pass", vouch="s2s-pin", keyset=rotated)
+    ahead = KeySet("a.example", (PublishedKey(keys.signing_key("server/a.example/2").public),
+                                 PublishedKey(a_keys.keys[0].key, KeyStatus.NEXT)))
+    receiving("signed-with-the-next-key", "a.example signs with the key it published as its next one (a "
+              "rotation in progress): the key is published, so what arrived passes", data, chain="pass",
+              vouch="s2s-pin", keyset=ahead)
+    receiving("keys-unavailable", "fetching a.example's keys failed (no answer): nothing is known against the "
+              "key its record names, so the chain says the keys were unavailable, not that the key is unknown",
+              data, chain="fail", reason="keys-unavailable", vouch=None, keyset=None, unavailable=True)
     revoked = KeySet("a.example", (PublishedKey(keys.signing_key("server/a.example/2").public),
                                    PublishedKey(a_keys.keys[0].key, KeyStatus.REVOKED, since="2026-11-20T00:00:00Z")))
     receiving("key-revoked", "a.example revoked the key its record names: what arrived fails, whatever the key's "

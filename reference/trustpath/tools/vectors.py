@@ -297,6 +297,10 @@ def write_findings(directory: FsPath) -> None:
                                                                    "vouch": None}}), anchor, "untrusted", "H1",
          "key-unknown")
     del a_key
+    # b.example could not fetch a.example's keys (no answer): H2 is not described, not failed
+    case("receiving-server-could-not-fetch-keys", resign({2: {"chain": Chain.FAIL, "chain_reason": "keys-unavailable",
+                                                              "vouch": None}}), anchor, "unknown", "H2",
+         "keys-unavailable")
     # the identity of a message without 'id' is its origin-id
     with_origin_id = stanza.replace(b' id="tp-0003"', b"", 1).replace(
         b"</body>", b"</body><origin-id xmlns='" + NS_SID.encode() + b"' id='tp-0003'/>", 1)

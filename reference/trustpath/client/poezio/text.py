@@ -32,6 +32,7 @@ REASON_WORDS = {
     "key-mismatch": "the two ends saw different keys",
     "pin-mismatch": "key does not match the pin",
     "key-unknown": "key no longer known",
+    "keys-unavailable": "the receiving server could not fetch the sender's keys",
     "key-revoked": "signed with a revoked key",
     "key-retired": "signed with a retired key",
     "clock-skew": "clock wrong",

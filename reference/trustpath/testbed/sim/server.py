@@ -20,7 +20,8 @@ from ...core.attest import sign_record
 from ...core.codec import NS_CARBONS, NS_DELAY, NS_FORWARD, NS_MAM, add_record, decode_view, find_path_element, \
     message_fields, parse_stanza, path_records, serialize
 from ...core.disco import parse_key
-from ...core.keys import KeySet, PublishedKey, spki_sha256
+from ...core.errors import UsageError
+from ...core.keys import KeySet, PublishedKey, SigningKey, spki_sha256
 from ...core.constants import DEFAULT_CACHE_FOR
 from ...core.model import MAX_RECORDS, NS, Chain, KeySource, MessageFields, Reason, Result, View
 from ...core.preflight import preflight_answer, preflight_element
@@ -129,6 +130,9 @@ class ServerNode:
         self.key_cache: dict[str, FetchedKeys] = {}
         #: how long others may use this server's published key set (disco 'cache-for')
         self.cache_for = DEFAULT_CACHE_FOR
+        #: False while this server leaves key queries unanswered (overloaded, a broken link)
+        self.answers_key_queries = True
+        self._next_signing: SigningKey | None = None
         self.sessions: dict[str, Session] = {}
         self.links: dict[str, S2SLink] = {}
         self.offline: dict[str, list[tuple[bytes, datetime, Arrival | None]]] = {}
@@ -149,6 +153,20 @@ class ServerNode:
         new = self.fed.keys.signing_key(f"server/{self.domain}/{self._generation}")
         self.keyset = self.keyset.rotated(new.public, self.now(), self.fed.max_skew)
         self.signing = new
+
+    def publish_next_key(self) -> None:
+        """Publish the key this server will sign with next (XEP: Keys, 'next-key'); it keeps
+        signing with the current one until :meth:`switch_to_next_key`."""
+        self._generation += 1
+        self._next_signing = self.fed.keys.signing_key(f"server/{self.domain}/{self._generation}")
+        self.keyset = self.keyset.with_next(self._next_signing.public)
+
+    def switch_to_next_key(self) -> None:
+        """Sign with the published next key from now on; the old one is retired."""
+        if self._next_signing is None:
+            raise UsageError(f"{self.domain} has published no next key")
+        self.keyset = self.keyset.rotated(self._next_signing.public, self.now(), self.fed.max_skew)
+        self.signing, self._next_signing = self._next_signing, None
 
     def disco(self) -> tuple[bool, KeySet | None]:
         """What service discovery on this server answers: the feature, and the published keys."""
@@ -358,23 +376,27 @@ class ServerNode:
         until = self.remembered.get(origin)
         return feature or (until is not None and self.now() <= until)
 
-    def fetch_keys(self, origin: str, *, again: bool = False) -> tuple[KeySet | None, KeySource]:
+    def fetch_keys(self, origin: str, *, again: bool = False) -> tuple[KeySet | None, KeySource, bool]:
         """``origin``'s published keys, asked for over this server's own outgoing link to it, and
         the key source that link makes them: as strong as this server's check of that link.
         Keys the operator configured are used as they are; fetched ones until their cache-for
-        runs out, or until ``again`` (a record named a key not among them)."""
+        runs out, or until ``again`` (a record named a key not among them).  The third value says
+        the fetch failed (no answer): then nothing is cached, so the next message asks again."""
         if origin in self.configured_keys:
-            return self.configured_keys[origin], KeySource.CONFIG
+            return self.configured_keys[origin], KeySource.CONFIG, False
         cached = self.key_cache.get(origin)
         if cached is not None and not again and cached.usable(self.now()):
-            return cached.keys, cached.source
+            return cached.keys, cached.source, False
+        if not self.fed.servers[origin].answers_key_queries:
+            self.key_cache.pop(origin, None)
+            return None, KeySource.NONE, True
         link = self.link_to(origin)
         answer = self.fed.key_answer(self.domain, origin)
         method = link.out_view.method if link.out_view.result is Result.PASS else "none"
         source = KeySource({"pin": "s2s-pin", "dane-ee": "s2s-dane", "dane-ta": "s2s-dane",
                             "pkix": "s2s-pkix"}.get(method, "s2s-none"))
         self.key_cache[origin] = FetchedKeys(answer, source, self.now(), self.fed.servers[origin].cache_for)
-        return answer, source
+        return answer, source, False
 
     def from_server(self, link: S2SLink, data: bytes) -> None:
         """A message from a remote server: decide what arrived, then deliver with our record."""
@@ -385,11 +407,13 @@ class ServerNode:
         fields = message_fields(root)
         origin = link.origin
         takes_part = self.upstream_takes_part(origin)
-        keys, source = self.fetch_keys(origin) if takes_part else (None, KeySource.NONE)
-        decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source)
-        if decision.refetch:  # a key not in the cached set: ask once more (XEP: Keys)
-            keys, source = self.fetch_keys(origin, again=True)
-            decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source)
+        keys, source, failed = self.fetch_keys(origin) if takes_part else (None, KeySource.NONE, False)
+        decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
+                                 keys_unavailable=failed)
+        if decision.refetch and not failed:  # a key not in the cached set: ask once more (XEP: Keys)
+            keys, source, failed = self.fetch_keys(origin, again=True)
+            decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
+                                     keys_unavailable=failed)
         if decision.error is not None:
             self.log.append(f"{self.domain}: removed an invalid path from {origin}: {decision.error}")
         if fields.require:
