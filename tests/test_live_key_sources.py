@@ -1,8 +1,8 @@
 """Every key source of the XEP's "Keys" section that a server uses, live: b.example learns
 a.example's record key from DNSSEC-validated ``_trust-path`` TXT records (key source
 ``dnssec``), from its operator's configuration (``config``), or over its own CA-checked link
-(``s2s-pkix``), and the verdict never claims more than the source supports.  POSH is not read by
-mod_trust_path (prosody/README.md).
+(``s2s-pkix``), or from its POSH document over HTTPS (``posh``), and the verdict never claims
+more than the source supports.
 
 Two real Prosody servers, real s2s TLS, the harness's DNS server (a DNSSEC-signed zone where the
 setup says so; libunbound validates it with the zone's trust anchor), slixmpp clients with the
@@ -128,3 +128,41 @@ def test_a_configured_key_the_peer_does_not_hold_fails_the_chain(tmp_path):
     h2 = _h2(report)
     assert report.verdict is Verdict.UNTRUSTED and h2.result is HopResult.FAIL and h2.reason is Reason.KEY_UNKNOWN, \
         _shown(report)
+
+
+# --- POSH: https://a.example/.well-known/posh/trust-path.json ------------------------------
+
+#: b.example checks a.example by the CA only, and a.example serves its POSH document
+POSH = Setup(s2s_pins=False)
+
+
+def test_a_posh_document_gives_key_source_posh():
+    report, logs = _run(replace(POSH, posh_keys="real"))
+    h2 = _h2(report)
+    assert h2.result is HopResult.PASS and h2.key_source == "posh", _shown(report)
+    # POSH is as good as a CA (an attacker with a CA-valid certificate can serve it): weak
+    assert KEY_SOURCE_STRENGTH[KeySource("posh")] is Strength.CA
+    assert report.verdict is Verdict.WEAK, _shown(report)
+
+
+def test_a_posh_document_naming_another_key_fails_the_chain():
+    # a.example's disco#info (over b.example's CA-checked link) names its real key: POSH wins
+    report, logs = _run(replace(POSH, posh_keys="wrong"))
+    h2 = _h2(report)
+    assert report.verdict is Verdict.UNTRUSTED and h2.result is HopResult.FAIL and h2.reason is Reason.KEY_UNKNOWN, \
+        _shown(report)
+    assert any("chain fail (key-unknown)" in line for line in logs), logs
+
+
+def test_a_posh_server_whose_certificate_names_another_domain_is_ignored():
+    report, logs = _run(replace(POSH, posh_keys="other-name"))
+    h2 = _h2(report)
+    assert report.verdict is Verdict.WEAK and h2.result is HopResult.PASS and h2.key_source == "s2s-pkix", _shown(report)
+    assert any("a.example: no POSH document (certificate-verify-failed)" in line for line in logs), logs
+
+
+def test_a_pinned_link_beats_a_posh_document():
+    # the XEP's order: a key set fetched over a pinned link, else POSH
+    report, _ = _run(Setup(posh_keys="wrong"))
+    h2 = _h2(report)
+    assert report.verdict is Verdict.TRUSTED and h2.key_source == "s2s-pin", _shown(report)

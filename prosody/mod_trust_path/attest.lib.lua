@@ -1,7 +1,7 @@
 -- This server's own record: signed onto a message when it leaves (for a remote domain or a
 -- local client), with what its marker remembers of the message's arrival (XEP "Roles").
 return function (tp)
-	local core, host, signing_key = tp.core, tp.host, tp.keys.signing_key;
+	local core, host, keys = tp.core, tp.host, tp.keys; -- keys.signing_key changes when the keys are reloaded
 	local NS = core.NS;
 
 	-- The signature of the path's last record, or nil (no path, or one that cannot be read).
@@ -39,7 +39,7 @@ return function (tp)
 				fields.id, fields.sender);
 			vouch = nil;
 		end
-		local att = core.attest(fields, signing_key, { signer = host, time = os.time(), in_view = pending.in_view,
+		local att = core.attest(fields, keys.signing_key, { signer = host, time = os.time(), in_view = pending.in_view,
 			chain = pending.chain, chain_reason = pending.chain_reason, vouch = vouch, removed = pending.removed,
 			out_view = out_view, out_peer = out_peer, stored = stored, previous = previous });
 		core.add_record(message, att);

@@ -78,7 +78,16 @@ local sending, receiving, delivery = tp.sending, tp.receiving, tp.delivery;
 
 -- Discovery (XEP "Keys"): the feature and the key form.
 module:add_feature(NS);
-module:add_extension(tp.keys.disco_form());
+local key_form = tp.keys.disco_form();
+module:add_extension(key_form);
+-- prosodyctl reload: the keys are read again (a key rotation needs no restart), and the form
+-- that publishes them is replaced.
+module:hook_global("config-reloaded", function ()
+	if not tp.keys.reload() then return; end
+	module:remove_item("extension", key_form);
+	key_form = tp.keys.disco_form();
+	module:add_extension(key_form);
+end);
 
 -- Session facts.
 module:hook("authentication-success", function (event) tls.record_authentication(event.session); end, 10);

@@ -16,22 +16,38 @@
 -- form does not add to them: a domain that publishes its keys in DNSSEC names all of them there,
 -- so a key announced only over a weaker link is unknown.  Records that are not validated
 -- (insecure, bogus, or a resolver without DNSSEC) are ignored.
+--
+-- And the domain's POSH document (trust_path_posh_keys, on by default) is fetched from
+-- https://<domain>/.well-known/posh/trust-path.json with Prosody's HTTPS client, which checks
+-- the certificate chain against the configured CAs and that the certificate names the domain
+-- (net.http: getpeerverification, util.x509.verify_identity); anything else counts as no
+-- document.  Its keys have key source "posh" (as good as a CA).  Of what was found, the domain's
+-- keys are: the DNSSEC-validated records, else the disco#info set over a link checked by a pin
+-- or DANE, else the POSH document, else the disco#info set (XEP "Discovery and Keys").
+--
+-- A fetch that fails (no answer, unreachable) is not evidence against a key: the domain's keys
+-- are "unavailable" (chain fail.keys-unavailable, which the recipient shows as unknown) and are
+-- fetched again, on the next message, once the fetch interval (key_fetch_interval) has passed.
 local st = require "util.stanza";
 local new_id = require "util.id".medium;
 local promise = require "util.promise";
 local idna_to_ascii = require "util.encodings".idna.to_ascii;
 local cache = require "util.cache";
+local json = require "util.json";
+local timer = require "util.timer";
 
 return function (tp)
 	local core, host = tp.core, tp.host;
 	local remember_seconds, peer_keys = tp.options.remember_seconds, tp.options.peer_keys;
-	local dnssec_enabled = tp.options.dnssec_keys;
+	local dnssec_enabled, posh_enabled = tp.options.dnssec_keys, tp.options.posh_keys;
 	local s2s_view = tp.tls.s2s_view;
 	local NS_DISCO_INFO = core.NS_DISCO_INFO;
 
 	-- A domain's keys are fetched at most every KEY_FETCH_INTERVAL seconds, whatever its
 	-- cache-for says, and so is a refetch for an unknown key (XEP "Keys").
-	local MAX_CACHE, FAILED_INFO_TTL, REFETCH_AFTER = 86400, 60, core.KEY_FETCH_INTERVAL;
+	-- A failed fetch is tried again after the same interval (on the next message): a short outage
+	-- must not leave a domain's messages without keys for long.
+	local MAX_CACHE, REFETCH_AFTER, POSH_TIMEOUT = 86400, core.KEY_FETCH_INTERVAL, 10;
 	-- What is kept per remote domain is bounded (trust_path_peer_domains): the least recently used
 	-- domain is forgotten first (its keys are fetched again, its remembered policy read again from
 	-- the store), so that queries for ever new domains cannot grow this server's memory.
@@ -117,13 +133,49 @@ return function (tp)
 	end
 
 	-- What is known of a domain whose keys could not be fetched (the fetch failed, or did not
-	-- answer in time: held.lib decides held messages with it).
-	local function unavailable_info() return { takes_part = false, fetched = os.time(), error = true }; end
+	-- answer in time: held.lib decides held messages with it): its keys are unavailable, which
+	-- is no evidence against any key (chain fail.keys-unavailable, unknown at the recipient).
+	local function unavailable_info() return { takes_part = false, fetched = os.time(), error = true, unavailable = true }; end
+
+	-- A promise of { keys, expires } from `domain`'s POSH document, or of nil (none, not
+	-- fetched, not valid); never rejected.  net.http's default client verifies the certificate
+	-- (chain to the configured CAs, and that it names the domain) before it sends the request.
+	local function posh_keys(domain)
+		local ascii = posh_enabled and idna_to_ascii(domain);
+		if not ascii then return promise.resolve(nil); end
+		local url = "https://" .. ascii .. core.POSH_PATH;
+		return promise.new(function (resolve)
+			local done = false;
+			local function finish(value) if not done then done = true; resolve(value); end end
+			timer.add_task(POSH_TIMEOUT, function () finish(nil); end);
+			local ok, err = pcall(require "net.http".request, url, { suppress_errors = true, headers = { Accept = "application/json" } },
+				function (body, code)
+					if code ~= 200 then
+						-- 0: no connection, or a certificate that is not valid for the domain (body says which)
+						module:log(code == 0 and "info" or "debug", "%s: no POSH document (%s)", domain,
+							code == 0 and tostring(body) or ("HTTP " .. tostring(code)));
+						return finish(nil);
+					end
+					local document = json.decode(body or "");
+					local keys, expires = core.try(core.read_posh_document, document, domain);
+					if not keys then
+						module:log("warn", "%s: %s; ignoring its POSH document", domain, expires and expires.text or "not JSON");
+						return finish(nil);
+					end
+					module:log("debug", "%s: %d key(s) in its POSH document", domain, #keys);
+					finish({ keys = keys, expires = expires });
+				end);
+			if not ok then module:log("debug", "%s: POSH fetch failed: %s", domain, tostring(err)); finish(nil); end
+		end);
+	end
+
+	local STRONG_LINK = { ["s2s-pin"] = true, ["s2s-dane"] = true };
 
 	-- A promise of the peer info of `domain` (fetched once at a time per domain).
 	local function fetch_peer_info(domain)
 		if fetching[domain] then return fetching[domain]; end
 		local from_dns = dnssec_keys(domain);
+		local from_posh = posh_keys(domain);
 		local iq = st.iq({ type = "get", to = domain, from = host, id = "tp-disco-" .. new_id() })
 			:tag("query", { xmlns = NS_DISCO_INFO });
 		local p = module:send_iq(iq, nil, 10):next(function (event)
@@ -140,15 +192,21 @@ return function (tp)
 				info.keys and #info.keys or 0, info.key_source);
 			return info;
 		end, function (err)
-			module:log("info", "disco#info of %s failed (%s); treating it as not announcing trust-path", domain, tostring(err and err.text or err));
+			module:log("info", "disco#info of %s failed (%s); its keys are unavailable, asking again in %ds at the earliest", domain,
+				tostring(err and err.text or err), REFETCH_AFTER);
 			return unavailable_info();
 		end);
-		p = promise.all({ from_dns, p }):next(function (results)
-			local keys, info = results[1], results[2];
+		p = promise.all({ from_dns, p, from_posh }):next(function (results)
+			local keys, info, posh = results[1], results[2], results[3];
 			if keys then
 				-- validated DNS records: the domain takes part and these are its keys
 				info = { takes_part = true, keys = keys, key_source = "dnssec", fetched = info.fetched,
 					max_skew = info.max_skew, cache_for = info.cache_for };
+				remember(domain, info.fetched);
+			elseif posh and not (info.keys and STRONG_LINK[info.key_source]) then
+				-- a POSH document names all the domain's keys; only a pinned or DANE link beats it
+				info = { takes_part = true, keys = posh.keys, key_source = "posh", fetched = info.fetched,
+					max_skew = info.max_skew, cache_for = posh.expires };
 				remember(domain, info.fetched);
 			end
 			peer_infos:set(domain, info);
@@ -172,7 +230,7 @@ return function (tp)
 		end
 		local info = peer_infos:get(domain);
 		if not info then return nil; end
-		local ttl = info.error and FAILED_INFO_TTL or math.min(info.cache_for or core.DEFAULT_CACHE_FOR, MAX_CACHE);
+		local ttl = info.error and REFETCH_AFTER or math.min(info.cache_for or core.DEFAULT_CACHE_FOR, MAX_CACHE);
 		ttl = math.max(ttl, REFETCH_AFTER); -- a cache-for of 0 must not mean a fetch per message
 		if now - info.fetched < ttl then return info; end
 		return nil;

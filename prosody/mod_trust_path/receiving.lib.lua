@@ -21,7 +21,7 @@ return function (tp)
 		local now = os.time();
 		local takes_part = info.takes_part or peers.is_remembered(domain, now);
 		local decision = core.receive_chain(stanza, { origin = domain, takes_part = takes_part, keys = info.keys,
-			key_source = info.key_source });
+			key_source = info.key_source, keys_unavailable = info.unavailable });
 		if decision.refetch and not retried and peers.may_refetch(info, now) then
 			return "refetch"; -- a key not in the cached set: ask once more (XEP "Keys")
 		end

@@ -102,6 +102,8 @@ class Instance:
     drop_modules: list[str] = field(default_factory=list)
     trust_anchor: str | None = None  # DNSSEC: libunbound validates with it, and DANE is used
     components: dict[str, str] = field(default_factory=dict)  # e.g. {"rooms.b.example": "muc"}
+    #: load mod_posix, so that SIGHUP reloads the configuration (:meth:`reload`, prosodyctl reload)
+    reloadable: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -145,8 +147,8 @@ class Instance:
             f"log = {{ {os.environ.get('TRUSTPATH_HARNESS_LOG', 'info')} = {_lua(str(self.log_file))} }}",
             f"plugin_paths = {_lua(self.plugin_paths)}",
             f"certificates = {_lua(str(self.workdir))}",
-            f"modules_enabled = {_lua([m for m in base + self.modules if m not in self.drop_modules])}",
-            'modules_disabled = { "s2s_bidi", "admin_shell", "posix" }',
+            f"modules_enabled = {_lua([m for m in base + self.modules + (['posix'] if self.reloadable else []) if m not in self.drop_modules])}",
+            f"modules_disabled = {_lua(['s2s_bidi', 'admin_shell'] + ([] if self.reloadable else ['posix']))}",
             'authentication = "internal_hashed"',
             'storage = "internal"',
             "c2s_require_encryption = true",
@@ -212,6 +214,16 @@ class Instance:
         self.stop()
         self.write_config()
         self.start(env=env)
+
+    def reload(self) -> None:
+        """Write the configuration again and have the running server reload it (SIGHUP, as
+        ``prosodyctl reload`` does; needs :attr:`reloadable`)."""
+        if not self.reloadable:
+            raise RuntimeError(f"{self.domain} runs without mod_posix: it cannot reload its configuration")
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"{self.domain} is not running")
+        self.write_config()
+        os.kill(self.process.pid, signal.SIGHUP)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

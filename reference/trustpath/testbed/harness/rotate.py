@@ -1,4 +1,6 @@
-"""Key rotation on a live server (scenario 10): a new record key, the old one retired."""
+"""Key rotation on a live server: a new record key, the old one retired (scenario 10, by a
+restart), and the operator procedure of prosody/README.md without a gap (the next key published
+first, then the switch, each by a configuration reload)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,44 @@ def rotate_key(instance: Instance) -> tuple[str, str]:
     instance.options["trust_path_retired_keys"] = retired
     instance.restart()
     return old.public, new.public
+
+
+def publish_next_key(instance: Instance) -> str:
+    """Step 1 of prosody/README.md's rotation: name a file for the next key
+    (``trust_path_next_key_file``) and reload; the module makes the key and publishes it as
+    ``next-key``.  Returns the next public key.  ``instance`` must be :attr:`~Instance.reloadable`."""
+    next_file = instance.workdir / "data" / "trust_path" / f"{instance.domain}.next.key"
+    instance.options["trust_path_next_key_file"] = str(next_file)
+    instance.reload()
+    return _written_key(next_file).public
+
+
+def switch_to_next_key(instance: Instance) -> tuple[str, str]:
+    """Step 3 (at least the old key set's cache-for after step 1): sign with the next key
+    (``trust_path_key_file``), list the old one in ``trust_path_retired_keys`` with a not_after of
+    now plus the skew, drop ``trust_path_next_key_file``, and reload.  Returns (old, new)."""
+    old = current_key(instance)
+    next_file = instance.options.pop("trust_path_next_key_file")
+    new = _written_key(Path(str(next_file)))
+    retired = list(instance.options.get("trust_path_retired_keys", []))  # type: ignore[call-overload]
+    retired.append({"key": old.public,
+                    "not_after": format_time(datetime.now(UTC) + timedelta(seconds=DEFAULT_MAX_SKEW))})
+    instance.options["trust_path_key_file"] = str(next_file)
+    instance.options["trust_path_retired_keys"] = retired
+    instance.reload()
+    return old.public, new.public
+
+
+def _written_key(path: Path, timeout: float = 5) -> SigningKey:
+    """The key in ``path`` once the module has written it (it does so when it reloads)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text(encoding="ascii").strip() if path.exists() else ""
+        if len(text) == 64:
+            return SigningKey.from_seed(bytes.fromhex(text))
+        if time.monotonic() > deadline:
+            raise FileNotFoundError(f"no record key was written to {path} within {timeout} s")
+        time.sleep(0.05)
 
 
 def renew_certificate(world: World, domain: str) -> str:

@@ -19,6 +19,7 @@ from ...core.timefmt import format_time
 from ..scenarios import ALICE, BOB, Bed, Outcome, Scenario, check_outcome, error_detail, scenarios_on
 from .clients import TrustPathClient
 from .mitm import C2SInterceptor, KeyFetchAttacker
+from .posh import PoshServer
 from .rotate import current_key
 from .world import C2S_INTERCEPTOR_ADDRESS, DIRECT_TLS_PORT, KEY_FETCH_ATTACKER_ADDRESS, World, build_world
 
@@ -57,6 +58,12 @@ class Setup:
     options: tuple[tuple[str, str, Any], ...] = ()
     #: extra Prosody modules: (domain, module), e.g. ``("a.example", "trust_path_test_silent")``
     modules: tuple[tuple[str, str], ...] = ()
+    #: the servers load mod_posix, so that their configuration can be reloaded (a key rotation)
+    reloadable: bool = False
+    #: a.example publishes its record keys in a POSH document over HTTPS (XEP "Discovery and
+    #: Keys"): ``real`` (its own key, a certificate for a.example from the harness's CA), ``wrong``
+    #: (a key it does not hold) or ``other-name`` (its own key, but a certificate for another name)
+    posh_keys: str | None = None
 
 
 @dataclass
@@ -150,12 +157,14 @@ def world_for(setup: Setup) -> World:
     direct_tls = {"a.example": (KEY_FETCH_ATTACKER_ADDRESS, DIRECT_TLS_PORT)} if setup.key_fetch_attack else None
     world = build_world(modules=modules, intercept=setup.intercept, env=env, configure=_configure(setup),
                         distrust=distrust, dane=setup.dane, keep_files=bool(os.environ.get("TRUSTPATH_HARNESS_KEEP")),
-                        direct_tls=direct_tls)
+                        direct_tls=direct_tls, reloadable=setup.reloadable)
     try:
         if setup.dane and not setup.a_tlsa:
             world.dns.zone.tlsa.pop("_15269._tcp.xmpp.a.example.", None)
         if setup.txt_keys is not None:
             publish_txt_keys(world, wrong=setup.txt_keys == "wrong")
+        if setup.posh_keys is not None:
+            publish_posh_keys(world, setup.posh_keys)
         if setup.h1_attack is not None:
             world.attackers.append(C2SInterceptor(
                 (C2S_INTERCEPTOR_ADDRESS, 15222), (world.address("a.example"), 15222), "a.example", ALICE,
@@ -180,6 +189,21 @@ def publish_txt_keys(world: World, *, wrong: bool = False) -> None:
     for domain, instance in world.servers.items():
         key = SigningKey.generate().public if wrong and domain == "a.example" else current_key(instance).public
         world.dns.zone.add_txt(f"_trust-path.{domain}", txt_records(KeySet(domain, (PublishedKey(key),))))
+
+
+def publish_posh_keys(world: World, how: str = "real") -> PoshServer:
+    """Serve a.example's record key as its POSH document, at a.example's address, port 443
+    (see :class:`.posh.PoshServer`): ``real``, ``wrong`` (a key it does not hold) or
+    ``other-name`` (served with a certificate for www.c.example, not for a.example)."""
+    if how not in ("real", "wrong", "other-name"):
+        raise ValueError(f"posh_keys is real, wrong or other-name, not {how!r}")
+    instance = world.servers["a.example"]
+    key = SigningKey.generate().public if how == "wrong" else current_key(instance).public
+    name = "www.c.example" if how == "other-name" else "a.example"
+    server = PoshServer(instance.address, KeySet("a.example", (PublishedKey(key),)),
+                        world.ca.issue(name, f"posh-{name}")).start()
+    world.services.append(server)
+    return server
 
 
 async def next_event(queue: asyncio.Queue[Any], timeout: float = 10) -> Any:

@@ -48,6 +48,8 @@ class World:
     interceptor: Interceptor | None = None
     #: further attackers a scenario started (anything with a stop()), stopped with the world
     attackers: list[Any] = field(default_factory=list)
+    #: other services a scenario started beside the servers (a POSH web server), stopped with the world
+    services: list[Any] = field(default_factory=list)
     keep_files: bool = False
 
     def address(self, domain: str) -> str:
@@ -58,8 +60,8 @@ class World:
             server.stop()
         if self.interceptor is not None:
             self.interceptor.stop()
-        for attacker in self.attackers:
-            attacker.stop()
+        for thing in self.attackers + self.services:
+            thing.stop()
         self.dns.stop()
         if not self.keep_files:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -78,7 +80,7 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
                 configure: Callable[[str, dict[str, str]], dict[str, object]] | None = None,
                 distrust: frozenset[str] = frozenset(), interceptor_address: str = INTERCEPTOR_ADDRESS,
                 dane: bool = False, components: dict[str, dict[str, str]] | None = None,
-                direct_tls: dict[str, tuple[str, int]] | None = None) -> World:
+                direct_tls: dict[str, tuple[str, int]] | None = None, reloadable: bool = False) -> World:
     """Start DNS and both servers on ``addresses`` (by default the harness's, see :func:`loopback`).
 
     ``modules`` are extra Prosody modules per domain; ``configure(domain, spki)`` returns extra
@@ -93,6 +95,9 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
 
     ``direct_tls`` publishes direct-TLS s2s (XEP-0368) records pointing at other addresses, e.g.
     ``{"a.example": (address, port)}``: where an attacker listens for connections to a.example.
+
+    With ``reloadable``, every server loads mod_posix, so that :meth:`.Instance.reload` (SIGHUP,
+    as ``prosodyctl reload``) makes it read its configuration again.
 
     ``components`` adds internal components per domain, e.g. ``{"b.example": {"rooms.b.example":
     "muc"}}`` for a room service; DNS names it at its server's address, so that users of the
@@ -143,7 +148,7 @@ def build_world(*, modules: dict[str, list[str]] | None = None,
             instance = Instance(domain, address, workdir / domain, dns.address[1], cred.cert_file, cred.key_file,
                                 trusted_ca, modules=list((modules or {}).get(domain, [])), options=extra,
                                 trust_anchor=zone.trust_anchor if dane else None,
-                                components=dict((components or {}).get(domain, {})))
+                                components=dict((components or {}).get(domain, {})), reloadable=reloadable)
             instance.write_config()
             for user in users:
                 instance.register(user, PASSWORD)
