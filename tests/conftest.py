@@ -15,7 +15,8 @@ BINDING = ROOT / "prosody" / "mod_trust_path" / "trust_path_crypto.so"
 #: test modules that start Prosody, tmux or poezio, or need lua5.4 and the built C binding:
 #: every test in them is marked ``live``, so that ``pytest -m "not live"`` is the offline suite
 LIVE_MODULES = frozenset({"test_live", "test_live_archive", "test_live_key_sources", "test_live_resumption",
-                          "test_live_sessions", "test_live_words", "test_poezio_tmux", "test_live_require"})
+                          "test_live_rotation", "test_live_sessions", "test_live_words", "test_poezio_tmux",
+                          "test_live_require"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

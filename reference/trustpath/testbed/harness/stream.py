@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ...client.slixmpp.wire import wire_bytes
+from ...core.codec import decode_path, find_message, parse_stanza
 from ...core.model import Verdict
 from ..scenarios import ALICE, BOB
 from .scenarios import Live
@@ -21,6 +23,8 @@ class StreamCount:
     sent: int = 0
     #: body -> (verdict, the weakest hops' labels and reasons, as shown)
     seen: dict[str, tuple[Verdict, str]] = field(default_factory=dict)
+    #: body -> the key a.example's record names (``k=``), or None without one
+    sender_keys: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -60,7 +64,11 @@ async def stream_messages(live: Live, *, count: int, interval: float, during: Ca
             report = event.report
             weakest = "; ".join(f"{h.label} {h.reason}" for h in report.hops
                                 if h.strength == min(x.strength for x in report.hops) and h.reason)
-            result.seen[str(event.stanza["body"])] = (report.verdict, weakest)
+            body = str(event.stanza["body"])
+            result.seen[body] = (report.verdict, weakest)
+            path = decode_path(find_message(parse_stanza(wire_bytes(event.stanza.xml))).message)
+            result.sender_keys[body] = next((r.key for r in path.records if r.signer == "a.example"), None) \
+                if path is not None else None
 
     collector = asyncio.create_task(collect())
     try:
