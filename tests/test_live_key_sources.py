@@ -157,7 +157,8 @@ def test_a_posh_document_naming_another_key_fails_the_chain():
 def test_a_posh_server_whose_certificate_names_another_domain_is_ignored():
     report, logs = _run(replace(POSH, posh_keys="other-name"))
     h2 = _h2(report)
-    assert report.verdict is Verdict.WEAK and h2.result is HopResult.PASS and h2.key_source == "s2s-pkix", _shown(report)
+    assert report.verdict is Verdict.WEAK and h2.result is HopResult.PASS and h2.key_source == "s2s-pkix", \
+        _shown(report)
     assert any("a.example: no POSH document (certificate-verify-failed)" in line for line in logs), logs
 
 

@@ -127,6 +127,7 @@ class Instance:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         base = ["roster", "saslauth", "tls", "dialback", "disco", "carbons", "offline", "ping", "mam",
                 "s2s_auth_certs"]
+        extra = ["posix"] if self.reloadable else []  # mod_posix: SIGHUP reloads the configuration
         unbound = f"resolvconf = false; hoststxt = false; forward = {_lua(f'127.0.0.1@{self.dns_port}')}; "
         if self.trust_anchor:
             # lua-unbound 1.0 takes one anchor as a string (ub_ctx_add_ta)
@@ -147,7 +148,7 @@ class Instance:
             f"log = {{ {os.environ.get('TRUSTPATH_HARNESS_LOG', 'info')} = {_lua(str(self.log_file))} }}",
             f"plugin_paths = {_lua(self.plugin_paths)}",
             f"certificates = {_lua(str(self.workdir))}",
-            f"modules_enabled = {_lua([m for m in base + self.modules + (['posix'] if self.reloadable else []) if m not in self.drop_modules])}",
+            f"modules_enabled = {_lua([m for m in base + self.modules + extra if m not in self.drop_modules])}",
             f"modules_disabled = {_lua(['s2s_bidi', 'admin_shell'] + ([] if self.reloadable else ['posix']))}",
             'authentication = "internal_hashed"',
             'storage = "internal"',

@@ -75,7 +75,9 @@ async def stream_messages(live: Live, *, count: int, interval: float, during: Ca
         for n in range(count):
             if n == start_after:
                 action = asyncio.create_task(during())
-            alice.send(BOB, f"{prefix} {n:04d}")
+            # alice's current connection (a fault may have made her log in again; while she does,
+            # the old one takes the message, and it is lost)
+            live.clients.get(ALICE, alice).send(BOB, f"{prefix} {n:04d}")
             result.sent += 1
             await asyncio.sleep(interval)
         if action is not None:
