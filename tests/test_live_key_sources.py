@@ -162,6 +162,15 @@ def test_a_posh_server_whose_certificate_names_another_domain_is_ignored():
     assert any("a.example: no POSH document (certificate-verify-failed)" in line for line in logs), logs
 
 
+def test_a_posh_document_over_64_kb_is_ignored():
+    # the document comes from anyone who can serve the domain's name: it may not make the server
+    # hold megabytes (net.http would take 10 MB by default)
+    report, logs = _run(replace(POSH, posh_keys="oversized"))
+    h2 = _h2(report)
+    assert h2.key_source == "s2s-pkix" and report.verdict is Verdict.WEAK, _shown(report)
+    assert any("a.example: no POSH document (content-length-limit-exceeded)" in line for line in logs), logs
+
+
 def test_a_pinned_link_beats_a_posh_document():
     # the XEP's order: a key set fetched over a pinned link, else POSH
     report, _ = _run(Setup(posh_keys="wrong"))

@@ -47,7 +47,7 @@ return function (tp)
 	-- cache-for says, and so is a refetch for an unknown key (XEP "Keys").
 	-- A failed fetch is tried again after the same interval (on the next message): a short outage
 	-- must not leave a domain's messages without keys for long.
-	local MAX_CACHE, REFETCH_AFTER, POSH_TIMEOUT = 86400, core.KEY_FETCH_INTERVAL, 10;
+	local MAX_CACHE, REFETCH_AFTER, POSH_TIMEOUT, POSH_MAX_BYTES = 86400, core.KEY_FETCH_INTERVAL, 10, 65536;
 	-- What is kept per remote domain is bounded (trust_path_peer_domains): the least recently used
 	-- domain is forgotten first (its keys are fetched again, its remembered policy read again from
 	-- the store), so that queries for ever new domains cannot grow this server's memory.
@@ -148,7 +148,7 @@ return function (tp)
 			local done = false;
 			local function finish(value) if not done then done = true; resolve(value); end end
 			timer.add_task(POSH_TIMEOUT, function () finish(nil); end);
-			local ok, err = pcall(require "net.http".request, url, { suppress_errors = true, headers = { Accept = "application/json" } },
+			local ok, req = pcall(require "net.http".request, url, { suppress_errors = true, headers = { Accept = "application/json" } },
 				function (body, code)
 					if code ~= 200 then
 						-- 0: no connection, or a certificate that is not valid for the domain (body says which)
@@ -165,7 +165,9 @@ return function (tp)
 					module:log("debug", "%s: %d key(s) in its POSH document", domain, #keys);
 					finish({ keys = keys, expires = expires });
 				end);
-			if not ok then module:log("debug", "%s: POSH fetch failed: %s", domain, tostring(err)); finish(nil); end
+			if not ok then module:log("debug", "%s: POSH fetch failed: %s", domain, tostring(req)); return finish(nil); end
+			-- net.http reads the limit from the request when the answer starts (default 10 MB)
+			if type(req) == "table" then req.body_size_limit = POSH_MAX_BYTES; end
 		end);
 	end
 

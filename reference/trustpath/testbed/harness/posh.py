@@ -24,10 +24,13 @@ class PoshServer:
     (a certificate for that domain, or, to test that it is refused, for another name)."""
 
     def __init__(self, address: str, keys: KeySet, credential: Credential, *, expires: int = 3600,
-                 port: int = POSH_PORT) -> None:
+                 port: int = POSH_PORT, padding: int = 0) -> None:
         self.address = address
         self.port = port
-        self.document = json.dumps(posh_document(keys, expires)).encode()
+        document = posh_document(keys, expires)
+        if padding:
+            document["padding"] = "x" * padding  # an unknown member: a document this much larger
+        self.document = json.dumps(document).encode()
         self.credential = credential
         #: the paths asked for, in order: what the fetching server did
         self.requests: list[str] = []

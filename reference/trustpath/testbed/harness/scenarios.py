@@ -62,7 +62,8 @@ class Setup:
     reloadable: bool = False
     #: a.example publishes its record keys in a POSH document over HTTPS (XEP "Discovery and
     #: Keys"): ``real`` (its own key, a certificate for a.example from the harness's CA), ``wrong``
-    #: (a key it does not hold) or ``other-name`` (its own key, but a certificate for another name)
+    #: (a key it does not hold), ``other-name`` (its own key, but a certificate for another name) or
+    #: ``oversized`` (its own key, in a document of over 100 KB)
     posh_keys: str | None = None
 
 
@@ -194,14 +195,15 @@ def publish_txt_keys(world: World, *, wrong: bool = False) -> None:
 def publish_posh_keys(world: World, how: str = "real") -> PoshServer:
     """Serve a.example's record key as its POSH document, at a.example's address, port 443
     (see :class:`.posh.PoshServer`): ``real``, ``wrong`` (a key it does not hold) or
-    ``other-name`` (served with a certificate for www.c.example, not for a.example)."""
-    if how not in ("real", "wrong", "other-name"):
-        raise ValueError(f"posh_keys is real, wrong or other-name, not {how!r}")
+    ``other-name`` (served with a certificate for www.c.example, not for a.example) or
+    ``oversized`` (its own key in a document of over 100 KB)."""
+    if how not in ("real", "wrong", "other-name", "oversized"):
+        raise ValueError(f"posh_keys is real, wrong, other-name or oversized, not {how!r}")
     instance = world.servers["a.example"]
     key = SigningKey.generate().public if how == "wrong" else current_key(instance).public
     name = "www.c.example" if how == "other-name" else "a.example"
     server = PoshServer(instance.address, KeySet("a.example", (PublishedKey(key),)),
-                        world.ca.issue(name, f"posh-{name}")).start()
+                        world.ca.issue(name, f"posh-{name}"), padding=100_000 if how == "oversized" else 0).start()
     world.services.append(server)
     return server
 
