@@ -10,7 +10,7 @@ key before signing with it, so the first test below fails there (no next key is 
 fetch unanswered for 15 s made 80 of 120 messages untrusted, "H2 key-unknown" (the failed fetch
 was kept for 60 s and named the key unknown), so the second fails too.  Now the next key is
 published before the module signs with it, and a failed fetch is ``keys-unavailable`` (unknown)
-and retried after 5 s.
+and retried once the fetch interval (10 s) has passed.
 
 Two real Prosody servers (reloadable: mod_posix, so that SIGHUP reloads the configuration as
 ``prosodyctl reload`` does), real s2s TLS, slixmpp clients with the trust_path plugin.  Marked
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_prosody
+from trustpath.core.constants import KEY_FETCH_INTERVAL
 from trustpath.core.keys import SigningKey
 from trustpath.core.model import Verdict
 from trustpath.testbed.harness.rotate import current_key, publish_next_key, switch_to_next_key
@@ -32,8 +33,9 @@ from trustpath.testbed.harness.stream import StreamCount, stream_messages
 from trustpath.testbed.scenarios import ALICE, BOB
 
 #: how long b.example may use a.example's key set: short, so that the README's wait ("at least
-#: cache-for") takes seconds here
-CACHE_FOR = 3
+#: cache-for") takes seconds here; no shorter than the interval below which a server does not fetch
+#: a domain's keys again (key_fetch_interval, 10 s), which bounds a cache-for from below
+CACHE_FOR = KEY_FETCH_INTERVAL
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +58,10 @@ def _stream(setup: Setup, during, *, count: int, start_after: int, interval: flo
     return result[0]
 
 
+#: messages in the rotation stream, one every 0.25 s: the two waits of the procedure and more
+COUNT = int((2 * (CACHE_FOR + 1) + 8) / 0.25)
+
+
 def test_rotating_a_key_by_the_readme_procedure_leaves_no_message_untrusted():
     setup = Setup(reloadable=True, options=(("a.example", "trust_path_cache_for", CACHE_FOR),))
     keys: dict[str, str] = {}
@@ -71,13 +77,13 @@ def test_rotating_a_key_by_the_readme_procedure_leaves_no_message_untrusted():
         keys["old"], keys["new"] = await asyncio.to_thread(switch_to_next_key, a)
         await asyncio.sleep(CACHE_FOR + 1)
 
-    seen = _stream(setup, rotate, count=80, start_after=10)
+    seen = _stream(setup, rotate, count=COUNT, start_after=10)
     print(f"rotation by the README: {seen.summary()}")
     assert keys["old"] == keys["first"] and keys["new"] == keys["next"] != keys["old"], keys
-    signed_with = [seen.sender_keys.get(f"stream {n:04d}") for n in range(80)]
+    signed_with = [seen.sender_keys.get(f"stream {n:04d}") for n in range(COUNT)]
     assert signed_with[0] == keys["old"] and signed_with[-1] == keys["new"], "the key was not rotated under way"
     assert seen.lost == 0 and seen.not_trusted == 0, seen.summary()
-    assert seen.count(Verdict.TRUSTED) == 80
+    assert seen.count(Verdict.TRUSTED) == COUNT
 
 
 def test_switching_without_publishing_the_next_key_first_leaves_messages_untrusted():
@@ -109,12 +115,14 @@ def test_a_key_fetch_without_answer_is_unknown_not_untrusted_and_recovers(tmp_pa
         await asyncio.sleep(15)
         flag.unlink()
 
-    seen = _stream(setup, fault, count=120, start_after=8)
+    # a.example's keys expire at b.example after 10 s; that fetch gets no answer (10 s more), the
+    # failure is kept for the fetch interval (10 s), then the next message fetches them again
+    seen = _stream(setup, fault, count=160, start_after=8)
     print(f"key fetch unanswered for 15 s: {seen.summary()}")
     assert seen.lost == 0, seen.summary()
     assert seen.count(Verdict.UNTRUSTED) == 0 and seen.count(Verdict.WEAK) == 0, seen.summary()
     shown = seen.why()
     assert any("keys-unavailable" in what for what in shown), shown
     # after the fault, the retry fetches the keys: the last messages are trusted again
-    last = [seen.seen[f"stream {n:04d}"][0] for n in range(110, 120)]
+    last = [seen.seen[f"stream {n:04d}"][0] for n in range(150, 160)]
     assert last == [Verdict.TRUSTED] * 10, shown

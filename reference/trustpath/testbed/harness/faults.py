@@ -17,13 +17,16 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from ...core.constants import KEY_FETCH_INTERVAL
 from ...core.keys import SigningKey
 from ..scenarios import ALICE, BOB
 from .rotate import publish_next_key, rotate_key, switch_to_next_key
 from .scenarios import Live, Setup, in_live_world, world_for
 from .stream import StreamCount, stream_messages
 
-CACHE_FOR = 3  # a.example's cache-for where the procedure waits for it: seconds, not an hour
+#: a.example's cache-for where the procedure waits for it: seconds, not an hour (a server fetches a
+#: domain's keys at most every key_fetch_interval, so a shorter cache-for would not be honoured)
+CACHE_FOR = KEY_FETCH_INTERVAL
 
 
 def measure(kind: str, seconds: float = 30) -> StreamCount:
@@ -69,7 +72,7 @@ def measure(kind: str, seconds: float = 30) -> StreamCount:
                 flag.unlink()
 
         interval = 0.5 if kind in ("rotate-restart", "fetch-silent") else 0.25
-        count = int((seconds + 20) / interval) if kind == "fetch-silent" else (40 if kind == "rotate-restart" else 80)
+        count = int((seconds + 20) / interval) if kind == "fetch-silent" else (40 if kind == "rotate-restart" else 120)
         result.append(await stream_messages(live, count=count, interval=interval, during=during,
                                             start_after=10, settle=30))
 
