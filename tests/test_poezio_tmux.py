@@ -657,7 +657,16 @@ def test_plain_poezio_reconnects_once_so_that_the_pin_is_checked(session_factory
     flat = _info_buffer(bob.screen())
     assert ("trust_path: reconnecting once, so that the key of b.example is checked against your pins before any "
             "credential is sent") in flat
-    assert "Disconnected from server: trust_path loaded" in flat
+    # then one disconnection and a second login, and only that one says whether the server takes part.
+    # The reason poezio shows is slixmpp's and races the server: poezio's reconnect sends
+    # </stream:stream> and aborts on the next turns of the event loop; when Prosody's own closing
+    # tag arrives first, slixmpp replaces the plugin's reason with "End of stream" (more often
+    # under load). Either is the same disconnection.
+    assert re.search(r"reconnecting once, so that the key of b\.example.*"
+                     r"Disconnected from server: (trust_path loaded|End of stream)\. .*"
+                     r"Connected to server\. .*Authentication success\. .*b\.example takes part", flat), flat
+    assert flat.count("Disconnected from server") == 1 and flat.count("Authentication success.") == 2, flat
+    assert flat.count("takes part") == 1, flat
     alice = session.poezio("alice", "alice@a.example")
     alice.wait_for(r"takes part", timeout=15)
     assert "reconnecting once" not in alice.screen()
