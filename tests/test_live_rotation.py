@@ -5,7 +5,7 @@ plugin shows for each message is counted.
 
 Before (the module of main at e85ae0f): rotation by a restart with the new key and the old one
 retired, the procedure the README gave then, made 8 of 40 messages untrusted, "H2 key-unknown"
-(``python -m trustpath.testbed.harness.faults rotate-restart``); the module could not publish a
+(``python -m trustpath.testbed.harness.key_faults rotate-restart``); the module could not publish a
 key before signing with it, so the first test below fails there (no next key is written); a key
 fetch unanswered for 15 s made 80 of 120 messages untrusted, "H2 key-unknown" (the failed fetch
 was kept for 60 s and named the key unknown), so the second fails too.  Now the next key is

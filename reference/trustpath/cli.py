@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path as FsPath
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from .core.anchor import anchor_to_json, load_anchor
@@ -235,9 +236,44 @@ def _live_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faults(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .testbed.harness.faults import FAULTS, no_worse, run_faults
+    from .testbed.harness.prosody import ProsodyMissing
+
+    unknown = [name for name in args.fault or () if name not in FAULTS]
+    if unknown:
+        print(f"trustpath faults: no fault named {', '.join(unknown)}; the faults are {', '.join(FAULTS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        results = asyncio.run(run_faults(tuple(args.fault or FAULTS), messages=args.messages, stall=args.stall))
+    except ProsodyMissing as exc:
+        print(f"trustpath faults: {exc}", file=sys.stderr)
+        return 2
+    problems = no_worse(results)
+    if args.json:
+        print(json.dumps({"results": [r.to_json() for r in results], "worse_with_module": problems}, indent=2))
+    else:
+        table = Table(title=f"{args.messages} messages alice → bob per run; the fault strikes after the first quarter")
+        for column in ("fault", "module", "arrived", "lost", "of them bounced", "duplicated", "misjudged", "note"):
+            table.add_column(column, justify="left" if column in ("fault", "note") else "right")
+        for r in results:
+            judged = f"{r.misjudged}" + (f" ({', '.join(f'{n}× {v}' for v, n in r.misjudged_as().items())})"
+                                         if r.misjudged else "")
+            table.add_row(r.fault, "on" if r.module else "off", str(len(r.arrivals)), str(r.lost), str(r.bounced),
+                          str(r.duplicated), judged, r.note)
+        console = _console()
+        console.print(table)
+        console.print("with the module, no fault did worse than without" if not problems
+                      else "worse with the module: " + "; ".join(problems))
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trustpath", description="End-to-end trust-path reporting for XMPP "
-                                     "(urn:xmpp:trust-path:0): reference implementation.")
+                                     "(urn:xmpp:trust-path:1): reference implementation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def scenario_options(command: argparse.ArgumentParser) -> None:
@@ -276,6 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--messages", type=int, default=1000, help="with --live: messages per federation")
     bench.add_argument("--batch", type=int, default=50, help="with --live: messages per alternating batch")
     bench.set_defaults(func=cmd_bench)
+
+    faults = sub.add_parser("faults", help="cut, stall, restart and key rotation on a live federation, with the "
+                            "module and without: lost, duplicated and misjudged messages side by side")
+    faults.add_argument("--fault", action="append", metavar="NAME",
+                        help="run only this fault: cut, stall, restart or rotate (repeatable)")
+    faults.add_argument("--messages", type=int, default=200, help="messages per run (default 200)")
+    faults.add_argument("--stall", type=float, default=5.0, help="seconds the 'stall' fault stops b.example")
+    faults.add_argument("--json", action="store_true", help="machine-readable output")
+    faults.set_defaults(func=cmd_faults)
 
     sub.add_parser("poezio", add_help=False,
                    help="run poezio with the trust_path plugin loaded before its first connection "
