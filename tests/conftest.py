@@ -14,8 +14,9 @@ BINDING = ROOT / "prosody" / "mod_trust_path" / "trust_path_crypto.so"
 
 #: test modules that start Prosody, tmux or poezio, or need lua5.4 and the built C binding:
 #: every test in them is marked ``live``, so that ``pytest -m "not live"`` is the offline suite
-LIVE_MODULES = frozenset({"test_live", "test_live_archive", "test_live_key_sources", "test_live_resumption",
-                          "test_live_rotation", "test_live_sessions", "test_live_words", "test_poezio_tmux",
+LIVE_MODULES = frozenset({"test_live", "test_live_archive", "test_live_faults", "test_live_key_sources",
+                          "test_live_resumption", "test_live_rotation", "test_live_sessions", "test_live_words",
+                          "test_poezio_tmux",
                           "test_live_require"})
 
 
