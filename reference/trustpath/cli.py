@@ -262,8 +262,9 @@ def cmd_faults(args: argparse.Namespace) -> int:
         for r in results:
             judged = f"{r.misjudged}" + (f" ({', '.join(f'{n}× {v}' for v, n in r.misjudged_as().items())})"
                                          if r.misjudged else "")
+            keys = f"; a.example's records under {len(r.a_keys)} keys" if len(r.a_keys) > 1 else ""
             table.add_row(r.fault, "on" if r.module else "off", str(len(r.arrivals)), str(r.lost), str(r.bounced),
-                          str(r.duplicated), judged, r.note)
+                          str(r.duplicated), judged, r.note + keys)
         console = _console()
         console.print(table)
         console.print("with the module, no fault did worse than without" if not problems

@@ -1,7 +1,7 @@
 """Faults on a live federation, with and without mod_trust_path, side by side (``trustpath
 faults``): a stream of messages from alice to bob while the s2s connection is cut, the receiving
 server is stopped (SIGSTOP) for a while, the receiving server restarts, or the sending server
-rotates its record key.  Each fault runs twice, on a federation where both servers run the module
+switches to its next record key by prosody/README.md's procedure (publish, wait, switch by reload).  Each fault runs twice, on a federation where both servers run the module
 and on one where neither does, with the same settings otherwise; what counts is how many messages
 were lost, arrived twice, or were judged other than the same federation judges a message when
 nothing goes wrong (trusted with the module, unknown without).
@@ -18,13 +18,18 @@ import os
 import signal
 import socket
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ...core.model import Verdict
+from ...core.codec import decode_record
+from ...core.constants import KEY_FETCH_INTERVAL
+from ...core.errors import InvalidInput
+from ...core.model import NS, Verdict
 from ..scenarios import ALICE, BOB
 from .mitm import _LoopThread, relay_both_ways
+from .rotate import publish_next_key, switch_to_next_key
 from .scenarios import Live, Setup, world_for
 from .world import loopback
 
@@ -109,6 +114,9 @@ class FaultCount:
     seconds: float = 0.0
     #: what the fault did, as observed (e.g. how many connections the cut reset)
     note: str = ""
+    #: how many arrivals a.example signed with each of its record keys (the rotation switched
+    #: keys in mid-stream when there are two)
+    a_keys: Counter[str] = field(default_factory=Counter)
 
     @property
     def expected(self) -> Verdict:
@@ -136,7 +144,8 @@ class FaultCount:
         return {"fault": self.fault, "module": self.module, "sent": self.sent, "arrived": len(self.arrivals),
                 "lost": self.lost, "bounced": self.bounced, "duplicated": self.duplicated,
                 "misjudged": self.misjudged, "misjudged_as": dict(self.misjudged_as()),
-                "expected": self.expected.value, "seconds": round(self.seconds, 1), "note": self.note}
+                "expected": self.expected.value, "seconds": round(self.seconds, 1), "note": self.note,
+                "a_keys": dict(self.a_keys)}
 
 
 async def _reconnect_bob(live: Live) -> None:
@@ -185,23 +194,20 @@ def fault_action(name: str, live: Live, relay: S2SRelay, count: FaultCount, *,
             await _reconnect_bob(live)
         return restart
     if name == "rotate":
-        from .rotate import rotate_key
+        a = world.servers["a.example"]
 
         async def rotate() -> None:
-            if "trust_path" in world.servers["a.example"].modules:
-                await asyncio.to_thread(rotate_key, world.servers["a.example"])
-            else:  # without the module there is no record key: restart alike, so that both lose the same
-                await asyncio.to_thread(world.servers["a.example"].restart)
-            await _reconnect(live, ALICE)
+            # prosody/README.md's step 3: the next key was published (and waited for) before the
+            # stream began; now a.example signs with it, by a reload.  Without the module, the same
+            # reload, so that both federations go through the same thing
+            if "trust_path" in a.modules:
+                old, new = await asyncio.to_thread(switch_to_next_key, a)
+                count.note = f"a.example switched keys by reload ({old[:6]}… → {new[:6]}…)"
+            else:
+                await asyncio.to_thread(a.reload)
+                count.note = "a.example reloaded"
         return rotate
     raise ValueError(f"unknown fault {name!r}: one of {', '.join(FAULTS)}")
-
-
-async def _reconnect(live: Live, jid: str) -> None:
-    old = live.clients.pop(jid, None)
-    if old is not None:
-        await old.stop()
-    await live.client(jid)
 
 
 FAULTS = ("cut", "stall", "restart", "rotate")
@@ -210,7 +216,10 @@ FAULTS = ("cut", "stall", "restart", "rotate")
 async def run_fault(name: str, *, module: bool, messages: int = 200, interval: float = 0.005, stall: float = 5.0,
                     settle: float = 30.0) -> FaultCount:
     """One fault on a fresh federation, with or without the module on both servers."""
-    setup = Setup() if module else Setup(a_takes_part=False, b_takes_part=False)
+    # reloadable: mod_posix, so that SIGHUP reloads the configuration (the rotation); a short
+    # cache-for, so that the README's wait between publishing the next key and using it is seconds
+    options = (("a.example", "trust_path_cache_for", KEY_FETCH_INTERVAL),) if module else ()
+    setup = Setup(reloadable=True, options=options, a_takes_part=module, b_takes_part=module)
     world = await asyncio.to_thread(world_for, setup)
     live = Live(world)
     count = FaultCount(name, module)
@@ -221,6 +230,10 @@ async def run_fault(name: str, *, module: bool, messages: int = 200, interval: f
         warm = f"warm-{name}"
         live.clients[ALICE].send(BOB, warm)  # opens the s2s link (and the module's key fetch) first
         await asyncio.wait_for(_until_arrived(live, warm), 20)
+        if name == "rotate" and module:
+            # README steps 1 and 2: publish the next key, wait at least the old key set's cache-for
+            await asyncio.to_thread(publish_next_key, world.servers["a.example"])
+            await asyncio.sleep(KEY_FETCH_INTERVAL + 1)
         action = fault_action(name, live, relay, count, stall=stall)
         start = time.monotonic()
         count.seconds = await _stream(live, count, messages, interval, action, settle)
@@ -229,6 +242,19 @@ async def run_fault(name: str, *, module: bool, messages: int = 200, interval: f
         await live.close()
         world.close()
     return count
+
+
+def _signing_key(message: ET.Element, signer: str) -> str | None:
+    """The key ``signer``'s record in ``message``'s path names, if it has one."""
+    path = message.find(f"{{{NS}}}path")
+    for text in (path.text or "").split() if path is not None else ():
+        try:
+            record = decode_record(text)
+        except InvalidInput:
+            continue
+        if record.signer == signer:
+            return record.key
+    return None
 
 
 async def _until_arrived(live: Live, body: str) -> None:
@@ -265,6 +291,9 @@ async def _stream(live: Live, count: FaultCount, messages: int, interval: float,
                 body = str(event.stanza["body"])
                 if body in stream_bodies:
                     count.verdicts[body] = event.report.verdict
+                    key = _signing_key(event.stanza.xml, "a.example")
+                    if key is not None:
+                        count.a_keys[key[:8]] += 1
             alice = live.clients.get(ALICE)
             while alice is not None and not alice.errors.empty():
                 if alice.errors.get_nowait()["id"] in sent_ids:
