@@ -24,12 +24,9 @@ def _prosody() -> None:
 
 
 def _both(fault: str, messages: int = 60) -> tuple[FaultCount, FaultCount]:
-    # the rotation's reload must take effect while the stream still flows: a slower stream
-    interval = 0.02 if fault == "rotate" else 0.005
-
     async def run() -> tuple[FaultCount, FaultCount]:
-        on = await run_fault(fault, module=True, messages=messages, interval=interval, settle=15)
-        off = await run_fault(fault, module=False, messages=messages, interval=interval, settle=15)
+        on = await run_fault(fault, module=True, messages=messages, settle=15)
+        off = await run_fault(fault, module=False, messages=messages, settle=15)
         return on, off
     return asyncio.run(run())
 
@@ -40,9 +37,7 @@ def test_a_fault_costs_no_more_messages_with_the_module_than_without(fault: str)
     assert on.sent == off.sent == 60
     if fault == "cut":
         assert on.note.startswith("reset ") and not on.note.startswith("reset 0"), on.note  # the cut happened
-    # a restart loses what is in flight at that instant, with or without the module: a message or
-    # two either way is timing, not the module (the stream sends one every 5 ms)
-    assert no_worse([on, off], slack={"restart": 2}) == [], (on.to_json(), off.to_json())
+    assert no_worse([on, off]) == [], (on.to_json(), off.to_json())  # a restart: within faults.SLACK
     if fault == "rotate":
         assert len(on.a_keys) == 2, on.to_json()  # the switch happened while the stream flowed
     assert on.misjudged == 0, on.to_json()

@@ -238,8 +238,9 @@ def _live_bench(args: argparse.Namespace) -> int:
 
 def cmd_faults(args: argparse.Namespace) -> int:
     import asyncio
+    import logging
 
-    from .testbed.harness.faults import FAULTS, no_worse, run_faults
+    from .testbed.harness.faults import FAULTS, SLACK, no_worse, run_faults
     from .testbed.harness.prosody import ProsodyMissing
 
     unknown = [name for name in args.fault or () if name not in FAULTS]
@@ -247,6 +248,8 @@ def cmd_faults(args: argparse.Namespace) -> int:
         print(f"trustpath faults: no fault named {', '.join(unknown)}; the faults are {', '.join(FAULTS)}",
               file=sys.stderr)
         return 2
+    # slixmpp leaves a filter task pending when a client disconnects; asyncio would log each one
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         results = asyncio.run(run_faults(tuple(args.fault or FAULTS), messages=args.messages, stall=args.stall))
     except ProsodyMissing as exc:
@@ -256,18 +259,21 @@ def cmd_faults(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"results": [r.to_json() for r in results], "worse_with_module": problems}, indent=2))
     else:
-        table = Table(title=f"{args.messages} messages alice → bob per run; the fault strikes after the first quarter")
+        table = Table(title=f"{args.messages} messages alice → bob per run; "
+                      "the fault strikes after the first quarter")
         for column in ("fault", "module", "arrived", "lost", "of them bounced", "duplicated", "misjudged", "note"):
             table.add_column(column, justify="left" if column in ("fault", "note") else "right")
         for r in results:
             judged = f"{r.misjudged}" + (f" ({', '.join(f'{n}× {v}' for v, n in r.misjudged_as().items())})"
                                          if r.misjudged else "")
-            keys = f"; a.example's records under {len(r.a_keys)} keys" if len(r.a_keys) > 1 else ""
+            keys = ("; a.example signed " + " then ".join(f"{n} under {key}…" for key, n in r.a_keys.items())
+                    if len(r.a_keys) > 1 else "")  # in the order first seen: the old key, then the new
             table.add_row(r.fault, "on" if r.module else "off", str(len(r.arrivals)), str(r.lost), str(r.bounced),
                           str(r.duplicated), judged, r.note + keys)
         console = _console()
         console.print(table)
-        console.print("with the module, no fault did worse than without" if not problems
+        console.print("with the module, no fault did worse than without (a restart may lose "
+                      f"{SLACK['restart']} more: what is in flight at that instant)" if not problems
                       else "worse with the module: " + "; ".join(problems))
     return 1 if problems else 0
 

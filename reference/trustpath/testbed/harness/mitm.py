@@ -50,12 +50,16 @@ class _LoopThread:
     def _init_loop(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name=f"trustpath-{self.name}", daemon=True)
 
     def start(self):  # type: ignore[no-untyped-def]
         self._thread.start()
         if not self._ready.wait(5):
             raise RuntimeError(f"the {self.name} did not start")
+        if self._error is not None:
+            raise RuntimeError(f"the {self.name} did not start: {self._error} (another harness on the same "
+                               "addresses? set TRUSTPATH_LOOPBACK)") from self._error
         return self
 
     def stop(self) -> None:
@@ -75,7 +79,12 @@ class _LoopThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.set_exception_handler(_quiet_when_cancelled)
-        server = self._loop.run_until_complete(self._serve())
+        try:
+            server = self._loop.run_until_complete(self._serve())
+        except OSError as exc:  # the address is taken: say so to start() instead of a bare timeout
+            self._error = exc
+            self._ready.set()
+            return
         self._ready.set()
         self._loop.run_forever()
         server.close()
