@@ -42,13 +42,20 @@ def rotate_key(instance: Instance) -> tuple[str, str]:
     key_file = instance.workdir / f"record-key-{new.public[:8].replace('/', '_')}.hex"
     key_file.write_text(new.seed().hex() + "\n")
     key_file.chmod(0o600)
+    _sign_with(instance, key_file, retiring=old)
+    instance.restart()
+    return old.public, new.public
+
+
+def _sign_with(instance: Instance, key_file: Path, *, retiring: SigningKey) -> None:
+    """Configure ``instance`` to sign with the key in ``key_file`` and list ``retiring`` as retired
+    from now plus the module's default clock skew on (records it made until then stay verifiable);
+    the caller restarts or reloads."""
     retired = list(instance.options.get("trust_path_retired_keys", []))  # type: ignore[call-overload]
-    retired.append({"key": old.public,
+    retired.append({"key": retiring.public,
                     "not_after": format_time(datetime.now(UTC) + timedelta(seconds=DEFAULT_MAX_SKEW))})
     instance.options["trust_path_key_file"] = str(key_file)
     instance.options["trust_path_retired_keys"] = retired
-    instance.restart()
-    return old.public, new.public
 
 
 def publish_next_key(instance: Instance) -> str:
@@ -68,11 +75,7 @@ def switch_to_next_key(instance: Instance) -> tuple[str, str]:
     old = current_key(instance)
     next_file = instance.options.pop("trust_path_next_key_file")
     new = _written_key(Path(str(next_file)))
-    retired = list(instance.options.get("trust_path_retired_keys", []))  # type: ignore[call-overload]
-    retired.append({"key": old.public,
-                    "not_after": format_time(datetime.now(UTC) + timedelta(seconds=DEFAULT_MAX_SKEW))})
-    instance.options["trust_path_key_file"] = str(next_file)
-    instance.options["trust_path_retired_keys"] = retired
+    _sign_with(instance, Path(str(next_file)), retiring=old)
     instance.reload()
     return old.public, new.public
 
