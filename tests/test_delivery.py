@@ -1,4 +1,4 @@
-"""Delivery reports (XEP: Delivery Reports, rules 53-56): the recipient side's report of a
+"""Delivery reports (XEP: Delivery Reports, rules 37 and 38): the recipient side's report of a
 message's path, signed into its delivery receipt and judged by the sender's client."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_report_element_is_valid_against_the_schema():
     assert serialize(built) == serialize(etree.fromstring(etree.tostring(element)))
 
 
-# --- rule 53: what the recipient's client puts into the report -------------------------------------
+# --- rule 37: what the recipient's client puts into the report -------------------------------------
 
 def test_report_gives_the_recipients_verdict_hops_id_and_the_senders_signature():
     case = next(c for c in RECEIPT_CASES if c.name == "delivered-h2-ca-only")
@@ -132,7 +132,7 @@ def test_report_has_no_origin_when_the_first_record_is_not_the_senders():
     assert report.hops[0].sender == "alice@a.example/phone"
 
 
-# --- rule 54: the report is signed ---------------------------------------------------------------
+# --- rule 4: the report is signed (a covered payload) ------------------------------------------
 
 @pytest.mark.parametrize("edit", [
     (b'verdict="weak"', b'verdict="trusted"'),
@@ -182,7 +182,7 @@ def test_a_report_that_cannot_be_signed_makes_the_message_unattestable(body, err
         message_fields(message)
 
 
-# --- rule 55: a report that is not for this receipt, or not consistent, is not shown ---------------
+# --- Delivery Reports: a report not for this receipt, or not consistent, is not shown -------------
 
 def test_a_report_for_another_message_than_the_receipt_acknowledges_is_refused():
     data, expected = _vector("delivered-h2-ca-only")
@@ -217,7 +217,7 @@ def test_a_malformed_report_is_refused_with_a_clear_message(report, message):
         decode_report(etree.fromstring(report))
 
 
-# --- rule 56: what the sender may show -------------------------------------------------------------
+# --- rule 38: what the sender may show -------------------------------------------------------------
 
 def test_a_report_about_another_copy_is_untrusted():
     delivery = judge_delivery(_reported(Verdict.TRUSTED, origin=OTHER_SIG), _receipt(Verdict.TRUSTED),

@@ -1,5 +1,5 @@
-"""What mod_trust_path puts in archives, live (XEP rule 40: "A server that archives a message
-MUST store its path as delivered"): two real Prosody servers, real s2s TLS, and slixmpp clients
+"""What mod_trust_path puts in archives, live (XEP, Archives: "A server archives messages with
+their paths as delivered"): two real Prosody servers, real s2s TLS, and slixmpp clients
 whose trust_path plugin verifies every MAM result with trustpath.core.receive.verify_stanza.
 Every archive result is verified once more here, with the reference, as the stanza arrived.
 

@@ -696,7 +696,7 @@ def test_history_from_the_archive_carries_its_badge(session_factory):
 
 
 def test_messages_in_a_room_say_that_the_room_does_not_take_part(session_factory):
-    """Rooms do not take part in this version: every groupchat message is unknown (XEP rule 57),
+    """Rooms do not take part in this version: every groupchat message is unknown (XEP rule 26),
     never a false 'tampered' for the room's rewriting, never trusted."""
     session = session_factory(s2s_pins=True, rooms=True)
     bob = session.poezio("bob", "bob@b.example")

@@ -704,7 +704,7 @@ def receipt_vector(name: str) -> tuple[str, object, datetime, dict[str, object]]
 
 
 class TestDeliveryReportsSent(VectorTest):
-    """Bob's client acknowledges Alice's message: its receipt carries its report (XEP rule 53)."""
+    """Bob's client acknowledges Alice's message: its receipt carries its report (XEP rule 37)."""
 
     jid = "bob@b.example/desk"
 
@@ -798,7 +798,7 @@ class TestReceiptWaitsForTheCheck(PluginTest):
 
 
 class TestDeliveryReportsReceived(PluginTest):
-    """Alice's client gets Bob's receipt and may show what rule 56 allows (trust_path_delivery)."""
+    """Alice's client gets Bob's receipt and may show what rule 38 allows (trust_path_delivery)."""
 
     jid = "alice@a.example/phone"
 

@@ -1,7 +1,7 @@
 -- To a local client (XEP "Storage, Copies, Archives and Rooms"): one record per delivered
 -- resource, naming it in 'p=' (a stanzas/out filter on c2s sessions: live messages, carbon
 -- copies, offline messages with 'st=' = when this server received them, archive results), and
--- the archived copy as delivered (XEP rule 40).
+-- the archived copy as delivered (the same section).
 local filters = require "util.filters";
 local jid_lib = require "util.jid";
 local st = require "util.stanza";

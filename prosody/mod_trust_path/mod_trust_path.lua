@@ -43,7 +43,7 @@
 --                        and leave a marker with the in-view for delivery.
 --   message/* (0.5, -0.25) around mod_mam (0), which archives a message for a local user: sign
 --                        the delivery record for the resource mod_message hands the message
---                        to first, so that the archive stores the path as delivered (XEP rule 40).
+--                        to first, so that the archive stores the path as delivered (XEP: Storage, Copies, Archives and Rooms).
 --   stanzas/out filter   on c2s sessions: sign per delivered resource (also carbons, offline
 --                        messages with 'st=', archive results), remove every marker.
 --   csi-flushing, csi-client-active  mod_csi_simple (XEP-0352) lets an inactive client's

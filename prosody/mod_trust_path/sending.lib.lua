@@ -217,7 +217,7 @@ return function (tp)
 			return; -- mod_s2s sends it
 		end
 		-- The link is still being set up: mod_s2s queues a serialized copy.  Keep the marker in
-		-- it, and sign in s2sout-established, when the link and its <out/> view exist (rule 43).
+		-- it, and sign in s2sout-established, when the link and its <out/> view exist (rule 33).
 		stanza:add_direct_child(marker);
 	end
 

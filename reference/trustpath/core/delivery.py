@@ -264,7 +264,7 @@ def delivery_of(data: bytes, receipt: Report, sent: Mapping[tuple[str, str], str
 def report_of_stanza(data: bytes, report: Report) -> DeliveryReport:
     """The delivery report a recipient's client sends for the message in ``data`` (as it was
     received), which it verified as ``report``: ``for`` is the message's id, ``origin`` the sig of
-    its first record when the message's sender signed it (XEP rule 53)."""
+    its first record when the message's sender signed it (XEP rule 37)."""
     message = find_message(parse_stanza(data)).message
     ident = message.get("id")
     if not ident:

@@ -468,7 +468,7 @@ def _not_described(nodes: list[str], reason: Reason, note: str) -> Report:
 
 def _through_a_room(message: MessageFields, atts: tuple[Record, ...], anchor: Anchor, now: datetime,
                     max_skew: int, nodes: list[str]) -> Report:
-    """A message a room reflected (XEP rule 57): rooms do not take part in this version and
+    """A message a room reflected (XEP rule 26): rooms do not take part in this version and
     rewrite 'from' and 'to', so the path is not checked; what the verifier's own server signed
     about what reached it is kept as a note."""
     notes = ["not-participating: the message came through a room, and rooms do not take part in this version of "

@@ -264,7 +264,7 @@ def write_findings(directory: FsPath) -> None:
     # the server's certificate was renewed since: an archived message is judged by today's connection
     case("h3-renewed-certificate-archive", archived(stanza, to="bob@b.example/desk", stamp="2026-11-25T09:00:00Z"),
          wrong_view, "trusted", None, None, now=later)
-    # a room reflects a message with its own 'from': its path is never checked (rule 57)
+    # a room reflects a message with its own 'from': its path is never checked (rule 26)
     room = stanza.replace(b'from="alice@a.example/phone"', b'from="room@rooms.b.example/alice"', 1) \
         .replace(b'type="chat"', b'type="groupchat"', 1)
     case("groupchat-through-a-room", room, anchor, "unknown", "H1", "not-participating")

@@ -97,7 +97,7 @@ def badge(report: Report, prefix: str = "") -> str:
 def room_badge(report: Report) -> str:
     """The badge of a message in a room: ``'[? unknown: the room does not take part]'``.  Rooms do
     not take part in this version, so the core reports every groupchat message as unknown, each hop
-    not taking part (XEP rule 57); naming all of them would only repeat that."""
+    not taking part (XEP rule 26); naming all of them would only repeat that."""
     return f"[{verdict_words(report.verdict)}: the room does not take part]"
 
 

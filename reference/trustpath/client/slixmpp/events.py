@@ -49,7 +49,7 @@ class PinMismatch(NamedTuple):
 
 class RequireRefused(NamedTuple):
     """``trust_path_require_refused``: a message was not sent, because this client's own hop
-    cannot meet its ``<require/>`` (XEP rule 44)."""
+    cannot meet its ``<require/>`` (XEP rule 34)."""
 
     stanza: Message
     verdict: str

@@ -3,7 +3,7 @@ covered element payload (OMEMO, OOB, ...; XEP: Covered Payloads) or a receipt ge
 this client (:func:`trustpath.core.attest.attest`: its session key, its view of H1, and ``h=``
 listing the payloads present), and
 ``<require/>`` when asked; a requirement this client's own hop cannot meet is refused there
-(XEP rule 44), and a receipt waits for the report of the message it acknowledges.
+(XEP rule 34), and a receipt waits for the report of the message it acknowledges.
 
 The signing input names the message by its 'id', else its XEP-0359 origin-id; a message with
 neither cannot be attested.  Every attested message gets an ``<origin-id/>`` (the 'id' when it
