@@ -4,8 +4,10 @@ tests/test_lua.py), so that both give every decision the same way."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from conftest import VECTORS, load_json
+from conftest import ROOT, VECTORS, load_json
 
 from trustpath.core.codec import decode_view, find_path_element, message_fields, parse_stanza, path_records
 from trustpath.core.keys import KeySet
@@ -37,7 +39,9 @@ def sigs(message) -> list[str]:
 
 def test_the_server_vectors_cover_every_rule():
     rules = {case["rule"] for case in CASES}
-    assert rules == {"At the Sending Server", "At a Receiving Server", "Requiring Verified Hops", "Pre-flight Query"}
+    assert rules == {"At the Sending Server", "At the Receiving Server", "Requiring Verified Hops", "Pre-flight Query"}
+    sections = set(re.findall(r"<section2 topic='([^']+)'", (ROOT / "xep" / "trust-path.xml").read_text()))
+    assert rules <= sections, f"each case's 'rule' names a section of the XEP: {rules - sections}"
     assert len({case["name"] for case in CASES}) == len(CASES) >= 30
 
 

@@ -1,5 +1,6 @@
 -- This server's own record: signed onto a message when it leaves (for a remote domain or a
--- local client), with what its marker remembers of the message's arrival (XEP "Roles").
+-- local client), with what its marker remembers of the message's arrival (XEP "At the Sending
+-- Server", "At the Receiving Server").
 return function (tp)
 	local core, host, keys = tp.core, tp.host, tp.keys; -- keys.signing_key changes when the keys are reloaded
 	local NS = core.NS;

@@ -119,7 +119,7 @@ return function (tp)
 	end
 	expose();
 
-	-- The form a participating server adds to its disco#info result (XEP "Keys"): the current
+	-- The form a participating server adds to its disco#info result (XEP "Discovery and Keys"): the current
 	-- key, the next one, and those the options list as retired (valid for signatures until
 	-- their not-after time) or revoked (compromised since).
 	function K.disco_form() return core.key_form(state.published, max_skew, cache_for); end

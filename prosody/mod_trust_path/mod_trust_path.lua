@@ -76,7 +76,7 @@ local NS = tp.core.NS;
 local tls, pins, preflight = tp.tls, tp.pins, tp.preflight;
 local sending, receiving, delivery = tp.sending, tp.receiving, tp.delivery;
 
--- Discovery (XEP "Keys"): the feature and the key form.
+-- Discovery (XEP "Discovery and Keys"): the feature and the key form.
 module:add_feature(NS);
 local key_form = tp.keys.disco_form();
 module:add_extension(key_form);

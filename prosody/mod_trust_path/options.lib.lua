@@ -81,7 +81,7 @@ return function (tp)
 		if next_key_file and next_key_file == key_file then
 			config_error("trust_path_next_key_file names the same file as trust_path_key_file");
 		end
-		-- a larger set is malformed to every reader (XEP "Keys"): publishing it would break this host
+		-- a larger set is malformed to every reader (XEP "Discovery and Keys"): publishing it would break this host
 		local count = 1 + (next_key_file and 1 or 0) + #retired_keys + #revoked_keys;
 		if count > core.MAX_PUBLISHED_KEYS then
 			config_error("trust_path_retired_keys and trust_path_revoked_keys list %d keys; with the current key%s at most %d may be published "

@@ -1,5 +1,5 @@
 -- Remote domains: whether each takes part and its published keys, with the key source that
--- says how far they can be trusted (XEP "Keys"), and the remembered policy (a domain seen
+-- says how far they can be trusted (XEP "Discovery and Keys"), and the remembered policy (a domain seen
 -- taking part is remembered for trust_path_remember_days, so that a message from it without
 -- its record is "stripped", not "absent").
 --
@@ -44,7 +44,7 @@ return function (tp)
 	local NS_DISCO_INFO = core.NS_DISCO_INFO;
 
 	-- A domain's keys are fetched at most every KEY_FETCH_INTERVAL seconds, whatever its
-	-- cache-for says, and so is a refetch for an unknown key (XEP "Keys").
+	-- cache-for says, and so is a refetch for an unknown key (XEP "Discovery and Keys").
 	-- A failed fetch is tried again after the same interval (on the next message): a short outage
 	-- must not leave a domain's messages without keys for long.
 	local MAX_CACHE, REFETCH_AFTER, POSH_TIMEOUT, POSH_MAX_BYTES = 86400, core.KEY_FETCH_INTERVAL, 10, 65536;

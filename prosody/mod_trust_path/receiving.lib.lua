@@ -1,4 +1,4 @@
--- From a remote domain (XEP "At a Receiving Server"): decide what arrived (chain pass, absent,
+-- From a remote domain (XEP "At the Receiving Server"): decide what arrived (chain pass, absent,
 -- stripped or fail) from the domain's published keys — a lookup, no signature check: the
 -- recipient client checks every signature — refuse what does not meet its <require/>, and leave
 -- a marker with the in-view and the decision for the delivery record.  A message from a domain
@@ -23,7 +23,7 @@ return function (tp)
 		local decision = core.receive_chain(stanza, { origin = domain, takes_part = takes_part, keys = info.keys,
 			key_source = info.key_source, keys_unavailable = info.unavailable });
 		if decision.refetch and not retried and peers.may_refetch(info, now) then
-			return "refetch"; -- a key not in the cached set: ask once more (XEP "Keys")
+			return "refetch"; -- a key not in the cached set: ask once more (XEP "Discovery and Keys")
 		end
 		if decision.chain ~= "pass" then
 			module:log("info", "message %s from %s: chain %s%s%s", fields.id, fields.sender, decision.chain,

@@ -14,7 +14,7 @@ return function (tp)
 	local NS, NS_INTERNAL = core.NS, tp.NS_INTERNAL;
 	local tls, markers, peers, refusals, attest = tp.tls, tp.markers, tp.peers, tp.refusals, tp.attest;
 
-	-- Client keys registered on earlier connections (XEP "Roles": method "device"), per account:
+	-- Client keys registered on earlier connections (XEP "Session Key Announcement": method "device"), per account:
 	-- { [key] = first announced (epoch seconds) }.  A key first announced on this connection is
 	-- registered for the next ones; it does not bind this one.
 	local device_store = tp.options.device_keys and module:open_store("trust_path_client_keys") or nil;

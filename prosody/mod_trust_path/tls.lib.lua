@@ -1,5 +1,5 @@
--- What this server knows about a session's TLS connection and authentication (XEP "Where the
--- TLS Facts Come From"), and the views it states about a session (XEP "Views":
+-- What this server knows about a session's TLS connection and authentication (implementation report,
+-- "Where the TLS facts come from"), and the views it states about a session (XEP "The path Element":
 -- method,result,tls,spki): its c2s view of a local client's stream (H1 or H3) and its s2s view
 -- of a link to or from a remote domain.  Also records, at authentication, the SASL channel
 -- binding the server checked.  Views are plain tables never changed once made: the same table

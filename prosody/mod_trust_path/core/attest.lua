@@ -1,4 +1,4 @@
--- Creating a record: the signer's side of the protocol (XEP "Records", "Signing Input";
+-- Creating a record: the signer's side of the protocol (XEP "The path Element", "Signing Input";
 -- reference/trustpath/core/attest.py).
 local M = ...;
 

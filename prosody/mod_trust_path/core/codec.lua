@@ -1,6 +1,6 @@
 -- Reading and writing trust-path elements (reference/trustpath/core/codec.py): the fields of a
 -- <message/> a record is bound to (with its covered payloads), the strict decoder of <path/>
--- and its records (XEP "The Path Element"), unwrapping carbons and archive results, and the
+-- and its records (XEP "The path Element"), unwrapping carbons and archive results, and the
 -- encoder.  Stanzas are util.stanza trees, as Prosody hands them to the module.
 local M = ...;
 local st = require "util.stanza";
@@ -313,7 +313,7 @@ local function is_token(t)
 end
 local SPKI = "^" .. ("[A-Za-z0-9+/]"):rep(16) .. "$";
 
--- `method,result,tls,spki` (XEP "Views") to a view table; raises "malformed".
+-- `method,result,tls,spki` (XEP "The path Element") to a view table; raises "malformed".
 function M.decode_view(text, name)
 	name = name or "o";
 	local method, result, tls, spki = text:match("^([^,]*),([^,]*),([^,]*),([^,]*)$");
@@ -348,7 +348,7 @@ local function need(fields, name)
 	return value;
 end
 
--- One record, read strictly (XEP "Records"): { key, out_view, sig, text, signer, time, alg,
+-- One record, read strictly (XEP "The path Element"): { key, out_view, sig, text, signer, time, alg,
 -- in_view, in_peer, out_peer, chain, chain_reason, vouch, removed, stored, covers, extra }.
 -- `covers` is nil for the default payloads; `extra` the fields this version does not define,
 -- in order (signed, and otherwise ignored).

@@ -52,7 +52,7 @@ M.MAX_DOMAIN_CHARS = limits.domain_chars;
 M.MAX_REMOVED = limits.removed;
 M.DEFAULT_MAX_SKEW = limits.default_max_skew;
 M.MAX_SKEW_LIMIT = limits.max_skew;
-M.MAX_PUBLISHED_KEYS = limits.published_keys; -- a larger key set is malformed (XEP "Keys")
+M.MAX_PUBLISHED_KEYS = limits.published_keys; -- a larger key set is malformed (XEP "Discovery and Keys")
 M.KEY_FETCH_INTERVAL = limits.key_fetch_interval; -- one domain's keys are fetched at most this often
 
 -- strength name <-> number

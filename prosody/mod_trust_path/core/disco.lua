@@ -1,4 +1,4 @@
--- A domain's published record keys in its disco#info (XEP "Keys"; the disco part of
+-- A domain's published record keys in its disco#info (XEP "Discovery and Keys"; the disco part of
 -- reference/trustpath/core/disco.py): the XEP-0128 form this server publishes and the reading
 -- of a peer's, and the two other published formats: DNSSEC TXT records at _trust-path.<domain>
 -- and the POSH document (the caller checks DNSSEC validation and fetches the document).

@@ -8,12 +8,12 @@
 --   timefmt    the wire time format
 --   keys       Ed25519 (Prosody 13's util.crypto, else trust_path_crypto.so), published key sets
 --   signing    the signing input (XEP "Signing Input")
---   codec      the strict decoder and the encoder of <path/> and its records (XEP "The Path Element")
+--   codec      the strict decoder and the encoder of <path/> and its records (XEP "The path Element")
 --   attest     signing one record
---   disco      the published key form (XEP "Keys")
+--   disco      the published key form (XEP "Discovery and Keys")
 --   preflight  the answer to a pre-flight query (XEP "Pre-flight Query")
 --   require    whether a hop meets <require/> (XEP "Requiring Verified Hops")
---   server     what a server decides (XEP "At the Sending Server", "At a Receiving Server")
+--   server     what a server decides (XEP "At the Sending Server", "At the Receiving Server")
 --
 -- There is no verifier here: in urn:xmpp:trust-path:1 servers sign but do not verify
 -- signatures (the recipient client verifies every record), so a server needs none.

@@ -1,4 +1,4 @@
--- What a participating server decides (XEP "At the Sending Server", "At a Receiving Server",
+-- What a participating server decides (XEP "At the Sending Server", "At the Receiving Server",
 -- "Requiring Verified Hops"; reference/trustpath/core/server.py), sans-I/O.
 --
 -- A server signs, but does not verify signatures: the recipient client verifies every record.

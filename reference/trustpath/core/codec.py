@@ -364,7 +364,7 @@ def _jid(value: str, name: str) -> str:
 
 
 def decode_record(text: str) -> Record:
-    """One record, read strictly (XEP: Records)."""
+    """One record, read strictly (XEP: The path Element)."""
     if len(text) > constants.MAX_RECORD_CHARS:
         raise LimitExceeded(f"a record is {len(text)} characters; the limit is {constants.MAX_RECORD_CHARS}")
     if not _RECORD.match(text):
@@ -443,7 +443,7 @@ def decode_record(text: str) -> Record:
 
 @functools.lru_cache(maxsize=1024)
 def decode_view(text: str, name: str = "o") -> View:
-    """``method,result,tls,spki`` (XEP: Views).  Cached: a connection's view is the same text on
+    """``method,result,tls,spki`` (XEP: The path Element).  Cached: a connection's view is the same text on
     every message it carries, and a View is immutable."""
     parts = text.split(",")
     if len(parts) != 4:

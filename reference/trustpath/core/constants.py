@@ -32,9 +32,9 @@ MAX_DOMAIN_CHARS: int = _LIMITS["domain_chars"]
 MAX_REMOVED: int = _LIMITS["removed"]
 DEFAULT_MAX_SKEW: int = _LIMITS["default_max_skew"]
 MAX_SKEW_LIMIT: int = _LIMITS["max_skew"]
-#: the most keys a domain publishes in one place (XEP: Keys); a larger set is malformed
+#: the most keys a domain publishes in one place (XEP: Discovery and Keys); a larger set is malformed
 MAX_PUBLISHED_KEYS: int = _LIMITS["published_keys"]
-#: a server fetches one domain's keys at most once in this many seconds (XEP: Keys)
+#: a server fetches one domain's keys at most once in this many seconds (XEP: Discovery and Keys)
 KEY_FETCH_INTERVAL: int = _LIMITS["key_fetch_interval"]
 
 #: the strengths from worst to best (the order of :class:`~trustpath.core.model.Strength`)

@@ -1,4 +1,4 @@
-"""Reading and writing a domain's published record keys (XEP: Keys): the XEP-0128 form in
+"""Reading and writing a domain's published record keys (XEP: Discovery and Keys): the XEP-0128 form in
 its disco#info result, its DNSSEC-signed TXT records and its POSH document.
 """
 
@@ -22,7 +22,7 @@ NS_DATA = "jabber:x:data"
 @dataclass(frozen=True, slots=True)
 class Published:
     """What a server's disco#info says about trust-path: whether it takes part, its keys, its
-    maximum skew and how long its keys may be cached (XEP: Keys)."""
+    maximum skew and how long its keys may be cached (XEP: Discovery and Keys)."""
 
     takes_part: bool
     keys: KeySet | None
@@ -58,7 +58,7 @@ def _key_entry(text: str, status: KeyStatus) -> PublishedKey:
 
 
 def check_key_count(count: int, domain: str, where: str) -> None:
-    """Refuse a key set of more than MAX_PUBLISHED_KEYS keys (XEP: Keys), before any is parsed:
+    """Refuse a key set of more than MAX_PUBLISHED_KEYS keys (XEP: Discovery and Keys), before any is parsed:
     a domain that publishes thousands would make every reader parse and search them."""
     if count > constants.MAX_PUBLISHED_KEYS:
         raise MalformedStanza(f"{domain} publishes {count} keys in its {where}; "
@@ -142,7 +142,7 @@ def key_form(keys: KeySet, max_skew: int = DEFAULT_MAX_SKEW, cache_for: int = DE
     return x
 
 
-# --- other key sources: DNSSEC and POSH (XEP: Keys) -----------------------------------
+# --- other key sources: DNSSEC and POSH (XEP: Discovery and Keys) -----------------------------------
 
 DNS_PREFIX = "_trust-path"
 POSH_PATH = "/.well-known/posh/trust-path.json"

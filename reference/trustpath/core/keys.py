@@ -138,7 +138,7 @@ KeyStatus.__doc__ = ("Where a published key stands: current, next (published bef
 
 @dataclass(frozen=True, slots=True)
 class PublishedKey:
-    """One entry of a server's published record keys (XEP: Keys).
+    """One entry of a server's published record keys (XEP: Discovery and Keys).
 
     ``not_after`` (retired keys): signatures whose time is not later are valid.  ``since``
     (revoked keys): the key may have been compromised from then on, so only messages an archive
@@ -173,7 +173,7 @@ class KeySet:
         return None
 
     def problem(self, key: str, signed_at: datetime, archived_at: datetime | None = None) -> str | None:
-        """Why ``key`` cannot have made a valid signature at ``signed_at`` (XEP: Keys): None when it
+        """Why ``key`` cannot have made a valid signature at ``signed_at`` (XEP: Discovery and Keys): None when it
         can, else ``key-unknown`` (not published), ``key-retired`` (retired before) or
         ``key-revoked`` (revoked; for a message read from an archive, ``archived_at`` before the
         compromise is still valid)."""

@@ -124,7 +124,7 @@ def binds_client(method: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """What one end of a hop states about it (XEP: Views): ``method,result,tls,spki``.
+    """What one end of a hop states about it (XEP: The path Element): ``method,result,tls,spki``.
 
     ``result`` is pass, none (not verified) or fail; a failed view gives its ``reason``.  ``spki``
     is the first 12 bytes of the SHA-256 of the certificate key the TLS server end presented,
@@ -146,7 +146,7 @@ class View:
 @dataclass(frozen=True, slots=True)
 class Record:
     """One signer's signed statement about the hop(s) it saw for one message: a record of the
-    ``<path/>`` (XEP: Records).  ``text`` is the record exactly as written; the signature covers
+    ``<path/>`` (XEP: The path Element).  ``text`` is the record exactly as written; the signature covers
     it as written, so it is what a verifier checks, whatever the other fields say.
 
     ``signer`` is None in the sending client's record (the signer is the message's 'from').

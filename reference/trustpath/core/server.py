@@ -1,4 +1,4 @@
-"""What a participating server decides (XEP: At the Sending Server, At a Receiving Server,
+"""What a participating server decides (XEP: At the Sending Server, At the Receiving Server,
 Requiring Verified Hops), sans-I/O.
 
 A server signs, but does not verify signatures: the recipient client verifies every record.  What
@@ -79,7 +79,7 @@ class UnverifiedHop:
 
 @dataclass(frozen=True, slots=True)
 class FetchedKeys:
-    """A domain's keys as a receiving server fetched them (XEP: Keys): where from (the key source
+    """A domain's keys as a receiving server fetched them (XEP: Discovery and Keys): where from (the key source
     its records will state), when, and for how long the set may be used (the domain's
     ``cache-for``).  After that, or when a record names a key not in it, the server fetches again."""
 

@@ -133,7 +133,7 @@ def is_sent_copy(message: MessageFields, anchor: Anchor, wrapper: str | None) ->
 
 
 def node_order(message: MessageFields, anchor: Anchor, wrapper: str | None) -> list[str]:
-    """The nodes a message crossed to reach the verifier (XEP: Nodes, Hops, Implied Peers)."""
+    """The nodes a message crossed to reach the verifier (XEP: Nodes, Hops and Record Order)."""
     sender, to = message.sender, message.to
     if is_sent_copy(message, anchor, wrapper) or domain_of(sender) == domain_of(to):
         return [sender, domain_of(sender), anchor.me]

@@ -168,7 +168,7 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
         sending(name, description, data, kept=kept, removed=0, chain=chain, reason=reason, in_view=in_view,
                 refusal=refusal)
 
-    # --- At a Receiving Server ---------------------------------------------------------------
+    # --- At the Receiving Server ---------------------------------------------------------------
     def receiving(name: str, description: str, data: bytes, *, chain: str, reason: str | None = None,
                   vouch: str | None, takes_part: bool = True, keyset: KeySet | None = a_keys,
                   source: str = "s2s-pin", in_view: View = h2_view, signed: Any = None,
@@ -187,7 +187,7 @@ def write_server(directory: FsPath) -> list[dict[str, Any]]:
             else None
         assert (hop.attributes() if hop else None) == refusal, (name, hop)
         cases.append({
-            "name": name, "rule": "At a Receiving Server", "description": description, "stanza": write(name, data),
+            "name": name, "rule": "At the Receiving Server", "description": description, "stanza": write(name, data),
             "facts": {"role": "receiving", "origin": "a.example", "takes_part": takes_part,
                       "keys": [k.to_json() for k in keyset.keys] if keyset is not None else [],
                       "keys_unavailable": unavailable, "key_source": source, "view": in_view.text()},

@@ -59,7 +59,7 @@ class PinSource(StrEnum):
 
     @property
     def method(self) -> str:
-        """The verification method a connection checked by this pin states (XEP: Views): a pin a
+        """The verification method a connection checked by this pin states (XEP: The path Element): a pin a
         person configured or confirmed is ``pin``; one taken on first use is only ``tofu``."""
         return "tofu" if self is PinSource.FIRST_USE else "pin"
 

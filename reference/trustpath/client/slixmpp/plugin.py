@@ -299,7 +299,7 @@ class TrustPath(BasePlugin):
 
     async def remote_policy(self, domain: str) -> ServerPolicy:
         """Whether a remote domain takes part, and its keys: its disco#info, asked over this
-        client's server (a forecast, not a guarantee; XEP: Sender Asks How It Was Delivered)."""
+        client's server (a forecast, not a guarantee; XEP: Sender Learns How It Was Delivered)."""
         try:
             return await ask_policy(self.xmpp, domain, self.disco_timeout)
         except DiscoveryFailed as exc:

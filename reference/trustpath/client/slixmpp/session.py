@@ -88,7 +88,7 @@ class Session:
 
     def keys_may_be_stale(self, report: Report) -> bool:
         """Whether ``report``'s last record, by this client's server, verifies with none of its
-        known keys, and those keys are old enough to ask for again (XEP: Keys and Discovery Caching)."""
+        known keys, and those keys are old enough to ask for again (XEP: Discovery and Keys)."""
         last = report.records[-1] if report.records else None
         return self.override is None and self.policy is not None and last is not None \
             and last.signer == self.policy.domain and last.status in STALE_KEY_STATUSES \

@@ -44,7 +44,7 @@ def is_path(tag: str) -> bool:
 
 def carries_content(message: ET.Element, ns: str, *, with_path: bool = True) -> bool:
     """Whether a message is attested: it has a body or subject, an element payload the XEP can
-    cover (an OMEMO message may have no body), or is a delivery receipt (XEP: Sender Asks How It
+    cover (an OMEMO message may have no body), or is a delivery receipt (XEP: Sender Learns How It
     Was Delivered); received, also whether it has a path at all.
     Chat states and other notifications are not."""
     for child in message:

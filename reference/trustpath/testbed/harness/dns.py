@@ -7,7 +7,7 @@ touched.  Unknown names get NXDOMAIN.
 With :meth:`Zone.sign` the zone "example." is DNSSEC-signed (one ECDSA P-256 key, flags
 257, that signs every RRset): answers to queries with the DO bit carry their RRSIGs, DNSKEY
 is answered, and TLSA records (DANE, RFC 6698/7673) and TXT records (a domain's trust-path keys
-at ``_trust-path.<domain>``, XEP "Keys") can be published.  Its
+at ``_trust-path.<domain>``, XEP "Discovery and Keys") can be published.  Its
 :attr:`Zone.trust_anchor` is what libunbound is given (``unbound = { trusted = ... }``), so
 validation needs nothing above "example.".
 """

@@ -49,7 +49,7 @@ class Setup:
     #: (b.example checks a.example by the CA only, a.example pins b.example)
     key_fetch_attack: bool = False
     a_pins_b: bool = False  # a.example pins b.example (the outbound H2) even without s2s_pins
-    #: both domains publish their keys in ``_trust-path.<domain>`` TXT records (XEP "Keys"):
+    #: both domains publish their keys in ``_trust-path.<domain>`` TXT records (XEP "Discovery and Keys"):
     #: ``real`` (each its own key) or ``wrong`` (a.example's record names a key it does not hold);
     #: signed (validated) only with ``dane``
     txt_keys: str | None = None

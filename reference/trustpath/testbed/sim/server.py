@@ -155,7 +155,7 @@ class ServerNode:
         self.signing = new
 
     def publish_next_key(self) -> None:
-        """Publish the key this server will sign with next (XEP: Keys, 'next-key'); it keeps
+        """Publish the key this server will sign with next (XEP: Discovery and Keys, 'next-key'); it keeps
         signing with the current one until :meth:`switch_to_next_key`."""
         self._generation += 1
         self._next_signing = self.fed.keys.signing_key(f"server/{self.domain}/{self._generation}")
@@ -410,7 +410,7 @@ class ServerNode:
         keys, source, failed = self.fetch_keys(origin) if takes_part else (None, KeySource.NONE, False)
         decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
                                  keys_unavailable=failed)
-        if decision.refetch and not failed:  # a key not in the cached set: ask once more (XEP: Keys)
+        if decision.refetch and not failed:  # a key not in the cached set: ask once more (XEP: Discovery and Keys)
             keys, source, failed = self.fetch_keys(origin, again=True)
             decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
                                      keys_unavailable=failed)

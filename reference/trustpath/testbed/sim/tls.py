@@ -167,7 +167,7 @@ class TlsFacts:
 
     @property
     def spki(self) -> str:
-        """The server's key as a view states it (XEP: Views)."""
+        """The server's key as a view states it (XEP: The path Element)."""
         return short_spki(self.server_spki)
 
     @property
