@@ -559,6 +559,18 @@ def test_a_forwarded_message_counts_only_from_the_own_account(pinned_vector):
                                   b"from='mallory@evil.example' ", 1), anchor, now)
 
 
+def test_a_wrapper_carrying_its_own_body_subject_or_path_is_refused(pinned_vector):
+    # only the forwarded message is checked: content beside it would be shown unchecked
+    data, anchor, now = pinned_vector
+    carbon = (b"<message xmlns='jabber:client' from='bob@b.example' to='bob@b.example/desk'>%s<received "
+              b"xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>%s</forwarded></received></message>")
+    assert verify_stanza(carbon % (b"", data), anchor, now).verdict is Verdict.TRUSTED
+    for extra in (b"<body>pay mallory</body>", b"<subject>urgent</subject>",
+                  b"<path xmlns='urn:xmpp:trust-path:1'>k=x;o=pin,pass,1.3,-;z=y</path>"):
+        with pytest.raises(MalformedStanza, match="wrapper must not carry its own"):
+            verify_stanza(carbon % (extra, data), anchor, now)
+
+
 def test_a_live_stanza_must_be_fresh_and_delivered_to_this_resource(pinned_vector):
     data, anchor, now = pinned_vector
     assert verify_stanza(data, anchor, now + timedelta(days=30)).hops[-1].reason == "clock-skew"
