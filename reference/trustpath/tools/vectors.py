@@ -195,6 +195,13 @@ def write_rejections(directory: FsPath) -> list[dict[str, Any]]:
         ("require-unknown-verdict", base.replace(b"<body>", b"<require xmlns='" + NS.encode()
                                                  + b"' verdict='perfect'/><body>", 1), "MalformedStanza", "require"),
         ("body-with-markup", base.replace(b"<body>", b"<body><b>bold</b>", 1), "MalformedStanza", "text only"),
+        ("subject-with-markup", base.replace(b"<body>", b"<subject><b>bold</b></subject><body>", 1),
+         "MalformedStanza", "text only"),
+        ("two-reports", base.replace(b"<body>", (b"<report xmlns='" + NS.encode() + b"' for='m0'/>") * 2
+                                     + b"<body>", 1), "MalformedStanza", "more than one <report/>"),
+        ("two-payloads-of-one-token", base.replace(b"<body>", b"<x xmlns='jabber:x:oob'><url>https://a.example/1</url>"
+                                                   b"</x><x xmlns='jabber:x:oob'><url>https://a.example/2</url></x>"
+                                                   b"<body>", 1), "MalformedStanza", "more than one oob payload"),
         ("forged-carbon", b"<message xmlns='jabber:client' from='mallory@evil.example/x' to='bob@b.example/desk'>"
                           b"<received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>" + base
                           + b"</forwarded></received></message>", "ForgedWrapper", "mallory@evil.example"),
