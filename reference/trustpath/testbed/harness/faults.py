@@ -29,7 +29,7 @@ from ...core.constants import KEY_FETCH_INTERVAL
 from ...core.errors import InvalidInput
 from ...core.model import NS, Verdict
 from ..scenarios import ALICE, BOB
-from .mitm import _LoopThread, relay_both_ways
+from .mitm import _LoopThread, open_upstream, relay_both_ways
 from .rotate import publish_next_key, switch_to_next_key
 from .scenarios import Live, Setup, world_for
 from .world import loopback
@@ -58,11 +58,10 @@ class S2SRelay(_LoopThread):
         return await asyncio.start_server(self._relay, *self.listen)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
+        upstream = await open_upstream(writer, self.upstream)
+        if upstream is None:
             return
+        up_reader, up_writer = upstream
         pair = {writer, up_writer}
         self._writers |= pair
         try:

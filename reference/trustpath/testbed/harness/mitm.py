@@ -41,6 +41,30 @@ async def relay_both_ways(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         up_writer.close()
 
 
+async def open_upstream(writer: asyncio.StreamWriter, address: tuple[str, int], **tls: object
+                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """Connect to ``address`` for a victim's connection ``writer`` (``tls``: open_connection's ssl
+    and server_hostname); when that fails, close the victim's connection and return None."""
+    try:
+        return await asyncio.open_connection(*address, **tls)  # type: ignore[arg-type]
+    except OSError:
+        writer.close()
+        return None
+
+
+def s2s_contexts(as_receiver: Credential, as_sender: Credential,
+                 ca_file: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """The TLS contexts of a man in the middle on s2s: one to answer the sending server as the
+    receiving domain, one to connect onwards as the sending domain."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(as_receiver.cert_file, as_receiver.key_file)
+    server.set_alpn_protocols(["xmpp-server"])
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(ca_file)
+    client.load_cert_chain(as_sender.cert_file, as_sender.key_file)
+    return server, client
+
+
 class _LoopThread:
     """A listener of an attacker, on an event loop of its own in a thread: the harness's clients
     run on the test's loop, and a man in the middle must keep relaying while they wait."""
@@ -96,12 +120,7 @@ class Interceptor(_LoopThread):
         self.listen = listen
         self.upstream = upstream
         self.upstream_name = upstream_name
-        self._server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._server_ctx.load_cert_chain(as_receiver.cert_file, as_receiver.key_file)
-        self._server_ctx.set_alpn_protocols(["xmpp-server"])
-        self._client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self._client_ctx.load_verify_locations(ca_file)
-        self._client_ctx.load_cert_chain(as_sender.cert_file, as_sender.key_file)
+        self._server_ctx, self._client_ctx = s2s_contexts(as_receiver, as_sender, ca_file)
         self._client_ctx.set_alpn_protocols(["xmpp-server"])
         self.name = "s2s-mitm"
         self._init_loop()
@@ -110,14 +129,10 @@ class Interceptor(_LoopThread):
         return await asyncio.start_server(self._relay, *self.listen, ssl=self._server_ctx)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream, ssl=self._client_ctx,
-                                                                 server_hostname=self.upstream_name)
-        except OSError:
-            writer.close()
-            return
-
-        await relay_both_ways(reader, writer, up_reader, up_writer)
+        upstream = await open_upstream(writer, self.upstream, ssl=self._client_ctx,
+                                       server_hostname=self.upstream_name)
+        if upstream is not None:
+            await relay_both_ways(reader, writer, *upstream)
 
 
 # --- a man in the middle on a client's c2s hop (H1) ---------------------------------------
@@ -203,11 +218,10 @@ class C2SInterceptor(_LoopThread):
         return await asyncio.start_server(self._relay, *self.listen)
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
+        upstream = await open_upstream(writer, self.upstream)
+        if upstream is None:
             return
+        up_reader, up_writer = upstream
         try:
             # in the clear, both ways, until the server's <proceed/> (its answer to <starttls/>)
             async def clear_up() -> None:
@@ -313,12 +327,7 @@ class KeyFetchAttacker(_LoopThread):
         self.target_domain, self.target = target[0], (target[1], target[2])
         self.key = SigningKey.generate()
         self.answered: list[str] = []  # ids of the queries he answered with his key
-        self._server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._server_ctx.load_cert_chain(credential.cert_file, credential.key_file)
-        self._server_ctx.set_alpn_protocols(["xmpp-server"])
-        self._client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self._client_ctx.load_verify_locations(ca_file)
-        self._client_ctx.load_cert_chain(credential.cert_file, credential.key_file)
+        self._server_ctx, self._client_ctx = s2s_contexts(credential, credential, ca_file)
         self._answers: asyncio.Queue[bytes] | None = None
         self.name = "keyfetch-mitm"
         self._init_loop()
