@@ -119,7 +119,13 @@ def test_attest_rejects_misuse():
     with pytest.raises(UsageError, match="stored"):
         attest(MSG, seed_key(1), out_view=view("pin"), stored=T0)
     with pytest.raises(UsageError, match="in-view"):
-        attest(MSG, seed_key(1), signer="a.example", time=T0, out_view=view("pin"))
+        attest(MSG, seed_key(1), signer="a.example", time=T0, in_view=view("pin"), out_view=view("pin"))
+    with pytest.raises(UsageError, match="in-view"):
+        attest(MSG, seed_key(1), signer="a.example", time=T0, chain=Chain.ABSENT, out_view=view("pin"))
+    # a refusal's first record (no in-view): nothing brought the refusal, so nothing is vouched or removed
+    for misuse in ({"vouch": KeySource.LINK}, {"removed": 1}, {"stored": T0, "out_peer": "alice@a.example/phone"}):
+        with pytest.raises(UsageError, match="refusal"):
+            attest(MSG, seed_key(1), signer="a.example", time=T0, out_view=view("pin"), **misuse)
     with pytest.raises(UsageError, match="out-view only"):
         attest(MSG, seed_key(1), in_view=view("pin"), out_view=view("pin"))
     with pytest.raises(UsageError, match="chain_reason"):

@@ -34,7 +34,8 @@ from trustpath.core.codec import (
 )
 from trustpath.core.errors import ForgedWrapper
 from trustpath.core.keys import short_spki
-from trustpath.core.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource, Result, View
+from trustpath.core.model import DEFAULT_MAX_SKEW, NS, Chain, KeySource, Path, Result, Status, View
+from trustpath.core.require import refusal_believed
 from trustpath.core.server import receive_chain
 from trustpath.core.verify import verify
 from trustpath.testbed.sim.federation import ClientNode, Federation, Interceptor, RequirementNotMet
@@ -450,13 +451,17 @@ def test_requirement_towards_a_non_participating_domain_is_refused(fed):
 
 
 def _refusal_hop(client: ClientNode) -> dict[str, str]:
-    """The <unverified-hop/> of the last error ``client`` got, which must echo none of the message."""
+    """The <unverified-hop/> of the last error ``client`` got, which must echo none of the message
+    and be attested by the server that refused it (its path verifies, as trusted, from that server)."""
     assert client.inbox and client.inbox[-1].error, "no error came back"
     root = parse_stanza(client.inbox[-1].stanza)
-    hop = root.find(f"{{jabber:client}}error/{{{NS}}}unverified-hop")
+    error = root.find("{jabber:client}error")
+    hop = error.find(f"{{{NS}}}unverified-hop")
     assert SCHEMA.validate(etree.fromstring(etree.tostring(hop))), SCHEMA.error_log
     assert root.find("{jabber:client}body") is None and root.find(f"{{{NS}}}require") is None
-    assert root.find(f"{{{NS}}}path") is None
+    refusal = client.inbox[-1].refusal
+    assert refusal is not None and refusal.verdict is Verdict.TRUSTED, refusal
+    assert refusal.records[0].signer == error.get("by") and all(r.status is Status.OK for r in refusal.records)
     return dict(hop.attrib)
 
 
@@ -504,6 +509,76 @@ def test_the_recipients_view_counts_as_strong_only_on_a_login_bound_to_its_chann
     alice.send("bob@b.example", "only trusted", require="trusted")
     assert _refusal_hop(alice) == {"peer": BOB, "method": "sasl", "reason": "unbound", "required": "trusted"}
     assert bob.inbox == []
+
+
+def _refusal_stanza(client: ClientNode) -> bytes:
+    assert client.inbox and client.inbox[-1].error, "no error came back"
+    return client.inbox[-1].stanza
+
+
+def test_a_refusal_by_the_recipients_server_carries_its_record_and_the_senders_servers(fed):
+    """Issue 11 item 2 (RFC 8689 section 5: a bounce is protected as the message was): b.example's
+    refusal has b.example's record, without 'i' or 'c' (nothing brought it there), covering the
+    refusal, then a.example's as a receiving server's, vouching for b.example's key."""
+    ss, rs, alice, bob = _world(fed, rc_verify="pkix")
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    _, path = _path(_refusal_stanza(alice))
+    first, second = path.records
+    assert (first.signer, first.in_view, first.chain, first.covers) == ("b.example", None, None, ("refusal",))
+    assert (second.signer, second.chain, second.vouch, second.out_peer) == ("a.example", Chain.PASS,
+                                                                           KeySource.S2S_PIN, ALICE)
+    refusal = alice.inbox[-1].refusal
+    assert [h.sender for h in refusal.hops] == ["b.example", "a.example"] and refusal.verdict is Verdict.TRUSTED
+    assert refusal_believed(refusal.verdict, "trusted")
+
+
+def test_a_refusal_changed_on_its_way_back_or_without_its_record_is_not_believed(fed):
+    """What the old refusals were: anyone on the way could rewrite the hop it names, and nothing
+    showed who wrote it."""
+    ss, rs, alice, bob = _world(fed, rc_verify="pkix")
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    stanza = _refusal_stanza(alice)
+    changed = alice.check_refusal(stanza.replace(b'reason="ca-only"', b'reason="pin-mismatch"'))
+    assert changed.verdict is Verdict.UNTRUSTED and changed.records[-1].status is Status.TAMPERED  # both cover it
+    assert not refusal_believed(changed.verdict, "trusted")
+    root = parse_stanza(stanza)
+    remove_paths(root)
+    unsigned = alice.check_refusal(serialize(root))
+    assert unsigned.verdict is Verdict.UNTRUSTED and "stripped" in [h.reason for h in unsigned.hops]
+    assert not refusal_believed(unsigned.verdict, "trusted") and not refusal_believed(unsigned.verdict, None)
+
+
+def test_a_refusal_that_came_back_over_a_link_checked_by_a_ca_only_is_not_believed_for_trusted(fed):
+    """b.example checks a.example by a CA only on its own link, which the refusal takes: the refusal
+    is weak, less than the 'trusted' the message required."""
+    ss, rs, alice, bob = _world(fed, rc_verify="pkix", h2_back="pkix")
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    refusal = alice.inbox[-1].refusal
+    assert refusal.verdict is Verdict.WEAK and refusal.weakest == ("H1",)
+    assert not refusal_believed(refusal.verdict, "trusted") and refusal_believed(refusal.verdict, "weak")
+    assert refusal_believed(refusal.verdict, None)  # a bounce of a message that required nothing
+
+
+def test_only_a_refusals_first_record_lacks_an_in_view(fed):
+    """Rule 14: a server record without 'i' and 'c' is the refuser's, first in a refusal; anywhere
+    else the path is malformed, and a refusal has no client record."""
+    ss, rs, alice, bob = _world(fed, rc_verify="pkix")
+    alice.send("bob@b.example", "only trusted", require="trusted")
+    refusal = find_message(parse_stanza(_refusal_stanza(alice))).message
+    fields = message_fields(refusal)
+    view = View("pin", Result.PASS, "1.3", "A" * 16)
+    by_b = attest(fields, rs.signing, signer="b.example", time=fed.clock.now, out_view=view)
+    with_in_view = attest(fields, rs.signing, signer="b.example", time=fed.clock.now, in_view=view,
+                          chain=Chain.ABSENT, out_view=view)
+    from_client = attest(fields, alice.key, out_view=view)
+    anchor = alice.anchor()
+    for records in ((with_in_view,), (from_client, by_b)):
+        with pytest.raises(MalformedStanza):
+            verify(fields, Path(records), anchor, fed.clock.now, refused_by="b.example")
+    message, path = _path(_scenario(1).stanza)
+    lacking = attest(message, rs.signing, signer="b.example", time=fed.clock.now, out_view=view)
+    with pytest.raises(MalformedStanza, match="only a refusal's first record"):
+        verify(message, Path(path.records[:2] + (lacking,)), anchor, fed.clock.now)
 
 
 def test_a_required_message_reaches_only_the_resources_whose_last_hop_meets_it(fed):

@@ -48,6 +48,13 @@ def test_trustpath_verify_agrees_with_each_emitted_scenario(expected_file, capsy
     if not expected["delivered"]:
         assert Path(f"{stem}.error.xml").exists()
         assert not Path(f"{stem}.xml").exists()
+        # the refusal is attested: the sender checks its path from the server that refused
+        refusal = expected["refusal"]
+        code = main(["verify", f"{stem}.error.xml", "--anchor", f"{stem}.anchor.json", "--json", "--now",
+                     expected["now"]])
+        out = json.loads(capsys.readouterr().out)
+        assert code == 0 and out["verdict"] == refusal["verdict"] == "trusted"
+        assert out["records"][0]["signer"] == expected["error"]["by"] and out["hops"] == refusal["hops"]
         return
     code = main(["verify", f"{stem}.xml", "--anchor", f"{stem}.anchor.json", "--json", "--now", expected["now"]])
     out = json.loads(capsys.readouterr().out)

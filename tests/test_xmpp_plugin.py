@@ -563,9 +563,11 @@ class TestReceiving(VectorTest):
 
 
 class TestRefusals(PluginTest):
-    """alice's client and the errors that say her message was refused (scenario 15's error): only
-    her own server's refusal, of a message she sent, is believed (issue 11, item 5: a third
-    party's <unverified-hop/> for a delivered message made the plugin say "not delivered")."""
+    """alice's client and the errors that say her message was refused (scenario 15's error, which
+    a.example signed).  A refusal is believed only for a message she sent, with a path that starts
+    at the refusing server and meets what the message required (issue 11, item 2: refusals are
+    attested like RFC 8689's non-delivery reports; item 5: a third party's <unverified-hop/> for a
+    delivered message made the plugin say "not delivered")."""
 
     jid = "alice@a.example/phone"
     ERROR = (SCENARIOS / "15-require-refused.error.xml").read_text(encoding="utf-8")
@@ -573,10 +575,17 @@ class TestRefusals(PluginTest):
     def setUp(self) -> None:
         super().setUp()
         self.bind()
+        anchor, _ = load_anchor(SCENARIOS / "15-require-refused.anchor.json")
+        now = parse_time(json.loads((SCENARIOS / "15-require-refused.expected.json").read_text())["now"])
+        self.plugin.config["now"] = lambda: now
+        self.plugin.set_anchor(anchor)
+        self.plugin.own_hop.view = anchor.view  # she pinned a.example (the mock stream has no TLS)
 
-    def send(self, ident: str = "tp-0003", to: str = "bob@b.example") -> None:
+    def send(self, ident: str = "tp-0003", to: str = "bob@b.example", require: str | None = "trusted") -> None:
         message = self.xmpp.make_message(mto=to, mbody="Only over verified hops, please.", mtype="chat")
         message["id"] = ident
+        if require is not None:
+            message.xml.append(ET.fromstring(f"<require xmlns='{NS}' verdict='{require}'/>"))
         message.send()
         self.wait_()
         assert self.sent() is not None
@@ -587,9 +596,11 @@ class TestRefusals(PluginTest):
         (event,) = self.events["trust_path_unverified_hop"]
         assert event.condition == "policy-violation"
         assert event.hop["required"] == "trusted" and event.hop["peer"] == "b.example"
+        assert event.report.verdict.value == "trusted" and event.report.records[0].signer == "a.example"
         assert "trust_path_verdict" not in self.events
 
     def test_a_refusal_in_anyone_elses_name_is_not_believed(self) -> None:
+        """Its path starts with a.example's record: any other 'by' is not the server that signed."""
         self.send()
         for by in ("b.example", "c.example", "a.example.evil"):
             self.recv(self.ERROR.replace('by="a.example"', f'by="{by}"'))
@@ -605,14 +616,43 @@ class TestRefusals(PluginTest):
         self.recv(self.ERROR)
         assert len(self.events["trust_path_unverified_hop"]) == 1
 
-    def test_no_refusal_is_believed_when_her_server_does_not_take_part(self) -> None:
-        # it would not remove refusals forged in its name
+    def test_a_refusal_without_its_record_or_changed_after_signing_is_not_believed(self) -> None:
+        """What every refusal was before they were attested: nothing showed who wrote it."""
         self.send()
-        policy = self.plugin.session.policy
-        assert policy is not None and policy.takes_part
-        self.plugin.session.policy = replace(policy, takes_part=False)
+        self.recv(re.sub(r"<path .*</path>", "", self.ERROR))
+        self.recv(self.ERROR.replace('reason="not-verified"', 'reason="pin-mismatch"'))
+        self.recv(self.ERROR.replace('method="none"', 'method="dialback"'))
+        assert "trust_path_unverified_hop" not in self.events
+        self.recv(self.ERROR)
+        assert len(self.events["trust_path_unverified_hop"]) == 1
+
+    def test_a_refusal_whose_path_is_weaker_than_the_requirement_is_not_believed(self) -> None:
+        """The refusal came on a connection her client checked by a CA only (the message left on
+        a pinned one): it reaches her weak, and the message required trusted (a weak requirement
+        would take it)."""
+        anchor, _ = load_anchor(SCENARIOS / "15-require-refused.anchor.json")
+        self.plugin.set_anchor(replace(anchor, view=replace(anchor.view, method="pkix")))
+        self.send()
         self.recv(self.ERROR)
         assert "trust_path_unverified_hop" not in self.events
+        self.send(require="weak")
+        self.recv(self.ERROR)
+        (event,) = self.events["trust_path_unverified_hop"]
+        assert event.report.verdict.value == "weak"
+
+    def test_no_refusal_is_believed_when_her_server_does_not_take_part(self) -> None:
+        # nothing it signs is an anchor: the refusal's path is at most unknown
+        anchor, _ = load_anchor(SCENARIOS / "15-require-refused.anchor.json")
+        self.plugin.set_anchor(replace(anchor, takes_part=False))
+        self.send(require=None)
+        self.recv(self.ERROR)
+        assert "trust_path_unverified_hop" not in self.events
+
+    def test_the_same_refusal_twice_is_believed_once(self) -> None:
+        self.send()
+        self.recv(self.ERROR)
+        self.recv(self.ERROR)
+        assert len(self.events["trust_path_unverified_hop"]) == 1
 
 
 class TestCarbons(VectorTest):

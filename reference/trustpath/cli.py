@@ -15,7 +15,8 @@ from rich.text import Text
 from .core.anchor import anchor_to_json, load_anchor
 from .core.errors import InvalidAnchor, LimitExceeded, TrustPathError
 from .core.model import DEFAULT_MAX_SKEW, MAX_STANZA_BYTES, Verdict
-from .core.receive import verify_stanza
+from .core.codec import find_message, parse_stanza
+from .core.receive import refuser_of, verify_refusal_stanza, verify_stanza
 from .core.timefmt import format_time, parse_time
 from .render import badge, report_view
 from .testbed.scenarios import SCENARIOS, Bed, Outcome, file_stem
@@ -121,6 +122,11 @@ def emit(outcomes: list[Outcome], directory: FsPath) -> None:
             (directory / f"{stem}.error.xml").write_bytes(o.stanza + b"\n")
             if o.error:
                 expected["error"] = o.error
+            if o.refusal is not None and o.anchor is not None:
+                # the sender's check of the refusal's own path (XEP: Requiring Verified Hops)
+                (directory / f"{stem}.anchor.json").write_text(json.dumps(anchor_to_json(o.anchor), indent=2) + "\n")
+                expected["now"] = o.received_at
+                expected["refusal"] = o.refusal.to_json()
         (directory / f"{stem}.expected.json").write_text(json.dumps(expected, indent=2) + "\n")
 
 
@@ -136,8 +142,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             data = path.read_bytes()
         except OSError as exc:
             raise _FileProblem(f"cannot read it: {exc.strerror}") from None
-        report = verify_stanza(data, anchor, now,
-                               max_skew=args.max_skew if args.max_skew is not None else max_skew)
+        skew = args.max_skew if args.max_skew is not None else max_skew
+        # a refusal (an error naming the hop that refused a message) is checked from its refuser
+        check = verify_refusal_stanza if _is_refusal(data) else verify_stanza
+        report = check(data, anchor, now, max_skew=skew)
     except _OptionProblem as exc:
         print(f"trustpath verify: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +162,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         _console().print(report_view(report))
     return 0
+
+
+def _is_refusal(data: bytes) -> bool:
+    try:
+        return refuser_of(find_message(parse_stanza(data)).message) is not None
+    except TrustPathError:
+        return False  # verify_stanza says what is wrong with it
 
 
 class _FileProblem(Exception):

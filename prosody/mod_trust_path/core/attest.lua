@@ -54,7 +54,11 @@ end
 function M.attest(fields, key, opts)
 	assert(fields.id ~= "", "a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)");
 	local signer = opts.signer;
-	assert(signer == nil or (opts.in_view and opts.chain), "a server's record states its in-view and what arrived (chain)");
+	assert(signer == nil or opts.time, "a server's record states when it was signed (time)");
+	assert(signer == nil or (opts.in_view == nil) == (opts.chain == nil),
+		"a server's record states its in-view and what arrived (chain), or neither (a refusal's first record)");
+	assert(signer == nil or opts.in_view ~= nil or not (opts.vouch or (opts.removed and opts.removed > 0) or opts.stored),
+		"a refusal's first record (no in-view) vouches for nothing, removes nothing, stores nothing");
 	assert(signer ~= nil or not (opts.in_view or opts.chain or opts.vouch), "the sending client's record has an out-view only");
 	assert((opts.chain == "fail") == (opts.chain_reason ~= nil), "chain 'fail' and only it takes a chain_reason");
 	-- rule 28: 'st' is the delivering server's; every verifier refuses it on any other record

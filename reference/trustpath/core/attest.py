@@ -32,7 +32,8 @@ def attest(message: MessageFields, key: SigningKey, *, out_view: View, previous:
 
     ``previous`` is the text of the records already in the path, joined by one space ("" for the
     first).  ``signer`` is None for the sending client (its JID is the message's 'from'); a server
-    gives its domain, ``time``, its ``in_view`` and what it found (``chain``, ``vouch``, ``removed``).
+    gives its domain, ``time``, its ``in_view`` and what it found (``chain``, ``vouch``, ``removed``),
+    except on a refusal it sends, which nothing brought to it (XEP: Requiring Verified Hops).
     ``extra`` are fields a later version defines, written before the signature and signed.
     """
     text = sign_record(message, key, out_view=out_view, previous=previous, signer=signer, time=time, in_view=in_view,
@@ -56,8 +57,13 @@ def sign_record(message: MessageFields, key: SigningKey, *, out_view: View, prev
     the value object it has no use for."""
     if not message.id:
         raise UsageError("a message with neither an 'id' nor an <origin-id/> cannot be attested (XEP: no-id)")
-    if signer is not None and (in_view is None or chain is None):
-        raise UsageError("a server's record states its in-view and what arrived (chain)")
+    if signer is not None and time is None:
+        raise UsageError("a server's record states when it was signed (time)")
+    if signer is not None and (in_view is None) != (chain is None):
+        raise UsageError("a server's record states its in-view and what arrived (chain), or neither (a refusal's "
+                         "first record)")
+    if signer is not None and in_view is None and (vouch is not None or removed or stored is not None):
+        raise UsageError("a refusal's first record (no in-view) vouches for nothing, removes nothing, stores nothing")
     if signer is None and (in_view is not None or chain is not None or vouch is not None):
         raise UsageError("the sending client's record has an out-view only")
     if (chain is Chain.FAIL) != (chain_reason is not None):

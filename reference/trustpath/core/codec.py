@@ -167,6 +167,7 @@ def message_fields(message: etree._Element, extra: tuple[str, ...] = ()) -> Mess
     wanted = _TEXT_TAGS.get(ns) or {f"{{{ns}}}{name}": name for name in groups}
     require_tag = f"{{{NS}}}require"
     report_tag = f"{{{NS}}}report"
+    error_tag = f"{{{ns}}}error"
     require = None
     report = None
     projections: list[tuple[str, str]] = []
@@ -191,6 +192,12 @@ def message_fields(message: etree._Element, extra: tuple[str, ...] = ()) -> Mess
             report = report_fields(child)
         elif tag == _ORIGIN_ID_TAG and not ident:
             ident = child.get("id") or ""
+        elif tag == error_tag:
+            refusal = project_refusal(child)
+            if refusal is not None:
+                if any(t == "refusal" for t, _ in projections):
+                    raise MalformedStanza("more than one <unverified-hop/>: a refusal names one hop")
+                projections.append(("refusal", refusal))
         else:
             token = _ELEMENT_PAYLOADS.get(tag) or (tag if tag in extra else None)
             if token is not None:
@@ -205,6 +212,29 @@ def message_fields(message: etree._Element, extra: tuple[str, ...] = ()) -> Mess
                          bodies=tuple(groups["body"]), subjects=tuple(groups["subject"]),
                          threads=tuple(groups["thread"]), require=require, report=report,
                          elements=tuple(projections))
+
+
+_UNVERIFIED_HOP_TAG = f"{{{NS}}}unverified-hop"
+_STANZA_ERROR_PREFIX = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+def project_refusal(error: etree._Element) -> str | None:
+    """The payload ``refusal`` of a message's ``<error/>`` (XEP: Covered Payloads), or None when it
+    names no hop: its 'type', 'by', defined condition and the ``<unverified-hop/>``'s attributes.
+    Its ``<text/>`` is not covered: a client shows the covered attributes, in its own words."""
+    hops = [child for child in error if child.tag == _UNVERIFIED_HOP_TAG]
+    if not hops:
+        return None
+    if len(hops) > 1:
+        raise MalformedStanza("more than one <unverified-hop/>: a refusal names one hop")
+    condition = next((child.tag[len(_STANZA_ERROR_PREFIX):] for child in error
+                      if isinstance(child.tag, str) and child.tag.startswith(_STANZA_ERROR_PREFIX)
+                      and child.tag != _STANZA_ERROR_PREFIX + "text"), "")
+    parts = ["type\x00", error.get("type") or "", "\x00by\x00", error.get("by") or "",
+             "\x00condition\x00", condition, "\x00"]
+    for name, value in _signed_attributes(hops[0], "unverified-hop"):
+        parts += ["hop.", name, "\x00", value, "\x00"]
+    return "".join(parts)
 
 
 def project_element(element: etree._Element) -> str:
@@ -407,8 +437,12 @@ def decode_record(text: str) -> Record:
             raise MalformedStanza("the sending client's record (no 's=') has only an out-view")
     else:
         _jid(signer, "s")
-        if in_view is None or c is None or t is None:
-            raise MalformedStanza("a server's record needs 't=', 'i=' and 'c='")
+        if t is None:
+            raise MalformedStanza("a server's record needs 't='")
+        if (in_view is None) != (c is None):
+            raise MalformedStanza("a server's record has 'i=' and 'c=' both, or neither (a refusal's first record)")
+        if in_view is None and (v is not None or "r" in fields or "st" in fields):
+            raise MalformedStanza("a record without 'i=' (a refusal's first record) states no 'c=', 'v=', 'r=' or 'st='")
     chain = chain_reason = None
     if c is not None:
         chain = _CHAINS.get(c)

@@ -57,7 +57,7 @@ CHANNEL_BINDINGS: tuple[str, ...] = tuple(TABLE["channel_bindings"])
 #: c2s server-side view methods -> whether they bind the client's view of H1 to the channel
 CLIENT_BINDINGS: MappingProxyType[str, bool] = MappingProxyType(TABLE["client_bindings"])
 ALGORITHMS: tuple[str, ...] = tuple(TABLE["algorithms"])
-#: covered payload token -> {"kind": text|require|report|element, "ns", "name"}
+#: covered payload token -> {"kind": text|require|report|element|refusal, "ns", "name"}
 PAYLOADS: MappingProxyType[str, Any] = MappingProxyType(TABLE["payloads"])
 DEFAULT_PAYLOADS: tuple[str, ...] = tuple(TABLE["default_payloads"])
 RECORD_FIELDS: tuple[str, ...] = tuple(TABLE["record_fields"])

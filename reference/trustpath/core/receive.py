@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from .codec import NS_MUC_USER, decode_path, find_message, message_fields, parse_stanza
-from .errors import ForgedWrapper
-from .model import DEFAULT_MAX_SKEW, bare
+from .errors import ForgedWrapper, MalformedStanza
+from .model import DEFAULT_MAX_SKEW, NS, bare
 from .timefmt import parse_stamp
 from .verify import Anchor, Report, verify
 
@@ -50,3 +50,31 @@ def verify_stanza(data: bytes, anchor: Anchor, now: datetime, *, max_skew: int =
     where = WRAPPER_NOTES.get(received.wrapper) or \
         f"read from the archive (archived {received.delay or 'at an unknown time'})"
     return replace(report, notes=report.notes + (where,))
+
+
+def refuser_of(message_element: object) -> str | None:
+    """The 'by' of a refusal: the server that says it refused the message (XEP: Requiring Verified
+    Hops), or None when the stanza's ``<error/>`` names no hop."""
+    for error in message_element:  # type: ignore[attr-defined]
+        if isinstance(error.tag, str) and error.tag.endswith("}error") and \
+                error.find(f"{{{NS}}}unverified-hop") is not None:
+            return error.get("by") or None
+    return None
+
+
+def verify_refusal_stanza(data: bytes, anchor: Anchor, now: datetime, *, max_skew: int = DEFAULT_MAX_SKEW,
+                          seen: Container[str] = ()) -> Report:
+    """Parse ``data`` (an error naming the hop that refused a message, ``<unverified-hop/>``) and
+    verify its path from the refusing server (its 'by') to this client.
+
+    Raises :class:`~trustpath.core.errors.InvalidInput` (a subclass of it) for input that is not
+    a refusal this client could check: forwarded, malformed, or without 'by'."""
+    received = find_message(parse_stanza(data))
+    if received.wrapper is not None:
+        raise MalformedStanza("a refusal comes to the sender itself, never forwarded in a carbon or an archive")
+    message = received.message
+    by = refuser_of(message)
+    if by is None:
+        raise MalformedStanza("not a refusal: the error names no hop (<unverified-hop/>) or no refusing server ('by')")
+    return verify(message_fields(message), decode_path(message), anchor, now, max_skew=max_skew, seen=seen,
+                  refused_by=by)

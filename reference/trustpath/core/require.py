@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import constants
 from .errors import UsageError
-from .model import Reason, Result, Strength, View, binds_client, method_reason, view_strength
+from .model import Reason, Result, Strength, Verdict, View, binds_client, method_reason, view_strength
 
 REQUIRE_VERDICTS = tuple(constants.REQUIRED_STRENGTH)
 
@@ -62,3 +62,18 @@ def client_hop_problem(verdict: str, server_view: View, client_view: View | None
     if strength > Strength.CA and not binds_client(server_view.method):
         strength, method, reason = Strength.CA, server_view.method, Reason.UNBOUND
     return None if strength >= need else (method, reason)
+
+
+def refusal_believed(refusal_verdict: Verdict, required: str | None) -> bool:
+    """Whether a sender believes a refusal whose own path has ``refusal_verdict`` (XEP: Requiring
+    Verified Hops): at least the verdict the refused message required, and at least weak for a
+    message that required none (a bounce for a pin mismatch).  Like a REQUIRETLS non-delivery
+    report (RFC 8689, section 5), a refusal is protected as the message was; it carries no
+    payload, so the sender judges it rather than a server dropping it."""
+    need = _needed(required) if required is not None else Strength.CA
+    return _VERDICT_STRENGTH[refusal_verdict] >= need
+
+
+#: the least strength of each verdict (untrusted covers failed and unverified)
+_VERDICT_STRENGTH = {Verdict.TRUSTED: Strength.STRONG, Verdict.WEAK: Strength.CA, Verdict.UNKNOWN: Strength.UNKNOWN,
+                     Verdict.UNTRUSTED: Strength.FAILED}

@@ -140,17 +140,30 @@ def node_order(message: MessageFields, anchor: Anchor, wrapper: str | None) -> l
     return [sender, domain_of(sender), domain_of(to), anchor.me]
 
 
-def place_records(atts: tuple[Record, ...], nodes: list[str]) -> list[int]:
+def refusal_nodes(message: MessageFields, anchor: Anchor, by: str) -> list[str]:
+    """The nodes a refusal crossed (XEP: Requiring Verified Hops): from the refusing server, through
+    the sender's server when that is another, to the verifier.  There is no sending client."""
+    to_domain = domain_of(message.to)
+    return [by, anchor.me] if by == to_domain else [by, to_domain, anchor.me]
+
+
+def place_records(atts: tuple[Record, ...], nodes: list[str], *, refusal: bool = False) -> list[int]:
     """The node index of each record's signer, in node order: the sending client's record (no
-    signer) is node 0, a server's record is its domain's node.  Refuses any other signer, a signer
-    twice, or records out of order."""
+    signer) is node 0, a server's record is its domain's node; in a ``refusal`` node 0 is the
+    refusing server, whose record alone has no in-view.  Refuses any other signer, a signer twice,
+    or records out of order."""
     places: list[int] = []
-    servers = {node: i for i, node in enumerate(nodes[1:-1], 1)}
+    servers = {node: i for i, node in enumerate(nodes[:-1] if refusal else nodes[1:-1], 0 if refusal else 1)}
     for att in atts:
-        place = 0 if att.signer is None else servers.get(att.signer)
+        place = (None if refusal else 0) if att.signer is None else servers.get(att.signer)
         if place is None:
-            raise MalformedStanza(f"a record by {att.signer!r}, which is not on this message's path "
-                                  f"({' → '.join(nodes)})")
+            raise MalformedStanza(f"a record by {att.signer or 'a client'!r}, which is not on this "
+                                  f"{'refusal' if refusal else 'message'}'s path ({' → '.join(nodes)})")
+        if att.signer is not None and (att.in_view is None) != (refusal and place == 0):
+            raise MalformedStanza(f"the refuser's record ({att.signer}) states no 'i=': nothing brought the refusal "
+                                  "to it" if refusal and place == 0 else
+                                  f"the record by {att.signer} lacks 'i=' and 'c=', which only a refusal's "
+                                  "first record may")
         if att.stored is not None and place != len(nodes) - 2:
             # rule 28: only the server that delivers to the reader held the message before delivery
             raise MalformedStanza(f"the record by {att.signer} states 'st=', which only the server that delivers "
@@ -163,14 +176,15 @@ def place_records(atts: tuple[Record, ...], nodes: list[str]) -> list[int]:
 
 def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datetime, *,
            max_skew: int = DEFAULT_MAX_SKEW, seen: Container[str] = (), archived_at: datetime | None = None,
-           wrapper: str | None = None, via_room: bool = False) -> Report:
+           wrapper: str | None = None, via_room: bool = False, refused_by: str | None = None) -> Report:
     """Check ``path`` as received with ``message`` and return the report (XEP: At the Recipient
     Client, steps 3 to 7; :func:`trustpath.core.receive.verify_stanza` does steps 1 and 2).
 
     ``seen`` holds signatures already accepted (a replay cache kept by the caller).
     ``archived_at`` is the archive's stamp when the message is read from an archive; ``wrapper``
     how it was forwarded (``carbon-sent``, ``carbon-received``, ``archive``); ``via_room`` that a
-    room reflected it.  Raises only :class:`~trustpath.core.errors.InvalidInput` subclasses, for
+    room reflected it.  ``refused_by`` makes it the check of a refusal that server sent (XEP:
+    Requiring Verified Hops): the path starts at that server, and the hops are the refusal's.  Raises only :class:`~trustpath.core.errors.InvalidInput` subclasses, for
     a path that cannot be read at all.
     """
     require_aware(now)
@@ -179,13 +193,15 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     if now.year >= 9000:
         raise UsageError("now must be a time before the year 9000")
     atts = path.records if path is not None else ()
-    nodes = node_order(message, anchor, wrapper)
+    refusal = refused_by is not None
+    nodes = refusal_nodes(message, anchor, refused_by) if refused_by is not None else \
+        node_order(message, anchor, wrapper)
     if not message.id:
         return _not_described(nodes, Reason.NO_ID, "no-id: the message has neither an id nor an origin-id of at "
                               f"most {constants.MAX_ID_CHARS} characters, so no node could attest it")
-    if via_room or message.type == "groupchat":
+    if not refusal and (via_room or message.type == "groupchat"):
         return _through_a_room(message, atts, anchor, now, max_skew, nodes)
-    places = place_records(atts, nodes)
+    places = place_records(atts, nodes, refusal=refusal)
     archived = archived_at is not None
     status: list[Status | None] = [None] * len(atts)
     notes: list[str] = []
@@ -212,7 +228,7 @@ def verify(message: MessageFields, path: Path | None, anchor: Anchor, now: datet
     check_clock_skew(atts, places, hops, status, now, max_skew, anchored=anchored, archived=archived)
     notes += _path_notes(atts, anchor, anchored, status)
     reports = [evaluate_hop(k, hop, atts, places, status, anchor) for k, hop in enumerate(hops)]
-    if is_sent_copy(message, anchor, wrapper):
+    if not refusal and is_sent_copy(message, anchor, wrapper):
         reports.append(_undescribed(len(reports), nodes[1], domain_of(message.to), Reason.SENT_COPY))
         notes.append("sent-copy: a copy of a message sent from another device; it says how the copy reached you, "
                      "not how the message was delivered")
@@ -531,4 +547,5 @@ def overall_verdict(reports: list[HopReport], anchor: Anchor,
 
 __all__ = ["Anchor", "RecordCheck", "HopReport", "Report", "check_anchor", "check_clock_skew", "check_replay",
            "evaluate_hop", "node_order", "overall_verdict", "payload_input", "place_records", "reconstruct_hops",
+           "refusal_nodes",
            "verify", "walk_backwards"]

@@ -18,6 +18,7 @@ from lxml import etree
 
 from ..core.codec import parse_stanza
 from ..core.model import NS, Side, Verdict
+from ..core.require import refusal_believed
 from ..core.verify import Anchor, Report
 
 #: the two people of every scenario: Alice on a.example sends, Bob on b.example receives
@@ -189,6 +190,7 @@ class Outcome:
     anchor: Anchor | None = None
     error: dict[str, str] | None = None
     received_at: str | None = None  # the recipient's clock when it verified
+    refusal: Report | None = None  # the sender's check of the refusal's own path, where the bed made one
     problems: tuple[str, ...] = field(default=())
 
     @property
@@ -260,6 +262,11 @@ def _shortfalls(outcome: Outcome) -> list[str]:
                 problems.append(f"{exp.hop} must be named as the weakest hop")
         elif outcome.error is None or outcome.error.get("reason") != exp.reason:
             problems.append(f"the refusal must give reason {exp.reason}")
+    if outcome.error and outcome.bed is Bed.SIM and outcome.refusal is None:
+        problems.append("the refusal carries no path the sender could check")
+    if outcome.refusal is not None and not refusal_believed(outcome.refusal.verdict,
+                                                            (outcome.error or {}).get("required")):
+        problems.append(f"the sender must believe the refusal: its path is {outcome.refusal.verdict.value}")
     if exp.covers and (outcome.report is None or not set(exp.covers) <= set(outcome.report.covers)):
         problems.append(f"the verdict must cover {', '.join(exp.covers)}")
     if exp.note and (outcome.report is None or not any(exp.note in n for n in outcome.report.notes)):

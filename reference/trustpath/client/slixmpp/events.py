@@ -58,8 +58,10 @@ class RequireRefused(NamedTuple):
 
 class UnverifiedHop(NamedTuple):
     """``trust_path_unverified_hop``: a server refused a message and named the hop
-    (``<unverified-hop/>`` attributes: peer, method, reason, required)."""
+    (``<unverified-hop/>`` attributes: peer, method, reason, required); ``report`` is the check of
+    the refusal's own path, from the server that refused."""
 
     stanza: Message
     condition: str
     hop: dict[str, str]
+    report: Report | None = None

@@ -23,8 +23,9 @@ its own module; :class:`TrustPath` is what slixmpp registers, and composes them:
   it covers, its notes name what it does not), a path that cannot be read as ``trust_path_invalid``.
 * :mod:`.receipts`: delivery receipts carry this client's report (held until the message they
   acknowledge is checked), and the reports in received receipts become ``trust_path_delivery``.
-* :mod:`.refusals`: this client's own server's ``<unverified-hop/>`` error, for a message it sent,
-  becomes ``trust_path_unverified_hop`` (one in anyone else's name is ignored).
+* :mod:`.refusals`: an ``<unverified-hop/>`` error for a message this client sent becomes
+  ``trust_path_unverified_hop`` when its own path (signed by the server that refused, then by
+  every server on its way back) verifies and meets what the message required.
 * :mod:`.preflight`: :meth:`TrustPath.preflight` asks the client's own server how the path to a
   remote domain would be verified now (``<preflight/>``) and turns the answer into a forecast.
 
@@ -108,7 +109,8 @@ class TrustPath(BasePlugin):
     ``trust_path_invalid``         (stanza, error): a message whose path cannot be read; no report
     ``trust_path_pin_mismatch``    (domain, spki): the server's key matches no pin; the connection is closed
     ``trust_path_require_refused`` (stanza, verdict, reason): not sent, this client's own hop is too weak
-    ``trust_path_unverified_hop``  (stanza, condition, hop): this client's server refused a message it sent, naming the hop
+    ``trust_path_unverified_hop``  (stanza, condition, hop, report): a server refused a message this client sent,
+                                   naming the hop; ``report`` is the check of the refusal's own path
     ``trust_path_ready``           :class:`ServerPolicy`: the server's keys are known
 
     Its parts, for diagnostics and tests: ``own_hop`` (:class:`~.own_hop.OwnHop`), ``session``

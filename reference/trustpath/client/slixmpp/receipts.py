@@ -63,6 +63,9 @@ class Receipts:
     def __init__(self, xmpp: BaseXMPP, config: Mapping[str, Any]) -> None:
         self.xmpp = xmpp
         self.sent: OrderedDict[MessageKey, str | None] = OrderedDict()
+        #: the <require/> verdict of each sent message that carried one: a refusal of it is believed
+        #: only when its own path meets it (XEP: Requiring Verified Hops)
+        self.required: OrderedDict[MessageKey, str] = OrderedDict()
         self.received: OrderedDict[MessageKey, DeliveryReport] = OrderedDict()
         self.unchecked: set[MessageKey] = set()
         self.held: dict[MessageKey, tuple[Message, asyncio.TimerHandle]] = {}
@@ -138,6 +141,13 @@ class Receipts:
 
     def remember_sent(self, key: MessageKey, sig: str | None) -> None:
         remember(self.sent, key, sig)
+
+    def remember_required(self, key: MessageKey, verdict: str) -> None:
+        remember(self.required, key, verdict)
+
+    def required_of(self, key: MessageKey) -> str | None:
+        """The verdict the sent message ``key`` required, or None."""
+        return self.required.get(key)
 
     def judge(self, message: Message, data: bytes, report: Report) -> None:
         """A receipt's report on a message this account sent: judged, then ``trust_path_delivery``."""

@@ -26,7 +26,7 @@ from ...core.codec import NS_CARBONS, NS_FORWARD, NS_MAM, decode_path, find_mess
 from ...core.delivery import sent_by_another_device
 from ...core.errors import InvalidInput
 from ...core.model import Status, View
-from ...core.receive import verify_stanza
+from ...core.receive import verify_refusal_stanza, verify_stanza
 from ...core.verify import Report
 from .coverage import with_coverage_note
 from .events import InvalidPath, TrustPathVerdict
@@ -58,17 +58,8 @@ class Receiver:
     def on_message(self, message: Message) -> None:
         """slixmpp's handler for every message."""
         if message["type"] == "error":
-            refusal = unverified_hop(message)
-            if refusal is not None:
-                policy = self._session.policy
-                why = why_not_believed(message, own_server=self.xmpp.boundjid.domain,
-                                       takes_part=policy.takes_part if policy is not None else None,
-                                       sent=self._receipts.was_sent((message["from"].bare, message["id"])))
-                if why is None:
-                    self.xmpp.event("trust_path_unverified_hop", refusal)
-                else:
-                    # XEP, Requiring Verified Hops: only the sender's own server's refusal is believed
-                    log.info("trust_path: ignoring <unverified-hop/> in an error from %s: %s", message["from"], why)
+            if unverified_hop(message) is not None:
+                self.check_refusal(message)
             return
         xml = message.xml
         inner: ET.Element | None = xml
@@ -131,6 +122,31 @@ class Receiver:
                 self._receipts.remember_sent(*sent)
         self.xmpp.event("trust_path_verdict", TrustPathVerdict(message, report))
         self._receipts.judge(message, data, report)
+
+    def check_refusal(self, message: Message) -> None:
+        """An error naming the hop that refused a message: ``trust_path_unverified_hop`` when this
+        client believes it (:mod:`.refusals`), else it is logged and stays an ordinary error."""
+        key = (message["from"].bare, message["id"])
+        report = None
+        if self._session.anchor is not None:
+            # a refusal answers a message this client just sent: its server's keys are known by now
+            try:
+                report = verify_refusal_stanza(wire_bytes(message.xml),
+                                               self._session.anchor_for(self._session.connection_view()),
+                                               self._clock(),
+                                               max_skew=self._session.max_skew(int(self._config["max_skew"])),
+                                               seen=self.seen)
+            except InvalidInput as exc:
+                log.info("trust_path: the refusal %s from %s cannot be checked: %s", message["id"], message["from"],
+                         exc)
+        why = why_not_believed(message, report, sent=self._receipts.was_sent(key),
+                               required=self._receipts.required_of(key))
+        if why is not None:
+            log.info("trust_path: ignoring <unverified-hop/> in an error from %s: %s", message["from"], why)
+            return
+        assert report is not None
+        self._remember_accepted(wire_bytes(message.xml), report)
+        self.xmpp.event("trust_path_unverified_hop", unverified_hop(message, report))
 
     def _inner(self, message: Message) -> ET.Element | None:
         """The message the report is about: the stanza, or the one a carbon or archive result forwards."""

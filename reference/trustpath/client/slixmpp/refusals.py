@@ -1,25 +1,30 @@
 """A server's refusal of a message this client sent: an error that names the hop which could not
 meet the message's ``<require/>`` (``<unverified-hop/>``, XEP: Requiring Verified Hops).
 
-Anyone can send an error with any 'id', 'by' and ``<unverified-hop/>``.  A refusal is believed
-only from this client's own server, the one party whose words reach it over its own verified
-connection: the error's 'by' is that server's domain, the server takes part (so it removes every
-``<unverified-hop/>`` naming it that it did not write itself), and the error answers a message
-this client sent to the error's 'from'.  Anything else is an ordinary stanza error: it says
-nothing about how, or whether, the message travelled."""
+Anyone can send an error with any 'id', 'by' and ``<unverified-hop/>``.  A refusal is attested:
+the refusing server (its 'by') signs it, and every server on its way back adds its record, as on
+a message.  This client believes one only when it answers a message this client sent to the
+error's 'from' with that id, its path starts with a record by its 'by', and the verdict on that
+path meets what the message required (at least weak for a message that required nothing: like a
+REQUIRETLS non-delivery report, RFC 8689 section 5, a refusal is protected as the message was).
+Anything else is an ordinary stanza error: it says nothing about how, or whether, the message
+travelled."""
 
 from __future__ import annotations
 
 from slixmpp.stanza import Message
 
-from ...core.model import NS
+from ...core.model import NS, Verdict
+from ...core.require import refusal_believed
+from ...core.verify import Report
 from .events import UnverifiedHop
 
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
-def unverified_hop(message: Message) -> UnverifiedHop | None:
-    """The refusal in an error message, or None if the error names no hop."""
+def unverified_hop(message: Message, report: Report | None = None) -> UnverifiedHop | None:
+    """The refusal in an error message, or None if the error names no hop; ``report`` is the check
+    of the refusal's own path."""
     error = message.xml.find(f"{{{message.namespace}}}error")
     if error is None:
         return None
@@ -29,7 +34,7 @@ def unverified_hop(message: Message) -> UnverifiedHop | None:
     condition = next((c.tag.split("}", 1)[1] for c in error
                       if isinstance(c.tag, str) and c.tag.startswith(f"{{{NS_STANZAS}}}")
                       and not c.tag.endswith("}text")), "undefined-condition")
-    return UnverifiedHop(message, condition, dict(hop.attrib))
+    return UnverifiedHop(message, condition, dict(hop.attrib), report)
 
 
 def refused_by(message: Message) -> str | None:
@@ -38,13 +43,17 @@ def refused_by(message: Message) -> str | None:
     return error.get("by") if error is not None else None
 
 
-def why_not_believed(message: Message, *, own_server: str, takes_part: bool | None, sent: bool) -> str | None:
-    """None if the refusal in ``message`` is one this client believes (see the module's text), else why not."""
-    by = refused_by(message)
-    if by != own_server:
-        return f"it is not from your server {own_server} (by={by!r})"
-    if not takes_part:
-        return f"{own_server} does not take part, so it does not remove refusals others forge in its name"
+def why_not_believed(message: Message, report: Report | None, *, sent: bool, required: str | None) -> str | None:
+    """None if the refusal in ``message``, whose own path was checked as ``report`` (None: it could
+    not be), is one this client believes (see the module's text), else why not."""
     if not sent:
         return f"it answers no message this client sent to {message['from'].bare} with id {message['id']!r}"
+    if report is None:
+        return "its path could not be checked"
+    by = refused_by(message)
+    if not report.records or report.records[0].signer != by:
+        return f"its path does not start with a record by the server it names (by={by!r})"
+    if not refusal_believed(report.verdict, required):
+        need = required or Verdict.WEAK.value
+        return f"its path is {report.verdict.value}, and the message required {need}"
     return None

@@ -71,6 +71,9 @@ class Signer:
             return message
         if self._refused(message):
             return None
+        required = xml.find(f"{{{NS}}}require")
+        if required is not None and message["id"] and message["to"]:
+            self._receipts.remember_required((message["to"].bare, message["id"]), required.get("verdict", ""))
         key = self._session.signing_key
         if not self._config["attest"] or key is None or not self.xmpp.boundjid.resource:
             if message["id"] and message["to"]:

@@ -19,7 +19,8 @@ from ...core.delivery import NS_RECEIPTS, DeliveryReport, report_element, report
 from ...core.keys import KeySet, SigningKey
 from ...core.model import NS, Chain, KeySource, MessageFields, Result, Status, View
 from ...core.preflight import PreflightAnswer, decode_preflight
-from ...core.receive import verify_stanza
+from ...core.errors import InvalidInput
+from ...core.receive import refuser_of, verify_refusal_stanza, verify_stanza
 from ...core.require import requirement_problem
 from ...core.verify import Anchor, Report
 from .server import Refused
@@ -41,6 +42,7 @@ class Inbox:
     report: Report | None
     error: bool = False
     wrapper: str | None = None
+    refusal: Report | None = None  # an error naming a hop: the report on the refusal's own path
 
 
 class ClientNode:
@@ -193,8 +195,18 @@ class ClientNode:
         try:
             self.server.from_client(self.session, self.session.link.client_to_server(serialize(root)))
         except Refused as refused:
-            self.inbox.append(Inbox(refused.error, None, error=True))
+            self.inbox.append(Inbox(refused.error, None, error=True, refusal=self.check_refusal(refused.error)))
         return fields.id
+
+    def check_refusal(self, data: bytes) -> Report | None:
+        """The report on a refusal's own path (XEP: Requiring Verified Hops), or None for an error
+        that names no hop or cannot be read as a refusal."""
+        try:
+            if refuser_of(find_message(parse_stanza(data)).message) is None:
+                return None
+            return verify_refusal_stanza(data, self.anchor(), self.now(), max_skew=self.fed.max_skew, seen=self.seen)
+        except InvalidInput:
+            return None
 
     def receive(self, data: bytes) -> None:
         received = find_message(parse_stanza(data))

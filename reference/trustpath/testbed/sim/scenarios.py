@@ -30,7 +30,8 @@ def _world(fed: Federation, *, h2: str = "pin", h2_in: str = "pin", h2_back: str
            key_fetch_attack: bool = False) -> tuple[ServerNode, ServerNode, ClientNode, ClientNode]:
     """a.example and b.example, alice and bob.  ``h2`` is how a.example checks b.example, ``h2_in`` how
     b.example authenticates a.example on that stream, ``h2_back`` how b.example checks a.example on its
-    own outgoing link (where it asks for a.example's keys): like ``h2`` unless given.
+    own outgoing link (where it asks for a.example's keys, and returns refusals), and a.example
+    b.example on it: like ``h2`` unless given.
     ``h1_attack`` puts a man in the middle on alice's hop: ``careful`` (alice checks a CA only, he
     re-signs her record) or ``first-use`` (alice pinned his key on first use, he relays).
     ``key_fetch_attack`` puts one on b.example's own link to a.example (checked by a CA only)."""
@@ -46,6 +47,8 @@ def _world(fed: Federation, *, h2: str = "pin", h2_in: str = "pin", h2_back: str
     ss.outbound["b.example"] = Outbound(h2, frozenset({rs.credential.spki}) if h2 == "pin" else frozenset())
     rs.inbound["a.example"] = Inbound(h2_in, frozenset({ss.credential.spki}) if h2_in == "pin" else frozenset())
     rs.outbound["a.example"] = Outbound(back, frozenset({ss.credential.spki}) if back == "pin" else frozenset())
+    # a.example authenticates b.example on that link alike (what a refusal or a receipt comes back on)
+    ss.inbound["b.example"] = Inbound(back, frozenset({rs.credential.spki}) if back == "pin" else frozenset())
     alice = ClientNode(fed, ALICE, ss, verify=sc_verify)
     if h1_attack == "first-use":
         alice.pins = frozenset({fed.c2s_interceptors[ALICE].credential.spki})  # taken when he was there
@@ -202,7 +205,7 @@ def run_scenario(scenario: Scenario, *, seed: bytes | None = None, start: dateti
                                      problems=("nothing arrived",)))
     return check_outcome(Outcome(scenario, Bed.SIM, not inbox.error, inbox.report, inbox.stanza, anchor,
                                  error=error_detail(inbox.stanza) if inbox.error else None,
-                                 received_at=received_at))
+                                 received_at=received_at, refusal=inbox.refusal))
 
 
 def run_all(*, seed: bytes | None = None, start: datetime | None = None,

@@ -62,11 +62,13 @@ class Inbound:
 
 
 class Refused(Exception):
-    """A server refused to route a message; ``error`` is the error stanza it returned."""
+    """A server refused to route a message; ``error`` is the error stanza it returned, over
+    ``link`` (its own s2s link back to the sender's server) when it is a remote server's."""
 
-    def __init__(self, error: bytes) -> None:
+    def __init__(self, error: bytes, link: S2SLink | None = None) -> None:
         super().__init__("message refused")
         self.error = error
+        self.link = link
 
 
 @dataclass
@@ -264,9 +266,45 @@ class ServerNode:
         self.log.append(f"{self.domain}: refused {fields.id}: {text}")
         return error
 
+    def _sign_refusal(self, error: etree._Element, out_view: View, out_peer: str | None = None) -> bytes:
+        """A refusal this server sends, with its own record (XEP: Requiring Verified Hops): the
+        hop it sends the error on, and nothing before it (no in-view: nothing brought the error)."""
+        if self.takes_part:
+            add_record(error, sign_record(message_fields(error), self.signing, signer=self.domain, time=self.now(),
+                                          out_view=out_view, out_peer=out_peer))
+        return serialize(error)
+
     def _refuse(self, session: Session, fields: MessageFields, condition: str, text: str,
                 hop: UnverifiedHop | None) -> None:
-        raise Refused(session.link.server_to_client(serialize(self._error(fields, condition, text, hop))))
+        error = self._error(fields, condition, text, hop)
+        raise Refused(session.link.server_to_client(self._sign_refusal(error, session.view, session.jid)))
+
+    def _refusal_from(self, link: S2SLink, data: bytes, session: Session) -> bytes:
+        """A refusal that came over ``link`` (the refusing server's own link to this one):
+        received like any message from that domain (what arrived, by a lookup of its keys), and
+        delivered to ``session`` with this server's record."""
+        root = renamespace(parse_stanza(data), NS_SERVER, NS_CLIENT)
+        if not self.takes_part or find_path_element(root) is None:
+            return serialize(root)
+        origin = link.origin
+        keys, source, failed = self.fetch_keys(origin)
+        decision = receive_chain(root, origin=origin, takes_part=self.upstream_takes_part(origin), keys=keys,
+                                 key_source=source, keys_unavailable=failed)
+        self._sign(root, message_fields(root), Arrival(link.in_view, decision.chain, decision.chain_reason,
+                                                       decision.vouch), session.view, out_peer=session.jid)
+        return serialize(root)
+
+    def _refuse_remote(self, origin: str, error: etree._Element) -> None:
+        """Return a refusal to the sending server ``origin`` over this server's own link to it,
+        signed with that link's out-view (or, when it cannot be set up, unsigned: as Prosody does,
+        the refusal then waits in a queue that is bounced, and the sender hears nothing)."""
+        try:
+            back = self.link_to(origin)
+        except HandshakeFailed:
+            raise Refused(serialize(error)) from None
+        data = self._sign_refusal(error, back.out_view)
+        raise Refused(back.tls.client_to_server(serialize(renamespace(parse_stanza(data), NS_CLIENT, NS_SERVER))),
+                      back)
 
     def _route_remote(self, session: Session, root: etree._Element, fields: MessageFields,
                       arrival: Arrival | None, client_view: View | None = None) -> None:
@@ -297,7 +335,9 @@ class ServerNode:
             link.receiver.from_server(link, link.tls.client_to_server(data))
         except Refused as refused:  # the remote refused it: the error comes back to the sender
             self.log.append(f"{self.domain}: {remote} refused {fields.id}")
-            raise Refused(session.link.server_to_client(link.tls.server_to_client(refused.error))) from None
+            back = self._refusal_from(refused.link, refused.error, session) if refused.link is not None else \
+                link.tls.server_to_client(refused.error)
+            raise Refused(session.link.server_to_client(back)) from None
 
     def link_to(self, remote: str) -> S2SLink:
         """The outbound s2s link to ``remote``, set up on first use with the configured check."""
@@ -419,12 +459,13 @@ class ServerNode:
         if fields.require:
             hop = received_requirement_problem(fields.require, origin, link.in_view, decision)
             if hop is not None:
-                raise Refused(serialize(self._error(fields, "policy-violation", f"the hop from {origin} does not "
-                                                    f"meet '{fields.require}' ({hop.reason})", hop)))
+                self._refuse_remote(origin, self._error(fields, "policy-violation", f"the hop from {origin} does "
+                                                        f"not meet '{fields.require}' ({hop.reason})", hop))
         arrival = Arrival(link.in_view, decision.chain, decision.chain_reason, decision.vouch)
-        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), arrival, fields)
+        self._deliver_all(renamespace(root, NS_SERVER, NS_CLIENT), arrival, fields, link)
 
-    def _deliver_all(self, root: etree._Element, arrival: Arrival | None, fields: MessageFields | None = None) -> None:
+    def _deliver_all(self, root: etree._Element, arrival: Arrival | None, fields: MessageFields | None = None,
+                     link: S2SLink | None = None) -> None:
         to = root.get("to")
         targets = [s for s in self.sessions.values() if bare(s.jid) == bare(to)]
         if "/" in to:
@@ -434,11 +475,11 @@ class ServerNode:
             problems = [delivery_requirement_problem(fields.require, s.jid, s.view, s.announced_view) for s in targets]
             if all(p is not None for p in problems):
                 hop = problems[0]
-                assert hop is not None
-                raise Refused(serialize(self._error(fields, "policy-violation",
-                                                    f"the hop to {hop.peer} is verified by '{hop.method}' only "
-                                                    f"({hop.reason}), and the sender required '{fields.require}'",
-                                                    hop)))
+                assert hop is not None and link is not None
+                self._refuse_remote(link.origin, self._error(fields, "policy-violation",
+                                                             f"the hop to {hop.peer} is verified by '{hop.method}' "
+                                                             f"only ({hop.reason}), and the sender required "
+                                                             f"'{fields.require}'", hop))
             targets = [s for s, p in zip(targets, problems) if p is None]
         if not targets:
             self.offline.setdefault(bare(to), []).append((serialize(root), self.now(), arrival))
