@@ -16,7 +16,9 @@ from trustpath.core import errors
 from trustpath.core.anchor import load_anchor
 from trustpath.cli import main
 from trustpath.core.keys import SigningKey, verify_signature
+from trustpath.core.model import Verdict
 from trustpath.core.receive import verify_stanza
+from trustpath.core.require import refusal_believed
 from trustpath.core.timefmt import parse_time
 from trustpath.tools.vectors import main as write_vectors
 
@@ -28,7 +30,7 @@ FINDINGS = load_json(VECTORS / "findings" / "index.json")
 
 def test_vectors_regenerate_byte_for_byte(tmp_path):
     assert write_vectors([str(tmp_path)]) == 0
-    for sub in ("scenarios", "signing", "rejections", "findings", "receipts"):
+    for sub in ("scenarios", "signing", "rejections", "findings", "receipts", "refusals"):
         cmp = filecmp.dircmp(VECTORS / sub, tmp_path / sub)
         assert not cmp.left_only and not cmp.right_only, sub
         _, mismatch, errors_ = filecmp.cmpfiles(VECTORS / sub, tmp_path / sub, cmp.common_files, shallow=False)
@@ -190,3 +192,20 @@ def test_the_readme_tables_are_the_vector_indexes():
         assert (e["verdict"], e["limited_by"]) == (case["verdict"], case["limited_by"])
         receipts.append([case["name"], e["reported"], e["receipt"], e["verdict"], e["limited_by"]])
     assert table("receipts", "case") == receipts
+    refusals = [[case["name"], case["by"], case["required"], case["verdict"], "yes" if case["believed"] else "no"]
+                for case in load_json(VECTORS / "refusals" / "index.json")]
+    assert table("refusals", "case") == refusals
+
+
+@pytest.mark.parametrize("case", load_json(VECTORS / "refusals" / "index.json"), ids=lambda c: c["name"])
+def test_trustpath_verify_checks_each_refusal_from_the_server_that_refused(case, capsys):
+    """spec/vectors/refusals: the verdict on a refusal's own path, and whether the sender believes it."""
+    directory = VECTORS / "refusals"
+    expected = load_json(directory / f"{case['name']}.expected.json")
+    code = main(["verify", str(directory / f"{case['name']}.xml"), "--anchor",
+                 str(directory / f"{case['name']}.anchor.json"), "--json", "--now", expected["now"]])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["verdict"] == expected["verdict"] and out["weakest"] == expected["weakest"]
+    assert refusal_believed(Verdict(out["verdict"]), expected["required"]) is expected["believed"]
+    if expected["believed"]:
+        assert out["records"][0]["signer"] == expected["by"]

@@ -116,6 +116,30 @@ def write_receipts(directory: FsPath) -> list[str]:
     return failed
 
 
+def write_refusals(directory: FsPath) -> list[str]:
+    """Per refusal case: the refusal as the sender's client received it, its anchor, and the
+    verdict on its own path and whether the sender believes it.  Returns the failed cases."""
+    from ..core.anchor import anchor_to_json
+    from ..testbed.sim.refusals import run_refusals
+
+    failed = []
+    index = []
+    for o in run_refusals(seed=VECTOR_SEED, start=VECTOR_START):
+        case = o.case
+        if not o.ok or o.stanza is None or o.anchor is None or o.report is None:
+            failed.append(f"{case.name}: {'; '.join(o.problems) or 'no refusal came back'}")
+            continue
+        (directory / f"{case.name}.xml").write_bytes(o.stanza + b"\n")
+        _dump(directory / f"{case.name}.anchor.json", anchor_to_json(o.anchor))
+        _dump(directory / f"{case.name}.expected.json",
+              {"name": case.name, "title": case.title, "now": o.now, "by": case.by, "required": case.required,
+               "verdict": case.verdict.value, "weakest": list(o.report.weakest), "believed": case.believed})
+        index.append({"name": case.name, "title": case.title, "by": case.by, "verdict": case.verdict.value,
+                      "required": case.required, "believed": case.believed})
+    _dump(directory / "index.json", index)
+    return failed
+
+
 def _records(stanza: bytes) -> list[bytes]:
     path = stanza[stanza.index(b"<path"):stanza.index(b"</path>")]
     return path[path.index(b">") + 1:].split()
@@ -374,7 +398,7 @@ def archived(stanza: bytes, *, to: str, stamp: str) -> bytes:
 
 def main(argv: list[str]) -> int:
     root = FsPath(argv[0] if argv else "spec/vectors")
-    for sub in ("scenarios", "signing", "rejections", "findings", "receipts", "server"):
+    for sub in ("scenarios", "signing", "rejections", "findings", "receipts", "refusals", "server"):
         (root / sub).mkdir(parents=True, exist_ok=True)
         for old in (root / sub).iterdir():
             old.unlink()
@@ -394,6 +418,10 @@ def main(argv: list[str]) -> int:
     failed = write_receipts(root / "receipts")
     if failed:
         print(f"delivery reports not as required: {failed}", file=sys.stderr)
+        return 1
+    failed = write_refusals(root / "refusals")
+    if failed:
+        print(f"refusals not as required: {failed}", file=sys.stderr)
         return 1
     print(f"wrote test vectors to {root}/")
     return 0
