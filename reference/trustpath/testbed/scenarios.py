@@ -262,7 +262,7 @@ def _shortfalls(outcome: Outcome) -> list[str]:
                 problems.append(f"{exp.hop} must be named as the weakest hop")
         elif outcome.error is None or outcome.error.get("reason") != exp.reason:
             problems.append(f"the refusal must give reason {exp.reason}")
-    if outcome.error and outcome.bed is Bed.SIM and outcome.refusal is None:
+    if outcome.error and outcome.refusal is None:
         problems.append("the refusal carries no path the sender could check")
     if outcome.refusal is not None and not refusal_believed(outcome.refusal.verdict,
                                                             (outcome.error or {}).get("required")):

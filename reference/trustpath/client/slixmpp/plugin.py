@@ -46,7 +46,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from ...core.errors import UsageError
 from ...core.model import DEFAULT_MAX_SKEW, NS, View
-from ...core.receive import verify_stanza
+from ...core.receive import verify_refusal_stanza, verify_stanza
 from ...core.require import requirement_problem
 from ...core.verify import Anchor, Report
 from . import stanza
@@ -278,6 +278,15 @@ class TrustPath(BasePlugin):
         if anchor is None:
             raise UsageError("no anchor yet: the server has not answered disco#info")
         return verify_stanza(wire_bytes(message.xml), anchor, now or self._now(), max_skew=self.effective_max_skew)
+
+    def verify_refusal(self, message: Message, now: datetime | None = None) -> Report:
+        """Check a refusal's own path now, from the server that refused (its 'by'), and return the
+        report (raises :class:`~trustpath.core.errors.InvalidInput` for an error that is no refusal)."""
+        anchor = self.anchor
+        if anchor is None:
+            raise UsageError("no anchor yet: the server has not answered disco#info")
+        return verify_refusal_stanza(wire_bytes(message.xml), anchor, now or self._now(),
+                                     max_skew=self.effective_max_skew)
 
     def requirement_problem(self, verdict: str) -> str | None:
         """Why this client cannot send ``<require verdict=.../>`` (a reason code), or None if it can."""

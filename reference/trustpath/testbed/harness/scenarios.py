@@ -13,6 +13,7 @@ from typing import Any
 
 from ...client.slixmpp.pins import PinStore
 from ...client.slixmpp.wire import wire_bytes
+from ...core.errors import InvalidInput
 from ...core.disco import txt_records
 from ...core.keys import KeySet, PublishedKey, SigningKey
 from ...core.timefmt import format_time
@@ -403,7 +404,13 @@ async def run_live(scenario: Scenario, *, timeout: float = 60) -> Outcome:
                               received_at=format_time(datetime.now(UTC)))
         else:
             stanza = wire_bytes(event.xml)
-            outcome = Outcome(scenario, Bed.LIVE, False, stanza=stanza, error=error_detail(stanza))
+            plugin = viewer.xmpp.plugin["trust_path"]
+            try:
+                refusal = plugin.verify_refusal(event)  # the refusal's own path, from its refuser
+            except InvalidInput:
+                refusal = None
+            outcome = Outcome(scenario, Bed.LIVE, False, stanza=stanza, error=error_detail(stanza),
+                              anchor=plugin.anchor, received_at=format_time(datetime.now(UTC)), refusal=refusal)
         outcome = replace(outcome, problems=outcome.problems + tuple(live.problems))
     except TimeoutError:
         return Outcome(scenario, Bed.LIVE, False, problems=("nothing arrived in time", *live.problems))
