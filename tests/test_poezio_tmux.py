@@ -332,7 +332,8 @@ def test_verified_hops_only_is_refused_at_a_ca_only_hop_and_never_delivered(sess
     alice.wait_for(r"verified hops only: trusted")
     alice.type("the door code")
     screen = alice.wait_for(r"✘ not delivered \(policy-violation\): the hop to b\.example is verified by 'pkix' "
-                            r"\(ca-only: checked by a CA only\), and you required trusted")
+                            r"\(ca-only: checked by a CA only\), and you required trusted "
+                            r"\(refused by a\.example, over a trusted path\)")
     time.sleep(1)
     assert "the door code" not in bob.screen()
     assert "the door code" in screen

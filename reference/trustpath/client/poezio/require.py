@@ -57,6 +57,9 @@ class RequireSetting:
                 f"'{hop.get('method', '?')}' ({why})")
         if hop.get("required"):
             text += f", and you required {hop['required']}"
+        if event.report is not None and event.report.records:
+            # the plugin believed it: its path verified from the server that refused
+            text += f" (refused by {event.report.records[0].signer}, over a {event.report.verdict.value} path)"
         self._screen.about(event.stanza["from"], text)
 
     def on_require_refused(self, event: RequireRefused) -> None:
