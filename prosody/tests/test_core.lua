@@ -173,6 +173,85 @@ check("a v0 <path/> is removed too", core.remove_paths(parse(with_report("<path 
 check("removed is capped at 999", core.attest(fields, key, { signer = "s", time = 1, in_view = view, chain = "pass", removed = 5000,
 	out_view = view }).text:find(";r=999;", 1, true) ~= nil);
 
+-- Attested refusals (XEP "Requiring Verified Hops"): the refusal payload and the refuser's record.
+local NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+local function refusal_stanza(hops, extra_error)
+	return "<message xmlns='jabber:client' type='error' from='bob@b.example' to='alice@a.example/phone' id='m1'>"
+		.. "<error type='cancel' by='a.example'><policy-violation xmlns='" .. NS_STANZAS .. "'/>" .. hops
+		.. "<text xmlns='" .. NS_STANZAS .. "'>not covered</text></error>" .. (extra_error or "") .. "</message>";
+end
+local HOP = "<unverified-hop xmlns='" .. NS .. "' required='trusted' reason='not-verified' peer='b.example' method='none'/>";
+local EXPECTED_REFUSAL = "refusal\0type\0cancel\0by\0a.example\0condition\0policy-violation\0hop.method\0none\0hop.peer\0"
+	.. "b.example\0hop.reason\0not-verified\0hop.required\0trusted\0";
+local rfields = core.message_fields(parse(refusal_stanza(HOP)));
+check("refusal: the payload input is the spec's example, byte for byte",
+	core.payload_input(rfields, { "refusal" }) == EXPECTED_REFUSAL, (core.payload_input(rfields, { "refusal" }):gsub("%z", "|")));
+check("refusal: present, outside the defaults, listed in h=", table.concat(rfields.present, ",") == "refusal"
+	and table.concat(core.covered_payloads(rfields), ",") == "refusal" and rfields.type == "error");
+-- the same bytes from a stanza built as the module builds it (xmlns only where it changes) with
+-- the condition after <unverified-hop/>, and with the text changed: <text/> is not covered
+local built_refusal = st.message({ type = "error", from = "bob@b.example", to = "alice@a.example/phone", id = "m1" })
+	:tag("error", { type = "cancel", by = "a.example" })
+	:tag("unverified-hop", { xmlns = NS, peer = "b.example", method = "none", reason = "not-verified", required = "trusted" }):up()
+	:text_tag("text", "other words", { xmlns = NS_STANZAS })
+	:tag("policy-violation", { xmlns = NS_STANZAS }):up();
+check("refusal: the same projection from util.stanza, whatever <text/> says",
+	core.payload_input(core.message_fields(built_refusal), { "refusal" }) == EXPECTED_REFUSAL,
+	(core.payload_input(core.message_fields(built_refusal), { "refusal" }):gsub("%z", "|")));
+check("refusal: no condition, no type or by: empty values", core.payload_input(core.message_fields(parse(
+	"<message xmlns='jabber:client' type='error' from='b@y' to='a@x/r' id='m'><error>" .. HOP .. "</error></message>")),
+	{ "refusal" }) == "refusal\0type\0\0by\0\0condition\0\0hop.method\0none\0hop.peer\0b.example\0hop.reason\0not-verified\0"
+	.. "hop.required\0trusted\0");
+check("refusal: two <unverified-hop/> in one <error/> are refused",
+	refused(core.message_fields, parse(refusal_stanza(HOP .. HOP))));
+check("refusal: two <unverified-hop/> across two <error/> are refused",
+	refused(core.message_fields, parse(refusal_stanza(HOP, "<error type='cancel'>" .. HOP .. "</error>"))));
+local second_error = core.message_fields(parse(refusal_stanza("", "<error type='modify' by='c.example'>" .. HOP
+	.. "<bad-request xmlns='" .. NS_STANZAS .. "'/></error>")));
+check("refusal: read from the <error/> that holds it", core.payload_input(second_error, { "refusal" }):find(
+	"^refusal\0type\0modify\0by\0c%.example\0condition\0bad%-request\0") ~= nil);
+check("refusal: an <unverified-hop/> outside <error/> is no payload", #core.message_fields(parse(
+	"<message xmlns='jabber:client' type='error' from='b@y' to='a@x/r' id='m'>" .. HOP .. "</message>")).present == 0);
+check("refusal: an <error/> in another namespace is no payload", #core.message_fields(parse(
+	"<message xmlns='jabber:client' type='error' from='b@y' to='a@x/r' id='m'><error xmlns='urn:x'>" .. HOP
+	.. "</error></message>")).present == 0);
+check("refusal: a namespaced attribute on <unverified-hop/> is refused", refused(core.message_fields, parse(refusal_stanza(
+	"<unverified-hop xmlns='" .. NS .. "' xmlns:x='urn:x' x:peer='b.example'/>"))));
+
+-- The refuser's record: a server's record without 'i=' and 'c=' (it originates the error).
+local rkey = core.signing_key(("\5"):rep(32));
+local client_view = { method = "tls-unique", result = "pass", tls = "1.2", spki = "AAAAAAAAAAAAAAAA" };
+local refuser = core.attest(rfields, rkey, { signer = "a.example", time = 1795597200, out_view = client_view,
+	out_peer = "alice@a.example/phone" });
+check("refusal: the refuser's record has no i, c, v, r, st and covers the refusal", refuser.text ==
+	"s=a.example;t=1795597200;k=" .. rkey.public .. ";o=tls-unique,pass,1.2,AAAAAAAAAAAAAAAA;p=alice@a.example/phone;h=refusal;z="
+	.. refuser.sig, refuser.text);
+local read_back = core.decode_record(refuser.text);
+check("refusal: a server's record without 'i=' and 'c=' decodes", read_back.signer == "a.example" and read_back.in_view == nil
+	and read_back.chain == nil and read_back.out_peer == "alice@a.example/phone" and table.concat(read_back.covers, ",") == "refusal");
+check("refusal: the refuser's record verifies over the refusal", core.verify_signature(rkey.public, refuser.sig,
+	core.signing_input(rfields, "", core.unsigned_text(read_back), read_back.covers)));
+local function record_refused(text, why)
+	local ok, e = core.try(core.decode_record, text);
+	return ok == nil and e.reason == "malformed" and (why == nil or e.text == why), e and e.text;
+end
+local base_fields = "s=a.example;t=1795597200;k=" .. rkey.public .. ";";
+local tail = ";o=tls-unique,pass,1.2,AAAAAAAAAAAAAAAA;z=" .. refuser.sig;
+local BOTH = "a server's record has 'i=' and 'c=' both, or neither (a refusal's first record)";
+local NONE_WITHOUT_I = "a record without 'i=' (a refusal's first record) states no 'c=', 'v=', 'r=' or 'st='";
+check("refusal: a server's record with 'i=' but no 'c=' is malformed", record_refused(base_fields .. "i=pin,pass,1.3,AAAAAAAAAAAAAAAA" .. tail, BOTH));
+check("refusal: a server's record with 'c=' but no 'i=' is malformed", record_refused(base_fields .. "c=pass" .. tail, BOTH));
+check("refusal: a record without 'i=' but with 'v=' is malformed", record_refused(base_fields .. "v=s2s-pin" .. tail, NONE_WITHOUT_I));
+check("refusal: a record without 'i=' but with 'r=' is malformed", record_refused(base_fields .. "r=1" .. tail, NONE_WITHOUT_I));
+check("refusal: a record without 'i=' but with 'st=' is malformed", record_refused(base_fields .. "st=1795597100" .. tail, NONE_WITHOUT_I));
+check("refusal: a server's record still needs 't='", record_refused("s=a.example;k=" .. rkey.public .. tail));
+check("refusal: attest writes no record without an in-view that vouches, removed or stored",
+	not pcall(core.attest, rfields, rkey, { signer = "a.example", time = 1, out_view = client_view, vouch = "link" })
+	and not pcall(core.attest, rfields, rkey, { signer = "a.example", time = 1, out_view = client_view, removed = 1 })
+	and not pcall(core.attest, rfields, rkey, { signer = "a.example", time = 1, out_view = client_view, out_peer = "a@x/r", stored = 1 })
+	and not pcall(core.attest, rfields, rkey, { signer = "a.example", time = 1, out_view = client_view, chain = "pass" })
+	and not pcall(core.attest, rfields, rkey, { signer = "a.example", time = 1, out_view = client_view, in_view = client_view }));
+
 -- try() passes results through and turns only trust-path errors into (nil, err).
 local a, b, c = core.try(function () return 1, nil, 3; end);
 check("try: results", a == 1 and b == nil and c == 3);

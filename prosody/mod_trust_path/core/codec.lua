@@ -143,6 +143,26 @@ function M.project_element(element, parent_ns)
 	return table.concat(parts, "", 1, n);
 end
 
+-- The refusal payload (XEP "Requiring Verified Hops"): what a refusal's signer covers of the
+-- <error/> that holds the <unverified-hop/> `hop` (the hop it names, and why), never its <text/>:
+-- "type", "by", "condition" (the first condition element's local name) and each attribute of
+-- <unverified-hop/> sorted by name as "hop.<name>", each name and value followed by NUL.
+local NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+local function project_refusal(err, err_ns, hop)
+	local condition = "";
+	for _, child in ipairs(err.tags) do
+		if child.name ~= "text" and ns_of(child, err_ns) == NS_STANZAS then condition = child.name; break; end
+	end
+	local NUL = "\0";
+	local parts = { "type", NUL, err.attr.type or "", NUL, "by", NUL, err.attr.by or "", NUL, "condition", NUL, condition, NUL };
+	local attrs = signed_attributes(hop, "unverified-hop");
+	for i = 1, #attrs, 2 do
+		parts[#parts + 1], parts[#parts + 2], parts[#parts + 3], parts[#parts + 4], parts[#parts + 5] =
+			"hop.", attrs[i], NUL, attrs[i + 1], NUL;
+	end
+	return table.concat(parts);
+end
+
 local TEXT_FIELD = { body = "bodies", subject = "subjects", thread = "threads" };
 local NONE = setmetatable({}, { __newindex = function () error("read-only", 2); end }); -- no such children
 local ELEMENT_TOKENS = {}; -- ns -> name -> token
@@ -193,6 +213,15 @@ function M.message_fields(stanza, extra)
 			report = M.report_fields(child, cns);
 		elseif name == "origin-id" and cns == NS_SID and ident == "" then
 			ident = child.attr.id or "";
+		elseif name == "error" and in_stanza_ns(stanza, child) then
+			-- a refusal: the <unverified-hop/> of any <error/> child, at most one in all
+			for _, hop in ipairs(child.tags) do
+				if hop.name == "unverified-hop" and ns_of(hop, cns) == NS then
+					if not elements then elements = {}; end
+					if elements.refusal then fail("malformed", "more than one <unverified-hop/>: a refusal names one hop"); end
+					elements.refusal = project_refusal(child, cns, hop);
+				end
+			end
 		else
 			local by_name = cns and ELEMENT_TOKENS[cns];
 			local token = by_name and by_name[name];
@@ -387,7 +416,14 @@ function M.decode_record(text)
 		end
 	else
 		jid(signer, "s");
-		if not in_view or not fields.c or not fields.t then fail("malformed", "a server's record needs 't=', 'i=' and 'c='"); end
+		if not fields.t then fail("malformed", "a server's record needs 't='"); end
+		-- a refusal's first record: its signer originates the error, nothing brought it there
+		if (in_view == nil) ~= (fields.c == nil) then
+			fail("malformed", "a server's record has 'i=' and 'c=' both, or neither (a refusal's first record)");
+		end
+		if not in_view and (fields.v or fields.r or fields.st) then
+			fail("malformed", "a record without 'i=' (a refusal's first record) states no 'c=', 'v=', 'r=' or 'st='");
+		end
 	end
 	local chain, chain_reason;
 	if fields.c then
