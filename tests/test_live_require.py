@@ -6,7 +6,9 @@ slixmpp clients with the trust_path plugin.
 On every route the sender must get the XEP's error (``<policy-violation/>`` with
 ``<unverified-hop/>``, type 'cancel', from the server that refused), the message must not reach
 anyone, and the error must not echo the message's payloads (like RFC 8689 section 5's
-non-delivery reports).
+non-delivery reports).  The error is attested: its path starts with the refusing server's record
+(which covers the refusal, ``h=refusal``, and states no in-view or chain: nothing brought the error
+to it), followed by a record of each server on the way back.
 
 Marked ``live`` (tests/conftest.py); the servers listen on TRUSTPATH_LOOPBACK's addresses:
 ``TRUSTPATH_LOOPBACK=127.0.13 pytest tests/test_live_require.py``.
@@ -137,6 +139,29 @@ def _assert_refused(error: Any, body: str, *, by: str, required: str = "trusted"
     return dict(hop.attrib)
 
 
+def _records(error: Any) -> list[dict[str, str]]:
+    """The fields of each record of the error's path, oldest first."""
+    path = error.xml.find(f"{{{NS}}}path")
+    assert path is not None and path.text, f"the refusal carries no path: {wire_bytes(error.xml)!r}"
+    return [dict(item.split("=", 1) for item in record.split(";")) for record in path.text.split()]
+
+
+def _assert_attested(error: Any, *, by: str, then: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """The refusal is signed by ``by``, the server that refused (the first record: it covers the
+    refusal and states no 'i=' or 'c=', nothing brought the error to it), then by each server in
+    ``then`` on the way back, each with what arrived (c=pass); the last record is for the sender's
+    own session (p= its full JID).  Returns the records' fields."""
+    data = wire_bytes(error.xml)
+    records = _records(error)
+    assert [r.get("s") for r in records] == [by, *then], data
+    first = records[0]
+    assert first.get("h") == "refusal" and not {"i", "c", "v", "r", "st"} & first.keys(), data
+    for record in records[1:]:
+        assert record.get("c") == "pass" and "i" in record and record.get("h") == "refusal", data
+    assert records[-1].get("p") == str(error["to"]), data
+    return records
+
+
 def _run(make: Callable[[], World], steps: Callable[[Live], Awaitable[None]]) -> None:
     in_live_world(make, steps)
 
@@ -152,8 +177,10 @@ def test_a_local_recipient_is_refused_when_the_senders_login_is_not_bound_to_her
         local_bob = await _client(live, "bob@a.example/desk")
         mid = _send_required(alice, "bob@a.example", body)
         assert await _arrivals(local_bob.inbox, body) == []
-        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example")
+        error = await _refusal(alice, mid)
+        hop = _assert_refused(error, body, by="a.example")
         assert (hop["peer"], hop["reason"], hop["method"]) == (ALICE, "unbound", "sasl"), hop
+        _assert_attested(error, by="a.example")
 
     _run(_world(), steps)
 
@@ -166,8 +193,10 @@ def test_a_remote_recipient_is_refused_when_the_senders_login_is_not_bound_to_he
         bob = await _client(live, BOB)
         mid = _send_required(alice, "bob@b.example", body)
         assert await _arrivals(bob.inbox, body) == []
-        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example")
+        error = await _refusal(alice, mid)
+        hop = _assert_refused(error, body, by="a.example")
         assert (hop["peer"], hop["reason"]) == (ALICE, "unbound"), hop
+        _assert_attested(error, by="a.example")
 
     _run(_world(), steps)
 
@@ -187,10 +216,33 @@ def test_a_message_without_the_senders_record_is_refused():
         bob = await _client(live, BOB)
         mid = _send_required(alice, "bob@b.example", body, "weak")
         assert await _arrivals(bob.inbox, body) == []
-        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example", required="weak")
+        error = await _refusal(alice, mid)
+        hop = _assert_refused(error, body, by="a.example", required="weak")
         assert (hop["peer"], hop["reason"]) == (ALICE, "not-participating"), hop
+        _assert_attested(error, by="a.example")
 
     _run(_world(), steps)
+
+
+def test_the_sending_server_signs_its_refusal_of_a_message_whose_s2s_hop_is_checked_by_a_ca_only():
+    """Attested refusals (issue 11 item 2: "bounces follow rules like RFC 8689 section 5"): a.example
+    checks b.example by a CA only and refuses alice's message that requires trusted hops when it
+    would leave (route/remote).  Its error to alice is signed by a.example alone, with its view of
+    alice's session (o=, p= her full JID).  Unsigned on the module before it."""
+    body = "Only over verified hops, over a CA-checked s2s link."
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE)
+        bob = await _client(live, BOB)
+        mid = _send_required(alice, "bob@b.example", body)
+        assert await _arrivals(bob.inbox, body) == []
+        error = await _refusal(alice, mid)
+        hop = _assert_refused(error, body, by="a.example")
+        assert (hop["peer"], hop["reason"], hop["method"]) == ("b.example", "ca-only", "pkix"), hop
+        (record,) = _assert_attested(error, by="a.example")
+        assert record["p"] == ALICE and record["o"].startswith("tls-unique,pass,1.2,"), record
+
+    _run(_world(s2s_pins=False), steps)
 
 
 def test_a_groupchat_message_into_a_remote_room_over_a_ca_only_link_is_refused():
@@ -205,8 +257,10 @@ def test_a_groupchat_message_into_a_remote_room_over_a_ca_only_link_is_refused()
         await _join(alice, "alice")
         mid = _send_required(alice, ROOM, body, mtype="groupchat")
         assert await _arrivals(bob.inbox, body) == []
-        hop = _assert_refused(await _refusal(alice, mid), body, by="a.example")
+        error = await _refusal(alice, mid)
+        hop = _assert_refused(error, body, by="a.example")
         assert (hop["peer"], hop["reason"]) == (ROOMS, "not-participating"), hop
+        _assert_attested(error, by="a.example")
 
     _run(_world(s2s_pins=False, rooms=True), steps)
 
@@ -223,8 +277,10 @@ def test_a_private_message_relayed_by_a_room_to_a_domain_that_does_not_take_part
         await _join(bob, "bob")
         mid = _send_required(bob, f"{ROOM}/alice", body)
         assert await _arrivals(alice.inbox, body) == []
-        hop = _assert_refused(await _refusal(bob, mid), body, by="b.example")
+        error = await _refusal(bob, mid)
+        hop = _assert_refused(error, body, by="b.example")
         assert hop["peer"] == ROOMS and hop["reason"] == "not-participating", hop
+        _assert_attested(error, by="b.example")
 
     _run(_world(s2s_pins=False, a_takes_part=False, rooms=True), steps)
 
@@ -240,8 +296,14 @@ def test_the_last_hop_is_refused_when_the_recipients_client_checks_its_server_by
         bob = await _client(live, BOB, pins=False)
         mid = _send_required(alice, "bob@b.example", body)
         assert await _arrivals(bob.inbox, body) == []
-        hop = _assert_refused(await _refusal(alice, mid), body, by="b.example")
+        error = await _refusal(alice, mid)
+        hop = _assert_refused(error, body, by="b.example")
         assert (hop["peer"], hop["reason"], hop["method"]) == (BOB, "ca-only", "pkix"), hop
+        # b.example signs its refusal with its view of the s2s link to a.example; a.example, which
+        # delivers it to alice, adds its record as for any message from b.example (c=pass)
+        refuser, delivery = _assert_attested(error, by="b.example", then=("a.example",))
+        assert "p" not in refuser and refuser["o"].startswith("pin,pass,"), refuser
+        assert delivery["v"] == "s2s-pin" and delivery["p"] == ALICE, delivery
 
     _run(_world(), steps)
 
@@ -258,8 +320,10 @@ def test_a_stored_message_is_refused_when_it_would_be_delivered_over_a_last_hop_
         assert alice.errors.empty()
         bob = await _client(live, BOB, pins=False)
         assert await _arrivals(bob.inbox, body) == []
-        hop = _assert_refused(await _refusal(alice, mid), body, by="b.example")
+        error = await _refusal(alice, mid)
+        hop = _assert_refused(error, body, by="b.example")
         assert (hop["peer"], hop["reason"]) == (BOB, "ca-only"), hop
+        _assert_attested(error, by="b.example", then=("a.example",))
 
     _run(_world(), steps)
 

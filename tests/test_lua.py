@@ -1,7 +1,7 @@
 """The Lua side without a server: every script in prosody/tests runs here, so that `make test`
 and `pytest -m "not live"` cover the Lua core the Prosody module ships (the binding's RFC 8032
 vectors, the core's fast paths, the published vectors, the server-rule vectors, and the module's
-internal markers)."""
+internal markers, its attested refusals)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import subprocess
 import pytest
 from conftest import ROOT, require_lua
 
-SCRIPTS = {"test_crypto.lua": 19, "test_core.lua": 64, "test_markers.lua": 21, "verify_vectors.lua": 527,
-           "server_vectors.lua": 345, "test_limits.lua": 8}
+SCRIPTS = {"test_crypto.lua": 19, "test_core.lua": 84, "test_markers.lua": 21, "verify_vectors.lua": 527,
+           "server_vectors.lua": 345, "test_limits.lua": 8, "test_refusals.lua": 15}
 
 
 def test_every_lua_test_script_is_run_here():

@@ -21,16 +21,19 @@ return function (tp)
 	end
 
 	-- Sign this server's record onto `message` (changed in place) with `pending` (a read
-	-- marker: in-view, chain, vouching) and `out_view` (the hop it leaves on; `out_peer` the
-	-- client it is delivered to, `stored` the arrival time of a message that waited in storage).
-	-- Returns the record, or nil and why not.
+	-- marker: in-view, chain, vouching; or { refusal = true } for this server's own refusal,
+	-- whose record states none of them, nor 'st') and `out_view` (the hop it leaves on;
+	-- `out_peer` the client it is delivered to, `stored` the arrival time of a message that
+	-- waited in storage).  Returns the record, or nil and why not.
 	local function sign_onto(message, pending, out_view, out_peer, stored)
+		if pending.refusal then stored = nil; end
 		local fields, err = core.try(core.message_fields, message);
 		if not fields then return nil, err.text; end
 		if fields.id == "" then return nil, "it has neither an 'id' nor an <origin-id/>"; end
 		local previous, count = core.previous_records(message);
 		if not previous then return nil, count.text; end
 		if count >= core.MAX_RECORDS then return nil, ("the path already holds %d records"):format(count); end
+		if pending.refusal and count > 0 then return nil, "a refusal's record is its first"; end
 		local vouch = pending.vouch;
 		-- the last record's signature, from the records just read (no second walk of the path);
 		-- a plain comparison of the end, not a pattern tried at every position of the path

@@ -158,7 +158,7 @@ return function (tp)
 		module:log("info", "not delivering message %s to %s: %s", tostring(stanza.attr.id), tostring(bound.full_jid),
 			refusal_text(hop));
 		if not forwarded and held_now then
-			module:send(refusals.error_for(stanza, "policy-violation", refusal_text(hop), hop));
+			refusals.send(refusals.error_for(stanza, "policy-violation", refusal_text(hop), hop));
 		end
 		return true;
 	end
@@ -299,6 +299,8 @@ return function (tp)
 	-- delivered live to resources none of which meets it is refused now, with the error; one for
 	-- a user with no resource online waits in offline storage and is checked when delivered.
 	local function refuse_unmet_last_hop(stanza, to_full)
+		-- an error (an attested refusal on its way back, which may echo a <require/>) is never refused
+		if stanza.attr.type == "error" then return false; end
 		local required = stanza:get_child("require", NS);
 		required = required and required.attr.verdict;
 		if not core.REQUIRED_STRENGTH[required] or not markers.direct_marker(stanza) then return false; end
@@ -318,7 +320,7 @@ return function (tp)
 		end
 		if not first then return false; end
 		module:log("info", "refusing message %s to %s: %s", tostring(stanza.attr.id), tostring(to), refusal_text(first));
-		module:send(refusals.error_for(stanza, "policy-violation", refusal_text(first), first));
+		refusals.send(refusals.error_for(stanza, "policy-violation", refusal_text(first), first));
 		return true;
 	end
 

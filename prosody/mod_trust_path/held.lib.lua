@@ -6,7 +6,8 @@
 --
 -- A message beyond a bound is refused with <resource-constraint/> (type 'wait': the sender may
 -- send it again later), so nothing is lost silently; a batch held too long is decided as if the
--- fetch had failed.
+-- fetch had failed.  An error beyond a bound (an attested refusal on its way back) is not
+-- answered with an error (RFC 6120 8.3.1): it is decided at once, as if the fetch had failed.
 local st = require "util.stanza";
 
 return function (tp)
@@ -34,8 +35,12 @@ return function (tp)
 		return nil;
 	end
 
-	local function refuse(event, domain, bound)
+	local function refuse(event, domain, bound, decide, unavailable)
 		local stanza = event.stanza;
+		if stanza.attr.type == "error" then
+			decide({ event }, unavailable());
+			return;
+		end
 		local reply = st.error_reply(stanza, "wait", "resource-constraint",
 			("%s is holding too much from %s (at most %s) while it fetches its keys; send it again later"):format(host, domain, bound), host);
 		module:send(reply);
@@ -54,7 +59,7 @@ return function (tp)
 			local bound = exceeded(batch, size);
 			if bound then
 				batch.refused = batch.refused + 1;
-				refuse(event, domain, bound);
+				refuse(event, domain, bound, decide, unavailable);
 				return;
 			end
 			batch.events[#batch.events + 1] = event;
@@ -64,7 +69,7 @@ return function (tp)
 		end
 		batch = { events = {}, bytes = 0, refused = 0 };
 		local bound = exceeded(batch, size);
-		if bound then refuse(event, domain, bound); return; end
+		if bound then refuse(event, domain, bound, decide, unavailable); return; end
 		batch.events[1], batch.bytes = event, size;
 		batches[domain] = batch;
 		total_bytes = total_bytes + size;

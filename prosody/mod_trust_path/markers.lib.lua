@@ -109,10 +109,12 @@ return function (tp)
 	end
 
 	-- A marker for `message` (which it is then added to): `arrival` = { in_view, chain,
-	-- chain_reason, vouch, removed, prev_sig }, `arrived` the time it arrived.
+	-- chain_reason, vouch, removed, prev_sig }, `arrived` the time it arrived; or { refusal =
+	-- true } for this server's own refusal, which nothing brought here (no in-view, no chain).
 	local function make_marker(message, arrival, arrived)
 		local attr = { xmlns = NS_INTERNAL, arrived = ("%d"):format(arrived),
-			["in"] = core.view_text(arrival.in_view), chain = arrival.chain, ["chain-reason"] = arrival.chain_reason,
+			["in"] = not arrival.refusal and core.view_text(arrival.in_view) or nil, chain = arrival.chain,
+			["chain-reason"] = arrival.chain_reason,
 			vouch = arrival.vouch, removed = arrival.removed and arrival.removed > 0 and ("%d"):format(arrival.removed) or nil,
 			["prev-sig"] = arrival.prev_sig };
 		attr.token = token_for(message, attr);
@@ -121,6 +123,10 @@ return function (tp)
 
 	local function read_marker(marker)
 		local attr = marker.attr;
+		if attr["in"] == nil and attr.chain == nil then
+			-- this server's refusal: its record states no in-view, chain, vouch, removed or stored
+			return { refusal = true, arrived = math.tointeger(tonumber(attr.arrived)) };
+		end
 		local in_view = attr["in"] and decode_view(attr["in"]);
 		if not in_view or not core.CHAINS[attr.chain] then return nil; end
 		return { in_view = in_view, chain = attr.chain, chain_reason = attr["chain-reason"], vouch = attr.vouch,

@@ -21,7 +21,7 @@
 --                    valid only on the message it was made for)
 --   attest           this server's own record
 --   peers            remote domains: participation, keys and their key source, remembered policy
---   refusals         the errors a refused message turns into
+--   refusals         the errors a refused message turns into, signed by this server
 --   held             messages from a remote domain held while its keys are fetched, bounded
 --   pins             s2s certificate pins and how each s2s link was verified
 --   preflight        the pre-flight query
@@ -38,9 +38,12 @@
 --   route/remote         sign (in-view from the marker, out-view of the s2s link) before
 --                        mod_s2s sends; stanzas queued while the link comes up are signed in
 --                        s2sout-established, so their out-view describes the link they use.
+--                        This server's refusals to a remote domain are signed there too (a
+--                        marker without in-view); to a local client, right before they go.
 --   message/* (s2sin)    decide chain pass/absent/stripped/fail from the sending domain's
 --                        published keys (fetched over this server's own s2s link, rated by it),
---                        and leave a marker with the in-view for delivery.
+--                        and leave a marker with the in-view for delivery (also for an error
+--                        that carries a path: an attested refusal on its way back).
 --   message/* (0.5, -0.25) around mod_mam (0), which archives a message for a local user: sign
 --                        the delivery record for the resource mod_message hands the message
 --                        to first, so that the archive stores the path as delivered (XEP: Storage, Copies, Archives and Rooms).

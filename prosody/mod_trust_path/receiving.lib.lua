@@ -2,7 +2,10 @@
 -- stripped or fail) from the domain's published keys — a lookup, no signature check: the
 -- recipient client checks every signature — refuse what does not meet its <require/>, and leave
 -- a marker with the in-view and the decision for the delivery record.  A message from a domain
--- whose keys are not known yet waits for them without blocking its stream.
+-- whose keys are not known yet waits for them without blocking its stream.  An error that
+-- carries a <path/> (an attested refusal: XEP "Requiring Verified Hops") is handled like a
+-- message, except that nothing refuses it: it carries nothing to protect but its id, and its
+-- path lets the sender judge it.
 local st = require "util.stanza";
 local jid_lib = require "util.jid";
 
@@ -31,7 +34,8 @@ return function (tp)
 				decision.error and (": " .. decision.error) or "");
 		end
 		local in_view = tls.s2s_view(origin, domain);
-		if core.REQUIRED_STRENGTH[fields.require] then
+		-- never an error in answer to an error (RFC 6120 8.3.1), even one that echoes a <require/>
+		if core.REQUIRED_STRENGTH[fields.require] and stanza.attr.type ~= "error" then
 			local hop = core.received_requirement_problem(fields.require, domain, in_view, decision);
 			if hop then
 				module:log("info", "refusing message %s from %s: the hop from %s does not meet '%s' (%s)", fields.id, fields.sender,
@@ -40,7 +44,7 @@ return function (tp)
 					("the hop from %s does not meet '%s' (%s)"):format(domain, fields.require, hop.reason), host);
 				reply:get_child("error"):tag("unverified-hop", { xmlns = NS, peer = hop.peer, method = hop.method,
 					reason = hop.reason, required = hop.required }):up();
-				module:send(reply);
+				tp.refusals.send(reply); -- signed when it leaves for the sender's domain
 				return true;
 			end
 		end
@@ -59,7 +63,11 @@ return function (tp)
 				module:log("info", "removed a refusal in this host's name from an error %s sent (id %s)",
 					tostring(stanza.attr.from), tostring(stanza.attr.id));
 			end
-			return;
+			-- An error without a path goes on as it came.  One with a path (an attested refusal,
+			-- or any error its sender chose to sign) is judged like a message from that domain:
+			-- the chain decision, a malformed path removed, the delivery record.
+			local path, unreadable = core.try(core.find_path_element, stanza);
+			if not (path or unreadable) then return; end
 		end
 		local domain = jid_lib.host(stanza.attr.from);
 		if not domain then return; end

@@ -1,15 +1,21 @@
 -- The errors a refused message turns into: <policy-violation/> or <remote-server-not-found/>
--- with <unverified-hop/> naming the hop (XEP "Requiring Verified Hops"), sent back to the sender.
+-- with <unverified-hop/> naming the hop (XEP "Requiring Verified Hops"), sent back to the sender,
+-- signed by this server (an attested refusal: its first record is this server's, without 'i='
+-- or 'c=', since nothing brought the error here; it covers the refusal payload, h=refusal).
 local st = require "util.stanza";
 local xml = require "util.xml";
+local jid_lib = require "util.jid";
 
 return function (tp)
 	local core, host = tp.core, tp.host;
 	local NS, NS_STANZAS = core.NS, tp.NS_STANZAS;
+	local tls, markers, attest = tp.tls, tp.markers, tp.attest;
+	local full_sessions = prosody.full_sessions;
 
 	local function copy(t) local c = {}; for k, v in pairs(t) do c[k] = v; end return c; end
 
-	-- Send an error for a queued or routed message back to its local sender.
+	-- The error for a refused message (`stanza`), echoing nothing of it but its id (like RFC
+	-- 8689 section 5's non-delivery reports).  Not signed yet: send() signs it.
 	local function error_for(stanza, condition, text, hop)
 		local err = st.message({ type = "error", from = stanza.attr.to, to = stanza.attr.from, id = stanza.attr.id })
 			:tag("error", { type = "cancel", by = host })
@@ -18,6 +24,56 @@ return function (tp)
 			required = hop.required }):up(); end
 		err:text_tag("text", text, { xmlns = NS_STANZAS });
 		return err;
+	end
+
+	-- What a marker remembers of a refusal: that it is this server's own, and nothing else (no
+	-- in-view, no chain: the refuser originates the error).
+	local REFUSAL = { refusal = true };
+
+	-- Sign this server's refusal `err` for the local client `session` it is about to be sent to:
+	-- the c2s view of that session, p= its full JID.  Right before it goes: a marker would not
+	-- survive module:send (mod_trust_path.lua removes markers from stanzas of other origins).
+	local function sign_for_client(err, session)
+		local att, why = attest.sign_onto(err, REFUSAL, tls.c2s_view(session), session.full_jid, nil);
+		if not att then
+			module:log("info", "refusal %s to %s goes unsigned: %s", tostring(err.attr.id), tostring(session.full_jid), why);
+		end
+		return err;
+	end
+
+	-- The bound c2s session of this host that `to` names, or nil.
+	local function client_session(to)
+		local session = to and full_sessions[to];
+		if session and session.type == "c2s" and session.host == host and session.full_jid == to then return session; end
+		return nil;
+	end
+
+	-- Send this server's refusal `err` to the sender.  To a client of this host: signed now, for
+	-- its session (`session`, or the one its 'to' names), and sent to that session when
+	-- `session` is given (the stanza came from it), else routed (module:send).  To a remote
+	-- domain: with a marker saying "this server's refusal", signed at route/remote or
+	-- s2sout-established with the view of the s2s link it leaves on (sending.lib.lua), as a
+	-- message's record is (route/remote for a remote 'to' fires no message/* hook of this host
+	-- that would remove the marker; see core/stanza_router.lua).
+	local function send(err, session)
+		local to = err.attr.to;
+		local to_host = jid_lib.host(to);
+		if session then
+			sign_for_client(err, session);
+			session.send(err);
+			return;
+		end
+		local client = to_host == host and client_session(to);
+		if client then
+			sign_for_client(err, client);
+		elseif to_host and not prosody.hosts[to_host] and jid_lib.host(err.attr.from) == host then
+			err:add_direct_child(markers.make_marker(err, REFUSAL, os.time()));
+		else
+			-- a local user without that session (gone, or a bare JID), a local service: nothing
+			-- to sign for (a record names the hop it leaves on)
+			module:log("debug", "refusal %s to %s goes unsigned: no session or link to sign for", tostring(err.attr.id), tostring(to));
+		end
+		module:send(err);
 	end
 
 	-- Bounce the messages queued on an outgoing link that will not come up, naming the hop.
@@ -34,7 +90,7 @@ return function (tp)
 					local required = original:get_child("require", NS);
 					h.required = required and required.attr.verdict or nil;
 					original.attr.xmlns = nil;
-					module:send(error_for(original, "remote-server-not-found", text, h));
+					send(error_for(original, "remote-server-not-found", text, h));
 				end
 				table.remove(sendq, i);
 			end
@@ -42,9 +98,9 @@ return function (tp)
 	end
 
 	-- Remove <unverified-hop/> from an error this module did not write: from a local client
-	-- (clients refuse nothing), or from another server in this host's name (by=host).  A sending
-	-- client believes a refusal only with by= its own server (XEP "Requiring Verified Hops"), so
-	-- nothing but this module may put one there.  Returns how many were removed.
+	-- (clients refuse nothing), or from another server in this host's name (by=host).  This
+	-- host's refusals go out signed by it, and a refusal never comes back to it over s2s: one
+	-- that claims to is forged.  Returns how many were removed.
 	local function remove_forged(stanza, from_client)
 		local err = stanza.attr.type == "error" and stanza:get_child("error");
 		if not err or not (from_client or err.attr.by == host) then return 0; end
@@ -56,5 +112,5 @@ return function (tp)
 		return removed;
 	end
 
-	return { error_for = error_for, bounce_queue = bounce_queue, remove_forged = remove_forged };
+	return { error_for = error_for, send = send, bounce_queue = bounce_queue, remove_forged = remove_forged };
 end

@@ -122,9 +122,10 @@ return function (tp)
 			local required = stanza:get_child("require", NS);
 			if fields and required and core.REQUIRED_STRENGTH[required.attr.verdict] then
 				-- a message that cannot be attested cannot meet a requirement either
-				origin.send(refusals.error_for(stanza, "policy-violation", "a message without an id cannot be attested",
+				-- (its error has no id the signer could bind a record to either: it goes unsigned)
+				refusals.send(refusals.error_for(stanza, "policy-violation", "a message without an id cannot be attested",
 					{ peer = origin.full_jid, method = tls.c2s_view(origin).method, reason = "no-id",
-						required = required.attr.verdict }));
+						required = required.attr.verdict }), origin);
 				return true;
 			end
 			local removed = core.remove_paths(stanza);
@@ -145,7 +146,7 @@ return function (tp)
 		-- (whatever the route: a remote domain, a user of this host, a room), and never into a room.
 		if core.REQUIRED_STRENGTH[fields.require] then
 			local refusal = refuse_at_sending(stanza, fields, origin, in_view, decision, to_host);
-			if refusal then origin.send(refusal); return true; end
+			if refusal then refusals.send(refusal, origin); return true; end
 		end
 		-- Rooms and other local services do not take part (XEP "Storage, Copies, Archives and
 		-- Rooms"): only messages to a remote domain or to a user of this host get a marker.
@@ -157,11 +158,12 @@ return function (tp)
 			prev_sig = decision.kept and decision.kept.sig or nil }, now));
 	end
 
-	-- Sign a message that leaves over `session` (an authenticated s2s stream to `domain`).
+	-- Sign a message that leaves over `session` (an authenticated s2s stream to `domain`):
+	-- a message from a local client, or this server's refusal (`pending.refusal`).
 	-- Returns true to send it, or false and an error stanza when <require/> cannot be met.
 	local function sign_for_link(stanza, pending, session, domain)
 		local out_view = tls.s2s_view(session, domain);
-		local required = stanza:get_child("require", NS);
+		local required = not pending.refusal and stanza:get_child("require", NS);
 		required = required and required.attr.verdict;
 		if core.REQUIRED_STRENGTH[required] then
 			-- the hop to the remote domain (the sender's own hop was checked when the message came in)
@@ -180,8 +182,8 @@ return function (tp)
 		return true;
 	end
 
-	-- route/remote: sign a message from a local client before mod_s2s sends it; a message that
-	-- requires verified hops goes only to a domain that takes part.
+	-- route/remote: sign a message from a local client, or this server's refusal, before mod_s2s
+	-- sends it; a message that requires verified hops goes only to a domain that takes part.
 	local function on_route_remote(event)
 		local stanza, origin, to_host = event.stanza, event.origin, event.to_host;
 		if stanza.name ~= "message" then return; end
@@ -189,10 +191,10 @@ return function (tp)
 		if not marker then return; end
 		local pending = markers.read_marker(marker);
 		if not pending then return; end
-		local required = stanza:get_child("require", NS);
+		local required = not pending.refusal and stanza:get_child("require", NS);
 		required = required and required.attr.verdict;
 		local function refuse(err)
-			if origin and origin.type == "c2s" and origin.send then origin.send(err); else module:send(err); end
+			refusals.send(err, origin and origin.type == "c2s" and origin.full_jid and origin or nil);
 			return true;
 		end
 		if core.REQUIRED_STRENGTH[required] then
@@ -240,7 +242,7 @@ return function (tp)
 					local pending = marker and markers.read_marker(marker);
 					if pending then
 						local sent, err = sign_for_link(stanza, pending, session, domain);
-						if not sent then module:send(err); return false; end
+						if not sent then refusals.send(err); return false; end
 						module:log("debug", "signed message %s, queued while the link to %s came up", tostring(stanza.attr.id), domain);
 					end
 					data[1] = tostring(stanza);
