@@ -4,7 +4,9 @@ Hypothesis builds stanzas from scenario 1 of the published vectors (a message wi
 client's, the sending server's and the receiving server's records) and breaks them on the way:
 record fields changed to values near the edge of what the XEP allows (or past it), dropped,
 repeated, reordered or added; records dropped, swapped, repeated or joined by odd whitespace;
-payloads, a <report/>, a <require/> or a second <path/> added to the message, its id removed.
+payloads, a <report/>, a <require/> or a second <path/> added to the message, its id removed; a
+refusal's <error/> with its <unverified-hop/> (one, two, in a second <error/>) added, the message
+made an error, and a server's record made a refuser's (its 'i=', 'c=' and 'v=' removed).
 Both cores must agree on every step a server takes (the XEP step names are the function names in
 both): decoding (what each record says, or which reason code refuses the stanza), the signing
 input of every record, the payloads the message carries, the sending server's anti-forgery
@@ -185,6 +187,7 @@ def py_attest(data: str, record: dict[str, Any]) -> dict[str, Any]:
 # --- generated stanzas ---------------------------------------------------------------------
 
 SIG = BASE_RECORDS[0].rsplit(";z=", 1)[1]
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 VIEWS = ["pin,pass,1.3,AAAAAAAAAAAAAAAA", "tls-unique,pass,1.2,4T+Oyg225ADja+G0", "pkix,none,none,-",
          "pin,pin-mismatch,1.3,AAAAAAAAAAAAAAAA", "pin,pass,1.3,-", "pin,pass,1.1,AAAAAAAAAAAAAAAA",
          "Pin,pass,1.3,AAAAAAAAAAAAAAAA", "pin,pass,1.3", "pin,Fail,none,-", "pin,pass,none,AAAAAAAAAAAAAAAA",
@@ -225,6 +228,14 @@ PAYLOADS = {
     "second-path": f"<path xmlns='{NS}'>{BASE_RECORDS[0]}</path>",
     "v0-path": "<path xmlns='urn:xmpp:trust-path:0'/>",
     "body-markup": "<body>a<b xmlns='x'/></body>",
+    # a refusal (XEP "Requiring Verified Hops"): the <error/> is in the message's own namespace
+    "refusal": f"<error type='cancel' by='a.example'><policy-violation xmlns='{NS_STANZAS}'/>"
+               f"<unverified-hop xmlns='{NS}' peer='b.example' method='pkix' reason='ca-only' required='trusted'/>"
+               f"<text xmlns='{NS_STANZAS}'>not covered</text></error>",
+    # a second <error/>: with the refusal above, two <unverified-hop/> (refused); alone, a refusal
+    # without type, by or condition, its condition after a <text/>
+    "second-error": f"<error><text xmlns='{NS_STANZAS}'>first</text><bad-request xmlns='{NS_STANZAS}'/>"
+                    f"<unverified-hop xmlns='{NS}' required='weak' peer='a@x/r'/></error>",
 }
 
 
@@ -234,8 +245,12 @@ def records(draw: st.DrawFn) -> list[str]:
     recs = [r.split(";") for r in BASE_RECORDS]
     for _ in range(draw(st.integers(0, 3))):
         rec = recs[draw(st.integers(0, len(recs) - 1))]
-        what = draw(st.sampled_from(["set", "set", "set", "drop", "move", "repeat"]))
-        if what == "set":
+        what = draw(st.sampled_from(["set", "set", "set", "drop", "move", "repeat", "refuser"]))
+        if what == "refuser":
+            # a refusal's first record: a server's record without 'i=', 'c=' and 'v=' (nothing
+            # brought the error to its signer); other edits may add any of them back
+            rec[:] = [f for f in rec if f.split("=", 1)[0] not in ("i", "c", "v")] or rec
+        elif what == "set":
             key = draw(st.sampled_from(sorted(VALUES)))
             field = f"{key}={draw(st.sampled_from(VALUES[key]))}"
             index = next((i for i, f in enumerate(rec) if f.split("=", 1)[0] == key), None)
@@ -284,7 +299,7 @@ def stanzas(draw: st.DrawFn) -> str:
     data = serialize(message).decode()
     for name in draw(st.lists(st.sampled_from(sorted(PAYLOADS)), max_size=3, unique=True)):
         data = data.replace("</message>", PAYLOADS[name] + "</message>")
-    edit = draw(st.sampled_from(["none"] * 6 + ["no-id", "body", "groupchat", "server-ns", "id"]))
+    edit = draw(st.sampled_from(["none"] * 6 + ["no-id", "body", "groupchat", "server-ns", "id", "error"]))
     if edit == "no-id":
         data = data.replace(' id="tp-0003"', "", 1)
     elif edit == "id":
@@ -295,6 +310,8 @@ def stanzas(draw: st.DrawFn) -> str:
         data = data.replace("pinned end to end", "pinned end to END", 1)
     elif edit == "groupchat":
         data = data.replace('type="chat"', 'type="groupchat"', 1)
+    elif edit == "error":
+        data = data.replace('type="chat"', 'type="error"', 1)
     elif edit == "server-ns":
         data = data.replace('xmlns="jabber:client"', 'xmlns="jabber:server"', 1)
     return data
@@ -465,6 +482,10 @@ def test_the_generators_reach_each_decision():
              settings=quick)
     find(stanzas(), lambda d: "h" in {f.split("=")[0] for r in py_decode(d).get("records", []) for f in
                                       r["text"].split(";")} and len(py_decode(d)["records"]) == 3, settings=quick)
+    # refusals: the payload read, and a refuser's record (a server's without 'i=' and 'c=') decoded
+    find(stanzas(), lambda d: "refusal" in py_decode(d).get("fields", {}).get("present", ()), settings=quick)
+    find(stanzas(), lambda d: any(r["signer"] and r["in_view"] is None for r in py_decode(d).get("records", [])),
+         settings=quick)
     for chain, key in (("pass", ALICE), ("absent", ALICE), ("fail", A_KEY), ("fail", None)):
         find(stanzas(), lambda d, c=chain, k=key: py_filter(d, k)["chain"] == c, settings=quick)
     for chain, keys in (("pass", KEY_SETS[0]), ("stripped", KEY_SETS[0]), ("fail", KEY_SETS[1]), ("fail", KEY_SETS[4])):
@@ -472,6 +493,42 @@ def test_the_generators_reach_each_decision():
                                                                "keys": [dict(e, key=B_KEY) if e["key"] == A_KEY else e
                                                                         for e in k],
                                                                "key_source": "s2s-pin"})["chain"] == c, settings=quick)
+
+
+def test_python_and_lua_sign_a_refusal_alike():
+    """The spec's refusal (a.example refuses a trusted requirement that b.example's CA-only link
+    cannot meet): both cores read the same refusal payload, byte for byte the spec's example, and
+    write the same refuser's record (no 'i=' or 'c='), then the same record of the next server."""
+    require_lua()
+    data = ("<message xmlns='jabber:client' type='error' from='bob@b.example' to='alice@a.example/phone' id='tp-0003'>"
+            + PAYLOADS["refusal"].replace("method='pkix' reason='ca-only'", "method='none' reason='not-verified'")
+            + "</message>")
+    spec = ("refusal\0type\0cancel\0by\0a.example\0condition\0policy-violation\0hop.method\0none\0hop.peer\0"
+            "b.example\0hop.reason\0not-verified\0hop.required\0trusted\0")
+    fields = message_fields(parse_stanza(data.encode()))
+    assert payload_input(fields, ("refusal",)) == spec
+    process = subprocess.run(["lua5.4", str(SERVICE)], input="\n".join(json.dumps(r) for r in (
+        {"op": "decode", "stanza": data},
+        {"op": "attest", "stanza": data, "seed_hex": B_SEED, "record": REFUSER})) + "\n",
+        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    decoded_lua, refuser_lua = (json.loads(line) for line in process.stdout.splitlines())
+    assert decoded_lua == py_decode(data) and fields.present == ("refusal",)
+    assert base64.b64decode(decoded_lua["fields"]["payloads"]).decode().endswith(spec)
+    refuser = py_attest(data, REFUSER)
+    assert refuser == refuser_lua and ";h=refusal;" in refuser["text"] and ";i=" not in refuser["text"]
+    # the next server's record over the refuser's, in both cores
+    signed = data.replace("</message>", f"<path xmlns='{NS}'>{refuser['text']}</path></message>")
+    next_record = dict(REFUSER, signer="a.example", in_view=VIEWS[0], chain="pass", vouch="s2s-pin",
+                       out_peer="alice@a.example/phone")
+    theirs = subprocess.run(["lua5.4", str(SERVICE)], input=json.dumps(
+        {"op": "attest", "stanza": signed, "seed_hex": B_SEED, "record": next_record}) + "\n",
+        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert json.loads(theirs.stdout) == py_attest(signed, next_record)
+    assert py_decode(signed)["records"][0]["in_view"] is None
+
+
+REFUSER = {"signer": "b.example", "time": 1795597200, "in_view": None, "out_view": VIEWS[0], "in_peer": None,
+           "out_peer": None, "chain": None, "chain_reason": None, "vouch": None, "removed": None, "stored": None}
 
 
 # --- properties of the Python core ---------------------------------------------------------

@@ -8,7 +8,8 @@ On every route the sender must get the XEP's error (``<policy-violation/>`` with
 anyone, and the error must not echo the message's payloads (like RFC 8689 section 5's
 non-delivery reports).  The error is attested: its path starts with the refusing server's record
 (which covers the refusal, ``h=refusal``, and states no in-view or chain: nothing brought the error
-to it), followed by a record of each server on the way back.
+to it), followed by a record of each server on the way back, and the sender's plugin verifies it
+from the refusing server (``verify_refusal``: every signature, and the path's verdict).
 
 Marked ``live`` (tests/conftest.py); the servers listen on TRUSTPATH_LOOPBACK's addresses:
 ``TRUSTPATH_LOOPBACK=127.0.13 pytest tests/test_live_require.py``.
@@ -26,7 +27,7 @@ import pytest
 from conftest import require_prosody
 from trustpath.client.slixmpp.pins import PinStore
 from trustpath.client.slixmpp.wire import wire_bytes
-from trustpath.core.model import NS
+from trustpath.core.model import NS, Verdict
 from trustpath.testbed.harness.clients import Client, TrustPathClient
 from trustpath.testbed.harness.scenarios import Live, in_live_world, next_event
 from trustpath.testbed.harness.world import World, build_world
@@ -146,12 +147,18 @@ def _records(error: Any) -> list[dict[str, str]]:
     return [dict(item.split("=", 1) for item in record.split(";")) for record in path.text.split()]
 
 
-def _assert_attested(error: Any, *, by: str, then: tuple[str, ...] = ()) -> list[dict[str, str]]:
+def _assert_attested(sender: TrustPathClient, error: Any, *, by: str, then: tuple[str, ...] = (),
+                     verdict: Verdict = Verdict.TRUSTED) -> list[dict[str, str]]:
     """The refusal is signed by ``by``, the server that refused (the first record: it covers the
     refusal and states no 'i=' or 'c=', nothing brought the error to it), then by each server in
     ``then`` on the way back, each with what arrived (c=pass); the last record is for the sender's
-    own session (p= its full JID).  Returns the records' fields."""
+    own session (p= its full JID).  The sender's plugin checks the refusal's own path from ``by``
+    (the Python core's verify_refusal_stanza, with the sender's anchor): every signature holds and
+    the path's verdict is ``verdict``.  Returns the records' fields."""
     data = wire_bytes(error.xml)
+    report = sender.xmpp.plugin["trust_path"].verify_refusal(error)
+    assert [str(r.status) for r in report.records] == ["ok"] * len(report.records), (report.to_json(), data)
+    assert report.records[0].signer == by and report.verdict is verdict, (report.to_json(), data)
     records = _records(error)
     assert [r.get("s") for r in records] == [by, *then], data
     first = records[0]
@@ -180,7 +187,7 @@ def test_a_local_recipient_is_refused_when_the_senders_login_is_not_bound_to_her
         error = await _refusal(alice, mid)
         hop = _assert_refused(error, body, by="a.example")
         assert (hop["peer"], hop["reason"], hop["method"]) == (ALICE, "unbound", "sasl"), hop
-        _assert_attested(error, by="a.example")
+        _assert_attested(alice, error, by="a.example")
 
     _run(_world(), steps)
 
@@ -196,7 +203,7 @@ def test_a_remote_recipient_is_refused_when_the_senders_login_is_not_bound_to_he
         error = await _refusal(alice, mid)
         hop = _assert_refused(error, body, by="a.example")
         assert (hop["peer"], hop["reason"]) == (ALICE, "unbound"), hop
-        _assert_attested(error, by="a.example")
+        _assert_attested(alice, error, by="a.example")
 
     _run(_world(), steps)
 
@@ -219,7 +226,7 @@ def test_a_message_without_the_senders_record_is_refused():
         error = await _refusal(alice, mid)
         hop = _assert_refused(error, body, by="a.example", required="weak")
         assert (hop["peer"], hop["reason"]) == (ALICE, "not-participating"), hop
-        _assert_attested(error, by="a.example")
+        _assert_attested(alice, error, by="a.example")
 
     _run(_world(), steps)
 
@@ -239,7 +246,7 @@ def test_the_sending_server_signs_its_refusal_of_a_message_whose_s2s_hop_is_chec
         error = await _refusal(alice, mid)
         hop = _assert_refused(error, body, by="a.example")
         assert (hop["peer"], hop["reason"], hop["method"]) == ("b.example", "ca-only", "pkix"), hop
-        (record,) = _assert_attested(error, by="a.example")
+        (record,) = _assert_attested(alice, error, by="a.example")
         assert record["p"] == ALICE and record["o"].startswith("tls-unique,pass,1.2,"), record
 
     _run(_world(s2s_pins=False), steps)
@@ -260,7 +267,7 @@ def test_a_groupchat_message_into_a_remote_room_over_a_ca_only_link_is_refused()
         error = await _refusal(alice, mid)
         hop = _assert_refused(error, body, by="a.example")
         assert (hop["peer"], hop["reason"]) == (ROOMS, "not-participating"), hop
-        _assert_attested(error, by="a.example")
+        _assert_attested(alice, error, by="a.example")
 
     _run(_world(s2s_pins=False, rooms=True), steps)
 
@@ -280,7 +287,7 @@ def test_a_private_message_relayed_by_a_room_to_a_domain_that_does_not_take_part
         error = await _refusal(bob, mid)
         hop = _assert_refused(error, body, by="b.example")
         assert hop["peer"] == ROOMS and hop["reason"] == "not-participating", hop
-        _assert_attested(error, by="b.example")
+        _assert_attested(bob, error, by="b.example")
 
     _run(_world(s2s_pins=False, a_takes_part=False, rooms=True), steps)
 
@@ -301,7 +308,7 @@ def test_the_last_hop_is_refused_when_the_recipients_client_checks_its_server_by
         assert (hop["peer"], hop["reason"], hop["method"]) == (BOB, "ca-only", "pkix"), hop
         # b.example signs its refusal with its view of the s2s link to a.example; a.example, which
         # delivers it to alice, adds its record as for any message from b.example (c=pass)
-        refuser, delivery = _assert_attested(error, by="b.example", then=("a.example",))
+        refuser, delivery = _assert_attested(alice, error, by="b.example", then=("a.example",))
         assert "p" not in refuser and refuser["o"].startswith("pin,pass,"), refuser
         assert delivery["v"] == "s2s-pin" and delivery["p"] == ALICE, delivery
 
@@ -323,7 +330,7 @@ def test_a_stored_message_is_refused_when_it_would_be_delivered_over_a_last_hop_
         error = await _refusal(alice, mid)
         hop = _assert_refused(error, body, by="b.example")
         assert (hop["peer"], hop["reason"]) == (BOB, "ca-only"), hop
-        _assert_attested(error, by="b.example", then=("a.example",))
+        _assert_attested(alice, error, by="b.example", then=("a.example",))
 
     _run(_world(), steps)
 

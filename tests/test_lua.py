@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from conftest import ROOT, require_lua
 
-SCRIPTS = {"test_crypto.lua": 19, "test_core.lua": 84, "test_markers.lua": 21, "verify_vectors.lua": 527,
+SCRIPTS = {"test_crypto.lua": 19, "test_core.lua": 84, "test_markers.lua": 21, "verify_vectors.lua": 569,
            "server_vectors.lua": 345, "test_limits.lua": 8, "test_refusals.lua": 15}
 
 

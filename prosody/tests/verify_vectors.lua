@@ -14,6 +14,11 @@
 --    code of the Python core's exception.  A few are refused before the core sees them (by
 --    Prosody's XML parser and stream limits) or only by a recipient client (record order);
 --    those are listed below, and a new case cannot be skipped without being listed.
+-- 5. Attested refusals (refusals/*.xml and scenarios/NN-name.error.xml, signed by the Python
+--    core): each record's signature verifies over the signing input rebuilt in Lua from the
+--    error (the refusal payload, h=refusal, byte for byte as the Python core projects it), and
+--    attest() writes each record again (the refuser's first one without 'i=' or 'c='); a
+--    refusal whose hop was changed after signing verifies for none of its records.
 -- There is no verdict check here: servers do not verify (the recipient client does).
 -- Prints "N passed, M failed" and exits non-zero on failure.
 
@@ -145,6 +150,47 @@ for _, case in ipairs(rejections.cases) do
 	end
 end
 for file in pairs(NOT_THE_CORE) do check(file .. ": still a rejection case", skipped[file]); end
+
+-- 5. Attested refusals.
+local function check_refusal(label, path, intact)
+	local ok, message, fields, atts = pcall(load_stanza, path);
+	check(label .. ": decodes", ok, tostring(message));
+	if not ok then return; end
+	check(label .. ": covers the refusal", fields.elements.refusal ~= nil and #atts > 0 and atts[1].in_view == nil
+		and atts[1].chain == nil and table.concat(atts[1].covers or {}, ",") == "refusal");
+	local texts = {};
+	for i, att in ipairs(atts) do
+		local record = ("%s record %d (%s)"):format(label, i, tostring(att.signer));
+		local previous = table.concat(texts, " ");
+		local data = core.signing_input(fields, previous, core.unsigned_text(att), att.covers);
+		check(record .. (intact and ": verifies over the signing input rebuilt in Lua" or ": changed after signing, does not verify"),
+			core.verify_signature(att.key, att.sig, data) == intact);
+		local seed = seeds[att.key];
+		if intact and seed then
+			local wrote, again = pcall(core.attest, fields, core.signing_key(seed), { signer = att.signer, time = att.time,
+				in_view = att.in_view, in_peer = att.in_peer, out_peer = att.out_peer, chain = att.chain,
+				chain_reason = att.chain_reason, vouch = att.vouch, removed = att.removed, stored = att.stored,
+				out_view = att.out_view, alg = att.alg, extra = att.extra, previous = previous });
+			check(record .. ": attest() writes the same record", wrote and again.text == att.text, wrote and again.text or tostring(again));
+		end
+		texts[#texts + 1] = att.text;
+	end
+end
+local refusal_cases = 0;
+for _, case in ipairs(read_json(vectors .. "/refusals/index.json")) do
+	local path = vectors .. "/refusals/" .. case.name .. ".xml";
+	local root = assert(xml.parse(read(path)), "not well-formed: " .. path);
+	if core.find_path_element(root) then
+		check_refusal("refusals/" .. case.name, path, case.name ~= "changed-on-the-way-back");
+		refusal_cases = refusal_cases + 1;
+	else
+		check("refusals/" .. case.name .. ": without a path, nothing to check", case.verdict == "untrusted");
+	end
+end
+check("refusals: the four signed cases were checked", refusal_cases == 4, tostring(refusal_cases));
+for _, name in ipairs(list(vectors .. "/scenarios", "%.error%.xml$")) do
+	check_refusal("scenarios/" .. name, vectors .. "/scenarios/" .. name, true);
+end
 
 print(("%d passed, %d failed"):format(passed, failed));
 os.exit(failed == 0 and 0 or 1);
