@@ -315,6 +315,66 @@ def test_the_last_hop_is_refused_when_the_recipients_client_checks_its_server_by
     _run(_world(), steps)
 
 
+def _reported_refusals(client: TrustPathClient) -> asyncio.Queue[Any]:
+    """The refusals ``client``'s plugin believes and reports (``trust_path_unverified_hop``)."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    client.xmpp.add_event_handler("trust_path_unverified_hop", queue.put_nowait)
+    return queue
+
+
+def test_the_recipients_servers_refusal_reaches_the_sender_as_a_refusal_she_believes():
+    """Before refusals were attested, alice's plugin believed only a.example's refusals (nothing
+    showed who wrote any other): b.example's genuine refusal of the last hop reached her as an
+    ordinary error, and she never learned which hop failed.  Signed by b.example and a.example, it
+    is reported with the hop it names and the check of its own path."""
+    body = "Only over verified hops, all the way to bob's client, and tell me if not."
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE)
+        reported = _reported_refusals(alice)
+        await _client(live, BOB, pins=False)
+        mid = _send_required(alice, "bob@b.example", body)
+        event = await next_event(reported, 15)
+        assert event.stanza["id"] == mid and event.condition == "policy-violation"
+        assert (event.hop["peer"], event.hop["reason"], event.hop["required"]) == (BOB, "ca-only", "trusted")
+        assert event.report.verdict is Verdict.TRUSTED
+        assert [r.signer for r in event.report.records] == ["b.example", "a.example"]
+
+    _run(_world(), steps)
+
+
+def test_a_refusal_returned_over_a_link_checked_by_a_ca_only_is_not_believed_for_a_trusted_message():
+    """a.example pins b.example, but b.example checks a.example by a CA only: b.example refuses the
+    message (its own end of H2 cannot meet 'trusted') and returns the refusal over its own link to
+    a.example, checked by a CA only.  The refusal's path is weak, less than the message required,
+    so alice's plugin does not report it (a man in the middle on that link could have written it);
+    it stays an ordinary error, and the message is not delivered."""
+    body = "Only over verified hops; a refusal must come back over them too."
+
+    def configure(domain: str, spki: dict[str, str]) -> dict[str, object]:
+        return {"trust_path_s2s_pins": {"b.example": [spki["b.example"]]}} if domain == "a.example" else {}
+
+    def make() -> World:
+        return build_world(modules={"a.example": ["trust_path"], "b.example": ["trust_path"]}, configure=configure,
+                           keep_files=bool(os.environ.get("TRUSTPATH_HARNESS_KEEP")))
+
+    async def steps(live: Live) -> None:
+        alice = await _client(live, ALICE)
+        reported = _reported_refusals(alice)
+        bob = await _client(live, BOB)
+        mid = _send_required(alice, "bob@b.example", body)
+        error = await _refusal(alice, mid)
+        assert await _arrivals(bob.inbox, body, 1) == []
+        hop = _assert_refused(error, body, by="b.example")
+        assert (hop["peer"], hop["required"]) == ("a.example", "trusted"), hop
+        records = _assert_attested(alice, error, by="b.example", then=("a.example",), verdict=Verdict.WEAK)
+        assert records[0]["o"].startswith("pkix,pass,"), records[0]
+        await asyncio.sleep(0.5)
+        assert reported.empty(), "a refusal weaker than the requirement is not reported"
+
+    _run(make, steps)
+
+
 def test_a_stored_message_is_refused_when_it_would_be_delivered_over_a_last_hop_that_does_not_meet_it():
     """bob is offline when the message arrives (b.example stores it), then connects with a client
     that checks b.example by a CA only: the message is refused then, not delivered."""

@@ -17,7 +17,7 @@ from trustpath.core.anchor import load_anchor
 from trustpath.cli import main
 from trustpath.core.keys import SigningKey, verify_signature
 from trustpath.core.model import Verdict
-from trustpath.core.receive import verify_stanza
+from trustpath.core.receive import verify_refusal_stanza, verify_stanza
 from trustpath.core.require import refusal_believed
 from trustpath.core.timefmt import parse_time
 from trustpath.tools.vectors import main as write_vectors
@@ -145,6 +145,11 @@ def test_stanzas_captured_from_the_prosody_servers_verify_with_the_reference(exp
     if not expected["delivered"]:
         error = Path(f"{stem}.error.xml").read_text()
         assert "unverified-hop" in error and expected["error"]["reason"] in error
+        # the refusal is attested: its own path verifies from the server that refused
+        anchor, skew = load_anchor(f"{stem}.anchor.json")
+        refusal = verify_refusal_stanza(error.encode(), anchor, parse_time(expected["now"]), max_skew=skew)
+        assert refusal.verdict.value == expected["refusal"]["verdict"] == "trusted"
+        assert refusal.records[0].signer == expected["error"]["by"]
         return
     anchor, skew = load_anchor(f"{stem}.anchor.json")
     report = verify_stanza(Path(f"{stem}.xml").read_bytes(), anchor, parse_time(expected["now"]), max_skew=skew)
