@@ -93,6 +93,10 @@ def show_outcomes(outcomes: list[Outcome], args: argparse.Namespace) -> int:
                                             f"  the sender got error <{err.get('condition')}/> "
                                             f"naming {err.get('peer')} ({err.get('method')}, {err.get('reason')})"))
                 console.print(Text(f"  {err.get('text', '')}", style="dim"))
+                if o.refusal is not None:
+                    signers = " then ".join(r.signer for r in o.refusal.records) or "nobody"
+                    console.print(Text.assemble("  refusal signed by ", signers, "; its own path: ",
+                                                badge(o.refusal.verdict)))
             console.print(Text.assemble("required: ", o.expected.text, " → ", mark, *(
                 [f"  ({'; '.join(o.problems)})"] if o.problems else [])))
             console.print()

@@ -236,6 +236,8 @@ class Outcome:
                         "notes": [f"not delivered: the sender got <{err.get('condition')}/>: {err.get('text', '')}"]})
         if self.error is not None:
             out["error"] = self.error
+        if self.refusal is not None:
+            out["refusal"] = self.refusal.to_json()  # the check of the refusal's own path, from its 'by'
         return out
 
 

@@ -90,10 +90,19 @@ def write_signing(directory: FsPath, outcomes: list[Outcome]) -> None:
         _dump(directory / f"{file_stem(o)}.json", {"scenario": o.number, "name": o.name, "records": entries})
 
 
+def _write_case(directory: FsPath, name: str, stanza: bytes, anchor: Any, expected: dict[str, Any]) -> None:
+    """One case of a directory of cases: the stanza as the client received it, its anchor, and
+    what it must show."""
+    from ..core.anchor import anchor_to_json
+
+    (directory / f"{name}.xml").write_bytes(stanza + b"\n")
+    _dump(directory / f"{name}.anchor.json", anchor_to_json(anchor))
+    _dump(directory / f"{name}.expected.json", expected)
+
+
 def write_receipts(directory: FsPath) -> list[str]:
     """Per delivery-report case: the receipt as the sender's client received it, its anchor, what
     the sender may show, and the signing input of each record.  Returns the failed cases."""
-    from ..core.anchor import anchor_to_json
     from ..testbed.sim.receipts import BOB_BARE, run_receipts
 
     failed = []
@@ -103,12 +112,10 @@ def write_receipts(directory: FsPath) -> list[str]:
         if not o.ok or o.stanza is None or o.anchor is None or o.delivery is None:
             failed.append(f"{case.name}: {'; '.join(o.problems) or 'nothing arrived'}")
             continue
-        (directory / f"{case.name}.xml").write_bytes(o.stanza + b"\n")
-        _dump(directory / f"{case.name}.anchor.json", anchor_to_json(o.anchor))
-        _dump(directory / f"{case.name}.expected.json",
-              {"name": case.name, "title": case.title, "now": o.now, "sent_to": BOB_BARE, "sent_id": o.sent_id,
-               "sent_origin": o.sent_origin, "verdict": case.verdict.value, "reported": case.reported.value,
-               "receipt": case.receipt.value, "limited_by": case.limited_by})
+        _write_case(directory, case.name, o.stanza, o.anchor,
+                    {"name": case.name, "title": case.title, "now": o.now, "sent_to": BOB_BARE, "sent_id": o.sent_id,
+                     "sent_origin": o.sent_origin, "verdict": case.verdict.value, "reported": case.reported.value,
+                     "receipt": case.receipt.value, "limited_by": case.limited_by})
         _dump(directory / f"{case.name}.signing.json", {"name": case.name, "records": _signing_entries(o.stanza)})
         index.append({"name": case.name, "title": case.title, "verdict": case.verdict.value,
                       "limited_by": case.limited_by})
@@ -119,7 +126,6 @@ def write_receipts(directory: FsPath) -> list[str]:
 def write_refusals(directory: FsPath) -> list[str]:
     """Per refusal case: the refusal as the sender's client received it, its anchor, and the
     verdict on its own path and whether the sender believes it.  Returns the failed cases."""
-    from ..core.anchor import anchor_to_json
     from ..testbed.sim.refusals import run_refusals
 
     failed = []
@@ -129,11 +135,9 @@ def write_refusals(directory: FsPath) -> list[str]:
         if not o.ok or o.stanza is None or o.anchor is None or o.report is None:
             failed.append(f"{case.name}: {'; '.join(o.problems) or 'no refusal came back'}")
             continue
-        (directory / f"{case.name}.xml").write_bytes(o.stanza + b"\n")
-        _dump(directory / f"{case.name}.anchor.json", anchor_to_json(o.anchor))
-        _dump(directory / f"{case.name}.expected.json",
-              {"name": case.name, "title": case.title, "now": o.now, "by": case.by, "required": case.required,
-               "verdict": case.verdict.value, "weakest": list(o.report.weakest), "believed": case.believed})
+        _write_case(directory, case.name, o.stanza, o.anchor,
+                    {"name": case.name, "title": case.title, "now": o.now, "by": case.by, "required": case.required,
+                     "verdict": case.verdict.value, "weakest": list(o.report.weakest), "believed": case.believed})
         index.append({"name": case.name, "title": case.title, "by": case.by, "verdict": case.verdict.value,
                       "required": case.required, "believed": case.believed})
     _dump(directory / "index.json", index)
