@@ -2,8 +2,9 @@
 clients with the trust_path plugin, as the attack found them.
 
 * A third party's error carrying ``<unverified-hop/>`` for a delivered message made alice's plugin
-  say "not delivered".  Only her own server's refusal of a message she sent is believed, and her
-  server removes every ``<unverified-hop/>`` it did not write from errors to its clients.
+  say "not delivered".  Only a refusal of a message she sent, signed by the server that refused
+  and by every server on its way back, is believed; her server removes every
+  ``<unverified-hop/>`` a client sent or that claims to be its own and is not, in any ``<error/>``.
 * A sending server put 'st' (stored) on its own record and passed a message off as held for two
   days.  Only the server that delivers states 'st': b.example removes such a path and writes
   ``c=fail.malformed``.
@@ -38,10 +39,14 @@ def _prosody() -> None:
     require_prosody()
 
 
-def _forged_refusal(client: Any, to: str, ident: str, by: str) -> None:
-    """``client`` sends an error for message ``ident`` that says ``by`` refused it, naming a hop."""
+def _forged_refusal(client: Any, to: str, ident: str, by: str, *, second: bool = False) -> None:
+    """``client`` sends an error for message ``ident`` that says ``by`` refused it, naming a hop;
+    with ``second``, in a second ``<error/>`` after a plain one (a stanza error has one)."""
     error = client.xmpp.make_message(mto=to, mtype="error")
     error["id"] = ident
+    if second:
+        error.xml.append(ET.fromstring(f"<error xmlns='jabber:client' type='cancel'>"
+                                       f"<undefined-condition xmlns='{NS_STANZAS}'/></error>"))
     error.xml.append(ET.fromstring(
         f"<error xmlns='jabber:client' type='cancel' by='{by}'><policy-violation xmlns='{NS_STANZAS}'/>"
         f"<unverified-hop xmlns='{NS}' peer='b.example' method='none' reason='not-verified' required='trusted'/>"
@@ -77,10 +82,15 @@ def test_a_refusal_forged_by_a_third_party_for_a_delivered_message_is_not_believ
         second = await next_event(alice.errors)
         _forged_refusal(bob, ALICE, "delivered-1", "b.example")  # in his own server's name
         third = await next_event(alice.errors)
-        assert (first["id"], second["id"], third["id"]) == ("delivered-1",) * 3
+        # rule 5, "every <unverified-hop/>": also one in a second <error/> (a.example looked only
+        # at the first)
+        _forged_refusal(carol, ALICE, "delivered-1", "a.example", second=True)
+        fourth = await next_event(alice.errors)
+        assert (first["id"], second["id"], third["id"], fourth["id"]) == ("delivered-1",) * 4
         assert not _carries_unverified_hop(first), "a.example removes a refusal in its name it did not write"
         assert not _carries_unverified_hop(second), "a.example removes a refusal its own client sent"
         assert not _carries_unverified_hop(third), "b.example removes what its own client claims it refused"
+        assert not _carries_unverified_hop(fourth), "a.example removes a refusal its client hid in a second <error/>"
         await asyncio.sleep(0.5)
         assert refusals.empty(), "alice's plugin believes none of them"
         # and a.example's own refusal is still believed

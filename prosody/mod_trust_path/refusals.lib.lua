@@ -100,15 +100,21 @@ return function (tp)
 	-- Remove <unverified-hop/> from an error this module did not write: from a local client
 	-- (clients refuse nothing), or from another server in this host's name (by=host).  This
 	-- host's refusals go out signed by it, and a refusal never comes back to it over s2s: one
-	-- that claims to is forged.  Returns how many were removed.
+	-- that claims to is forged.  Every <error/> child is looked at, not only the first: a
+	-- stanza error has one, but a forger may add a second, and a reader that takes the refusal
+	-- from whichever <error/> holds it (XEP rule 5: "every <unverified-hop/>") would find it
+	-- there.  Returns how many were removed.
 	local function remove_forged(stanza, from_client)
-		local err = stanza.attr.type == "error" and stanza:get_child("error");
-		if not err or not (from_client or err.attr.by == host) then return 0; end
+		if stanza.attr.type ~= "error" then return 0; end
 		local removed = 0;
-		err:maptags(function (child)
-			if child.name == "unverified-hop" and child.attr.xmlns == NS then removed = removed + 1; return nil; end
-			return child;
-		end);
+		for _, err in ipairs(stanza.tags) do
+			if err.name == "error" and (from_client or err.attr.by == host) then
+				err:maptags(function (child)
+					if child.name == "unverified-hop" and child.attr.xmlns == NS then removed = removed + 1; return nil; end
+					return child;
+				end);
+			end
+		end
 		return removed;
 	end
 

@@ -123,6 +123,37 @@ check("no session, a local service, no id: routed unsigned, without a marker", #
 	and records(routed[1])[1] == nil and records(routed[2])[1] == nil and records(routed[3])[1] == nil
 	and not markers.has_marker(routed[1]) and not markers.has_marker(routed[2]) and not markers.has_marker(routed[3]));
 
+-- Rule 5: every <unverified-hop/> a local client sends goes, and every one from elsewhere in this
+-- host's name, whichever <error/> child holds it: a stanza error has one <error/>, but a forger
+-- may put the refusal into a second one, after a plain first.
+local function hops_left(stanza)
+	local n = 0;
+	for _, e in ipairs(stanza.tags) do
+		if e.name == "error" then
+			for _, child in ipairs(e.tags) do
+				if child.name == "unverified-hop" and child.attr.xmlns == NS then n = n + 1; end
+			end
+		end
+	end
+	return n;
+end
+local function forged_error(first_by, second_by)
+	return st.message({ type = "error", from = "carol@a.example/pc", to = ALICE, id = "f1" })
+		:tag("error", { type = "cancel", by = first_by }):tag("undefined-condition", { xmlns = NS_STANZAS }):up():up()
+		:tag("error", { type = "cancel", by = second_by }):tag("policy-violation", { xmlns = NS_STANZAS }):up()
+		:tag("unverified-hop", { xmlns = NS, peer = "b.example", method = "none", reason = "not-verified",
+			required = "trusted" }):up():up();
+end
+local from_client = forged_error("b.example", HOST);
+check("from a local client: the refusal in a second <error/> is removed",
+	refusals.remove_forged(from_client, true) == 1 and hops_left(from_client) == 0, tostring(from_client));
+local in_our_name = forged_error("b.example", HOST);
+check("from elsewhere, in this host's name in a second <error/>: removed",
+	refusals.remove_forged(in_our_name, false) == 1 and hops_left(in_our_name) == 0, tostring(in_our_name));
+local theirs = forged_error(HOST, "b.example");
+check("from elsewhere, in another server's name: kept (its path lets the sender judge it)",
+	refusals.remove_forged(theirs, false) == 0 and hops_left(theirs) == 1, tostring(theirs));
+
 -- Held while a domain's keys are fetched: beyond the limits a message is answered with
 -- <resource-constraint/>, an error (an attested refusal on its way back) never is: it is decided
 -- at once, as if the fetch had failed.
