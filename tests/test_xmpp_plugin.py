@@ -648,6 +648,34 @@ class TestRefusals(PluginTest):
         self.recv(self.ERROR)
         assert "trust_path_unverified_hop" not in self.events
 
+    def test_a_refusal_whose_refusers_record_does_not_cover_the_hop_it_names_is_not_believed(self) -> None:
+        """a.example's record over the error before <unverified-hop/> was put in (no h=refusal)
+        verifies, and a.example's key signed it; but nothing signed says which hop was refused,
+        or why, and a refusal she believes is shown with them (rules 34 and 40)."""
+        from trustpath.core.attest import attest
+        from trustpath.core.codec import add_record, remove_paths, serialize
+        from trustpath.testbed.sim.scenarios import VECTOR_SEED
+        from trustpath.testbed.sim.tls import KeyFactory
+
+        root = parse_stanza(self.ERROR.encode())
+        genuine = decode_path(root).records[0]
+        error = root.find("{jabber:client}error")
+        hop = error.find(f"{{{NS}}}unverified-hop")
+        error.remove(hop)
+        remove_paths(root)
+        record = attest(message_fields(root), KeyFactory(VECTOR_SEED).signing_key("server/a.example/1"),
+                        signer="a.example", time=genuine.time, out_view=genuine.out_view, out_peer=genuine.out_peer)
+        error.insert(1, hop)
+        add_record(root, record)
+        assert record.covers is None and ";h=" not in record.text
+        report = self.plugin.verify_refusal(self.xmpp.Message(xml=ET.fromstring(serialize(root).decode())))
+        assert report.verdict.value == "trusted" and "refusal" not in report.covers, "its signature verifies"
+        self.send()
+        self.recv(serialize(root).decode())
+        assert "trust_path_unverified_hop" not in self.events
+        self.recv(self.ERROR)
+        assert len(self.events["trust_path_unverified_hop"]) == 1
+
     def test_the_same_refusal_twice_is_believed_once(self) -> None:
         self.send()
         self.recv(self.ERROR)

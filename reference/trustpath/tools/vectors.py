@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path as FsPath
@@ -230,6 +231,20 @@ def write_rejections(directory: FsPath) -> list[dict[str, Any]]:
         ("two-payloads-of-one-token", base.replace(b"<body>", b"<x xmlns='jabber:x:oob'><url>https://a.example/1</url>"
                                                    b"</x><x xmlns='jabber:x:oob'><url>https://a.example/2</url></x>"
                                                    b"<body>", 1), "MalformedStanza", "more than one oob payload"),
+        # a refusal's payload (XEP: Covered Payloads, token refusal): one <unverified-hop/>, whose
+        # attributes are all signed; and a refusal's first record states nothing that arrived
+        ("two-unverified-hops", base.replace(b"<body>", b"<error type='cancel' by='a.example'><policy-violation xmlns="
+                                             b"'urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                                             + (b"<unverified-hop xmlns='" + NS.encode() + b"' peer='b.example' "
+                                                b"method='none' reason='not-verified'/>") * 2 + b"</error><body>", 1),
+         "MalformedStanza", "more than one <unverified-hop/>"),
+        ("unverified-hop-namespaced-attribute", base.replace(
+            b"<body>", b"<error type='cancel' by='a.example'><policy-violation xmlns="
+                       b"'urn:ietf:params:xml:ns:xmpp-stanzas'/><unverified-hop xmlns='" + NS.encode()
+                       + b"' xmlns:x='urn:example:x' peer='b.example' method='none' reason='not-verified' "
+                         b"x:peer='c.example'/></error><body>", 1), "MalformedStanza", "namespaced"),
+        ("record-without-in-view-stating-stored", with_records(client, server_a, re.sub(
+            rb";i=[^;]*;c=pass;v=s2s-pin", b";st=1795597200", server_b, count=1)), "MalformedStanza", "st="),
         ("forged-carbon", b"<message xmlns='jabber:client' from='mallory@evil.example/x' to='bob@b.example/desk'>"
                           b"<received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>" + base
                           + b"</forwarded></received></message>", "ForgedWrapper", "mallory@evil.example"),

@@ -4,7 +4,8 @@ meet the message's ``<require/>`` (``<unverified-hop/>``, XEP: Requiring Verifie
 Anyone can send an error with any 'id', 'by' and ``<unverified-hop/>``.  A refusal is attested:
 the refusing server (its 'by') signs it, and every server on its way back adds its record, as on
 a message.  This client believes one only when it answers a message this client sent to the
-error's 'from' with that id, its path starts with a record by its 'by', and the verdict on that
+error's 'from' with that id, its path starts with a record by its 'by' that covers the refusal
+(``h=refusal``: the hop it names, the reason and the requirement), and the verdict on that
 path meets what the message required (at least weak for a message that required nothing: like a
 REQUIRETLS non-delivery report, RFC 8689 section 5, a refusal is protected as the message was).
 Anything else is an ordinary stanza error: it says nothing about how, or whether, the message
@@ -53,6 +54,10 @@ def why_not_believed(message: Message, report: Report | None, *, sent: bool, req
     by = refused_by(message)
     if not report.records or report.records[0].signer != by:
         return f"its path does not start with a record by the server it names (by={by!r})"
+    if "refusal" not in report.covers:
+        # the hop, the reason and the requirement are shown with a refusal this client believes:
+        # unsigned, they could say anything (XEP rule 40)
+        return "its refusing server's record does not cover the refusal (h=refusal): the hop it names is not signed"
     if not refusal_believed(report.verdict, required):
         need = required or Verdict.WEAK.value
         return f"its path is {report.verdict.value}, and the message required {need}"
