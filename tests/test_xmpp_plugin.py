@@ -676,6 +676,23 @@ class TestRefusals(PluginTest):
         self.recv(self.ERROR)
         assert len(self.events["trust_path_unverified_hop"]) == 1
 
+    def test_the_refuser_is_read_from_the_error_whose_refusal_was_signed(self) -> None:
+        """The core verified the refusal payload of the <error/> in the message's namespace that
+        holds <unverified-hop/>, but took 'by' from the first <error/> of any namespace holding
+        one, and the plugin read only the first <error/>: an element added after signing, which no
+        signature covers, turned a.example's genuine refusal into one nobody believed."""
+        self.send()
+        foreign = (f"<error xmlns='urn:example:junk' by='c.example'><unverified-hop xmlns='{NS}' peer='x' "
+                   f"method='none' reason='not-verified'/></error>")
+        plain = "<error type='cancel'><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+        for added in (foreign, plain):
+            self.plugin.receiver.seen.clear()  # the same refusal each time: not a replay here
+            self.recv(self.ERROR.replace('<error type="cancel" by="a.example">', added + '<error type="cancel" '
+                                         'by="a.example">', 1))
+            (event,) = self.events.pop("trust_path_unverified_hop", [None])
+            assert event is not None, added
+            assert event.hop["peer"] == "b.example" and event.report.records[0].signer == "a.example"
+
     def test_the_same_refusal_twice_is_believed_once(self) -> None:
         self.send()
         self.recv(self.ERROR)

@@ -4,6 +4,7 @@ Recipient Client, steps 1 and 2, then :func:`trustpath.core.verify.verify`)."""
 from __future__ import annotations
 
 from collections.abc import Container
+from typing import Any
 from dataclasses import replace
 from datetime import datetime
 
@@ -52,14 +53,24 @@ def verify_stanza(data: bytes, anchor: Anchor, now: datetime, *, max_skew: int =
     return replace(report, notes=report.notes + (where,))
 
 
-def refuser_of(message_element: object) -> str | None:
-    """The 'by' of a refusal: the server that says it refused the message (XEP: Requiring Verified
-    Hops), or None when the stanza's ``<error/>`` names no hop."""
-    for error in message_element:  # type: ignore[attr-defined]
-        if isinstance(error.tag, str) and error.tag.endswith("}error") and \
-                error.find(f"{{{NS}}}unverified-hop") is not None:
-            return error.get("by") or None
+def refusal_error(message_element: Any) -> Any | None:
+    """The ``<error/>`` of a refusal (XEP: Covered Payloads, token ``refusal``): the child in the
+    message's own namespace that holds ``<unverified-hop/>``, the one whose payload the records
+    cover (:func:`~trustpath.core.codec.message_fields`), or None.  Works on lxml and on
+    ElementTree elements (the slixmpp plugin's)."""
+    tag = message_element.tag
+    error_tag = f"{tag[:tag.index('}') + 1]}error" if tag.startswith("{") else "error"
+    for error in message_element:
+        if error.tag == error_tag and error.find(f"{{{NS}}}unverified-hop") is not None:
+            return error
     return None
+
+
+def refuser_of(message_element: Any) -> str | None:
+    """The 'by' of a refusal: the server that says it refused the message (XEP: Requiring Verified
+    Hops), or None when no ``<error/>`` names a hop, or it names no server."""
+    error = refusal_error(message_element)
+    return (error.get("by") or None) if error is not None else None
 
 
 def verify_refusal_stanza(data: bytes, anchor: Anchor, now: datetime, *, max_skew: int = DEFAULT_MAX_SKEW,

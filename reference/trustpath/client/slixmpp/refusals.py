@@ -16,6 +16,7 @@ from __future__ import annotations
 from slixmpp.stanza import Message
 
 from ...core.model import NS, Verdict
+from ...core.receive import refusal_error, refuser_of
 from ...core.require import refusal_believed
 from ...core.verify import Report
 from .events import UnverifiedHop
@@ -25,13 +26,12 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 def unverified_hop(message: Message, report: Report | None = None) -> UnverifiedHop | None:
     """The refusal in an error message, or None if the error names no hop; ``report`` is the check
-    of the refusal's own path."""
-    error = message.xml.find(f"{{{message.namespace}}}error")
+    of the refusal's own path.  Read from the ``<error/>`` whose refusal the records cover
+    (:func:`~trustpath.core.receive.refusal_error`), not merely the first."""
+    error = refusal_error(message.xml)
     if error is None:
         return None
     hop = error.find(f"{{{NS}}}unverified-hop")
-    if hop is None:
-        return None
     condition = next((c.tag.split("}", 1)[1] for c in error
                       if isinstance(c.tag, str) and c.tag.startswith(f"{{{NS_STANZAS}}}")
                       and not c.tag.endswith("}text")), "undefined-condition")
@@ -39,9 +39,8 @@ def unverified_hop(message: Message, report: Report | None = None) -> Unverified
 
 
 def refused_by(message: Message) -> str | None:
-    """The 'by' of the error: who says it refused the message."""
-    error = message.xml.find(f"{{{message.namespace}}}error")
-    return error.get("by") if error is not None else None
+    """The 'by' of the refusal's error: who says it refused the message."""
+    return refuser_of(message.xml)
 
 
 def why_not_believed(message: Message, report: Report | None, *, sent: bool, required: str | None) -> str | None:
