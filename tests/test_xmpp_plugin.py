@@ -676,6 +676,31 @@ class TestRefusals(PluginTest):
         self.recv(self.ERROR)
         assert len(self.events["trust_path_unverified_hop"]) == 1
 
+    def test_a_refusal_is_judged_by_what_her_message_required_not_by_what_it_says(self) -> None:
+        """A refusal's 'required' is the refuser's word; with a.example's key it says 'weak' for a
+        message that required trusted, and comes over a connection her client checks by a CA only
+        (weak): it meets what it says, not what her message required (rule 34)."""
+        from trustpath.core.attest import attest
+        from trustpath.core.codec import add_record, remove_paths, serialize
+        from trustpath.testbed.sim.scenarios import VECTOR_SEED
+        from trustpath.testbed.sim.tls import KeyFactory
+
+        root = parse_stanza(self.ERROR.replace('required="trusted"', 'required="weak"').encode())
+        genuine = decode_path(root).records[0]
+        remove_paths(root)
+        add_record(root, attest(message_fields(root), KeyFactory(VECTOR_SEED).signing_key("server/a.example/1"),
+                                signer="a.example", time=genuine.time, out_view=genuine.out_view,
+                                out_peer=genuine.out_peer))
+        anchor, _ = load_anchor(SCENARIOS / "15-require-refused.anchor.json")
+        self.plugin.set_anchor(replace(anchor, view=replace(anchor.view, method="pkix")))
+        self.send(require="trusted")
+        self.recv(serialize(root).decode())
+        assert "trust_path_unverified_hop" not in self.events
+        self.send(require="weak")
+        self.recv(serialize(root).decode())
+        (event,) = self.events["trust_path_unverified_hop"]
+        assert event.report.verdict.value == "weak" and event.hop["required"] == "weak"
+
     def test_the_refuser_is_read_from_the_error_whose_refusal_was_signed(self) -> None:
         """The core verified the refusal payload of the <error/> in the message's namespace that
         holds <unverified-hop/>, but took 'by' from the first <error/> of any namespace holding
