@@ -529,7 +529,7 @@ def test_a_refusal_by_the_recipients_server_carries_its_record_and_the_senders_s
                                                                            KeySource.S2S_PIN, ALICE)
     refusal = alice.inbox[-1].refusal
     assert [h.sender for h in refusal.hops] == ["b.example", "a.example"] and refusal.verdict is Verdict.TRUSTED
-    assert refusal_believed(refusal.verdict, "trusted")
+    assert refusal_believed(refusal.verdict, "trusted", by_own_server=False)
 
 
 def test_a_refusal_changed_on_its_way_back_or_without_its_record_is_not_believed(fed):
@@ -540,12 +540,13 @@ def test_a_refusal_changed_on_its_way_back_or_without_its_record_is_not_believed
     stanza = _refusal_stanza(alice)
     changed = alice.check_refusal(stanza.replace(b'reason="ca-only"', b'reason="pin-mismatch"'))
     assert changed.verdict is Verdict.UNTRUSTED and changed.records[-1].status is Status.TAMPERED  # both cover it
-    assert not refusal_believed(changed.verdict, "trusted")
+    assert not refusal_believed(changed.verdict, "trusted", by_own_server=False)
     root = parse_stanza(stanza)
     remove_paths(root)
     unsigned = alice.check_refusal(serialize(root))
     assert unsigned.verdict is Verdict.UNTRUSTED and "stripped" in [h.reason for h in unsigned.hops]
-    assert not refusal_believed(unsigned.verdict, "trusted") and not refusal_believed(unsigned.verdict, None)
+    assert not refusal_believed(unsigned.verdict, "trusted", by_own_server=False)
+    assert not refusal_believed(unsigned.verdict, None, by_own_server=True)
 
 
 def test_a_refusal_that_came_back_over_a_link_checked_by_a_ca_only_is_not_believed_for_trusted(fed):
@@ -555,8 +556,12 @@ def test_a_refusal_that_came_back_over_a_link_checked_by_a_ca_only_is_not_believ
     alice.send("bob@b.example", "only trusted", require="trusted")
     refusal = alice.inbox[-1].refusal
     assert refusal.verdict is Verdict.WEAK and refusal.weakest == ("H1",)
-    assert not refusal_believed(refusal.verdict, "trusted") and refusal_believed(refusal.verdict, "weak")
-    assert refusal_believed(refusal.verdict, None)  # a bounce of a message that required nothing
+    assert not refusal_believed(refusal.verdict, "trusted", by_own_server=False)
+    assert refusal_believed(refusal.verdict, "weak", by_own_server=False)
+    # a message that required nothing: only the sender's own server refuses it (a bounce); a remote
+    # server's refusal of it is not believed, at any verdict (issue 11 review, D1)
+    assert refusal_believed(refusal.verdict, None, by_own_server=True)
+    assert not refusal_believed(Verdict.TRUSTED, None, by_own_server=False)
 
 
 def test_only_a_refusals_first_record_lacks_an_in_view(fed):

@@ -640,6 +640,23 @@ class TestRefusals(PluginTest):
         (event,) = self.events["trust_path_unverified_hop"]
         assert event.report.verdict.value == "weak"
 
+    def test_a_remote_servers_refusal_is_believed_only_for_a_message_that_required_something(self) -> None:
+        """b.example's refusal (spec/vectors/refusals, trusted path) of a message that required
+        nothing is not believed: only her own server refuses such a message (a bounce).  Without
+        this, a man in the middle on a CA-only H2 who fed a.example his keys for b.example could
+        sign a weak "refused" for a message he delivers (issue 11 review)."""
+        vectors = ROOT / "spec" / "vectors" / "refusals"
+        error = (vectors / "by-the-recipients-server.xml").read_text(encoding="utf-8")
+        anchor, _ = load_anchor(vectors / "by-the-recipients-server.anchor.json")
+        self.plugin.set_anchor(anchor)
+        self.send(require=None)
+        self.recv(error)
+        assert "trust_path_unverified_hop" not in self.events
+        self.send(require="trusted")
+        self.recv(error)
+        (event,) = self.events["trust_path_unverified_hop"]
+        assert event.report.records[0].signer == "b.example" and event.report.verdict.value == "trusted"
+
     def test_no_refusal_is_believed_when_her_server_does_not_take_part(self) -> None:
         # nothing it signs is an anchor: the refusal's path is at most unknown
         anchor, _ = load_anchor(SCENARIOS / "15-require-refused.anchor.json")

@@ -64,12 +64,17 @@ def client_hop_problem(verdict: str, server_view: View, client_view: View | None
     return None if strength >= need else (method, reason)
 
 
-def refusal_believed(refusal_verdict: Verdict, required: str | None) -> bool:
+def refusal_believed(refusal_verdict: Verdict, required: str | None, *, by_own_server: bool) -> bool:
     """Whether a sender believes a refusal whose own path has ``refusal_verdict`` (XEP: Requiring
-    Verified Hops): at least the verdict the refused message required, and at least weak for a
-    message that required none (a bounce for a pin mismatch).  Like a REQUIRETLS non-delivery
-    report (RFC 8689, section 5), a refusal is protected as the message was; it carries no
-    payload, so the sender judges it rather than a server dropping it."""
+    Verified Hops): at least the verdict the refused message required.  A message that required
+    nothing is refused only by the sender's own server (a bounce for a pin mismatch), so only
+    that one is believed then, at least weak: with a CA-only H2, a man in the middle who fed the
+    sender's server his own keys for the remote domain could sign a weak "refused" for a message
+    he delivers.  Like a REQUIRETLS non-delivery report (RFC 8689, section 5), a refusal is
+    protected as the message was; it carries no payload, so the sender judges it rather than a
+    server dropping it."""
+    if required is None and not by_own_server:
+        return False
     need = _needed(required) if required is not None else Strength.CA
     return _VERDICT_STRENGTH[refusal_verdict] >= need
 

@@ -266,8 +266,9 @@ def _shortfalls(outcome: Outcome) -> list[str]:
             problems.append(f"the refusal must give reason {exp.reason}")
     if outcome.error and outcome.refusal is None:
         problems.append("the refusal carries no path the sender could check")
+    by_own = outcome.anchor is not None and (outcome.error or {}).get("by") == outcome.anchor.server
     if outcome.refusal is not None and not refusal_believed(outcome.refusal.verdict,
-                                                            (outcome.error or {}).get("required")):
+                                                            (outcome.error or {}).get("required"), by_own_server=by_own):
         problems.append(f"the sender must believe the refusal: its path is {outcome.refusal.verdict.value}")
     if exp.covers and (outcome.report is None or not set(exp.covers) <= set(outcome.report.covers)):
         problems.append(f"the verdict must cover {', '.join(exp.covers)}")

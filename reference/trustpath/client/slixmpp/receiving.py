@@ -140,7 +140,7 @@ class Receiver:
                 log.info("trust_path: the refusal %s from %s cannot be checked: %s", message["id"], message["from"],
                          exc)
         why = why_not_believed(message, report, sent=self._receipts.was_sent(key),
-                               required=self._receipts.required_of(key))
+                               required=self._receipts.required_of(key), own_server=self.xmpp.boundjid.domain)
         if why is not None:
             log.info("trust_path: ignoring <unverified-hop/> in an error from %s: %s", message["from"], why)
             return

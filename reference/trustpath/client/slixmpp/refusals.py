@@ -6,8 +6,10 @@ the refusing server (its 'by') signs it, and every server on its way back adds i
 a message.  This client believes one only when it answers a message this client sent to the
 error's 'from' with that id, its path starts with a record by its 'by' that covers the refusal
 (``h=refusal``: the hop it names, the reason and the requirement), and the verdict on that
-path meets what the message required (at least weak for a message that required nothing: like a
-REQUIRETLS non-delivery report, RFC 8689 section 5, a refusal is protected as the message was).
+path meets what the message required (like a REQUIRETLS non-delivery report, RFC 8689 section
+5, a refusal is protected as the message was).  A message that required nothing is refused only
+by this client's own server (a bounce, for a pin mismatch): that one is believed at least weak,
+and no other.
 Anything else is an ordinary stanza error: it says nothing about how, or whether, the message
 travelled."""
 
@@ -43,7 +45,8 @@ def refused_by(message: Message) -> str | None:
     return refuser_of(message.xml)
 
 
-def why_not_believed(message: Message, report: Report | None, *, sent: bool, required: str | None) -> str | None:
+def why_not_believed(message: Message, report: Report | None, *, sent: bool, required: str | None,
+                     own_server: str) -> str | None:
     """None if the refusal in ``message``, whose own path was checked as ``report`` (None: it could
     not be), is one this client believes (see the module's text), else why not."""
     if not sent:
@@ -57,7 +60,10 @@ def why_not_believed(message: Message, report: Report | None, *, sent: bool, req
         # the hop, the reason and the requirement are shown with a refusal this client believes:
         # unsigned, they could say anything (XEP rule 40)
         return "its refusing server's record does not cover the refusal (h=refusal): the hop it names is not signed"
-    if not refusal_believed(report.verdict, required):
+    if required is None and by != own_server:
+        return (f"the message required nothing, and then only this client's own server ({own_server}) refuses it "
+                f"(a bounce), not {by}")
+    if not refusal_believed(report.verdict, required, by_own_server=by == own_server):
         need = required or Verdict.WEAK.value
         return f"its path is {report.verdict.value}, and the message required {need}"
     return None

@@ -98,7 +98,7 @@ def run_refusal(case: RefusalCase, *, seed: bytes | None = None, start: datetime
     elif report.verdict is not case.verdict or by != case.by:
         outcome.problems.append(f"refusal by {by}, {report.verdict.value}; required by {case.by}, "
                                 f"{case.verdict.value}")
-    elif refusal_believed(report.verdict, case.required) is not case.believed:
+    elif refusal_believed(report.verdict, case.required, by_own_server=case.by == "a.example") is not case.believed:
         outcome.problems.append(f"believed must be {case.believed}")
     return outcome
 
