@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, require_lua
 
 SCRIPTS = {"test_crypto.lua": 19, "test_core.lua": 84, "test_markers.lua": 21, "verify_vectors.lua": 569,
-           "server_vectors.lua": 345, "test_limits.lua": 8, "test_refusals.lua": 18}
+           "server_vectors.lua": 345, "test_limits.lua": 8, "test_refusals.lua": 17}
 
 
 def test_every_lua_test_script_is_run_here():

@@ -9,7 +9,7 @@ local jid_lib = require "util.jid";
 return function (tp)
 	local core, host = tp.core, tp.host;
 	local NS, NS_STANZAS = core.NS, tp.NS_STANZAS;
-	local tls, markers, attest = tp.tls, tp.markers, tp.attest;
+	local markers = tp.markers;
 	local full_sessions = prosody.full_sessions;
 
 	local function copy(t) local c = {}; for k, v in pairs(t) do c[k] = v; end return c; end
@@ -30,17 +30,6 @@ return function (tp)
 	-- in-view, no chain: the refuser originates the error).
 	local REFUSAL = { refusal = true };
 
-	-- Sign this server's refusal `err` for the local client `session` it is about to be sent to:
-	-- the c2s view of that session, p= its full JID.  Right before it goes: a marker would not
-	-- survive module:send (mod_trust_path.lua removes markers from stanzas of other origins).
-	local function sign_for_client(err, session)
-		local att, why = attest.sign_onto(err, REFUSAL, tls.c2s_view(session), session.full_jid, nil);
-		if not att then
-			module:log("info", "refusal %s to %s goes unsigned: %s", tostring(err.attr.id), tostring(session.full_jid), why);
-		end
-		return err;
-	end
-
 	-- The bound c2s session of this host that `to` names, or nil.
 	local function client_session(to)
 		local session = to and full_sessions[to];
@@ -48,24 +37,27 @@ return function (tp)
 		return nil;
 	end
 
-	-- Send this server's refusal `err` to the sender.  To a client of this host: signed now, for
-	-- its session (`session`, or the one its 'to' names), and sent to that session when
-	-- `session` is given (the stanza came from it), else routed (module:send).  To a remote
-	-- domain: with a marker saying "this server's refusal", signed at route/remote or
+	-- Send this server's refusal `err` to the sender, with a marker saying "this server's
+	-- refusal" (no in-view, no chain: the refuser originates the error).  To a client of this
+	-- host (`session`, the one the refused stanza came from, or the one its 'to' names): sent to
+	-- that session, whose delivery filter signs it when it goes out (delivery.lib.lua), with the
+	-- c2s view and p= its full JID, so that a refusal held in a hibernating session's queue
+	-- (XEP-0198) or a client-state buffer (XEP-0352) is signed when it is delivered and reads no
+	-- clock-skew; not routed, since mod_trust_path.lua removes markers from stanzas of this
+	-- module's origin on message/*.  To a remote domain: routed, and signed at route/remote or
 	-- s2sout-established with the view of the s2s link it leaves on (sending.lib.lua), as a
 	-- message's record is (route/remote for a remote 'to' fires no message/* hook of this host
 	-- that would remove the marker; see core/stanza_router.lua).
 	local function send(err, session)
 		local to = err.attr.to;
 		local to_host = jid_lib.host(to);
-		if session then
-			sign_for_client(err, session);
-			session.send(err);
-			return;
-		end
-		local client = to_host == host and client_session(to);
+		local client = session or (to_host == host and client_session(to));
 		if client then
-			sign_for_client(err, client);
+			-- (one without an id, which nothing can be bound to, goes unsigned: the filter's
+			-- signing finds no id, and the marker is removed before it leaves)
+			err:add_direct_child(markers.make_marker(err, REFUSAL, os.time()));
+			client.send(err);
+			return;
 		elseif to_host and not prosody.hosts[to_host] and jid_lib.host(err.attr.from) == host then
 			err:add_direct_child(markers.make_marker(err, REFUSAL, os.time()));
 		else
