@@ -6,12 +6,10 @@
 -- carries a <path/> (an attested refusal: XEP "Requiring Verified Hops") is handled like a
 -- message, except that nothing refuses it: it carries nothing to protect but its id, and its
 -- path lets the sender judge it.
-local st = require "util.stanza";
 local jid_lib = require "util.jid";
 
 return function (tp)
-	local core, host = tp.core, tp.host;
-	local NS = core.NS;
+	local core = tp.core;
 	local tls, markers, peers, held = tp.tls, tp.markers, tp.peers, tp.held;
 
 	local reposting = {}; -- held stanzas being delivered now: already handled here
@@ -40,10 +38,8 @@ return function (tp)
 			if hop then
 				module:log("info", "refusing message %s from %s: the hop from %s does not meet '%s' (%s)", fields.id, fields.sender,
 					domain, fields.require, hop.reason);
-				local reply = st.error_reply(stanza, "cancel", "policy-violation",
-					("the hop from %s does not meet '%s' (%s)"):format(domain, fields.require, hop.reason), host);
-				reply:get_child("error"):tag("unverified-hop", { xmlns = NS, peer = hop.peer, method = hop.method,
-					reason = hop.reason, required = hop.required }):up();
+				local reply = tp.refusals.error_for(stanza, "policy-violation",
+					("the hop from %s does not meet '%s' (%s)"):format(domain, fields.require, hop.reason), hop);
 				tp.refusals.send(reply); -- signed when it leaves for the sender's domain
 				return true;
 			end

@@ -218,6 +218,15 @@ _UNVERIFIED_HOP_TAG = f"{{{NS}}}unverified-hop"
 _STANZA_ERROR_PREFIX = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
 
 
+def error_condition(error: etree._Element) -> str:
+    """The defined condition of a stanza ``<error/>`` (RFC 6120, 8.3): the local name of its first
+    child in the stanzas namespace other than ``<text/>``, or "" when it has none.  Works on lxml
+    and on ElementTree elements."""
+    return next((child.tag[len(_STANZA_ERROR_PREFIX):] for child in error
+                 if isinstance(child.tag, str) and child.tag.startswith(_STANZA_ERROR_PREFIX)
+                 and child.tag != _STANZA_ERROR_PREFIX + "text"), "")
+
+
 def project_refusal(error: etree._Element) -> str | None:
     """The payload ``refusal`` of a message's ``<error/>`` (XEP: Covered Payloads), or None when it
     names no hop: its 'type', 'by', defined condition and the ``<unverified-hop/>``'s attributes.
@@ -227,11 +236,8 @@ def project_refusal(error: etree._Element) -> str | None:
         return None
     if len(hops) > 1:
         raise MalformedStanza("more than one <unverified-hop/>: a refusal names one hop")
-    condition = next((child.tag[len(_STANZA_ERROR_PREFIX):] for child in error
-                      if isinstance(child.tag, str) and child.tag.startswith(_STANZA_ERROR_PREFIX)
-                      and child.tag != _STANZA_ERROR_PREFIX + "text"), "")
     parts = ["type\x00", error.get("type") or "", "\x00by\x00", error.get("by") or "",
-             "\x00condition\x00", condition, "\x00"]
+             "\x00condition\x00", error_condition(error), "\x00"]
     for name, value in _signed_attributes(hops[0], "unverified-hop"):
         parts += ["hop.", name, "\x00", value, "\x00"]
     return "".join(parts)

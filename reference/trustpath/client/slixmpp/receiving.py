@@ -127,11 +127,14 @@ class Receiver:
         """An error naming the hop that refused a message: ``trust_path_unverified_hop`` when this
         client believes it (:mod:`.refusals`), else it is logged and stays an ordinary error."""
         key = (message["from"].bare, message["id"])
+        sent = self._receipts.was_sent(key)
+        data = wire_bytes(message.xml)
         report = None
-        if self._session.anchor is not None:
+        if sent and self._session.anchor is not None:
             # a refusal answers a message this client just sent: its server's keys are known by now
+            # (one that answers nothing it sent is not believed whatever its path: not checked)
             try:
-                report = verify_refusal_stanza(wire_bytes(message.xml),
+                report = verify_refusal_stanza(data,
                                                self._session.anchor_for(self._session.connection_view()),
                                                self._clock(),
                                                max_skew=self._session.max_skew(int(self._config["max_skew"])),
@@ -139,13 +142,13 @@ class Receiver:
             except InvalidInput as exc:
                 log.info("trust_path: the refusal %s from %s cannot be checked: %s", message["id"], message["from"],
                          exc)
-        why = why_not_believed(message, report, sent=self._receipts.was_sent(key),
+        why = why_not_believed(message, report, sent=sent,
                                required=self._receipts.required_of(key), own_server=self.xmpp.boundjid.domain)
         if why is not None:
             log.info("trust_path: ignoring <unverified-hop/> in an error from %s: %s", message["from"], why)
             return
         assert report is not None
-        self._remember_accepted(wire_bytes(message.xml), report)
+        self._remember_accepted(data, report)
         self.xmpp.event("trust_path_unverified_hop", unverified_hop(message, report))
 
     def _inner(self, message: Message) -> ET.Element | None:

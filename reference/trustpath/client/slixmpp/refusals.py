@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from slixmpp.stanza import Message
 
+from ...core.codec import error_condition
 from ...core.model import NS, Verdict
 from ...core.receive import refusal_error, refuser_of
 from ...core.require import refusal_believed
@@ -34,10 +35,7 @@ def unverified_hop(message: Message, report: Report | None = None) -> Unverified
     if error is None:
         return None
     hop = error.find(f"{{{NS}}}unverified-hop")
-    condition = next((c.tag.split("}", 1)[1] for c in error
-                      if isinstance(c.tag, str) and c.tag.startswith(f"{{{NS_STANZAS}}}")
-                      and not c.tag.endswith("}text")), "undefined-condition")
-    return UnverifiedHop(message, condition, dict(hop.attrib), report)
+    return UnverifiedHop(message, error_condition(error) or "undefined-condition", dict(hop.attrib), report)
 
 
 def refused_by(message: Message) -> str | None:
@@ -60,10 +58,9 @@ def why_not_believed(message: Message, report: Report | None, *, sent: bool, req
         # the hop, the reason and the requirement are shown with a refusal this client believes:
         # unsigned, they could say anything (XEP rule 40)
         return "its refusing server's record does not cover the refusal (h=refusal): the hop it names is not signed"
-    if required is None and by != own_server:
-        return (f"the message required nothing, and then only this client's own server ({own_server}) refuses it "
-                f"(a bounce), not {by}")
     if not refusal_believed(report.verdict, required, by_own_server=by == own_server):
-        need = required or Verdict.WEAK.value
-        return f"its path is {report.verdict.value}, and the message required {need}"
+        if required is None and by != own_server:
+            return (f"the message required nothing, and then only this client's own server ({own_server}) refuses "
+                    f"it (a bounce), not {by}")
+        return f"its path is {report.verdict.value}, and the message required {required or Verdict.WEAK.value}"
     return None

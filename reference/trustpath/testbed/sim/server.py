@@ -26,6 +26,7 @@ from ...core.constants import DEFAULT_CACHE_FOR
 from ...core.model import MAX_RECORDS, NS, Chain, KeySource, MessageFields, Reason, Result, View
 from ...core.preflight import preflight_answer, preflight_element
 from ...core.server import (
+    ChainDecision,
     FetchedKeys,
     UnverifiedHop,
     delivery_requirement_problem,
@@ -286,13 +287,25 @@ class ServerNode:
         root = renamespace(parse_stanza(data), NS_SERVER, NS_CLIENT)
         if not self.takes_part or find_path_element(root) is None:
             return serialize(root)
-        origin = link.origin
-        keys, source, failed = self.fetch_keys(origin)
-        decision = receive_chain(root, origin=origin, takes_part=self.upstream_takes_part(origin), keys=keys,
-                                 key_source=source, keys_unavailable=failed)
+        decision = self._what_arrived(root, link.origin)
         self._sign(root, message_fields(root), Arrival(link.in_view, decision.chain, decision.chain_reason,
                                                        decision.vouch), session.view, out_peer=session.jid)
         return serialize(root)
+
+    def _what_arrived(self, root: etree._Element, origin: str) -> ChainDecision:
+        """What arrived from ``origin`` (XEP: At the Receiving Server): a lookup of its keys, fetched
+        once more for a key not in the cached set (XEP: Discovery and Keys)."""
+        takes_part = self.upstream_takes_part(origin)
+        keys, source, failed = self.fetch_keys(origin) if takes_part else (None, KeySource.NONE, False)
+        decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
+                                 keys_unavailable=failed)
+        if decision.refetch and not failed:
+            keys, source, failed = self.fetch_keys(origin, again=True)
+            decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
+                                     keys_unavailable=failed)
+        if decision.error is not None:
+            self.log.append(f"{self.domain}: removed an invalid path from {origin}: {decision.error}")
+        return decision
 
     def _refuse_remote(self, origin: str, error: etree._Element) -> None:
         """Return a refusal to the sending server ``origin`` over this server's own link to it,
@@ -446,16 +459,7 @@ class ServerNode:
             return
         fields = message_fields(root)
         origin = link.origin
-        takes_part = self.upstream_takes_part(origin)
-        keys, source, failed = self.fetch_keys(origin) if takes_part else (None, KeySource.NONE, False)
-        decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
-                                 keys_unavailable=failed)
-        if decision.refetch and not failed:  # a key not in the cached set: ask once more (XEP: Discovery and Keys)
-            keys, source, failed = self.fetch_keys(origin, again=True)
-            decision = receive_chain(root, origin=origin, takes_part=takes_part, keys=keys, key_source=source,
-                                     keys_unavailable=failed)
-        if decision.error is not None:
-            self.log.append(f"{self.domain}: removed an invalid path from {origin}: {decision.error}")
+        decision = self._what_arrived(root, origin)
         if fields.require:
             hop = received_requirement_problem(fields.require, origin, link.in_view, decision)
             if hop is not None:
